@@ -1,0 +1,81 @@
+/*
+ * client.h — one downstream connection: accept, read and vet each request
+ * head, keep-alive between requests, header/idle timeouts, pipelined
+ * requests taken one at a time in order, lingering close.
+ *
+ * State machine:
+ *   IDLE ──first byte──▶ HEAD ──head complete──▶ TXN ──txn done──▶ IDLE
+ *     │                   │ (400/431/408)          │ (close)
+ *     └──idle timeout──▶ CLOSING ◀─────────────────┘
+ *   CLOSING: flush output, shut down writes, discard input until EOF or the
+ *   linger timer, then close (so a final response is not destroyed by RST).
+ *
+ * While a txn runs, client.c hands socket events to proxy.c. Worker thread.
+ */
+#ifndef WEIR_CLIENT_H
+#define WEIR_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "http1.h"
+
+#define CLIENT_MAGIC 0x434c4e54u /* "CLNT" */
+
+struct worker;
+struct txn;
+
+enum client_state {
+    CL_S_IDLE = 0, /* between requests, idle timer armed */
+    CL_S_HEAD,     /* reading a request head, header timer armed */
+    CL_S_TXN,      /* a txn owns the connection */
+    CL_S_CLOSING,  /* flushing, then lingering close */
+    CL_S_CLOSED,   /* gone; freed after dispatch */
+};
+
+struct client {
+    uint32_t magic;
+    struct worker *w;           /* borrowed */
+    uint64_t id;                /* c#N in logs */
+    struct bufferevent *bev;    /* owned */
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    enum client_state state;
+    struct http1_scan scan;
+    struct event *timer;        /* owned: header / idle / linger timer */
+    struct txn *txn;            /* borrowed while CL_S_TXN (proxy.c owns it) */
+    bool close_after;           /* no further requests on this connection */
+    uint32_t requests;          /* requests served */
+    struct client *next, *prev; /* worker's client list */
+};
+
+/* Take over an accepted socket. Returns NULL (fd closed) on failure. */
+struct client *client_new(struct worker *w, int fd, const struct sockaddr *sa,
+                          socklen_t len);
+
+/*
+ * The txn is over; `close` says the connection cannot carry another request.
+ * Continues with a pipelined request if one is buffered.
+ */
+void client_txn_done(struct client *c, bool close);
+
+/* Answer an error status and close after it is flushed. */
+void client_fail(struct client *c, int status);
+
+/* Close now (no flush); the struct is freed after dispatch. */
+void client_close(struct client *c, const char *why);
+
+/* Close after the output is flushed (lingering close). */
+void client_close_after_flush(struct client *c);
+
+/* Worker stopping: close if idle, else finish the current request, then close. */
+void client_drain(struct client *c);
+
+/* Format "c#ID ADDR" for logs. */
+void client_label(const struct client *c, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,212 @@
+/*
+ * config.h — the validated configuration: YAML file → struct config.
+ *
+ * config.c owns parsing (libyaml event API, so every node knows its line and
+ * column) and validation. The same validator (config_validate) checks a
+ * config read from the file and a config changed at runtime by the control
+ * socket, so a runtime change can never produce a state the file could not.
+ *
+ * A struct config is a plain tree of owned heap data; config_clone() deep-
+ * copies it. It is never shared between threads while mutable: the control
+ * thread clones, modifies, validates, then hands it to snapshot_new().
+ * Does not own: sockets, endpoints' runtime health (snapshot.c, health.c).
+ */
+#ifndef WEIR_CONFIG_H
+#define WEIR_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "util.h"
+
+#define CONFIG_MAX_VERSIONS 32
+#define CONFIG_MAX_ENDPOINTS 1024 /* per version */
+#define CONFIG_MAX_RULES 256
+#define CONFIG_NAME_MAX 63 /* version names: [A-Za-z0-9_.-]{1,63} */
+#define SPLIT_TOTAL_BP 10000u /* 100 % in basis points */
+
+/* Where a value came from in the file, for FILE:LINE:COL errors (1-based). */
+struct config_pos {
+    int line; /* 0 = not from the file (runtime change / default) */
+    int col;
+};
+
+struct config_endpoint {
+    char *address; /* owned: as written, "10.0.0.1:8080" / "[::1]:80" */
+    struct sockaddr_storage sa;
+    socklen_t sa_len;
+    uint32_t weight; /* 1..1000, default 1; {address: A, weight: N} form */
+    bool draining;   /* runtime: drained by control, gets no new requests */
+    struct config_pos pos;
+};
+
+struct config_health {
+    bool enabled;          /* true when the version has a `health:` map */
+    char *path;            /* owned; default "/ready" (set even when !enabled) */
+    uint16_t port;         /* 0 = the endpoint's own port */
+    uint32_t interval_ms;  /* default 2s */
+    uint32_t timeout_ms;   /* default 1s */
+    uint32_t rise;         /* default 2 */
+    uint32_t fall;         /* default 2 */
+    struct config_pos pos;
+};
+
+struct config_version {
+    char *name; /* owned */
+    struct config_endpoint *endpoints; /* owned array */
+    size_t n_endpoints;
+    char *discover;          /* owned, NULL if none: "name:port" */
+    uint32_t discover_interval_ms; /* default 5s */
+    struct config_health health;
+    char *fallback;          /* owned, NULL: version taking traffic when none healthy */
+    struct config_pos pos;   /* the version's name (its key under `versions`) */
+    struct config_pos fallback_pos; /* the `fallback` value */
+};
+
+enum config_rule_match {
+    RULE_M_HEADER_VALUE = 0, /* header NAME equals VALUE exactly */
+    RULE_M_HEADER_PRESENT,   /* header NAME present (any value) */
+    RULE_M_COOKIE_VALUE,     /* cookie NAME equals VALUE exactly */
+};
+
+struct config_rule {
+    enum config_rule_match match;
+    char *name;    /* owned: header or cookie name, as written */
+    char *value;   /* owned; NULL for RULE_M_HEADER_PRESENT */
+    char *version; /* owned: target version name */
+    struct config_pos pos;         /* the rule (list item) */
+    struct config_pos version_pos; /* the `version` value */
+};
+
+enum config_sticky_kind {
+    STICKY_NONE = 0, /* no stickiness */
+    STICKY_HEADER,   /* key is a request header's value */
+    STICKY_COOKIE,   /* key is a cookie's value */
+};
+
+struct config_sticky {
+    enum config_sticky_kind kind;
+    char *name;  /* owned: header or cookie name */
+    bool assign; /* cookie only: issue a random key when absent */
+    struct config_pos pos;
+};
+
+enum config_log_format {
+    LOG_F_JSON = 0, /* JSON lines (default) */
+    LOG_F_COMBINED, /* Apache/nginx combined log format */
+};
+
+struct config_access_log {
+    bool enabled;               /* default true */
+    enum config_log_format format;
+    char *path;                 /* owned; NULL = stdout */
+};
+
+struct config {
+    char *path; /* owned: the file this came from (for errors and reload) */
+
+    char *listen; /* owned: as written */
+    struct sockaddr_storage listen_sa;
+    socklen_t listen_sa_len;
+    char *control;    /* owned; default "/run/weir/weir.sock" */
+    uint32_t control_mode;  /* default 0600 */
+    char *control_owner;    /* owned, NULL = unchanged (user name or uid) */
+    char *control_group;    /* owned, NULL = unchanged (group name or gid) */
+    char *state;      /* owned; default control + ".state" */
+    char *admin;      /* owned, NULL = no admin listener */
+    struct sockaddr_storage admin_sa;
+    socklen_t admin_sa_len;
+    bool watch;       /* default true: reload when the file changes */
+    char *version_header; /* owned, NULL = none */
+
+    uint32_t workers; /* 0 in the file = one per core (resolved by main) */
+
+    /* timeouts: */
+    uint32_t client_header_timeout_ms;   /* default 10s */
+    uint32_t client_idle_timeout_ms;     /* keep-alive idle, default 60s */
+    uint32_t client_body_timeout_ms;     /* between body reads, default 60s */
+    uint32_t upstream_connect_timeout_ms;/* default 2s */
+    uint32_t upstream_response_timeout_ms;/* idle while waiting, default 30s */
+    uint32_t upstream_idle_timeout_ms;   /* pooled idle conn, default 30s */
+    uint32_t drain_timeout_ms;           /* graceful stop, default 10s */
+
+    /* limits: */
+    uint32_t max_connections;   /* per process, default 10000 */
+    uint32_t max_header_bytes;  /* request head, default 16384 */
+    uint32_t max_header_count;  /* default 100 */
+    uint32_t max_idle_upstream; /* idle pooled conns per endpoint per worker, default 64 */
+
+    uint32_t retries;           /* extra attempts on another endpoint, default 1 */
+
+    struct config_version *versions; /* owned array, in file order */
+    size_t n_versions;
+    struct config_pos versions_pos; /* the `versions` key */
+    uint32_t *split_bp; /* owned, n_versions entries, sums to SPLIT_TOTAL_BP */
+    struct config_pos split_pos; /* the `split` key */
+
+    struct config_rule *rules; /* owned array */
+    size_t n_rules;
+    struct config_sticky sticky;
+
+    char **resolvers; /* owned array of owned "ip:port" strings */
+    size_t n_resolvers;
+
+    struct config_access_log access_log;
+};
+
+/* One problem found; messages are collected, every problem not only the first. */
+struct config_error {
+    struct config_pos pos;
+    char msg[256];
+};
+
+struct config_errors {
+    char *file; /* owned */
+    struct config_error *v; /* owned array */
+    size_t n, cap;
+};
+
+/*
+ * Read and validate FILE. Returns a new config (caller owns) or NULL, in which
+ * case errs holds at least one error. errs must be initialised with
+ * config_errors_init(). Main/control thread only (not thread-unsafe, but slow).
+ */
+struct config *config_load(const char *file, struct config_errors *errs) WUR;
+
+/* Same, from an in-memory YAML text (file is used for messages only). */
+struct config *config_load_string(const char *file, const char *text,
+                                  size_t len, struct config_errors *errs) WUR;
+
+/*
+ * Check the cross-field rules (split sums to 100 %, names exist, rule
+ * targets exist, no duplicate endpoints, fallback exists...). Used by
+ * config_load and by every runtime change. Appends to errs; returns 0 when
+ * valid, -1 otherwise.
+ */
+int config_validate(const struct config *cfg, struct config_errors *errs) WUR;
+
+/* Deep copy. Never fails (aborts on OOM). */
+struct config *config_clone(const struct config *cfg);
+
+/* Free a config; NULL is a no-op. */
+void config_free(struct config *cfg);
+
+/* Index of the named version, or -1. */
+int config_version_index(const struct config *cfg, const char *name);
+
+void config_errors_init(struct config_errors *errs, const char *file);
+void config_errors_dispose(struct config_errors *errs);
+/* Append one error (printf-style message). */
+void config_errors_add(struct config_errors *errs, struct config_pos pos,
+                       const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/*
+ * Render all errors, one per line "FILE:LINE:COL: message" (errors without a
+ * position are rendered "FILE: message"). Writes into buf (NUL-terminated,
+ * truncated if needed).
+ */
+void config_errors_format(const struct config_errors *errs, char *buf,
+                          size_t buflen);
+
+#endif

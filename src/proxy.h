@@ -1,0 +1,41 @@
+/*
+ * proxy.h — one transaction (txn): a request and its response.
+ *
+ *   route (rules → sticky → split) → pick endpoint (SWRR) → upstream conn
+ *   (pooled or new) → request head rewritten → request body streamed
+ *   (re-framed) → response head rewritten → response body streamed → done.
+ *
+ * Both directions stream with backpressure: above FLOW_HIGH_WATER queued
+ * toward one side, reading from the other stops (flow_pause), and resumes
+ * when the queue drains to half (flow_resume). A 101 turns the txn into a
+ * byte tunnel. Failures before any response byte are retried on another
+ * endpoint when safe; otherwise they become 502/503/504, or a closed client
+ * connection when the response had already started.
+ *
+ * Worker thread only. The txn owns its upstream conn while it runs and holds
+ * a snapshot reference to its end.
+ */
+#ifndef WEIR_PROXY_H
+#define WEIR_PROXY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Above this many bytes queued toward a peer, stop reading the source. */
+#define FLOW_HIGH_WATER (256u * 1024u)
+
+struct client;
+struct txn;
+
+/* A vetted head of head_len bytes is at the front of the client's input. */
+void proxy_start(struct client *c, size_t head_len);
+
+/* Client socket events while its txn runs. */
+void proxy_on_client_read(struct txn *t);
+void proxy_on_client_drained(struct txn *t);
+void proxy_on_client_eof(struct txn *t);
+
+/* The client is going away: drop the txn and its upstream conn. */
+void proxy_abort(struct txn *t, const char *why);
+
+#endif

@@ -1,0 +1,245 @@
+/*
+ * server.c — see server.h.
+ *
+ * Startup: config → first snapshot → listening sockets (one per worker,
+ * SO_REUSEPORT; port 0 is resolved by the first and reused by the rest) →
+ * workers → control socket, admin, health, watch. Stop: SIGTERM/SIGINT ask
+ * every worker to drain; a short poll timer ends the main loop when all
+ * workers have finished (the control socket closes first, the admin
+ * listener keeps answering /healthz with 503 meanwhile).
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "access.h"
+#include "admin.h"
+#include "config.h"
+#include "control.h"
+#include "health.h"
+#include "log.h"
+#include "metrics.h"
+#include "runtime.h"
+#include "snapshot.h"
+#include "watch.h"
+#include "worker.h"
+
+struct server {
+    struct event_base *base;
+    struct worker *workers[WORKERS_MAX];
+    unsigned n_workers;
+    struct event *sig_hup, *sig_term, *sig_int, *sig_usr1;
+    struct event *stop_poll;
+    bool stopping;
+};
+
+static struct server srv;
+
+void server_reload_config(void);
+
+/* SIGHUP, `reload` and the file watch all end here (runtime_reload). */
+void server_reload_config(void)
+{
+    struct config_errors errs;
+    config_errors_init(&errs, runtime_config()->path);
+    char msg[512] = "";
+    if (runtime_reload(&errs, msg, sizeof(msg)) < 0) {
+        char buf[4096];
+        config_errors_format(&errs, buf, sizeof(buf));
+        log_error("reload refused, keeping the running config:\n%s", buf);
+    } else {
+        log_info("reloaded: %s", msg);
+        if (access_configure(runtime_config()) < 0)
+            log_error("access log settings not applied");
+    }
+    config_errors_dispose(&errs);
+}
+
+static void on_stop_poll(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    for (unsigned i = 0; i < srv.n_workers; i++)
+        if (!atomic_load(&srv.workers[i]->finished))
+            return;
+    event_base_loopbreak(srv.base);
+}
+
+static void begin_stop(void)
+{
+    if (srv.stopping)
+        return;
+    srv.stopping = true;
+    log_info("stopping: draining in-flight requests");
+    admin_set_draining();
+    control_stop();
+    watch_stop();
+    for (unsigned i = 0; i < srv.n_workers; i++)
+        worker_request_stop(srv.workers[i]);
+    srv.stop_poll = event_new(srv.base, -1, EV_PERSIST, on_stop_poll, NULL);
+    struct timeval tv = {0, 20000};
+    event_add(srv.stop_poll, &tv);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    (void)arg;
+    switch (sig) {
+    case SIGHUP:
+        log_info("SIGHUP: reloading the config file");
+        server_reload_config();
+        break;
+    case SIGUSR1:
+        access_reopen();
+        break;
+    default:
+        begin_stop();
+        break;
+    }
+}
+
+int server_check_config(const char *config_path)
+{
+    struct config_errors errs;
+    config_errors_init(&errs, config_path);
+    struct config *cfg = config_load(config_path, &errs);
+    int rc = 0;
+    if (!cfg) {
+        char buf[16384];
+        config_errors_format(&errs, buf, sizeof(buf));
+        fputs(buf, stderr);
+        rc = 1;
+    } else {
+        printf("%s: configuration is valid\n", config_path);
+    }
+    config_free(cfg);
+    config_errors_dispose(&errs);
+    return rc;
+}
+
+/* Open one listening socket per worker on the same address. */
+static int open_listeners(const struct config *cfg, int *fds, unsigned n)
+{
+    struct sockaddr_storage sa = cfg->listen_sa;
+    socklen_t len = cfg->listen_sa_len;
+    for (unsigned i = 0; i < n; i++) {
+        fds[i] = worker_listen_socket((struct sockaddr *)&sa, len);
+        if (fds[i] < 0) {
+            log_error("cannot listen on %s: %s", cfg->listen, strerror(errno));
+            while (i--)
+                close(fds[i]);
+            return -1;
+        }
+        if (i == 0) /* port 0: the rest bind the port the kernel chose */
+            getsockname(fds[0], (struct sockaddr *)&sa, &len);
+    }
+    char addr[80];
+    util_format_addr((struct sockaddr *)&sa, addr, sizeof(addr));
+    log_info("listening on %s with %u workers", addr, n);
+    return 0;
+}
+
+static unsigned worker_count(const struct config *cfg)
+{
+    unsigned n = cfg->workers;
+    if (n == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cores > 0 ? (unsigned)cores : 1;
+    }
+    return n > WORKERS_MAX ? WORKERS_MAX : n;
+}
+
+int server_run(const char *config_path)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (getenv("WEIR_DEBUG"))
+        log_set_level(LOG_L_DEBUG);
+    struct config_errors errs;
+    config_errors_init(&errs, config_path);
+    if (runtime_start(config_path, &errs) < 0) {
+        char buf[16384];
+        config_errors_format(&errs, buf, sizeof(buf));
+        fputs(buf, stderr);
+        config_errors_dispose(&errs);
+        return 1;
+    }
+    config_errors_dispose(&errs);
+    const struct config *cfg = runtime_config();
+    int rc = 1;
+    srv.base = event_base_new();
+    if (!srv.base || access_configure(cfg) < 0)
+        goto out;
+    srv.n_workers = worker_count(cfg);
+    int fds[WORKERS_MAX];
+    if (open_listeners(cfg, fds, srv.n_workers) < 0)
+        goto out;
+    for (unsigned i = 0; i < srv.n_workers; i++) {
+        srv.workers[i] = worker_new((int)i, fds[i]);
+        if (!srv.workers[i]) {
+            for (unsigned j = i + 1; j < srv.n_workers; j++)
+                close(fds[j]);
+            srv.n_workers = i;
+            goto out_workers;
+        }
+    }
+    if (control_start(srv.base, cfg) < 0 || admin_start(srv.base, cfg) < 0)
+        goto out_workers;
+    if (cfg->watch && watch_start(srv.base, config_path) < 0)
+        log_warn("config file watch unavailable; use SIGHUP or `weirctl reload`");
+    health_start(srv.base);
+    for (unsigned i = 0; i < srv.n_workers; i++) {
+        if (worker_start(srv.workers[i]) < 0) {
+            log_error("cannot start worker thread %u", i);
+            srv.n_workers = i;
+            goto out_workers;
+        }
+    }
+    srv.sig_hup = evsignal_new(srv.base, SIGHUP, on_signal, NULL);
+    srv.sig_term = evsignal_new(srv.base, SIGTERM, on_signal, NULL);
+    srv.sig_int = evsignal_new(srv.base, SIGINT, on_signal, NULL);
+    srv.sig_usr1 = evsignal_new(srv.base, SIGUSR1, on_signal, NULL);
+    event_add(srv.sig_hup, NULL);
+    event_add(srv.sig_term, NULL);
+    event_add(srv.sig_int, NULL);
+    event_add(srv.sig_usr1, NULL);
+    log_info("weir %s started (pid %d)", WEIR_VERSION, (int)getpid());
+    event_base_dispatch(srv.base);
+    rc = 0;
+    log_info("stopped");
+
+out_workers:
+    if (!srv.stopping)
+        for (unsigned i = 0; i < srv.n_workers; i++)
+            worker_request_stop(srv.workers[i]);
+    for (unsigned i = 0; i < srv.n_workers; i++)
+        worker_free(srv.workers[i]);
+    health_stop();
+    admin_stop();
+    control_stop();
+    watch_stop();
+    if (srv.sig_hup) {
+        event_free(srv.sig_hup);
+        event_free(srv.sig_term);
+        event_free(srv.sig_int);
+        event_free(srv.sig_usr1);
+    }
+    if (srv.stop_poll)
+        event_free(srv.stop_poll);
+out:
+    access_shutdown();
+    runtime_stop();
+    snapshot_shutdown();
+    metrics_shutdown();
+    if (srv.base)
+        event_base_free(srv.base);
+    return rc;
+}
