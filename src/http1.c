@@ -151,6 +151,30 @@ static int run_llhttp(llhttp_t *parser, llhttp_type_t type, struct parse_ctx *c,
     return -1;
 }
 
+/* RFC 9110 §5.6.2 tchar. */
+static bool is_tchar(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/*
+ * Every field name is a token followed directly by ':' (RFC 9112 §5.1:
+ * whitespace before the colon MUST be rejected; llhttp 8.1 lets it pass).
+ */
+static bool names_are_tokens(const struct parse_ctx *c, const char *end)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        struct strview n = c->headers[i].name;
+        if (n.len == 0 || n.p + n.len >= end || n.p[n.len] != ':')
+            return false;
+        for (size_t k = 0; k < n.len; k++)
+            if (!is_tchar((unsigned char)n.p[k]))
+                return false;
+    }
+    return true;
+}
+
 static bool sv_eq_lit(struct strview v, const char *lit)
 {
     return util_sv_ieq(v, lit);
@@ -337,6 +361,10 @@ int http1_parse_request(struct http1_request *req, const char *p, size_t len,
     struct parse_ctx c = {.headers = req->headers, .max = req->max_headers};
     if (run_llhttp(&parser, HTTP_REQUEST, &c, p, len, err) < 0)
         return c.too_many ? 431 : 400;
+    if (!names_are_tokens(&c, p + len)) {
+        *err = "invalid header field name";
+        return 400;
+    }
     req->n_headers = c.n;
     req->head_len = len;
     req->target = c.url;
@@ -396,6 +424,10 @@ int http1_parse_response(struct http1_response *res, const char *p, size_t len,
         return -1;
     if (parser.http_major != 1) {
         *err = "unsupported HTTP version from upstream";
+        return -1;
+    }
+    if (!names_are_tokens(&c, p + len)) {
+        *err = "invalid header field name from upstream";
         return -1;
     }
     res->n_headers = c.n;

@@ -121,6 +121,12 @@ void runtime_cfg_format_split(const struct config *cfg, char *buf, size_t buflen
 /* The running config (borrowed; valid until the next change). */
 const struct config *runtime_config(void);
 
+/*
+ * Publish a new snapshot of the running config unchanged, because something
+ * it is built from changed (discovered endpoints). Logs `why`.
+ */
+void runtime_refresh(const char *why);
+
 /* Free everything at exit. */
 void runtime_stop(void);
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "discovery.h"
 #include "metrics.h"
 #include "util.h"
 
@@ -102,6 +103,14 @@ static struct endpoint *find_prev(const struct snapshot *prev,
     return NULL;
 }
 
+static bool has_address(const struct snap_version *sv, const char *address)
+{
+    for (size_t i = 0; i < sv->n_eps; i++)
+        if (strcmp(sv->eps[i].ep->address, address) == 0)
+            return true;
+    return false;
+}
+
 static char *lowercase_dup(const char *s, size_t *len)
 {
     char *p = xstrdup(s);
@@ -133,18 +142,23 @@ struct snapshot *snapshot_new(struct config *cfg, const struct snapshot *prev)
         lo += sv->split_bp;
         sv->sticky_hi = lo;
         sv->fallback = cv->fallback ? config_version_index(cfg, cv->fallback) : -1;
-        sv->n_eps = cv->n_endpoints;
-        sv->eps = xcalloc(cv->n_endpoints, sizeof(*sv->eps));
-        for (size_t i = 0; i < cv->n_endpoints; i++) {
-            const struct config_endpoint *ce = &cv->endpoints[i];
+        const struct config_endpoint *disc = NULL;
+        size_t n_disc = cv->discover ? discovery_endpoints(cv->name, &disc) : 0;
+        sv->eps = xcalloc(cv->n_endpoints + n_disc, sizeof(*sv->eps));
+        for (size_t i = 0; i < cv->n_endpoints + n_disc; i++) {
+            const struct config_endpoint *ce =
+                i < cv->n_endpoints ? &cv->endpoints[i] : &disc[i - cv->n_endpoints];
+            if (i >= cv->n_endpoints && has_address(sv, ce->address))
+                continue; /* configured explicitly as well */
             struct endpoint *ep = find_prev(prev, cv->name, ce->address);
             if (ep)
                 endpoint_ref(ep);
             else
                 ep = endpoint_new(cv->name, ce);
-            sv->eps[i].ep = ep;
-            sv->eps[i].weight = ce->weight ? ce->weight : 1;
-            sv->eps[i].draining = ce->draining;
+            struct snap_endpoint *se = &sv->eps[sv->n_eps++];
+            se->ep = ep;
+            se->weight = ce->weight ? ce->weight : 1;
+            se->draining = ce->draining;
         }
     }
     s->n_rules = cfg->n_rules;

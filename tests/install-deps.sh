@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install what building and testing weir needs on a fresh Debian 12 (as root).
+# Idempotent: skips apt when everything is already there.
+set -euo pipefail
+# --build-only: just what building and running weir needs (the demo).
+pkgs=(meson ninja-build pkg-config gcc libc6-dev libevent-dev libyaml-dev
+      libjemalloc-dev node-llhttp python3 curl procps)
+if [ "${1:-}" != "--build-only" ]; then
+    pkgs+=(iproute2 dnsmasq-base prometheus chromium nginx-light haproxy wrk)
+    # Node.js: keep one that is already there (it may come with its own npm).
+    command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The k8s manifest validator's pinned npm packages (lockfile in tests/k8s).
+if [ "${1:-}" != "--build-only" ] && [ -f "$(dirname "$0")/k8s/package-lock.json" ] && [ ! -d "$(dirname "$0")/k8s/node_modules" ]; then
+    npm ci --silent --no-audit --no-fund --prefix "$(dirname "$0")/k8s" >/dev/null
+fi

@@ -1,0 +1,161 @@
+/*
+ * test_http1.c — head vetting, request parsing (framing, smuggling shapes),
+ * head rewriting toward the upstream and the client, chunked decoding.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "http1.h"
+#include "tap.h"
+
+static struct router_header hdrs[64];
+
+static int parse(const char *raw, struct http1_request *req, const char **err)
+{
+    size_t len = strlen(raw), head_len = 0;
+    struct http1_scan sc = {0};
+    *err = NULL;
+    enum http1_scan_result r = http1_scan_head(&sc, raw, len, &head_len, err);
+    if (r == H1_SCAN_BAD)
+        return 400;
+    if (r == H1_SCAN_MORE)
+        return -1;
+    memset(req, 0, sizeof(*req));
+    req->headers = hdrs;
+    req->max_headers = 64;
+    return http1_parse_request(req, raw, head_len, err);
+}
+
+static char *drain_str(struct evbuffer *b)
+{
+    size_t n = evbuffer_get_length(b);
+    char *s = malloc(n + 1);
+    evbuffer_remove(b, s, n);
+    s[n] = '\0';
+    return s;
+}
+
+int main(void)
+{
+    struct http1_request req;
+    const char *err;
+
+    /* scanner is incremental and byte-exact */
+    const char *head = "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET";
+    struct http1_scan sc = {0};
+    size_t hl = 0;
+    int r = 0;
+    for (size_t n = 1; n <= strlen(head); n++) {
+        r = http1_scan_head(&sc, head, n, &hl, &err);
+        if (r != H1_SCAN_MORE)
+            break;
+    }
+    ok(r == H1_SCAN_DONE && hl == 27, "scanner finds the head end byte by byte (%zu)", hl);
+
+    is_int(parse("GET / HTTP/1.1\r\nHost: a\r\n\r\n", &req, &err), 0, "simple GET parses");
+    ok(req.framing == H1_F_NONE && req.keep_alive && req.minor == 1, "no body, keep-alive, 1.1");
+    is_int(parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n", &req, &err), 0, "CL parses");
+    ok(req.framing == H1_F_LENGTH && req.content_length == 12, "CL framing");
+    is_int(parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n", &req, &err), 0, "TE parses");
+    ok(req.framing == H1_F_CHUNKED, "chunked framing (case-insensitive)");
+    is_int(parse("GET / HTTP/1.0\r\n\r\n", &req, &err), 0, "1.0 without Host is fine");
+    ok(!req.keep_alive, "1.0 closes by default");
+    is_int(parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", &req, &err), 0, "1.0 keep-alive");
+    ok(req.keep_alive, "1.0 with Connection: keep-alive stays open");
+    is_int(parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", &req, &err), 0, "close");
+    ok(!req.keep_alive, "Connection: close honoured");
+
+    struct {
+        const char *raw;
+        int status;
+    } bad[] = {
+        {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+        {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400},
+        {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 400},
+        {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n", 400},
+        {"GET / HTTP/1.1\nHost: a\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost: a\r\n b\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost: a\r\nX: \x01\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost: a\r\nX : 1\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\n\r\n", 400},
+        {"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", 405},
+        {"GET x HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        is_int(parse(bad[i].raw, &req, &err), bad[i].status, "bad shape %zu refused (%s)", i,
+               err ? err : "-");
+
+    /* rewrite toward the upstream */
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "192.0.2.7", &sin.sin_addr);
+    struct http1_fwd fwd = {.client = (struct sockaddr *)&sin};
+    struct evbuffer *b = evbuffer_new();
+    parse("POST http://h/p?q HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.1.1.1\r\n"
+          "X-Forwarded-For: 2.2.2.2\r\nConnection: X-Drop\r\nX-Drop: 1\r\nVia: 1.0 edge\r\n"
+          "Transfer-Encoding: chunked\r\nUpgrade: h2c\r\n\r\n", &req, &err);
+    http1_write_request(b, &req, &fwd);
+    char *out = drain_str(b);
+    is_str(out,
+           "POST /p?q HTTP/1.1\r\nHost: h\r\nVia: 1.0 edge, 1.1 weir\r\n"
+           "X-Forwarded-For: 1.1.1.1, 2.2.2.2, 192.0.2.7\r\nX-Forwarded-Proto: http\r\n"
+           "Transfer-Encoding: chunked\r\n\r\n",
+           "request head rewritten (origin-form, XFF merged+appended, hop-by-hop gone)");
+    free(out);
+
+    /* rewrite toward the client */
+    struct router_header rh[16];
+    struct http1_response res = {.headers = rh, .max_headers = 16};
+    const char *rraw = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive, X-Hop\r\n"
+                       "X-Hop: 1\r\nX-Weir-Version: spoofed\r\nX-App: 1\r\n\r\n";
+    is_int(http1_parse_response(&res, rraw, strlen(rraw), false, &err), 0, "response parses");
+    struct http1_back back = {.version_header = "X-Weir-Version", .version = "v2", .client_minor = 1};
+    enum http1_framing f = http1_write_response(b, &res, &back);
+    out = drain_str(b);
+    is_str(out, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nX-App: 1\r\nX-Weir-Version: v2\r\n\r\n",
+           "response head rewritten (version header set, upstream's copy dropped)");
+    ok(f == H1_F_LENGTH, "framing kept");
+    free(out);
+    rraw = "HTTP/1.0 200 OK\r\n\r\n";
+    http1_parse_response(&res, rraw, strlen(rraw), false, &err);
+    ok(res.framing == H1_F_CLOSE && !res.keep_alive, "close-delimited response");
+    f = http1_write_response(b, &res, &(struct http1_back){.client_minor = 1});
+    out = drain_str(b);
+    ok(f == H1_F_CHUNKED && strstr(out, "Transfer-Encoding: chunked"), "re-framed as chunked for a 1.1 client");
+    free(out);
+
+    /* chunked decoding, fed byte by byte */
+    const char *body = "4;a=b\r\nWiki\r\n5\r\npedia\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+    struct http1_chunked ch;
+    http1_chunked_init(&ch);
+    struct evbuffer *in = evbuffer_new();
+    int rc = 0;
+    for (size_t i = 0; body[i] && rc == 0; i++) {
+        evbuffer_add(in, body + i, 1);
+        rc = http1_chunked_step(&ch, in, b, false, SIZE_MAX, &err);
+    }
+    out = drain_str(b);
+    ok(rc == 1 && strcmp(out, "Wikipedia") == 0, "chunked decoded byte by byte: '%s'", out);
+    free(out);
+    char rest[8] = {0};
+    evbuffer_add(in, "NEXT" + 0, 0);
+    evbuffer_remove(in, rest, sizeof(rest) - 1);
+    is_str(rest, "", "decoder stops exactly at the message end");
+
+    const char *badc[] = {"5\r\nhelloX\r\n", "g\r\n", "5\nhello\r\n", "5\r\nhello\r0\r\n"};
+    for (size_t i = 0; i < 4; i++) {
+        http1_chunked_init(&ch);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        evbuffer_add(in, badc[i], strlen(badc[i]));
+        rc = http1_chunked_step(&ch, in, b, true, SIZE_MAX, &err);
+        is_int(rc, -1, "bad chunk framing %zu refused (%s)", i, err ? err : "-");
+        evbuffer_drain(b, evbuffer_get_length(b));
+    }
+    evbuffer_free(in);
+    evbuffer_free(b);
+    return tap_done();
+}
