@@ -1,0 +1,188 @@
+/*
+ * pod.h — the parts of weir-pod shared by its three files:
+ *
+ *   weir_pod.c  command line, listeners, worker threads, signals (main)
+ *   pod_conn.c  one client connection: socket I/O, state machine, timers
+ *   pod_http.c  everything HTTP: llhttp callbacks, routing, the answers
+ *
+ * The design comment of the whole program is at the top of weir_pod.c.
+ */
+#ifndef WEIR_POD_H
+#define WEIR_POD_H
+
+#include "util.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <llhttp.h>
+
+#define IN_CAP (16 * 1024)          /* per-client input buffer */
+#define URL_MAX 8192                /* longer request targets get 414 */
+#define HEAD_MAX (64 * 1024)        /* larger request heads get 431 */
+#define ECHO_BODY_MAX (1024 * 1024) /* /echo bodies above this get 413 */
+#define OUT_HIGH (256 * 1024)       /* stop producing above this much output */
+#define LINGER_MS 2000              /* lingering close, RFC 9112 §9.6 */
+#define IDENT_MAX 256               /* longest --name / --version */
+
+#define CONN_MAGIC 0x636f6e6eu
+#define WORKER_MAGIC 0x776f726bu
+
+/*
+ * Set up by main() before the workers start and read-only afterwards,
+ * except the two atomics, which any worker may change.
+ */
+struct pod_config {
+    const char *name, *version;        /* borrowed from argv / static */
+    uint32_t latency_ms, jitter_ms, idle_ms;
+    uint32_t error_ppm;                /* --error-rate in parts per million */
+    unsigned threads;
+    uint64_t seed;
+    bool has_probe, verbose, quiet;
+    size_t ident_len, demo_body_len;
+    char ident[2 * IDENT_MAX + 32];    /* "X-Pod: ..\r\nX-Version: ..\r\n" */
+    char demo_body[2 * IDENT_MAX + 32];
+    atomic_bool ready;                 /* /ready answers 200 */
+    atomic_uint_fast64_t app_requests; /* counted only with --error-rate */
+};
+
+enum conn_state {
+    CONN_S_READ = 0, /* parsing requests; each answer queued when complete */
+    CONN_S_WAIT,     /* answer delayed (--latency, /sleep); parser paused */
+    CONN_S_STREAM,   /* streaming a /bytes or /chunked body; parser paused */
+    CONN_S_TUNNEL,   /* after 101 on /ws: every byte read is written back */
+    CONN_S_CLOSING,  /* last answer queued; close once the output drains */
+    CONN_S_LINGER,   /* write side shut; input discarded until EOF/timeout */
+};
+
+enum route {
+    ROUTE_DEMO = 0,  /* the demo answer */
+    ROUTE_ECHO,      /* /echo: request line, headers, body */
+    ROUTE_UPLOAD,    /* /upload: count the body */
+    ROUTE_STATUS,    /* /status/NNN */
+    ROUTE_BYTES,     /* /bytes/N, Content-Length */
+    ROUTE_CHUNKED,   /* /chunked/N, chunked when HTTP/1.1 */
+    ROUTE_SLEEP,     /* /sleep/MS */
+    ROUTE_CLOSE,     /* /close: answer, then close */
+    ROUTE_WS,        /* /ws: 101 and byte echo */
+    ROUTE_BAD,       /* a known path with a malformed argument: 400 */
+    ROUTE_LIVE,      /* probes from here on: no latency, no injected errors */
+    ROUTE_READY,     /* /ready */
+    ROUTE_READY_ON,  /* POST /ready/on */
+    ROUTE_READY_OFF, /* POST /ready/off */
+    ROUTE_NOT_FOUND, /* anything else on the probe listener */
+};
+
+enum hdr_kind {
+    HDR_OTHER = 0, /* a header we only count */
+    HDR_UPGRADE,   /* Upgrade: look for "websocket" */
+    HDR_EXPECT,    /* Expect: look for "100-continue" */
+};
+
+/* What the current request asked for; reset by on_message_begin. */
+struct req {
+    enum route route;
+    enum hdr_kind hdr;        /* header whose value is being collected */
+    int status;               /* /status/NNN */
+    int fail_status;          /* set by a callback that aborts the parse */
+    uint64_t arg;             /* N of /bytes, /chunked; ms of /sleep */
+    uint64_t body_bytes;      /* request body bytes seen so far */
+    size_t head_bytes;        /* target + header bytes seen so far */
+    const char *bad_msg;      /* static; ROUTE_BAD body */
+    bool head;                /* HEAD: no body in the answer */
+    bool http11;              /* HTTP/1.1 (chunked, 100-continue allowed) */
+    bool keep_alive;          /* llhttp_should_keep_alive() at the end */
+    bool in_body;             /* headers done; later fields are trailers */
+    bool ws_header;           /* Upgrade: websocket seen */
+    bool expect_continue;     /* Expect: 100-continue seen */
+    bool will_upgrade;        /* the answer is 101; the rest is a tunnel */
+    bool injected;            /* --error-rate picked this request */
+    bool echo_too_large;      /* /echo body went over ECHO_BODY_MAX */
+    uint8_t name_len;         /* UINT8_MAX: longer than name[] */
+    uint8_t value_len;
+    char name[16];
+    char value[32];
+};
+
+struct worker {
+    uint32_t magic;
+    unsigned id;
+    struct pod_config *cfg;             /* borrowed (see struct pod_config) */
+    pthread_t thread;
+    struct event_base *base;            /* owned */
+    struct evconnlistener *main_lst;    /* owned */
+    struct evconnlistener *probe_lst;   /* owned, worker 0 only */
+    struct event *stop_ev;              /* owned */
+    struct conn *conns;                 /* owned list */
+    uint64_t next_conn_id;
+    uint64_t rng;                       /* xorshift64 state, for jitter */
+    time_t date_sec;                    /* second the Date line is for */
+    size_t date_len;
+    size_t demo_len, demo_head_len;     /* prebuilt demo answer, keep-alive */
+    char date[64];                      /* "Date: ...\r\n" */
+    char demo[1024];
+};
+
+struct conn {
+    uint32_t magic;
+    enum conn_state state;
+    int fd;                       /* owned */
+    bool probe_listener;          /* accepted on the --probe listener */
+    bool peer_eof;                /* read returned 0 */
+    bool rd_on, wr_on;            /* rev / wev currently added */
+    bool stream_chunked;          /* STREAM frames pieces as chunks */
+    uint64_t id;                  /* c#W.N in logs */
+    uint64_t last_active_ms;      /* last read or write progress */
+    uint64_t stream_left;         /* body bytes still to queue in STREAM */
+    struct worker *w;             /* borrowed */
+    struct conn *prev, *next;     /* worker's list; borrowed */
+    struct event *rev, *wev;      /* owned */
+    struct event *timer;          /* owned: delay (WAIT), linger, idle */
+    struct evbuffer *out;         /* owned */
+    struct evbuffer *echo;        /* owned, NULL until the first /echo */
+    llhttp_t parser;
+    struct req req;
+    size_t url_len;
+    size_t in_off, in_len;        /* unparsed bytes are in[in_off, +in_len) */
+    char url[URL_MAX];            /* request target of the current request */
+    char in[IN_CAP];
+};
+
+/* Mark n bytes of c's input as used. Worker thread of c. */
+static inline void pod_conn_consume(struct conn *c, size_t n)
+{
+    c->in_off += n;
+    c->in_len -= n;
+    if (c->in_len == 0)
+        c->in_off = 0;
+}
+
+/* Start serving an accepted socket (fd is owned from here). Worker thread. */
+void pod_conn_new(struct worker *w, evutil_socket_t fd, bool probe);
+
+/* Close and free c now; why is logged with --verbose. Never call it from
+ * inside an llhttp callback. Worker thread of c. */
+void pod_conn_free(struct conn *c, const char *why);
+
+/* Fill the static page streamed bodies refer to. main(), before workers. */
+void pod_http_init(void);
+
+/* Set up c's request parser. Worker thread of c. */
+void pod_http_parser_init(struct conn *c);
+
+/* Parse c's buffered input while c is in READ and its output has room;
+ * answers are queued into c->out and c->state moves on. Worker thread. */
+void pod_http_parse(struct conn *c);
+
+/* Queue the answer to c's current request, whose delay is over. */
+void pod_http_respond(struct conn *c);
+
+/* STREAM: queue more of the body, up to OUT_HIGH bytes of output; moves c
+ * out of STREAM when the body is complete. Worker thread of c. */
+void pod_http_fill(struct conn *c);
+
+#endif
