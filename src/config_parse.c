@@ -1,0 +1,1096 @@
+/*
+ * config_parse.c — the tree of config_yaml.c → struct config (config_yaml.h).
+ *
+ * The tree is interpreted against tables of `struct field` (key name, type,
+ * where to store it). parse_map() reports unknown keys (with a "did you
+ * mean"), missing required keys and values of the wrong shape; set_field()
+ * parses one value. A value that does not parse is reported and not
+ * stored, so the default stays; every problem is collected, none stops the
+ * walk. Checks that span several values are the validator's (config.c).
+ *
+ * Every error bumps rep.taint, and a silently skipped node (a duplicate key,
+ * an alias: reported once already) does too. A section compares taint
+ * before and after to know it is incomplete, and tells the validator through
+ * struct config_skip, so only first-hand problems are reported.
+ *
+ * Wording: a value of the wrong kind reads `"KEY" must be WHAT, not GOT`;
+ * addresses, which come with a reason of their own, read
+ * `invalid THING "TEXT": REASON`.
+ */
+#include "config_yaml.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#define MAX_FIELDS 24 /* keys in the largest mapping (top level) */
+
+/* Parse state shared by every step. */
+struct pctx {
+    struct config_report rep; /* errors; rep.taint counts them and skipped nodes */
+    struct config *cfg;       /* borrowed: the config being filled */
+    struct config_skip *skip; /* borrowed */
+    /* split entries, resolved to version indices after everything is read */
+    struct split_ent {
+        const char *name; /* borrowed from the tree */
+        uint32_t bp;
+        struct config_pos pos;
+    } *split;
+    size_t n_split;
+    bool split_seen;      /* `split` was a mapping */
+    bool split_bad;       /* ... with a problem in it */
+    bool versions_seen;   /* `versions` was a mapping */
+};
+
+static void perr(struct pctx *p, struct config_pos pos, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void perr(struct pctx *p, struct config_pos pos, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    config_yaml_verror(&p->rep, pos, fmt, ap);
+    va_end(ap);
+}
+
+static const char *quote(struct config_qbuf *q, const char *s)
+{
+    return config_yaml_quote(q, s);
+}
+
+static const char *describe(struct config_qbuf *q, const struct config_node *n)
+{
+    return config_yaml_describe(q, n);
+}
+
+/* ---- fields ------------------------------------------------------------ */
+
+enum field_type {
+    F_STR = 0,  /* any string → char * */
+    F_PATH,     /* non-empty path → char * */
+    F_SOCKPATH, /* Unix socket path that fits sun_path → char * */
+    F_ID,       /* user/group name or number → char * */
+    F_TOKEN,    /* HTTP token (header or cookie name) → char * */
+    F_ADDR,     /* host:port → char * + sockaddr + socklen_t */
+    F_DUR,      /* duration → uint32_t ms, >= min */
+    F_UINT,     /* decimal integer min..max → uint32_t */
+    F_PORT,     /* decimal integer 0..65535 → uint16_t */
+    F_BOOL,     /* true/false/yes/no/on/off → bool */
+    F_MODE,     /* octal permission bits → uint32_t */
+    F_MAP,      /* nested mapping described by sub, same base */
+    F_FN,       /* custom: fn parses the value */
+};
+
+struct field;
+typedef void (*field_cb)(struct pctx *p, const struct field *f,
+                         const struct config_node *key, const struct config_node *val,
+                         void *base);
+
+struct field {
+    const char *name;
+    enum field_type type;
+    bool required;
+    size_t off, off_sa, off_salen; /* storage in the base struct */
+    uint32_t min, max;             /* F_DUR, F_UINT */
+    const char *what;              /* override of the type's description */
+    const struct field *sub;       /* F_MAP */
+    field_cb fn;                   /* F_FN */
+};
+
+/* What parse_map() found: key and value node per field index. */
+struct seen {
+    const struct config_node *key[MAX_FIELDS];
+    const struct config_node *val[MAX_FIELDS];
+};
+
+#define AT(base, off, type) ((type *)(void *)((char *)(base) + (off)))
+
+static void set_str(void *base, size_t off, const char *s)
+{
+    char **slot = AT(base, off, char *);
+    free(*slot);
+    *slot = s ? xstrdup(s) : NULL;
+}
+
+static int parse_uint(const char *s, uint32_t max, uint32_t *out)
+{
+    uint64_t v = 0;
+    if (!*s)
+        return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return -1;
+        v = v * 10 + (uint64_t)(*s - '0');
+        if (v > max)
+            return -1;
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on"};
+    static const char *const no[] = {"false", "no", "off"};
+    for (size_t i = 0; i < ARRAY_LEN(yes); i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int parse_mode(const char *s, uint32_t *out)
+{
+    if (strncmp(s, "0o", 2) == 0)
+        s += 2;
+    uint32_t v = 0;
+    if (!*s || strlen(s) > 4)
+        return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '7')
+            return -1;
+        v = v * 8 + (uint32_t)(*s - '0');
+    }
+    if (v > 0777)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Does s look like a user or group: a name or a number, nothing odd. */
+static bool is_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64 || s[0] == '-')
+        return false;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c <= ' ' || c == ':' || c == '/' || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+/* RFC 1123 host name: dot-separated labels of 1..63 letters, digits, hyphens. */
+static bool is_hostname(const char *s, size_t len)
+{
+    if (len == 0 || len > 253)
+        return false;
+    size_t label = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c == '.') {
+            if (label == 0 || s[i - 1] == '-')
+                return false;
+            label = 0;
+            continue;
+        }
+        bool okc = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                   (c >= '0' && c <= '9') || c == '-';
+        if (!okc || (c == '-' && label == 0) || ++label > 63)
+            return false;
+    }
+    return s[len - 1] != '-';
+}
+
+static const char *type_what(const struct field *f, char *buf, size_t buflen)
+{
+    if (f->what)
+        return f->what;
+    switch (f->type) {
+    case F_STR:
+        return "a string";
+    case F_PATH:
+        return "a path";
+    case F_SOCKPATH:
+        return "a socket path";
+    case F_ID:
+        return "a name or a number";
+    case F_TOKEN:
+        return "a header name";
+    case F_ADDR:
+        return "host:port";
+    case F_DUR:
+        return "a duration like 250ms, 2s or 1m";
+    case F_UINT:
+        snprintf(buf, buflen, "an integer %u..%u", f->min, f->max);
+        return buf;
+    case F_PORT:
+        return "an integer 0..65535";
+    case F_BOOL:
+        return "true or false";
+    case F_MODE:
+        return "an octal mode like 0600";
+    case F_MAP:
+        return "a mapping";
+    case F_FN:
+        break;
+    }
+    return "a value";
+}
+
+/* `"KEY" must be WHAT, not GOT` — the one wording for a value of the wrong kind. */
+static void bad_value(struct pctx *p, const struct field *f, const struct config_node *val)
+{
+    char wbuf[48];
+    struct config_qbuf q;
+    perr(p, val->pos, "\"%s\" must be %s, not %s", f->name,
+         type_what(f, wbuf, sizeof(wbuf)), describe(&q, val));
+}
+
+/* A scalar is needed: report anything else with the field's wording. */
+static bool want_scalar(struct pctx *p, const struct field *f, const struct config_node *val)
+{
+    if (val->kind == CN_SCALAR)
+        return true;
+    bad_value(p, f, val);
+    return false;
+}
+
+static bool want_map(struct pctx *p, const char *name, const struct config_node *val)
+{
+    if (val->kind == CN_MAP)
+        return true;
+    struct config_qbuf q;
+    perr(p, val->pos, "\"%s\" must be a mapping, not %s", name, describe(&q, val));
+    return false;
+}
+
+static bool want_seq(struct pctx *p, const char *name, const struct config_node *val)
+{
+    if (val->kind == CN_SEQ)
+        return true;
+    struct config_qbuf q;
+    perr(p, val->pos, "\"%s\" must be a list, not %s", name, describe(&q, val));
+    return false;
+}
+
+static void parse_map(struct pctx *p, const struct config_node *map,
+                      const struct field *fields, void *base, struct seen *seen);
+
+static void set_field(struct pctx *p, const struct field *f,
+                      const struct config_node *key, const struct config_node *val, void *base)
+{
+    if (f->type == F_FN) {
+        f->fn(p, f, key, val, base);
+        return;
+    }
+    if (f->type == F_MAP) {
+        if (want_map(p, f->name, val))
+            parse_map(p, val, f->sub, base, NULL);
+        return;
+    }
+    if (!want_scalar(p, f, val))
+        return;
+    const char *s = val->text;
+    struct config_qbuf q;
+    uint32_t u = 0;
+    bool b = false;
+    switch (f->type) {
+    case F_STR:
+        set_str(base, f->off, s);
+        return;
+    case F_PATH:
+        if (!*s) {
+            bad_value(p, f, val);
+            return;
+        }
+        set_str(base, f->off, s);
+        return;
+    case F_SOCKPATH:
+        if (!*s || strlen(s) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+            perr(p, val->pos, "\"%s\" must be a socket path of at most %zu bytes, not %s",
+                 f->name, sizeof(((struct sockaddr_un *)0)->sun_path) - 1, quote(&q, s));
+            return;
+        }
+        set_str(base, f->off, s);
+        return;
+    case F_ID:
+        if (!is_id(s)) {
+            bad_value(p, f, val);
+            return;
+        }
+        set_str(base, f->off, s);
+        return;
+    case F_TOKEN:
+        if (!config_is_token(s) || strlen(s) > 256) {
+            bad_value(p, f, val);
+            return;
+        }
+        set_str(base, f->off, s);
+        return;
+    case F_ADDR: {
+        const char *why = NULL;
+        if (util_parse_addr(s, AT(base, f->off_sa, struct sockaddr_storage),
+                            AT(base, f->off_salen, socklen_t), &why) < 0) {
+            perr(p, val->pos, "invalid \"%s\" address %s: %s", f->name, quote(&q, s), why);
+            return;
+        }
+        set_str(base, f->off, s);
+        return;
+    }
+    case F_DUR:
+        if (util_parse_duration_ms(s, &u) < 0) {
+            bad_value(p, f, val);
+            return;
+        }
+        if (u < f->min) {
+            perr(p, val->pos, "\"%s\" must be greater than 0, not %s", f->name, quote(&q, s));
+            return;
+        }
+        *AT(base, f->off, uint32_t) = u;
+        return;
+    case F_UINT:
+        if (parse_uint(s, f->max, &u) < 0 || u < f->min) {
+            bad_value(p, f, val);
+            return;
+        }
+        *AT(base, f->off, uint32_t) = u;
+        return;
+    case F_PORT:
+        if (parse_uint(s, 65535, &u) < 0) {
+            bad_value(p, f, val);
+            return;
+        }
+        *AT(base, f->off, uint16_t) = (uint16_t)u;
+        return;
+    case F_BOOL:
+        if (parse_bool(s, &b) < 0) {
+            bad_value(p, f, val);
+            return;
+        }
+        *AT(base, f->off, bool) = b;
+        return;
+    case F_MODE:
+        if (parse_mode(s, &u) < 0) {
+            bad_value(p, f, val);
+            return;
+        }
+        *AT(base, f->off, uint32_t) = u;
+        return;
+    case F_MAP:
+    case F_FN:
+        break;
+    }
+}
+
+/* Edit distance, for "did you mean"; names are short. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 40 || lb > 40)
+        return 99;
+    size_t row[41] = {0};
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            size_t best = diag + cost;
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* Report KEY as unknown; returns the index of the field suggested, or -1. */
+static int unknown_key(struct pctx *p, const struct config_node *key,
+                       const struct field *fields)
+{
+    struct config_qbuf q;
+    int best = -1;
+    size_t best_d = 3;
+    for (int i = 0; fields[i].name; i++) {
+        const char *name = fields[i].name;
+        size_t d = strcasecmp(name, key->text) == 0 ? 0 : edit_distance(name, key->text);
+        if (d < best_d) {
+            best_d = d;
+            best = i;
+        }
+    }
+    if (best >= 0) {
+        perr(p, key->pos, "unknown key %s (did you mean \"%s\"?)", quote(&q, key->text),
+             fields[best].name);
+        return best;
+    }
+    char list[200];
+    size_t o = 0;
+    list[0] = '\0';
+    for (const struct field *f = fields; f->name && o < sizeof(list); f++) {
+        int w = snprintf(list + o, sizeof(list) - o, "%s%s", o ? ", " : "", f->name);
+        if (w < 0)
+            break;
+        o += (size_t)w;
+    }
+    perr(p, key->pos, "unknown key %s (expected one of: %s)", quote(&q, key->text), list);
+    return -1;
+}
+
+/*
+ * Walk the pairs of MAP: unknown keys, nulls (= absent), then set_field().
+ * Reports missing required keys at the mapping. seen, if non-NULL, gets
+ * the key and value node of each field present.
+ */
+static void parse_map(struct pctx *p, const struct config_node *map,
+                      const struct field *fields, void *base, struct seen *seen)
+{
+    struct seen local;
+    uint32_t suggested = 0; /* fields offered as "did you mean" */
+    if (!seen)
+        seen = &local;
+    memset(seen, 0, sizeof(*seen));
+    for (size_t i = 0; i + 1 < map->n; i += 2) {
+        const struct config_node *key = map->kids[i], *val = map->kids[i + 1];
+        if (key->dup) {
+            p->rep.taint++;
+            continue;
+        }
+        size_t fi = 0;
+        while (fields[fi].name && strcmp(fields[fi].name, key->text) != 0)
+            fi++;
+        if (!fields[fi].name) {
+            int sug = unknown_key(p, key, fields);
+            if (sug >= 0 && sug < MAX_FIELDS)
+                suggested |= 1u << sug;
+            continue;
+        }
+        CHECK(fi < MAX_FIELDS);
+        seen->key[fi] = key;
+        if (val->kind == CN_BAD) {
+            p->rep.taint++;
+            continue;
+        }
+        if (val->kind == CN_NULL) {
+            if (fields[fi].required)
+                perr(p, key->pos, "\"%s\" needs a value", fields[fi].name);
+            continue;
+        }
+        seen->val[fi] = val;
+        set_field(p, &fields[fi], key, val, base);
+    }
+    for (size_t fi = 0; fields[fi].name; fi++) {
+        if (!fields[fi].required || seen->key[fi])
+            continue;
+        if (suggested & (1u << fi))
+            p->rep.taint++; /* "lisen: ..." already said "did you mean listen" */
+        else
+            perr(p, map->pos, "missing required key \"%s\"", fields[fi].name);
+    }
+}
+
+/* ---- versions ---------------------------------------------------------- */
+
+struct endpoint_tmp {
+    char *address;
+    uint32_t weight;
+};
+
+static const struct field endpoint_fields[] = {
+    {.name = "address", .type = F_STR, .required = true,
+     .off = offsetof(struct endpoint_tmp, address)},
+    {.name = "weight", .type = F_UINT, .min = 1, .max = 1000,
+     .off = offsetof(struct endpoint_tmp, weight)},
+    {.name = NULL},
+};
+
+static void add_endpoint(struct pctx *p, struct config_version *v, size_t cap,
+                         const struct config_node *at, const char *address, uint32_t weight)
+{
+    struct config_endpoint e;
+    memset(&e, 0, sizeof(e));
+    const char *why = NULL;
+    struct config_qbuf q;
+    if (util_parse_addr(address, &e.sa, &e.sa_len, &why) < 0) {
+        perr(p, at->pos, "invalid endpoint %s: %s", quote(&q, address), why);
+        return;
+    }
+    if (v->n_endpoints == cap) {
+        perr(p, at->pos, "too many endpoints in version \"%s\" (at most %d)",
+             v->name, CONFIG_MAX_ENDPOINTS);
+        return;
+    }
+    e.address = xstrdup(address);
+    e.weight = weight;
+    e.pos = at->pos;
+    v->endpoints[v->n_endpoints++] = e;
+}
+
+static void on_endpoints(struct pctx *p, const struct field *f,
+                         const struct config_node *key, const struct config_node *val, void *base)
+{
+    (void)key;
+    struct config_version *v = base;
+    if (!want_seq(p, f->name, val))
+        return;
+    size_t cap = val->n < CONFIG_MAX_ENDPOINTS ? val->n : CONFIG_MAX_ENDPOINTS;
+    for (size_t i = 0; i < v->n_endpoints; i++)
+        free(v->endpoints[i].address);
+    free(v->endpoints);
+    v->endpoints = xcalloc(cap ? cap : 1, sizeof(*v->endpoints));
+    v->n_endpoints = 0;
+    for (size_t i = 0; i < val->n; i++) {
+        const struct config_node *it = val->kids[i];
+        struct config_qbuf q;
+        if (it->kind == CN_SCALAR) {
+            add_endpoint(p, v, cap, it, it->text, 1);
+        } else if (it->kind == CN_MAP) {
+            struct endpoint_tmp t = {NULL, 1};
+            struct seen s;
+            unsigned t0 = p->rep.taint;
+            parse_map(p, it, endpoint_fields, &t, &s);
+            if (p->rep.taint == t0 && t.address)
+                add_endpoint(p, v, cap, s.val[0], t.address, t.weight);
+            free(t.address);
+        } else if (it->kind == CN_BAD) {
+            p->rep.taint++;
+        } else {
+            perr(p, it->pos, "endpoint must be host:port or a mapping with \"address\", not %s",
+                 describe(&q, it));
+        }
+    }
+}
+
+static void on_discover(struct pctx *p, const struct field *f,
+                        const struct config_node *key, const struct config_node *val, void *base)
+{
+    (void)key;
+    struct config_version *v = base;
+    if (!want_scalar(p, f, val))
+        return;
+    const char *s = val->text, *colon = strrchr(s, ':');
+    uint32_t port = 0;
+    if (!colon || !is_hostname(s, (size_t)(colon - s)) ||
+        parse_uint(colon + 1, 65535, &port) < 0 || port == 0) {
+        bad_value(p, f, val);
+        return;
+    }
+    set_str(v, offsetof(struct config_version, discover), s);
+}
+
+static void on_fallback(struct pctx *p, const struct field *f,
+                        const struct config_node *key, const struct config_node *val, void *base)
+{
+    (void)key;
+    struct config_version *v = base;
+    if (!want_scalar(p, f, val))
+        return;
+    set_str(v, offsetof(struct config_version, fallback), val->text);
+    v->fallback_pos = val->pos;
+}
+
+static void on_health_path(struct pctx *p, const struct field *f,
+                           const struct config_node *key, const struct config_node *val, void *base)
+{
+    (void)key;
+    if (!want_scalar(p, f, val))
+        return;
+    const char *s = val->text;
+    bool okp = s[0] == '/' && strlen(s) <= 1024;
+    for (const char *c = s; okp && *c; c++)
+        okp = (unsigned char)*c > ' ' && *c != 0x7f;
+    if (!okp) {
+        bad_value(p, f, val);
+        return;
+    }
+    set_str(base, offsetof(struct config_health, path), s);
+}
+
+static const struct field health_fields[] = {
+    {.name = "path", .type = F_FN, .fn = on_health_path,
+     .what = "a path starting with \"/\""},
+    {.name = "port", .type = F_PORT, .off = offsetof(struct config_health, port)},
+    {.name = "interval", .type = F_DUR, .min = 1,
+     .off = offsetof(struct config_health, interval_ms)},
+    {.name = "timeout", .type = F_DUR, .min = 1,
+     .off = offsetof(struct config_health, timeout_ms)},
+    {.name = "rise", .type = F_UINT, .min = 1, .max = 100,
+     .off = offsetof(struct config_health, rise)},
+    {.name = "fall", .type = F_UINT, .min = 1, .max = 100,
+     .off = offsetof(struct config_health, fall)},
+    {.name = NULL},
+};
+
+static void on_health(struct pctx *p, const struct field *f,
+                      const struct config_node *key, const struct config_node *val, void *base)
+{
+    struct config_version *v = base;
+    if (!want_map(p, f->name, val))
+        return;
+    v->health.enabled = true;
+    v->health.pos = key->pos;
+    parse_map(p, val, health_fields, &v->health, NULL);
+}
+
+static const struct field version_fields[] = {
+    {.name = "endpoints", .type = F_FN, .fn = on_endpoints},
+    {.name = "discover", .type = F_FN, .fn = on_discover, .what = "hostname:port"},
+    {.name = "discover_interval", .type = F_DUR, .min = 1,
+     .off = offsetof(struct config_version, discover_interval_ms)},
+    {.name = "health", .type = F_FN, .fn = on_health},
+    {.name = "fallback", .type = F_FN, .fn = on_fallback, .what = "a version name"},
+    {.name = NULL},
+};
+
+static void lose_name(struct pctx *p, const char *name)
+{
+    struct config_skip *s = p->skip;
+    s->lost_names = xrealloc(s->lost_names, (s->n_lost + 1) * sizeof(char *));
+    s->lost_names[s->n_lost++] = xstrdup(name);
+}
+
+static void on_versions(struct pctx *p, const struct field *f,
+                        const struct config_node *key, const struct config_node *val, void *base)
+{
+    struct config *cfg = base;
+    cfg->versions_pos = key->pos;
+    if (!want_map(p, f->name, val))
+        return;
+    p->versions_seen = true;
+    size_t pairs = val->n / 2;
+    size_t cap = pairs < CONFIG_MAX_VERSIONS ? pairs : CONFIG_MAX_VERSIONS;
+    cfg->versions = xcalloc(cap ? cap : 1, sizeof(*cfg->versions));
+    for (size_t i = 0; i < pairs; i++) {
+        const struct config_node *k = val->kids[2 * i], *body = val->kids[2 * i + 1];
+        struct config_qbuf q;
+        if (k->dup) {
+            p->rep.taint++;
+            continue;
+        }
+        if (!config_is_version_name(k->text)) {
+            perr(p, k->pos, "invalid version name %s (1 to %d of A-Z a-z 0-9 _ . -)",
+                 quote(&q, k->text), CONFIG_NAME_MAX);
+            lose_name(p, k->text);
+            continue;
+        }
+        if (cfg->n_versions == cap) {
+            perr(p, k->pos, "too many versions (at most %d)", CONFIG_MAX_VERSIONS);
+            lose_name(p, k->text);
+            continue;
+        }
+        size_t vi = cfg->n_versions++;
+        struct config_version *v = &cfg->versions[vi];
+        config_version_init(v, k->text);
+        v->pos = k->pos;
+        unsigned t0 = p->rep.taint;
+        if (body->kind == CN_MAP)
+            parse_map(p, body, version_fields, v, NULL);
+        else if (body->kind == CN_BAD)
+            p->rep.taint++;
+        else if (body->kind != CN_NULL)
+            want_map(p, k->text, body);
+        p->skip->version[vi] = p->rep.taint != t0;
+    }
+}
+
+/* ---- split, sticky, rules, resolvers, access log ------------------------ */
+
+static void on_split(struct pctx *p, const struct field *f,
+                     const struct config_node *key, const struct config_node *val, void *base)
+{
+    struct config *cfg = base;
+    cfg->split_pos = key->pos;
+    if (!want_map(p, f->name, val))
+        return;
+    p->split_seen = true;
+    unsigned t0 = p->rep.taint;
+    free(p->split);
+    p->split = xcalloc(val->n / 2 + 1, sizeof(*p->split));
+    p->n_split = 0;
+    for (size_t i = 0; i + 1 < val->n; i += 2) {
+        const struct config_node *k = val->kids[i], *v = val->kids[i + 1];
+        uint32_t bp = 0;
+        struct config_qbuf qk, qv;
+        if (k->dup || v->kind == CN_BAD) {
+            p->rep.taint++;
+            continue;
+        }
+        if (v->kind != CN_SCALAR || util_parse_percent_bp(v->text, &bp) < 0) {
+            perr(p, v->kind == CN_NULL ? k->pos : v->pos,
+                 "split for %s must be a percentage 0..100 with at most two decimals, not %s",
+                 quote(&qk, k->text), describe(&qv, v));
+            continue;
+        }
+        p->split[p->n_split++] = (struct split_ent){k->text, bp, k->pos};
+    }
+    p->split_bad = p->rep.taint != t0;
+}
+
+/* After the whole file: split names → version indices. */
+static void resolve_split(struct pctx *p)
+{
+    struct config *cfg = p->cfg;
+    unsigned t0 = p->rep.taint;
+    if (!p->split_seen) {
+        p->skip->split = true;
+        return;
+    }
+    cfg->split_bp = xcalloc(cfg->n_versions ? cfg->n_versions : 1, sizeof(uint32_t));
+    for (size_t i = 0; i < p->n_split; i++) {
+        const struct split_ent *e = &p->split[i];
+        int vi = config_version_index(cfg, e->name);
+        struct config_qbuf q;
+        if (vi >= 0) {
+            cfg->split_bp[vi] = e->bp;
+        } else if (config_skip_name(p->skip, e->name)) {
+            p->rep.taint++;
+        } else {
+            perr(p, e->pos, "split names undefined version %s", quote(&q, e->name));
+        }
+    }
+    if (p->split_bad || p->rep.taint != t0)
+        p->skip->split = true;
+}
+
+struct sticky_tmp {
+    char *header, *cookie;
+    bool assign;
+};
+
+static const struct field sticky_fields[] = {
+    {.name = "header", .type = F_TOKEN, .off = offsetof(struct sticky_tmp, header)},
+    {.name = "cookie", .type = F_TOKEN, .what = "a cookie name",
+     .off = offsetof(struct sticky_tmp, cookie)},
+    {.name = "assign", .type = F_BOOL, .off = offsetof(struct sticky_tmp, assign)},
+    {.name = NULL},
+};
+
+/* The later of two keys: where "not both" is reported. */
+static const struct config_node *later(const struct config_node *a, const struct config_node *b)
+{
+    if (a->pos.line != b->pos.line)
+        return a->pos.line > b->pos.line ? a : b;
+    return a->pos.col > b->pos.col ? a : b;
+}
+
+static void on_sticky(struct pctx *p, const struct field *f,
+                      const struct config_node *key, const struct config_node *val, void *base)
+{
+    struct config *cfg = base;
+    if (!want_map(p, f->name, val))
+        return;
+    struct sticky_tmp t = {NULL, NULL, false};
+    struct seen s;
+    unsigned t0 = p->rep.taint;
+    parse_map(p, val, sticky_fields, &t, &s);
+    if (p->rep.taint != t0) {
+        /* already reported */
+    } else if (t.header && t.cookie) {
+        perr(p, later(s.key[0], s.key[1])->pos,
+             "sticky takes one of \"header\" or \"cookie\", not both");
+    } else if (!t.header && !t.cookie) {
+        perr(p, key->pos, "sticky needs \"header\" or \"cookie\"");
+    } else if (t.header && s.val[2]) {
+        perr(p, s.key[2]->pos, "\"assign\" only applies to a sticky cookie");
+    } else {
+        cfg->sticky.kind = t.header ? STICKY_HEADER : STICKY_COOKIE;
+        cfg->sticky.name = t.header ? t.header : t.cookie;
+        cfg->sticky.assign = t.assign;
+        cfg->sticky.pos = key->pos;
+        t.header = t.cookie = NULL;
+    }
+    free(t.header);
+    free(t.cookie);
+}
+
+struct rule_tmp {
+    char *header, *cookie, *value, *version;
+};
+
+static const struct field rule_fields[] = {
+    {.name = "header", .type = F_TOKEN, .off = offsetof(struct rule_tmp, header)},
+    {.name = "cookie", .type = F_TOKEN, .what = "a cookie name",
+     .off = offsetof(struct rule_tmp, cookie)},
+    {.name = "value", .type = F_STR, .off = offsetof(struct rule_tmp, value)},
+    {.name = "version", .type = F_STR, .required = true,
+     .off = offsetof(struct rule_tmp, version)},
+    {.name = NULL},
+};
+
+static void on_rule(struct pctx *p, struct config *cfg, const struct config_node *it)
+{
+    struct rule_tmp t = {NULL, NULL, NULL, NULL};
+    struct seen s;
+    unsigned t0 = p->rep.taint;
+    parse_map(p, it, rule_fields, &t, &s);
+    if (p->rep.taint != t0) {
+        /* already reported */
+    } else if (t.header && t.cookie) {
+        perr(p, later(s.key[0], s.key[1])->pos,
+             "rule takes one of \"header\" or \"cookie\", not both");
+    } else if (!t.header && !t.cookie) {
+        perr(p, it->pos, "rule needs \"header\" or \"cookie\"");
+    } else if (t.cookie && !t.value) {
+        perr(p, s.key[1]->pos, "cookie rule needs a \"value\"");
+    } else if (cfg->n_rules == CONFIG_MAX_RULES) {
+        perr(p, it->pos, "too many rules (at most %d)", CONFIG_MAX_RULES);
+    } else {
+        struct config_rule *r = &cfg->rules[cfg->n_rules++];
+        r->match = t.cookie ? RULE_M_COOKIE_VALUE
+                   : t.value ? RULE_M_HEADER_VALUE : RULE_M_HEADER_PRESENT;
+        r->name = t.header ? t.header : t.cookie;
+        r->value = t.value;
+        r->version = t.version;
+        r->pos = it->pos;
+        r->version_pos = s.val[3]->pos;
+        t.header = t.cookie = t.value = t.version = NULL;
+    }
+    free(t.header);
+    free(t.cookie);
+    free(t.value);
+    free(t.version);
+}
+
+static void on_rules(struct pctx *p, const struct field *f,
+                     const struct config_node *key, const struct config_node *val, void *base)
+{
+    (void)key;
+    struct config *cfg = base;
+    if (!want_seq(p, f->name, val))
+        return;
+    size_t cap = val->n < CONFIG_MAX_RULES ? val->n : CONFIG_MAX_RULES;
+    cfg->rules = xcalloc(cap ? cap : 1, sizeof(*cfg->rules));
+    for (size_t i = 0; i < val->n; i++) {
+        const struct config_node *it = val->kids[i];
+        struct config_qbuf q;
+        if (it->kind == CN_MAP)
+            on_rule(p, cfg, it);
+        else if (it->kind == CN_BAD)
+            p->rep.taint++;
+        else
+            perr(p, it->pos, "rule must be a mapping, not %s", describe(&q, it));
+    }
+}
+
+/* "ip", "ip:port", "[v6]" or "[v6]:port" → "ip:port" in buf; -1 if none. */
+static int normalize_resolver(const char *s, char *buf, size_t buflen)
+{
+    unsigned char tmp[sizeof(struct in6_addr)];
+    size_t n = strlen(s);
+    if (n > 64)
+        return -1;
+    if (inet_pton(AF_INET, s, tmp) == 1)
+        snprintf(buf, buflen, "%s:53", s);
+    else if (inet_pton(AF_INET6, s, tmp) == 1)
+        snprintf(buf, buflen, "[%s]:53", s);
+    else if (n > 2 && s[0] == '[' && s[n - 1] == ']')
+        snprintf(buf, buflen, "%s:53", s);
+    else
+        snprintf(buf, buflen, "%s", s);
+    struct sockaddr_storage ss;
+    socklen_t len;
+    /* only numeric addresses: "localhost" is not a resolver */
+    if (strncmp(buf, "localhost", 9) == 0 || util_parse_addr(buf, &ss, &len, NULL) < 0)
+        return -1;
+    return 0;
+}
+
+static void on_resolvers(struct pctx *p, const struct field *f,
+                         const struct config_node *key, const struct config_node *val, void *base)
+{
+    (void)key;
+    struct config *cfg = base;
+    if (!want_seq(p, f->name, val))
+        return;
+    cfg->resolvers = xcalloc(val->n ? val->n : 1, sizeof(char *));
+    for (size_t i = 0; i < val->n; i++) {
+        const struct config_node *it = val->kids[i];
+        char buf[80];
+        struct config_qbuf q;
+        if (it->kind == CN_BAD) {
+            p->rep.taint++;
+        } else if (it->kind != CN_SCALAR) {
+            perr(p, it->pos, "resolver must be ip or ip:port, not %s", describe(&q, it));
+        } else if (normalize_resolver(it->text, buf, sizeof(buf)) < 0) {
+            perr(p, it->pos, "invalid resolver %s: expected ip or ip:port", quote(&q, it->text));
+        } else {
+            cfg->resolvers[cfg->n_resolvers++] = xstrdup(buf);
+        }
+    }
+}
+
+static void on_log_format(struct pctx *p, const struct field *f,
+                          const struct config_node *key, const struct config_node *val, void *base)
+{
+    (void)key;
+    struct config_access_log *al = base;
+    if (!want_scalar(p, f, val))
+        return;
+    if (strcmp(val->text, "json") == 0)
+        al->format = LOG_F_JSON;
+    else if (strcmp(val->text, "combined") == 0)
+        al->format = LOG_F_COMBINED;
+    else
+        bad_value(p, f, val);
+}
+
+static void on_log_path(struct pctx *p, const struct field *f,
+                        const struct config_node *key, const struct config_node *val, void *base)
+{
+    (void)key;
+    struct config_access_log *al = base;
+    if (!want_scalar(p, f, val))
+        return;
+    if (!*val->text) {
+        bad_value(p, f, val);
+        return;
+    }
+    /* "-" and "stdout" both mean the default: standard output */
+    bool std = strcmp(val->text, "-") == 0 || strcmp(val->text, "stdout") == 0;
+    set_str(al, offsetof(struct config_access_log, path), std ? NULL : val->text);
+}
+
+static const struct field access_log_fields[] = {
+    {.name = "enabled", .type = F_BOOL, .off = offsetof(struct config_access_log, enabled)},
+    {.name = "format", .type = F_FN, .fn = on_log_format, .what = "json or combined"},
+    {.name = "path", .type = F_FN, .fn = on_log_path, .what = "a path, - or stdout"},
+    {.name = NULL},
+};
+
+static void on_access_log(struct pctx *p, const struct field *f,
+                          const struct config_node *key, const struct config_node *val, void *base)
+{
+    (void)key;
+    struct config *cfg = base;
+    bool b;
+    if (val->kind == CN_MAP)
+        parse_map(p, val, access_log_fields, &cfg->access_log, NULL);
+    else if (val->kind == CN_SCALAR && parse_bool(val->text, &b) == 0)
+        cfg->access_log.enabled = b;
+    else
+        bad_value(p, f, val);
+}
+
+static void on_workers(struct pctx *p, const struct field *f,
+                       const struct config_node *key, const struct config_node *val, void *base)
+{
+    (void)key;
+    struct config *cfg = base;
+    uint32_t u;
+    if (!want_scalar(p, f, val))
+        return;
+    if (strcmp(val->text, "auto") == 0)
+        cfg->workers = 0;
+    else if (parse_uint(val->text, 64, &u) == 0)
+        cfg->workers = u;
+    else
+        bad_value(p, f, val);
+}
+
+/* ---- the top level ----------------------------------------------------- */
+
+#define CFG(member) offsetof(struct config, member)
+
+static const struct field timeout_fields[] = {
+    {.name = "client_header", .type = F_DUR, .min = 1, .off = CFG(client_header_timeout_ms)},
+    {.name = "client_idle", .type = F_DUR, .min = 1, .off = CFG(client_idle_timeout_ms)},
+    {.name = "client_body", .type = F_DUR, .min = 1, .off = CFG(client_body_timeout_ms)},
+    {.name = "upstream_connect", .type = F_DUR, .min = 1,
+     .off = CFG(upstream_connect_timeout_ms)},
+    {.name = "upstream_response", .type = F_DUR, .min = 1,
+     .off = CFG(upstream_response_timeout_ms)},
+    {.name = "upstream_idle", .type = F_DUR, .min = 1, .off = CFG(upstream_idle_timeout_ms)},
+    {.name = "drain", .type = F_DUR, .min = 0, .off = CFG(drain_timeout_ms)},
+    {.name = NULL},
+};
+
+static const struct field limit_fields[] = {
+    {.name = "max_connections", .type = F_UINT, .min = 1, .max = 10000000,
+     .off = CFG(max_connections)},
+    {.name = "max_header_bytes", .type = F_UINT, .min = 1024, .max = 1048576,
+     .off = CFG(max_header_bytes)},
+    {.name = "max_header_count", .type = F_UINT, .min = 1, .max = 1000,
+     .off = CFG(max_header_count)},
+    {.name = "upstream_idle_per_endpoint", .type = F_UINT, .min = 0, .max = 100000,
+     .off = CFG(max_idle_upstream)},
+    {.name = NULL},
+};
+
+static const struct field top_fields[] = {
+    {.name = "listen", .type = F_ADDR, .required = true, .off = CFG(listen),
+     .off_sa = CFG(listen_sa), .off_salen = CFG(listen_sa_len)},
+    {.name = "control", .type = F_SOCKPATH, .off = CFG(control)},
+    {.name = "control_mode", .type = F_MODE, .off = CFG(control_mode)},
+    {.name = "control_owner", .type = F_ID, .what = "a user name or uid",
+     .off = CFG(control_owner)},
+    {.name = "control_group", .type = F_ID, .what = "a group name or gid",
+     .off = CFG(control_group)},
+    {.name = "state", .type = F_PATH, .off = CFG(state)},
+    {.name = "admin", .type = F_ADDR, .off = CFG(admin), .off_sa = CFG(admin_sa),
+     .off_salen = CFG(admin_sa_len)},
+    {.name = "watch", .type = F_BOOL, .off = CFG(watch)},
+    {.name = "version_header", .type = F_TOKEN, .off = CFG(version_header)},
+    {.name = "workers", .type = F_FN, .fn = on_workers, .what = "an integer 0..64 or \"auto\""},
+    {.name = "retries", .type = F_UINT, .min = 0, .max = 10, .off = CFG(retries)},
+    {.name = "timeouts", .type = F_MAP, .sub = timeout_fields},
+    {.name = "limits", .type = F_MAP, .sub = limit_fields},
+    {.name = "versions", .type = F_FN, .required = true, .fn = on_versions},
+    {.name = "split", .type = F_FN, .required = true, .fn = on_split},
+    {.name = "sticky", .type = F_FN, .fn = on_sticky},
+    {.name = "rules", .type = F_FN, .fn = on_rules},
+    {.name = "resolvers", .type = F_FN, .fn = on_resolvers},
+    {.name = "access_log", .type = F_FN, .fn = on_access_log,
+     .what = "a mapping or true/false"},
+    {.name = NULL},
+};
+
+struct config *config_parse(const char *file, const char *text, size_t len,
+                                 struct config_errors *errs, struct config_skip *skip)
+{
+    struct pctx p;
+    memset(&p, 0, sizeof(p));
+    p.rep.errs = errs;
+    p.rep.errs_start = errs->n;
+    p.skip = skip;
+    bool failed = false;
+    struct config_node *root = config_yaml_read(&p.rep, text, len, &failed);
+    if (failed)
+        return NULL;
+    struct config_qbuf q;
+    if (root && root->kind == CN_BAD) {
+        config_yaml_free(root); /* an alias: reported */
+        return NULL;
+    }
+    if (!root || root->kind == CN_NULL) {
+        perr(&p, (struct config_pos){0, 0},
+             "empty config (it needs at least listen, versions and split)");
+        config_yaml_free(root);
+        return NULL;
+    }
+    if (root->kind != CN_MAP) {
+        perr(&p, root->pos, "the config must be a mapping of keys, not %s",
+             describe(&q, root));
+        config_yaml_free(root);
+        return NULL;
+    }
+    struct config *cfg = config_new_default(file);
+    p.cfg = cfg;
+    parse_map(&p, root, top_fields, cfg, NULL);
+    if (!p.versions_seen)
+        skip->all_names = true; /* `versions` missing or not a mapping: reported */
+    resolve_split(&p);
+    if (!cfg->state) {
+        size_t n = strlen(cfg->control) + sizeof(".state");
+        cfg->state = xmalloc(n);
+        snprintf(cfg->state, n, "%s.state", cfg->control);
+    }
+    free(p.split);
+    config_yaml_free(root);
+    return cfg;
+}
