@@ -21,6 +21,7 @@ static void on_read(struct bufferevent *bev, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
 static void on_timer(evutil_socket_t fd, short what, void *arg);
+static void on_parked(evutil_socket_t fd, short what, void *arg);
 
 static void client_free(void *obj)
 {
@@ -33,7 +34,7 @@ static void client_free(void *obj)
 void client_label(const struct client *c, char *buf, size_t len)
 {
     char addr[64];
-    util_format_addr((const struct sockaddr *)&c->addr, addr, sizeof(addr));
+    util_format_addr(&c->addr.sa, addr, sizeof(addr));
     snprintf(buf, len, "c#%llu %s", (unsigned long long)c->id, addr);
 }
 
@@ -42,40 +43,114 @@ static const struct config *cur_config(struct client *c)
     return worker_snapshot(c->w)->cfg;
 }
 
+static void ms_to_tv(uint32_t ms, struct timeval *tv)
+{
+    tv->tv_sec = ms / 1000;
+    tv->tv_usec = (ms % 1000) * 1000;
+}
+
 static void arm_timer(struct client *c, uint32_t ms)
 {
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv;
+    ms_to_tv(ms, &tv);
     evtimer_add(c->timer, &tv);
+}
+
+/* Idle: wait for the next request, at most until the keep-alive timeout;
+ * after CLIENT_PARK_MS without one, park. */
+static void go_idle(struct client *c)
+{
+    c->state = CL_S_IDLE;
+    c->idle_since_ms = util_now_ms();
+    uint32_t idle = cur_config(c)->client_idle_timeout_ms;
+    arm_timer(c, idle < CLIENT_PARK_MS ? idle : CLIENT_PARK_MS);
+}
+
+/* Drop the bufferevent and timer; keep one event on the socket that wakes
+ * us when the client sends again or the keep-alive timeout ends. */
+static void park(struct client *c)
+{
+    CHECK(c->state == CL_S_IDLE && c->txn == NULL);
+    uint32_t idle = cur_config(c)->client_idle_timeout_ms;
+    uint64_t spent = util_now_ms() - c->idle_since_ms;
+    evtimer_del(c->timer);
+    event_free(c->timer);
+    c->timer = NULL;
+    bufferevent_free(c->bev); /* no CLOSE_ON_FREE: the fd stays ours */
+    c->bev = NULL;
+    c->state = CL_S_PARKED;
+    event_assign(&c->park_ev, c->w->base, c->fd, EV_READ, on_parked, c);
+    struct timeval tv;
+    ms_to_tv(spent >= idle ? 1 : (uint32_t)(idle - spent), &tv);
+    event_add(&c->park_ev, &tv);
+}
+
+/* The parked client sent something: give it a bufferevent again. */
+static int unpark(struct client *c)
+{
+    event_del(&c->park_ev);
+    c->bev = bufferevent_socket_new(c->w->base, c->fd, 0);
+    c->timer = evtimer_new(c->w->base, on_timer, c);
+    if (!c->bev || !c->timer)
+        return -1;
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    bufferevent_setwatermark(c->bev, EV_WRITE, FLOW_HIGH_WATER / 2, 0);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    go_idle(c);
+    return 0;
+}
+
+static void on_parked(evutil_socket_t fd, short what, void *arg)
+{
+    struct client *c = arg;
+    (void)fd;
+    CHECK(c->magic == CLIENT_MAGIC);
+    if (what & EV_TIMEOUT) {
+        client_close(c, "idle timeout");
+        return;
+    }
+    if (unpark(c) < 0) {
+        client_close(c, "out of resources");
+        return;
+    }
+    /* Read what woke us now rather than after another loop turn. The
+     * bufferevent keeps its input frozen at the end outside its own reads. */
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    evbuffer_unfreeze(in, 0);
+    errno = 0;
+    int n = evbuffer_read(in, c->fd, 16384);
+    int e = errno;
+    evbuffer_freeze(in, 0);
+    if (n == 0 || (n < 0 && e != EAGAIN && e != EINTR)) {
+        client_close(c, n == 0 ? "client closed" : "client error");
+        return;
+    }
+    if (evbuffer_get_length(in))
+        on_read(c->bev, c);
 }
 
 struct client *client_new(struct worker *w, int fd, const struct sockaddr *sa,
                           socklen_t len)
 {
-    struct bufferevent *bev =
-        bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!bev) {
-        close(fd);
-        return NULL;
-    }
     struct client *c = xcalloc(1, sizeof(*c));
     c->magic = CLIENT_MAGIC;
     c->w = w;
+    c->fd = fd;
     c->id = ++w->next_client_id * 64 + (uint64_t)w->id;
-    c->bev = bev;
     memcpy(&c->addr, sa, len < sizeof(c->addr) ? len : sizeof(c->addr));
-    c->addr_len = len;
-    c->state = CL_S_IDLE;
-    c->timer = evtimer_new(w->base, on_timer, c);
-    bufferevent_setcb(bev, on_read, on_write, on_event, c);
-    bufferevent_setwatermark(bev, EV_WRITE, FLOW_HIGH_WATER / 2, 0);
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
     c->next = w->clients;
     if (w->clients)
         w->clients->prev = c;
     w->clients = c;
     w->n_clients++;
     atomic_fetch_add_explicit(&worker_open_clients, 1, memory_order_relaxed);
-    arm_timer(c, cur_config(c)->client_idle_timeout_ms);
+    /* Start parked: a connection that never sends costs no buffers. */
+    c->state = CL_S_PARKED;
+    c->idle_since_ms = util_now_ms();
+    event_assign(&c->park_ev, w->base, fd, EV_READ, on_parked, c);
+    struct timeval tv;
+    ms_to_tv(cur_config(c)->client_idle_timeout_ms, &tv);
+    event_add(&c->park_ev, &tv);
     return c;
 }
 
@@ -90,12 +165,20 @@ void client_close(struct client *c, const char *why)
     }
     if (c->txn)
         proxy_abort(c->txn, why);
+    if (c->state == CL_S_PARKED)
+        event_del(&c->park_ev);
     c->state = CL_S_CLOSED;
-    evtimer_del(c->timer);
-    event_free(c->timer);
-    c->timer = NULL;
-    bufferevent_free(c->bev);
-    c->bev = NULL;
+    if (c->timer) {
+        evtimer_del(c->timer);
+        event_free(c->timer);
+        c->timer = NULL;
+    }
+    if (c->bev) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+    }
+    close(c->fd);
+    c->fd = -1;
     struct worker *w = c->w;
     if (c->prev)
         c->prev->next = c->next;
@@ -213,9 +296,8 @@ void client_txn_done(struct client *c, bool close)
         client_close_after_flush(c);
         return;
     }
-    c->state = CL_S_IDLE;
     bufferevent_enable(c->bev, EV_READ);
-    arm_timer(c, cur_config(c)->client_idle_timeout_ms);
+    go_idle(c);
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         process(c); /* a pipelined request is waiting */
 }
@@ -223,7 +305,7 @@ void client_txn_done(struct client *c, bool close)
 void client_drain(struct client *c)
 {
     c->close_after = true;
-    if (c->state == CL_S_IDLE)
+    if (c->state == CL_S_IDLE || c->state == CL_S_PARKED)
         client_close(c, "worker stopping");
 }
 
@@ -236,6 +318,8 @@ static void on_read(struct bufferevent *bev, void *arg)
     case CL_S_IDLE:
     case CL_S_HEAD:
         process(c);
+        break;
+    case CL_S_PARKED:
         break;
     case CL_S_TXN:
         proxy_on_client_read(c->txn);
@@ -290,5 +374,16 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         client_close_after_flush(c);
         return;
     }
-    client_close(c, c->state == CL_S_IDLE ? "idle timeout" : "linger done");
+    if (c->state == CL_S_IDLE) {
+        uint32_t idle = cur_config(c)->client_idle_timeout_ms;
+        if (util_now_ms() - c->idle_since_ms + 5 >= idle)
+            client_close(c, "idle timeout");
+        else if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 &&
+                 evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+            park(c);
+        else
+            arm_timer(c, CLIENT_PARK_MS);
+        return;
+    }
+    client_close(c, "linger done");
 }

@@ -4,9 +4,14 @@
  * requests taken one at a time in order, lingering close.
  *
  * State machine:
- *   IDLE ──first byte──▶ HEAD ──head complete──▶ TXN ──txn done──▶ IDLE
- *     │                   │ (400/431/408)          │ (close)
- *     └──idle timeout──▶ CLOSING ◀─────────────────┘
+ *   PARKED ──readable──▶ IDLE ──first byte──▶ HEAD ──head complete──▶ TXN
+ *     ▲                   │  │                 │ (400/431/408)          │
+ *     └──idle 1 s─────────┘  └─idle timeout─▶ CLOSING ◀─────────────────┘
+ *   (TXN done → IDLE, or CLOSING when the connection cannot go on)
+ *   PARKED: an idle connection holds only this struct and one event on its
+ *   socket (no bufferevent, no buffers, no timer), so 10k idle clients cost
+ *   ~10k × sizeof(struct client). New connections start parked; an idle one
+ *   parks after CLIENT_PARK_MS, so busy keep-alive clients never pay for it.
  *   CLOSING: flush output, shut down writes, discard input until EOF or the
  *   linger timer, then close (so a final response is not destroyed by RST).
  *
@@ -19,18 +24,23 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include <netinet/in.h>
+
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 
 #include "http1.h"
 
 #define CLIENT_MAGIC 0x434c4e54u /* "CLNT" */
+#define CLIENT_PARK_MS 1000u /* idle this long → release buffers */
 
 struct worker;
 struct txn;
 
 enum client_state {
-    CL_S_IDLE = 0, /* between requests, idle timer armed */
+    CL_S_PARKED = 0, /* idle with no bufferevent: only park_ev on the socket */
+    CL_S_IDLE,     /* between requests, idle timer armed */
     CL_S_HEAD,     /* reading a request head, header timer armed */
     CL_S_TXN,      /* a txn owns the connection */
     CL_S_CLOSING,  /* flushing, then lingering close */
@@ -39,18 +49,24 @@ enum client_state {
 
 struct client {
     uint32_t magic;
+    enum client_state state;
+    bool close_after;           /* no further requests on this connection */
+    int fd;                     /* owned */
+    uint32_t requests;          /* requests served */
     struct worker *w;           /* borrowed */
     uint64_t id;                /* c#N in logs */
-    struct bufferevent *bev;    /* owned */
-    struct sockaddr_storage addr;
-    socklen_t addr_len;
-    enum client_state state;
-    struct http1_scan scan;
-    struct event *timer;        /* owned: header / idle / linger timer */
+    uint64_t idle_since_ms;     /* when it last became idle */
+    struct bufferevent *bev;    /* owned; NULL while parked */
+    struct event *timer;        /* owned; NULL while parked */
     struct txn *txn;            /* borrowed while CL_S_TXN (proxy.c owns it) */
-    bool close_after;           /* no further requests on this connection */
-    uint32_t requests;          /* requests served */
     struct client *next, *prev; /* worker's client list */
+    struct http1_scan scan;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+    } addr;                     /* the peer */
+    struct event park_ev;       /* socket readable / idle timeout while parked */
 };
 
 /* Take over an accepted socket. Returns NULL (fd closed) on failure. */

@@ -44,6 +44,21 @@ check(all(p for p in pods), "20 keep-alive requests on one connection all answer
 check("v1-a" in pods and "v1-b" in pods, "both v1 endpoints take turns: %s" % sorted(set(pods)))
 c.close()
 
+# --- a keep-alive connection idle past the park delay (1 s) still works
+c = Conn(w.port)
+c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+check(c.read_response().status == 200, "first request before idling")
+time.sleep(1.5)
+c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+check(c.read_response().status == 200, "same connection serves again after being parked")
+c.close()
+# a connection that never sends is parked from the start and still served
+c = Conn(w.port)
+time.sleep(1.2)
+c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+check(c.read_response().status == 200, "a connection silent since accept is served when it speaks")
+c.close()
+
 # --- pipelining: answered in order
 c = Conn(w.port)
 c.send("".join("GET /echo?n=%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(5)))
@@ -207,6 +222,26 @@ t0 = time.time()
 check(slow.is_closed(timeout=5), "slow header cut at the header timeout")
 check(b"408" in slow.buf, "answered 408 before closing")
 slow.close()
+
+# --- keep-alive idle timeout closes idle (parked) connections
+w4 = Weir("""
+listen: {listen}
+control: {control}
+access_log: {{enabled: false}}
+timeouts: {{client_idle: 1500ms}}
+versions:
+  v1:
+    endpoints: [%s]
+split: {{v1: 100}}
+""" % v1a.addr)
+c = Conn(w4.port)
+c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+check(c.read_response().status == 200, "request before the idle timeout")
+t0 = time.time()
+check(c.is_closed(timeout=6), "idle keep-alive connection closed by the client_idle timeout")
+check(time.time() - t0 > 1.0, "not before the timeout")
+c.close()
+w4.stop()
 
 # --- graceful stop: in-flight request finishes, exit 0
 c = Conn(w3.port)
