@@ -15,6 +15,7 @@
 #include "proxy.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,6 +65,7 @@ struct txn {
     bool close_client;            /* response said Connection: close */
     bool up_paused, client_paused;
     int status;
+    char set_cookie[128 + CONFIG_NAME_MAX]; /* assigned sticky key, "" if none */
     const char *error;            /* static reason, NULL if none */
 
     char *head;                   /* owned: the request head bytes */
@@ -97,6 +99,7 @@ static void on_up_write(struct bufferevent *bev, void *arg);
 static void on_up_event(struct bufferevent *bev, short what, void *arg);
 static void connect_upstream(struct txn *t);
 static void finish(struct txn *t);
+static void assign_sticky_key(struct txn *t);
 
 /* ---- allocation ---------------------------------------------------- */
 
@@ -198,6 +201,9 @@ static void release(struct txn *t, bool close_client)
         .client = (const struct sockaddr *)&c->addr,
         .method = t->req.method,
         .target = t->req.target,
+        .http_minor = t->req.minor,
+        .headers = t->req.headers,
+        .n_headers = t->req.n_headers,
         .status = t->status,
         .bytes = t->res_body_bytes,
         .version = t->version >= 0 ? t->snap->versions[t->version].name : NULL,
@@ -302,6 +308,8 @@ void proxy_start(struct client *c, size_t head_len)
 
     struct router_request rr = {t->req.headers, t->req.n_headers};
     router_pick(t->snap, &w->router, &rr, &t->route);
+    if (t->route.reason == ROUTE_R_SPLIT && cfg->sticky.assign)
+        assign_sticky_key(t);
     t->version = t->route.version;
     if (t->version < 0) {
         fail(t, 503, ERR_NO_ENDPOINT);
@@ -309,6 +317,30 @@ void proxy_start(struct client *c, size_t head_len)
     }
     t->attempts = 0;
     connect_upstream(t);
+}
+
+/*
+ * `sticky: {cookie: NAME, assign: true}` and the request had no key: make a
+ * random one, route by it, and hand it to the client in a Set-Cookie so its
+ * next requests carry it (weir does what the app would otherwise have to).
+ */
+static void assign_sticky_key(struct txn *t)
+{
+    static _Thread_local uint64_t rng;
+    if (!rng)
+        rng = util_random_u64() | 1;
+    /* xorshift64*: fast, and seeded from the kernel per worker */
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    uint64_t x = rng * 2685821657736338717ULL;
+    char key[17];
+    snprintf(key, sizeof(key), "%016llx", (unsigned long long)x);
+    router_pick_key(t->snap, key, 16, &t->route);
+    t->version = t->route.version;
+    snprintf(t->set_cookie, sizeof(t->set_cookie),
+             "%s=%s; Path=/; Max-Age=2592000; HttpOnly; SameSite=Lax",
+             t->snap->cfg->sticky.name, key);
 }
 
 /* Pick an endpoint (falling back to the version's fallback when it has none
@@ -547,6 +579,7 @@ static bool read_response_head(struct txn *t)
             return false;
         }
         t->status = st;
+        health_report_response(t->ep, st); /* passive health: 5xx counts, else resets */
         const struct config *cfg = t->snap->cfg;
         struct http1_back back = {
             .version_header = cfg->version_header,
@@ -555,6 +588,7 @@ static bool read_response_head(struct txn *t)
             .close = t->close_client || !t->req_done || t->client_eof ||
                      t->c->close_after || t->w->stopping,
             .head_request = t->req.method_id == H1_M_HEAD,
+            .set_cookie = t->set_cookie[0] ? t->set_cookie : NULL,
         };
         if (back.close)
             t->close_client = true;

@@ -130,6 +130,23 @@ static bool sticky_key(const struct snapshot *s, const struct router_request *re
     return false;
 }
 
+void router_pick_key(const struct snapshot *s, const char *key, size_t len,
+                     struct route_decision *out)
+{
+    uint32_t b = router_bucket(key, len);
+    out->rule = -1;
+    out->bucket = (int32_t)b;
+    out->version = -1;
+    out->reason = ROUTE_R_NONE;
+    for (size_t v = 0; v < s->n_versions; v++) {
+        if (b >= s->versions[v].sticky_lo && b < s->versions[v].sticky_hi) {
+            out->version = (int)v;
+            out->reason = ROUTE_R_STICKY;
+            return;
+        }
+    }
+}
+
 /* Smooth weighted round robin (nginx): add each weight, pick the largest,
  * subtract the total from it. Exact over every window of the total. */
 static int split_swrr(const struct snapshot *s, struct router_state *st)
@@ -175,15 +192,9 @@ void router_pick(const struct snapshot *s, struct router_state *st,
     }
     struct strview key;
     if (s->cfg->sticky.kind != STICKY_NONE && sticky_key(s, req, &key)) {
-        uint32_t b = router_bucket(key.p, key.len);
-        for (size_t v = 0; v < s->n_versions; v++) {
-            if (b >= s->versions[v].sticky_lo && b < s->versions[v].sticky_hi) {
-                out->version = (int)v;
-                out->reason = ROUTE_R_STICKY;
-                out->bucket = (int32_t)b;
-                return;
-            }
-        }
+        router_pick_key(s, key.p, key.len, out);
+        if (out->version >= 0)
+            return;
     }
     out->version = st ? split_swrr(s, st) : split_largest(s);
     out->reason = out->version >= 0 ? ROUTE_R_SPLIT : ROUTE_R_NONE;

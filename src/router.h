@@ -69,6 +69,14 @@ void router_state_init(struct router_state *st, const struct snapshot *s);
 void router_pick(const struct snapshot *s, struct router_state *st,
                  const struct router_request *req, struct route_decision *out);
 
+/*
+ * Route by a sticky key the caller supplies (a key weir just assigned with
+ * `sticky: {cookie: NAME, assign: true}`): the bucket decides, as if the
+ * request had carried the key.
+ */
+void router_pick_key(const struct snapshot *s, const char *key, size_t len,
+                     struct route_decision *out);
+
 /* The sticky bucket of a key (0..9999). */
 uint32_t router_bucket(const char *key, size_t len);
 

@@ -151,10 +151,15 @@ struct snapshot *snapshot_new(struct config *cfg, const struct snapshot *prev)
             if (i >= cv->n_endpoints && has_address(sv, ce->address))
                 continue; /* configured explicitly as well */
             struct endpoint *ep = find_prev(prev, cv->name, ce->address);
-            if (ep)
+            if (ep) {
                 endpoint_ref(ep);
-            else
+            } else {
                 ep = endpoint_new(cv->name, ce);
+                /* health.c's rule: an endpoint appearing in a running,
+                 * checked version takes traffic after its first pass. */
+                if (prev && cv->health.enabled)
+                    atomic_store(&ep->healthy, false);
+            }
             struct snap_endpoint *se = &sv->eps[sv->n_eps++];
             se->ep = ep;
             se->weight = ce->weight ? ce->weight : 1;

@@ -45,6 +45,7 @@ struct endpoint_wslot {
     _Atomic uint64_t inflight;   /* txns currently using the endpoint (gauge) */
     _Atomic uint64_t connect_failures;
     _Atomic uint64_t retries;
+    _Atomic uint64_t conns;      /* open upstream conns, idle or lent (gauge) */
     void *pool;  /* owned by upstream.c of this worker: idle conn list head */
     size_t n_idle; /* idle conns in pool (worker-only) */
 } __attribute__((aligned(64)));
@@ -61,6 +62,7 @@ struct endpoint {
     _Atomic uint64_t ejected_until_ms; /* passive ejection, util_now_ms() clock */
     atomic_bool retired;       /* no published snapshot names it any more */
     atomic_uint consecutive_failures; /* passive: connect failures / 5xx */
+    _Atomic uint64_t ejections; /* passive ejections so far (counter) */
     /* health.c's bookkeeping for status (written by main thread only): */
     _Atomic uint64_t last_check_ms;    /* wall clock (ms since epoch), 0 = never */
     atomic_int last_check_status;      /* HTTP status or -1 for failure */

@@ -18,6 +18,7 @@
 #include <event2/buffer.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "proxy.h"
 #include "worker.h"
 
@@ -82,6 +83,7 @@ void upstream_close(struct upstream_conn *uc, const char *why)
         w->upstreams = uc->all_next;
     if (uc->all_next)
         uc->all_next->all_prev = uc->all_prev;
+    metrics_upstream_conn(w, uc->ep, -1);
     endpoint_unref(uc->ep);
     uc->ep = NULL;
     worker_defer_free(w, uc_free, uc);
@@ -116,6 +118,7 @@ struct upstream_conn *upstream_acquire(struct worker *w, struct endpoint *ep,
     endpoint_ref(ep);
     uc->ep = ep;
     uc->bev = bev;
+    metrics_upstream_conn(w, ep, +1);
     uc->all_next = w->upstreams;
     if (w->upstreams)
         w->upstreams->all_prev = uc;

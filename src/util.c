@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -252,4 +253,12 @@ int util_set_nonblock(int fd)
     if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
         return -1;
     return 0;
+}
+
+uint64_t util_random_u64(void)
+{
+    uint64_t v = 0;
+    if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v))
+        v = util_now_us() ^ ((uint64_t)(uintptr_t)&v << 16);
+    return v;
 }

@@ -74,6 +74,10 @@ void util_format_addr(const struct sockaddr *sa, char *buf, size_t buflen);
 uint64_t util_now_ms(void);
 uint64_t util_now_us(void);
 
+/* 64 random bits from the kernel (getrandom); never fails (falls back to
+ * time and address entropy). */
+uint64_t util_random_u64(void);
+
 /* Set O_NONBLOCK and FD_CLOEXEC. Returns 0 or -1. */
 int util_set_nonblock(int fd) WUR;
 
