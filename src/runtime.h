@@ -87,6 +87,15 @@ int runtime_rollback(struct runtime_result *res, char *err, size_t errlen) WUR;
 int runtime_reload_result(struct config_errors *errs,
                           struct runtime_result *res) WUR;
 
+/*
+ * Called after every successful reload, whatever triggered it (SIGHUP,
+ * `reload`, the file watch), with the new running config: for settings
+ * other modules apply themselves (access log, discovery). One hook; NULL
+ * removes it.
+ */
+typedef void (*runtime_reload_cb)(const struct config *cfg);
+void runtime_on_reload(runtime_reload_cb cb);
+
 /* History, newest first: i = 0 is what `rollback` would undo. NULL past the end. */
 size_t runtime_history_len(void);
 const char *runtime_history_what(size_t i, int64_t *ts_ms);
@@ -123,7 +132,9 @@ const struct config *runtime_config(void);
 
 /*
  * Publish a new snapshot of the running config unchanged, because something
- * it is built from changed (discovered endpoints). Logs `why`.
+ * it is built from changed (discovered endpoints). Logs `why`. Records no
+ * history and no runtime change; generation + 1. No-op before
+ * runtime_start. Main thread.
  */
 void runtime_refresh(const char *why);
 

@@ -1,0 +1,468 @@
+/*
+ * weirctl.c — the control socket client (INTERFACE.md "weirctl").
+ *
+ *   weirctl [-s SOCKET] [--json] [--timeout SECONDS] COMMAND [ARGS...]
+ *
+ * Sends one command line (ARGS joined by spaces, quoted when they hold
+ * spaces), reads the one-line JSON answer, prints a human rendering (or the
+ * raw JSON with --json) and exits 0 on "ok":true, 1 on "ok":false, 2 on
+ * usage or connection errors. The socket is -s, else $WEIR_SOCKET, else the
+ * default `control` path. `weirctl help` is printed from the same command
+ * table the server dispatches on (control_cmd.c), without connecting.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "control_cmd.h"
+#include "json.h"
+#include "util.h"
+
+#define DEFAULT_SOCKET "/run/weir/weir.sock"
+#define EXIT_OK 0
+#define EXIT_REFUSED 1
+#define EXIT_USAGE 2
+
+static void print_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: weirctl [-s SOCKET] [--json] [--timeout SECONDS] COMMAND [ARGS...]\n"
+            "\n"
+            "  -s, --socket PATH   control socket (default: $WEIR_SOCKET, else %s)\n"
+            "  -j, --json          print the raw JSON answer\n"
+            "  -t, --timeout SECS  give up waiting for an answer after SECS (default 30)\n"
+            "  -h, --help          this help and the command list\n"
+            "  -V, --version       print the weirctl version\n"
+            "\n"
+            "exit status: 0 ok, 1 refused by weir (\"ok\":false), 2 usage or connection "
+            "error\n",
+            DEFAULT_SOCKET);
+}
+
+static void print_commands(FILE *f)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < control_cmd_count; i++) {
+        const struct control_cmd *c = &control_cmd_table[i];
+        size_t l = strlen(c->name) + (c->args[0] ? strlen(c->args) + 1 : 0);
+        if (l > w && l <= 44)
+            w = l;
+    }
+    fprintf(f, "commands:\n");
+    for (size_t i = 0; i < control_cmd_count; i++) {
+        const struct control_cmd *c = &control_cmd_table[i];
+        char syn[256];
+        snprintf(syn, sizeof(syn), "%s%s%s", c->name, c->args[0] ? " " : "", c->args);
+        if (strlen(syn) > w)
+            fprintf(f, "  %s\n  %-*s  %s\n", syn, (int)w, "", c->summary);
+        else
+            fprintf(f, "  %-*s  %s\n", (int)w, syn, c->summary);
+    }
+    fprintf(f, "\nCommands that change something also take if-generation=N: refused\n"
+               "unless N is the current generation (see status).\n");
+}
+
+/* ---- rendering --------------------------------------------------------- */
+
+static const char *num_text(const struct json_value *v)
+{
+    return v && v->type == JSON_T_NUMBER ? v->str : "?";
+}
+
+static const char *yes_no(const struct json_value *obj, const char *key)
+{
+    return json_get_bool(obj, key, false) ? "yes" : "no";
+}
+
+struct table {
+    char *cell[512][8]; /* owned */
+    size_t rows, cols;
+};
+
+static void table_add(struct table *t, const char *const *cells, size_t n)
+{
+    if (t->rows == ARRAY_LEN(t->cell))
+        return;
+    for (size_t i = 0; i < n && i < 8; i++)
+        t->cell[t->rows][i] = xstrdup(cells[i] ? cells[i] : "");
+    if (n > t->cols)
+        t->cols = n;
+    t->rows++;
+}
+
+static void table_print(struct table *t)
+{
+    size_t w[8] = {0};
+    for (size_t r = 0; r < t->rows; r++)
+        for (size_t c = 0; c < t->cols; c++)
+            if (t->cell[r][c] && strlen(t->cell[r][c]) > w[c])
+                w[c] = strlen(t->cell[r][c]);
+    for (size_t r = 0; r < t->rows; r++) {
+        for (size_t c = 0; c < t->cols; c++) {
+            const char *s = t->cell[r][c] ? t->cell[r][c] : "";
+            if (c + 1 == t->cols)
+                printf("%s\n", s);
+            else
+                printf("%-*s  ", (int)w[c], s);
+        }
+    }
+    for (size_t r = 0; r < t->rows; r++)
+        for (size_t c = 0; c < 8; c++) {
+            free(t->cell[r][c]);
+            t->cell[r][c] = NULL;
+        }
+    t->rows = t->cols = 0;
+}
+
+static void render_status(const struct json_value *a)
+{
+    printf("generation %s", num_text(json_get(a, "generation")));
+    const char *cfg = json_get_str(a, "config", NULL);
+    if (cfg)
+        printf("   config %s", cfg);
+    printf("\n\n");
+    static struct table t;
+    const char *head[] = {"VERSION", "SPLIT", "ENDPOINT", "HEALTHY", "DRAINING",
+                          "INFLIGHT", "WEIGHT", "REQUESTS"};
+    table_add(&t, head, 8);
+    const struct json_value *vs = json_get(a, "versions");
+    for (size_t v = 0; vs && vs->type == JSON_T_OBJECT && v < vs->n; v++) {
+        const struct json_value *ver = vs->items[v];
+        char pct[64];
+        snprintf(pct, sizeof(pct), "%s%%",
+                 num_text(json_get(json_get(a, "split"), vs->keys[v])));
+        const struct json_value *eps = json_get(ver, "endpoints");
+        size_t n = eps && eps->type == JSON_T_ARRAY ? eps->n : 0;
+        if (n == 0) {
+            const char *row[] = {vs->keys[v], pct, "(no endpoints)", "", "", "", "", ""};
+            table_add(&t, row, 8);
+        }
+        for (size_t i = 0; i < n; i++) {
+            const struct json_value *ep = eps->items[i];
+            char healthy[32];
+            snprintf(healthy, sizeof(healthy), "%s%s", yes_no(ep, "healthy"),
+                     json_get_bool(ep, "ejected", false) ? " (ejected)" : "");
+            const char *row[] = {i == 0 ? vs->keys[v] : "",
+                                 i == 0 ? pct : "",
+                                 json_get_str(ep, "address", "?"),
+                                 healthy,
+                                 yes_no(ep, "draining"),
+                                 num_text(json_get(ep, "inflight")),
+                                 num_text(json_get(ep, "weight")),
+                                 num_text(json_get(ep, "requests"))};
+            table_add(&t, row, 8);
+        }
+    }
+    table_print(&t);
+    const struct json_value *rules = json_get(a, "rules");
+    if (rules && rules->type == JSON_T_ARRAY && rules->n) {
+        printf("\nrules (first match wins):\n");
+        for (size_t i = 0; i < rules->n; i++) {
+            const struct json_value *r = rules->items[i];
+            const char *kind = json_get(r, "cookie") ? "cookie" : "header";
+            char match[600];
+            const char *val = json_get_str(r, "value", NULL);
+            if (val)
+                snprintf(match, sizeof(match), "%s %s = %s", kind,
+                         json_get_str(r, kind, "?"), val);
+            else
+                snprintf(match, sizeof(match), "%s %s present", kind,
+                         json_get_str(r, kind, "?"));
+            char idx[32], to[100];
+            snprintf(idx, sizeof(idx), "  %s", num_text(json_get(r, "index")));
+            snprintf(to, sizeof(to), "-> %s", json_get_str(r, "version", "?"));
+            const char *row[] = {idx, match, to, json_get_str(r, "source", "")};
+            table_add(&t, row, 4);
+        }
+        table_print(&t);
+    }
+    const struct json_value *st = json_get(a, "sticky");
+    if (st && st->type == JSON_T_OBJECT && st->n)
+        printf("\nsticky: %s %s\n", st->keys[0],
+               st->items[0]->type == JSON_T_STRING ? st->items[0]->str : "?");
+    const struct json_value *ch = json_get(a, "runtime_changes");
+    if (ch && ch->type == JSON_T_ARRAY && ch->n) {
+        printf("\nruntime changes (kept across reload and restart):\n");
+        for (size_t i = 0; i < ch->n; i++) {
+            const char *row[] = {"", json_get_str(ch->items[i], "key", "?"), "=",
+                                 json_get_str(ch->items[i], "value", "?"), "since",
+                                 json_get_str(ch->items[i], "since", "?")};
+            table_add(&t, row, 6);
+        }
+        table_print(&t);
+    }
+    printf("\nrollback history: %s change(s)\n", num_text(json_get(a, "history")));
+}
+
+static void render_generic(const struct json_value *a)
+{
+    const char *change = json_get_str(a, "change", NULL);
+    if (change) {
+        printf("generation %s: %s\n", num_text(json_get(a, "generation")), change);
+        const struct json_value *split = json_get(a, "split");
+        if (split && split->type == JSON_T_OBJECT) {
+            printf("split:");
+            for (size_t i = 0; i < split->n; i++)
+                printf(" %s=%s", split->keys[i], num_text(split->items[i]));
+            printf("\n");
+        }
+        const struct json_value *rr = json_get(a, "restart_required");
+        if (rr && rr->type == JSON_T_ARRAY && rr->n) {
+            printf("needs a restart to change:");
+            for (size_t i = 0; i < rr->n; i++)
+                printf("%s %s", i ? "," : "",
+                       rr->items[i]->type == JSON_T_STRING ? rr->items[i]->str : "?");
+            printf("\n");
+        }
+        const char *warn = json_get_str(a, "warning", NULL);
+        if (warn)
+            fprintf(stderr, "weirctl: warning: %s\n", warn);
+        return;
+    }
+    if (json_get(a, "reason")) { /* explain */
+        const struct json_value *v = json_get(a, "version");
+        printf("%s %s -> %s (%s)\n", json_get_str(a, "method", "GET"),
+               json_get_str(a, "path", "/"),
+               v && v->type == JSON_T_STRING ? v->str : "none",
+               json_get_str(a, "reason", "?"));
+        printf("%s\n", json_get_str(a, "detail", ""));
+        const char *fb = json_get_str(a, "fallback", NULL);
+        if (fb)
+            printf("it has no available endpoint right now: its fallback %s takes it\n", fb);
+        return;
+    }
+    const struct json_value *h = json_get(a, "history");
+    if (h && h->type == JSON_T_ARRAY) {
+        if (h->n == 0)
+            printf("no changes to roll back\n");
+        for (size_t i = 0; i < h->n; i++)
+            printf("%zu  %s  %s\n", i + 1, json_get_str(h->items[i], "when", "?"),
+                   json_get_str(h->items[i], "what", "?"));
+        return;
+    }
+    /* Anything else: its members, one per line. */
+    for (size_t i = 0; i < a->n; i++) {
+        const struct json_value *m = a->items[i];
+        if (strcmp(a->keys[i], "ok") == 0)
+            continue;
+        if (m->type == JSON_T_STRING)
+            printf("%s: %s\n", a->keys[i], m->str);
+        else if (m->type == JSON_T_NUMBER)
+            printf("%s: %s\n", a->keys[i], m->str);
+        else if (m->type == JSON_T_BOOL)
+            printf("%s: %s\n", a->keys[i], m->b ? "true" : "false");
+    }
+}
+
+/* ---- talking to weir --------------------------------------------------- */
+
+static int connect_socket(const char *path)
+{
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sun.sun_path)) {
+        fprintf(stderr, "weirctl: socket path too long: %s\n", path);
+        return -1;
+    }
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        fprintf(stderr, "weirctl: cannot connect to %s: %s (is weir running? use -s or "
+                        "WEIR_SOCKET)\n", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static long long ms_now(void)
+{
+    return (long long)util_now_ms();
+}
+
+/* Send line, read one answer line into ans. Returns 0 or -1 (printed). */
+static int exchange(int fd, const struct json_buf *line, struct json_buf *ans,
+                    int timeout_s, const char *path)
+{
+    size_t off = 0;
+    while (off < line->len) {
+        ssize_t w = send(fd, line->p + off, line->len - off, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            fprintf(stderr, "weirctl: cannot send to %s: %s\n", path, strerror(errno));
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    long long deadline = ms_now() + (long long)timeout_s * 1000;
+    for (;;) {
+        char *nl = ans->len ? memchr(ans->p, '\n', ans->len) : NULL;
+        if (nl) {
+            ans->len = (size_t)(nl - ans->p);
+            ans->p[ans->len] = '\0';
+            return 0;
+        }
+        long long left = deadline - ms_now();
+        if (left <= 0) {
+            fprintf(stderr, "weirctl: no answer from %s within %d s\n", path, timeout_s);
+            return -1;
+        }
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int pr = poll(&pfd, 1, (int)(left > 1000 ? 1000 : left));
+        if (pr < 0 && errno != EINTR) {
+            fprintf(stderr, "weirctl: poll: %s\n", strerror(errno));
+            return -1;
+        }
+        if (pr <= 0)
+            continue;
+        char buf[65536];
+        ssize_t r = recv(fd, buf, sizeof(buf), 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            fprintf(stderr, "weirctl: %s closed the connection without an answer%s%s\n",
+                    path, r < 0 ? ": " : "", r < 0 ? strerror(errno) : "");
+            return -1;
+        }
+        if (ans->len + (size_t)r > (64u << 20)) {
+            fprintf(stderr, "weirctl: answer too large\n");
+            return -1;
+        }
+        json_buf_add(ans, buf, (size_t)r);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *sock = getenv("WEIR_SOCKET");
+    if (!sock || !*sock)
+        sock = DEFAULT_SOCKET;
+    bool raw = false;
+    int timeout_s = 30;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        } else if (strcmp(a, "-j") == 0 || strcmp(a, "--json") == 0) {
+            raw = true;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            print_usage(stdout);
+            printf("\n");
+            print_commands(stdout);
+            return EXIT_OK;
+        } else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+            printf("weirctl %s\n", WEIR_VERSION);
+            return EXIT_OK;
+        } else if (strcmp(a, "-s") == 0 || strcmp(a, "--socket") == 0 ||
+                   strcmp(a, "-t") == 0 || strcmp(a, "--timeout") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "weirctl: %s needs a value\n", a);
+                print_usage(stderr);
+                return EXIT_USAGE;
+            }
+            const char *val = argv[++i];
+            if (a[1] == 's' || a[2] == 's') {
+                sock = val;
+            } else {
+                char *end;
+                long t = strtol(val, &end, 10);
+                if (*end || t < 1 || t > 3600) {
+                    fprintf(stderr, "weirctl: bad timeout \"%s\" (1..3600 seconds)\n", val);
+                    return EXIT_USAGE;
+                }
+                timeout_s = (int)t;
+            }
+        } else if (strncmp(a, "--socket=", 9) == 0) {
+            sock = a + 9;
+        } else {
+            fprintf(stderr, "weirctl: unknown option %s\n", a);
+            print_usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (i >= argc) {
+        fprintf(stderr, "weirctl: no command given\n");
+        print_usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[i], "help") == 0 && i + 1 == argc) {
+        if (raw) {
+            struct json_buf b;
+            json_buf_init(&b);
+            control_cmd_execute("help", 4, NULL, &b);
+            fputs(b.p, stdout);
+            json_buf_dispose(&b);
+        } else {
+            print_commands(stdout);
+        }
+        return EXIT_OK;
+    }
+
+    struct json_buf line;
+    json_buf_init(&line);
+    for (int k = i; k < argc; k++) {
+        if (k > i)
+            json_buf_puts(&line, " ");
+        if (strchr(argv[k], '\n') || strchr(argv[k], '\r')) {
+            fprintf(stderr, "weirctl: arguments cannot contain line breaks\n");
+            json_buf_dispose(&line);
+            return EXIT_USAGE;
+        }
+        control_cmd_quote(&line, argv[k]);
+    }
+    if (line.len > CONTROL_LINE_MAX) {
+        fprintf(stderr, "weirctl: command too long (%zu bytes, at most %d)\n", line.len,
+                CONTROL_LINE_MAX);
+        json_buf_dispose(&line);
+        return EXIT_USAGE;
+    }
+    json_buf_puts(&line, "\n");
+
+    int fd = connect_socket(sock);
+    if (fd < 0) {
+        json_buf_dispose(&line);
+        return EXIT_USAGE;
+    }
+    struct json_buf ans;
+    json_buf_init(&ans);
+    int rc = exchange(fd, &line, &ans, timeout_s, sock);
+    close(fd);
+    json_buf_dispose(&line);
+    if (rc < 0) {
+        json_buf_dispose(&ans);
+        return EXIT_USAGE;
+    }
+    char err[128];
+    struct json_value *a = json_parse(ans.p, ans.len, err, sizeof(err));
+    if (!a || a->type != JSON_T_OBJECT || !json_get(a, "ok")) {
+        fprintf(stderr, "weirctl: unexpected answer (%s): %s\n", a ? "not an object" : err,
+                ans.p);
+        json_free(a);
+        json_buf_dispose(&ans);
+        return EXIT_USAGE;
+    }
+    bool ok = json_get_bool(a, "ok", false);
+    if (raw) {
+        printf("%s\n", ans.p);
+    } else if (!ok) {
+        fprintf(stderr, "weirctl: %s\n", json_get_str(a, "error", "refused"));
+    } else if (strcmp(argv[i], "status") == 0) {
+        render_status(a);
+    } else {
+        render_generic(a);
+    }
+    json_free(a);
+    json_buf_dispose(&ans);
+    return ok ? EXIT_OK : EXIT_REFUSED;
+}

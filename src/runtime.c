@@ -1,0 +1,1004 @@
+/*
+ * runtime.c — see runtime.h for the model (file + tracked changes, merge
+ * rule, history). This file owns the running config, the last good file
+ * config and the struct state that state.c persists.
+ *
+ * The tracked part of a config is turned into a state map (config_to_map)
+ * and a map is applied back item by item (apply_item). Every operation is
+ * expressed through these two functions:
+ *   change    changes = { k : running[k] != file[k] }, keeping the old
+ *             timestamp of an item whose value did not change;
+ *   rollback  apply { k : target[k] } where target differs from running;
+ *   reload    merge the old changes into the new file (runtime.h), then
+ *             apply what survived, validating after each item.
+ * Nothing here touches sockets; the control socket, SIGHUP and the file
+ * watch all come in through these functions on the main thread.
+ */
+#include "runtime.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "json.h"
+#include "log.h"
+#include "snapshot.h"
+#include "state.h"
+
+#define RUNTIME_MAX_FILE_BYTES (4u << 20)
+
+static struct {
+    bool started;
+    char *path;              /* owned: config file as given */
+    struct config *file;     /* owned: last good config file */
+    struct config *running;  /* owned: file + changes (what is published) */
+    uint64_t seen_hash;      /* content hash of the last read attempt */
+    struct state st;         /* file map, changes, history */
+    runtime_reload_cb on_reload; /* borrowed function */
+} rt;
+
+/* ---- small helpers ----------------------------------------------------- */
+
+uint64_t runtime_hash(const char *p, size_t n)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 1099511628211ULL;
+    }
+    return h ^ n;
+}
+
+/* Append a formatted piece to buf, separated by sep when not first. */
+static void append(char *buf, size_t buflen, const char *sep, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void append(char *buf, size_t buflen, const char *sep, const char *fmt, ...)
+{
+    size_t used = strnlen(buf, buflen);
+    if (used + 1 >= buflen)
+        return;
+    if (used > 0) {
+        int n = snprintf(buf + used, buflen - used, "%s", sep);
+        if (n < 0)
+            return;
+        used = strnlen(buf, buflen);
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + used, buflen - used, fmt, ap);
+    va_end(ap);
+}
+
+static bool streq_null(const char *a, const char *b)
+{
+    if (!a || !b)
+        return a == b;
+    return strcmp(a, b) == 0;
+}
+
+/* All messages of errs joined by "; " (for runtime refusals: no positions). */
+static void errors_sentence(const struct config_errors *errs, char *buf,
+                            size_t buflen)
+{
+    buf[0] = '\0';
+    for (size_t i = 0; i < errs->n; i++)
+        append(buf, buflen, "; ", "%s", errs->v[i].msg);
+    if (!buf[0])
+        snprintf(buf, buflen, "the change would make the config invalid");
+}
+
+/* ---- config edit helpers ----------------------------------------------- */
+
+int runtime_cfg_find_endpoint(const struct config_version *v, const char *address)
+{
+    struct sockaddr_storage sa;
+    socklen_t sa_len;
+    bool parsed = util_parse_addr(address, &sa, &sa_len, NULL) == 0;
+    for (size_t i = 0; i < v->n_endpoints; i++) {
+        const struct config_endpoint *e = &v->endpoints[i];
+        if (parsed && e->sa_len == sa_len && memcmp(&e->sa, &sa, sa_len) == 0)
+            return (int)i;
+        if (e->address && strcmp(e->address, address) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+int runtime_cfg_add_endpoint(struct config_version *v, const char *address,
+                             uint32_t weight, char *err, size_t errlen)
+{
+    struct config_endpoint e;
+    memset(&e, 0, sizeof(e));
+    const char *why = NULL;
+    if (util_parse_addr(address, &e.sa, &e.sa_len, &why) < 0) {
+        snprintf(err, errlen, "bad endpoint address \"%s\": %s", address, why);
+        return -1;
+    }
+    if (v->n_endpoints >= CONFIG_MAX_ENDPOINTS) {
+        snprintf(err, errlen, "version %s already has %d endpoints (the most allowed)",
+                 v->name, CONFIG_MAX_ENDPOINTS);
+        return -1;
+    }
+    e.address = xstrdup(address);
+    e.weight = weight;
+    v->endpoints = xrealloc(v->endpoints, (v->n_endpoints + 1) * sizeof(*v->endpoints));
+    v->endpoints[v->n_endpoints++] = e;
+    return 0;
+}
+
+void runtime_cfg_remove_endpoint(struct config_version *v, size_t i)
+{
+    CHECK(i < v->n_endpoints);
+    free(v->endpoints[i].address);
+    memmove(&v->endpoints[i], &v->endpoints[i + 1],
+            (v->n_endpoints - i - 1) * sizeof(*v->endpoints));
+    v->n_endpoints--;
+}
+
+void runtime_cfg_set_split(struct config *cfg, const uint32_t *bp)
+{
+    if (!cfg->split_bp)
+        cfg->split_bp = xcalloc(cfg->n_versions ? cfg->n_versions : 1,
+                                sizeof(*cfg->split_bp));
+    memcpy(cfg->split_bp, bp, cfg->n_versions * sizeof(*bp));
+}
+
+void runtime_cfg_format_split(const struct config *cfg, char *buf, size_t buflen)
+{
+    buf[0] = '\0';
+    for (size_t i = 0; i < cfg->n_versions; i++) {
+        char pct[16];
+        util_format_bp(cfg->split_bp ? cfg->split_bp[i] : 0, pct, sizeof(pct));
+        append(buf, buflen, ",", "%s=%s", cfg->versions[i].name, pct);
+    }
+}
+
+/* ---- config <-> state map ---------------------------------------------- */
+
+static const char rule_kinds[] = {
+    [RULE_M_HEADER_VALUE] = 'h',
+    [RULE_M_HEADER_PRESENT] = 'p',
+    [RULE_M_COOKIE_VALUE] = 'c',
+};
+
+static void rules_canon(const struct config *cfg, struct json_buf *b)
+{
+    json_buf_printf(b, "%zu;", cfg->n_rules);
+    for (size_t i = 0; i < cfg->n_rules; i++) {
+        const struct config_rule *r = &cfg->rules[i];
+        const char *parts[3] = {r->name ? r->name : "", r->value ? r->value : "",
+                                r->version ? r->version : ""};
+        if (i > 0)
+            json_buf_puts(b, ";");
+        json_buf_printf(b, "%c", rule_kinds[r->match]);
+        for (size_t k = 0; k < 3; k++) {
+            char *e = state_escape(parts[k], ",;");
+            json_buf_printf(b, ",%s", e);
+            free(e);
+        }
+    }
+}
+
+/*
+ * The split's canonical value lists only versions with a share, in config
+ * order: adding a version at 0 % to the file is not a change of the split,
+ * so it does not override a runtime split.
+ */
+static void split_canon(const struct config *cfg, char *buf, size_t buflen)
+{
+    buf[0] = '\0';
+    for (size_t i = 0; i < cfg->n_versions; i++) {
+        uint32_t bp = cfg->split_bp ? cfg->split_bp[i] : 0;
+        if (bp == 0)
+            continue;
+        char pct[16];
+        util_format_bp(bp, pct, sizeof(pct));
+        append(buf, buflen, ",", "%s=%s", cfg->versions[i].name, pct);
+    }
+    if (!buf[0])
+        snprintf(buf, buflen, "none");
+}
+
+static void config_to_map(const struct config *cfg, struct state_map *m)
+{
+    state_map_init(m);
+    if (!cfg)
+        return;
+    char split[CONFIG_MAX_VERSIONS * (CONFIG_NAME_MAX + 10) + 1];
+    split_canon(cfg, split, sizeof(split));
+    state_map_set(m, "split", split, 0);
+    struct json_buf b;
+    json_buf_init(&b);
+    rules_canon(cfg, &b);
+    state_map_set(m, "rules", b.p, 0);
+    for (size_t v = 0; v < cfg->n_versions; v++) {
+        const struct config_version *cv = &cfg->versions[v];
+        for (size_t i = 0; i < cv->n_endpoints; i++) {
+            const struct config_endpoint *e = &cv->endpoints[i];
+            char w[16];
+            snprintf(w, sizeof(w), "%u", e->weight);
+            json_buf_reset(&b);
+            json_buf_printf(&b, "endpoint/%s/%s", cv->name, e->address);
+            state_map_set(m, b.p, w, 0);
+            if (e->draining) {
+                json_buf_reset(&b);
+                json_buf_printf(&b, "drain/%s/%s", cv->name, e->address);
+                state_map_set(m, b.p, "1", 0);
+            }
+        }
+    }
+    json_buf_dispose(&b);
+}
+
+/* Order in which items apply: split, rules, endpoints, then drains. */
+static int key_category(const char *key)
+{
+    if (strcmp(key, "split") == 0)
+        return 0;
+    if (strcmp(key, "rules") == 0)
+        return 1;
+    if (strncmp(key, "endpoint/", 9) == 0)
+        return 2;
+    if (strncmp(key, "drain/", 6) == 0)
+        return 3;
+    return -1;
+}
+
+/* Split "endpoint/V/ADDR" after its prefix into version and address. */
+static int split_ep_key(const char *rest, char *ver, size_t verlen,
+                        const char **addr)
+{
+    const char *slash = strchr(rest, '/');
+    if (!slash || slash == rest || (size_t)(slash - rest) >= verlen || !slash[1])
+        return -1;
+    memcpy(ver, rest, (size_t)(slash - rest));
+    ver[slash - rest] = '\0';
+    *addr = slash + 1;
+    return 0;
+}
+
+static void rule_dispose(struct config_rule *r)
+{
+    free(r->name);
+    free(r->value);
+    free(r->version);
+}
+
+static int apply_split(struct config *cfg, const char *value, char *err,
+                       size_t errlen)
+{
+    uint32_t bp[CONFIG_MAX_VERSIONS] = {0};
+    char *copy = xstrdup(strcmp(value, "none") == 0 ? "" : value), *save = NULL;
+    int rc = 0;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *eq = strrchr(t, '=');
+        uint32_t v;
+        if (!eq || util_parse_percent_bp(eq + 1, &v) < 0) {
+            snprintf(err, errlen, "malformed split \"%s\"", value);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        int vi = config_version_index(cfg, t);
+        if (vi < 0) {
+            if (v == 0)
+                continue;
+            snprintf(err, errlen, "version %s is no longer defined", t);
+            rc = -1;
+            break;
+        }
+        bp[vi] = v;
+    }
+    free(copy);
+    if (rc == 0 && cfg->n_versions <= CONFIG_MAX_VERSIONS)
+        runtime_cfg_set_split(cfg, bp);
+    return rc;
+}
+
+static int apply_rules(struct config *cfg, const char *value, char *err,
+                       size_t errlen)
+{
+    char *copy = xstrdup(value), *save = NULL;
+    char *count = strtok_r(copy, ";", &save);
+    char *end;
+    unsigned long n = count ? strtoul(count, &end, 10) : 0;
+    if (!count || *end || n > CONFIG_MAX_RULES) {
+        free(copy);
+        snprintf(err, errlen, "malformed rules value");
+        return -1;
+    }
+    struct config_rule *rules = xcalloc(n ? n : 1, sizeof(*rules));
+    size_t got = 0;
+    int rc = 0;
+    for (char *t = strtok_r(NULL, ";", &save); t; t = strtok_r(NULL, ";", &save)) {
+        char *f[4];
+        size_t nf = 0;
+        /* Empty fields (a presence rule's value) survive: walk by hand. */
+        for (char *q = t; nf < 4; nf++) {
+            f[nf] = q;
+            char *c = strchr(q, ',');
+            if (!c) {
+                nf++;
+                break;
+            }
+            *c = '\0';
+            q = c + 1;
+        }
+        if (got >= n || nf != 4 || strlen(f[0]) != 1) {
+            rc = -1;
+            break;
+        }
+        struct config_rule *r = &rules[got];
+        switch (f[0][0]) {
+        case 'h': r->match = RULE_M_HEADER_VALUE; break;
+        case 'p': r->match = RULE_M_HEADER_PRESENT; break;
+        case 'c': r->match = RULE_M_COOKIE_VALUE; break;
+        default: rc = -1;
+        }
+        if (rc < 0 || state_unescape(f[1]) < 0 || state_unescape(f[2]) < 0 ||
+            state_unescape(f[3]) < 0) {
+            rc = -1;
+            break;
+        }
+        r->name = xstrdup(f[1]);
+        r->value = r->match == RULE_M_HEADER_PRESENT ? NULL : xstrdup(f[2]);
+        r->version = xstrdup(f[3]);
+        got++;
+    }
+    free(copy);
+    if (rc == 0 && got != n)
+        rc = -1;
+    if (rc < 0) {
+        for (size_t i = 0; i < got; i++)
+            rule_dispose(&rules[i]);
+        free(rules);
+        snprintf(err, errlen, "malformed rules value");
+        return -1;
+    }
+    /* Rules that are the file's own keep their position (status, explain). */
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < cfg->n_rules; k++) {
+            const struct config_rule *o = &cfg->rules[k];
+            if (o->match == rules[i].match && streq_null(o->name, rules[i].name) &&
+                streq_null(o->value, rules[i].value) &&
+                streq_null(o->version, rules[i].version)) {
+                rules[i].pos = o->pos;
+                rules[i].version_pos = o->version_pos;
+                break;
+            }
+        }
+    }
+    for (size_t i = 0; i < cfg->n_rules; i++)
+        rule_dispose(&cfg->rules[i]);
+    free(cfg->rules);
+    cfg->rules = rules;
+    cfg->n_rules = n;
+    return 0;
+}
+
+/* Apply one tracked key's value (STATE_ABSENT = remove) to cfg. */
+static int apply_item(struct config *cfg, const char *key, const char *value,
+                      char *err, size_t errlen)
+{
+    int cat = key_category(key);
+    bool absent = strcmp(value, STATE_ABSENT) == 0;
+    if (cat == 0)
+        return absent ? 0 : apply_split(cfg, value, err, errlen);
+    if (cat == 1)
+        return absent ? 0 : apply_rules(cfg, value, err, errlen);
+    if (cat < 0) {
+        snprintf(err, errlen, "unknown runtime setting \"%s\"", key);
+        return -1;
+    }
+    char ver[CONFIG_NAME_MAX + 1];
+    const char *addr;
+    if (split_ep_key(key + (cat == 2 ? 9 : 6), ver, sizeof(ver), &addr) < 0) {
+        snprintf(err, errlen, "malformed runtime setting \"%s\"", key);
+        return -1;
+    }
+    int vi = config_version_index(cfg, ver);
+    if (vi < 0) {
+        if (absent)
+            return 0;
+        snprintf(err, errlen, "version %s is no longer defined", ver);
+        return -1;
+    }
+    struct config_version *v = &cfg->versions[vi];
+    int ei = runtime_cfg_find_endpoint(v, addr);
+    if (cat == 2) {
+        if (absent) {
+            if (ei >= 0)
+                runtime_cfg_remove_endpoint(v, (size_t)ei);
+            return 0;
+        }
+        char *end;
+        unsigned long w = strtoul(value, &end, 10);
+        if (*end || w < 1 || w > 1000) {
+            snprintf(err, errlen, "malformed weight \"%s\" for %s", value, key);
+            return -1;
+        }
+        if (ei >= 0) {
+            v->endpoints[ei].weight = (uint32_t)w;
+            return 0;
+        }
+        return runtime_cfg_add_endpoint(v, addr, (uint32_t)w, err, errlen);
+    }
+    if (ei < 0) {
+        if (absent)
+            return 0;
+        snprintf(err, errlen, "endpoint %s of version %s is no longer defined",
+                 addr, ver);
+        return -1;
+    }
+    v->endpoints[ei].draining = !absent;
+    return 0;
+}
+
+/* Items of `to` that differ from `from` (absent keys as STATE_ABSENT). */
+static void map_diff(const struct state_map *from, const struct state_map *to,
+                     struct state_map *out)
+{
+    state_map_init(out);
+    for (size_t i = 0; i < to->n; i++)
+        if (strcmp(state_map_value(from, to->v[i].key), to->v[i].value) != 0)
+            state_map_set(out, to->v[i].key, to->v[i].value, to->v[i].ts_ms);
+    for (size_t i = 0; i < from->n; i++)
+        if (!state_map_find(to, from->v[i].key))
+            state_map_set(out, from->v[i].key, STATE_ABSENT, 0);
+}
+
+/* Apply all items of diff to cfg in category order. Stops at the first failure. */
+static int apply_all(struct config *cfg, const struct state_map *diff, char *err,
+                     size_t errlen)
+{
+    for (int cat = 0; cat < 4; cat++)
+        for (size_t i = 0; i < diff->n; i++)
+            if (key_category(diff->v[i].key) == cat &&
+                apply_item(cfg, diff->v[i].key, diff->v[i].value, err, errlen) < 0)
+                return -1;
+    return 0;
+}
+
+/* Human text of one key's change, for answers and logs. */
+static void describe_item(const char *key, const char *from, const char *to,
+                          char *buf, size_t buflen)
+{
+    int cat = key_category(key);
+    bool from_abs = strcmp(from, STATE_ABSENT) == 0;
+    bool to_abs = strcmp(to, STATE_ABSENT) == 0;
+    if (cat == 0) {
+        append(buf, buflen, "; ", "split %s -> %s", from, to);
+        return;
+    }
+    if (cat == 1) {
+        append(buf, buflen, "; ", "rules: %lu -> %lu",
+               from_abs ? 0ul : strtoul(from, NULL, 10),
+               to_abs ? 0ul : strtoul(to, NULL, 10));
+        return;
+    }
+    char ver[CONFIG_NAME_MAX + 1];
+    const char *addr;
+    if (cat < 0 || split_ep_key(key + (cat == 2 ? 9 : 6), ver, sizeof(ver), &addr) < 0) {
+        append(buf, buflen, "; ", "%s %s -> %s", key, from, to);
+        return;
+    }
+    if (cat == 3)
+        append(buf, buflen, "; ", "%s %s %s", to_abs ? "undrain" : "drain", ver, addr);
+    else if (to_abs)
+        append(buf, buflen, "; ", "remove-endpoint %s %s", ver, addr);
+    else if (from_abs)
+        append(buf, buflen, "; ", "add-endpoint %s %s weight=%s", ver, addr, to);
+    else
+        append(buf, buflen, "; ", "weight %s %s %s -> %s", ver, addr, from, to);
+}
+
+static void describe_diff(const struct state_map *a, const struct state_map *b,
+                          char *buf, size_t buflen)
+{
+    buf[0] = '\0';
+    struct state_map d;
+    map_diff(a, b, &d);
+    for (size_t i = 0; i < d.n; i++)
+        describe_item(d.v[i].key, state_map_value(a, d.v[i].key), d.v[i].value,
+                      buf, buflen);
+    state_map_dispose(&d);
+    if (!buf[0])
+        snprintf(buf, buflen, "no change");
+}
+
+/* ---- publish and save -------------------------------------------------- */
+
+static void publish(const struct config *cfg)
+{
+    struct snapshot *prev = snapshot_acquire();
+    struct snapshot *s = snapshot_new(config_clone(cfg), prev);
+    CHECK(s != NULL);
+    snapshot_unref(prev);
+    snapshot_publish(s);
+}
+
+static void save_state(char *warn, size_t warnlen)
+{
+    const char *path = rt.running ? rt.running->state : NULL;
+    if (!path)
+        return;
+    /* Nothing to remember and nothing to overwrite: leave no file behind. */
+    if (rt.st.changes.n == 0 && rt.st.n_hist == 0 && access(path, F_OK) < 0 &&
+        errno == ENOENT)
+        return;
+    char err[512];
+    if (state_save(path, &rt.st, err, sizeof(err)) < 0) {
+        log_error("runtime state not saved, runtime changes will not survive a restart: %s",
+                  err);
+        append(warn, warnlen, "; ", "runtime state not saved (%s): the change is live "
+               "but will not survive a restart", err);
+    }
+}
+
+/*
+ * Install newcfg (owned) as the running config: record history (when
+ * push), recompute the changes against the file, publish, save.
+ */
+static void commit(struct config *newcfg, const char *what, bool push,
+                   struct runtime_result *res, bool save)
+{
+    struct state_map oldm, newm;
+    config_to_map(rt.running, &oldm);
+    config_to_map(newcfg, &newm);
+    describe_diff(&oldm, &newm, res->change, sizeof(res->change));
+    int64_t now = state_now_ms();
+    if (push)
+        state_history_push(&rt.st, now, what, &oldm);
+
+    /* Changes = where running differs from the file; an item keeps its
+     * timestamp while its value stays the same. */
+    struct state_map changes;
+    map_diff(&rt.st.file, &newm, &changes);
+    for (size_t i = 0; i < changes.n; i++) {
+        const struct state_item *old = state_map_find(&rt.st.changes, changes.v[i].key);
+        changes.v[i].ts_ms =
+            old && strcmp(old->value, changes.v[i].value) == 0 ? old->ts_ms : now;
+    }
+    state_map_dispose(&rt.st.changes);
+    rt.st.changes = changes;
+    state_map_dispose(&oldm);
+    state_map_dispose(&newm);
+
+    publish(newcfg);
+    config_free(rt.running);
+    rt.running = newcfg;
+    res->generation = snapshot_generation();
+    if (save)
+        save_state(res->warning, sizeof(res->warning));
+}
+
+/* ---- reading the file and merging -------------------------------------- */
+
+/* Read the config file; sets *mtime_ms (wall clock). NULL with errs on failure. */
+static char *read_config(const char *path, size_t *len, int64_t *mtime_ms,
+                         struct config_errors *errs)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        int e = fd < 0 || errno ? errno : EINVAL;
+        if (fd >= 0 && !S_ISREG(st.st_mode))
+            e = EISDIR;
+        if (fd >= 0)
+            close(fd);
+        config_errors_add(errs, (struct config_pos){0, 0}, "cannot read: %s",
+                          e == EISDIR ? "not a regular file" : strerror(e));
+        return NULL;
+    }
+    *mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+    size_t cap = 4096, n = 0;
+    char *buf = xmalloc(cap);
+    for (;;) {
+        if (n == cap) {
+            if (cap >= RUNTIME_MAX_FILE_BYTES) {
+                config_errors_add(errs, (struct config_pos){0, 0},
+                                  "cannot read: file larger than 4 MiB");
+                goto bad;
+            }
+            cap *= 2;
+            buf = xrealloc(buf, cap);
+        }
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            config_errors_add(errs, (struct config_pos){0, 0}, "cannot read: %s",
+                              strerror(errno));
+            goto bad;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    *len = n;
+    return buf;
+bad:
+    close(fd);
+    free(buf);
+    return NULL;
+}
+
+static struct config *load_file(struct config_errors *errs, int64_t *mtime_ms)
+{
+    size_t len = 0;
+    char *text = read_config(rt.path, &len, mtime_ms, errs);
+    if (!text)
+        return NULL;
+    rt.seen_hash = runtime_hash(text, len);
+    struct config *cfg = config_load_string(rt.path, text, len, errs);
+    free(text);
+    return cfg;
+}
+
+/*
+ * Merge the runtime changes into the freshly loaded file config fn (see the
+ * rule in runtime.h). Returns the new running config (owned); rt.st.changes
+ * keeps the surviving items with their timestamps. Reasons for dropped
+ * items are appended to warn.
+ */
+static struct config *merge(const struct config *fn, int64_t mtime_ms,
+                            char *warn, size_t warnlen)
+{
+    struct state_map fnm, kept;
+    config_to_map(fn, &fnm);
+    state_map_init(&kept);
+    char t_file[40], t_rt[40];
+    state_format_time(mtime_ms, t_file, sizeof(t_file));
+    for (size_t i = 0; i < rt.st.changes.n; i++) {
+        const struct state_item *o = &rt.st.changes.v[i];
+        const char *now = state_map_value(&fnm, o->key);
+        const char *base = state_map_value(&rt.st.file, o->key);
+        state_format_time(o->ts_ms, t_rt, sizeof(t_rt));
+        if (strcmp(now, o->value) == 0) {
+            log_info("config file now agrees with the runtime change %s=%s; "
+                     "it is no longer a runtime change", o->key, o->value);
+        } else if (strcmp(now, base) == 0) {
+            state_map_set(&kept, o->key, o->value, o->ts_ms);
+        } else if (mtime_ms > o->ts_ms) {
+            log_info("config file wins for %s: the file changed it to %s "
+                     "(file modified %s), after the runtime change to %s (made %s)",
+                     o->key, now, t_file, o->value, t_rt);
+        } else {
+            log_info("runtime change wins for %s: %s (made %s) is newer than the "
+                     "config file's %s (file modified %s)",
+                     o->key, o->value, t_rt, now, t_file);
+            state_map_set(&kept, o->key, o->value, o->ts_ms);
+        }
+    }
+    state_map_dispose(&fnm);
+
+    struct config *cur = config_clone(fn);
+    struct state_map applied;
+    state_map_init(&applied);
+    for (int cat = 0; cat < 4; cat++) {
+        for (size_t i = 0; i < kept.n; i++) {
+            const struct state_item *it = &kept.v[i];
+            if (key_category(it->key) != cat)
+                continue;
+            char err[512] = "";
+            struct config *next = config_clone(cur);
+            int rc = apply_item(next, it->key, it->value, err, sizeof(err));
+            if (rc == 0) {
+                struct config_errors errs;
+                config_errors_init(&errs, rt.path);
+                if (config_validate(next, &errs) < 0) {
+                    errors_sentence(&errs, err, sizeof(err));
+                    rc = -1;
+                }
+                config_errors_dispose(&errs);
+            }
+            if (rc < 0) {
+                log_warn("runtime change %s=%s dropped: %s", it->key, it->value, err);
+                append(warn, warnlen, "; ", "runtime change %s=%s dropped: %s",
+                       it->key, it->value, err);
+                config_free(next);
+                continue;
+            }
+            config_free(cur);
+            cur = next;
+            state_map_set(&applied, it->key, it->value, it->ts_ms);
+        }
+    }
+    state_map_dispose(&kept);
+    state_map_dispose(&rt.st.changes);
+    rt.st.changes = applied;
+    return cur;
+}
+
+/* Settings that only take effect at start: keep the running values. */
+static void keep_restart_settings(struct config *dst, const struct config *old,
+                                  char *list, size_t listlen)
+{
+    list[0] = '\0';
+    if (!old)
+        return;
+#define KEEP_STR(field)                                                        \
+    do {                                                                       \
+        if (!streq_null(dst->field, old->field)) {                             \
+            append(list, listlen, ", ", "%s", #field);                         \
+            free(dst->field);                                                  \
+            dst->field = old->field ? xstrdup(old->field) : NULL;              \
+        }                                                                      \
+    } while (0)
+    if (!streq_null(dst->listen, old->listen)) {
+        append(list, listlen, ", ", "listen");
+        free(dst->listen);
+        dst->listen = old->listen ? xstrdup(old->listen) : NULL;
+        dst->listen_sa = old->listen_sa;
+        dst->listen_sa_len = old->listen_sa_len;
+    }
+    if (dst->workers != old->workers) {
+        append(list, listlen, ", ", "workers");
+        dst->workers = old->workers;
+    }
+    KEEP_STR(control);
+    if (dst->control_mode != old->control_mode) {
+        append(list, listlen, ", ", "control_mode");
+        dst->control_mode = old->control_mode;
+    }
+    KEEP_STR(control_owner);
+    KEEP_STR(control_group);
+    KEEP_STR(state);
+    if (!streq_null(dst->admin, old->admin)) {
+        append(list, listlen, ", ", "admin");
+        free(dst->admin);
+        dst->admin = old->admin ? xstrdup(old->admin) : NULL;
+        dst->admin_sa = old->admin_sa;
+        dst->admin_sa_len = old->admin_sa_len;
+    }
+#undef KEEP_STR
+}
+
+/* ---- public ------------------------------------------------------------ */
+
+int runtime_start(const char *config_path, struct config_errors *errs)
+{
+    CHECK(!rt.started);
+    rt.path = xstrdup(config_path);
+    state_init(&rt.st);
+    int64_t mtime = 0;
+    struct config *fn = load_file(errs, &mtime);
+    if (!fn) {
+        free(rt.path);
+        rt.path = NULL;
+        return -1;
+    }
+    rt.started = true;
+
+    char err[512];
+    int rc = state_load(fn->state, &rt.st, err, sizeof(err));
+    if (rc < 0) {
+        log_warn("ignoring the runtime state file: %s", err);
+        state_init(&rt.st);
+    } else if (rc == 0) {
+        log_info("restoring runtime state from %s: %zu runtime change(s), %zu "
+                 "history entr%s", fn->state, rt.st.changes.n, rt.st.n_hist,
+                 rt.st.n_hist == 1 ? "y" : "ies");
+    }
+    struct runtime_result res;
+    memset(&res, 0, sizeof(res));
+    struct state_map loaded_file, loaded_changes;
+    state_map_copy(&loaded_file, &rt.st.file);
+    state_map_copy(&loaded_changes, &rt.st.changes);
+    struct config *running = merge(fn, mtime, res.warning, sizeof(res.warning));
+    state_map_dispose(&rt.st.file);
+    config_to_map(fn, &rt.st.file);
+    rt.file = fn;
+    commit(running, "start", false, &res, false);
+    /* Rewrite the state file only when the merge changed something: a
+     * start that finds everything as saved leaves the file alone. */
+    if (!state_map_equal(&loaded_file, &rt.st.file) ||
+        !state_map_equal(&loaded_changes, &rt.st.changes))
+        save_state(res.warning, sizeof(res.warning));
+    state_map_dispose(&loaded_file);
+    state_map_dispose(&loaded_changes);
+    for (size_t i = 0; i < rt.st.changes.n; i++)
+        log_info("runtime change in force: %s=%s", rt.st.changes.v[i].key,
+                 rt.st.changes.v[i].value);
+    return 0;
+}
+
+int runtime_reload_result(struct config_errors *errs, struct runtime_result *res)
+{
+    CHECK(rt.started);
+    memset(res, 0, sizeof(*res));
+    int64_t mtime = 0;
+    struct config *fn = load_file(errs, &mtime);
+    if (!fn) {
+        char buf[4096];
+        config_errors_format(errs, buf, sizeof(buf));
+        for (char *line = buf, *nl; *line; line = nl + 1) {
+            nl = strchr(line, '\n');
+            if (nl)
+                *nl = '\0';
+            log_error("reload refused, keeping the running config: %s", line);
+            if (!nl)
+                break;
+        }
+        return -1;
+    }
+    struct config *running = merge(fn, mtime, res->warning, sizeof(res->warning));
+    keep_restart_settings(running, rt.running, res->restart, sizeof(res->restart));
+    state_map_dispose(&rt.st.file);
+    config_to_map(fn, &rt.st.file);
+    config_free(rt.file);
+    rt.file = fn;
+
+    struct state_map oldm, newm;
+    config_to_map(rt.running, &oldm);
+    config_to_map(running, &newm);
+    bool changed = !state_map_equal(&oldm, &newm);
+    state_map_dispose(&oldm);
+    state_map_dispose(&newm);
+    commit(running, "reload", changed, res, true);
+    log_info("reloaded %s (generation %" PRIu64 "): %s%s%s%s%s", rt.path,
+             res->generation, res->change,
+             res->restart[0] ? "; needs a restart to change: " : "", res->restart,
+             res->warning[0] ? "; " : "", res->warning);
+    if (rt.on_reload)
+        rt.on_reload(rt.running);
+    return 0;
+}
+
+void runtime_on_reload(runtime_reload_cb cb)
+{
+    rt.on_reload = cb;
+}
+
+void runtime_refresh(const char *why)
+{
+    if (!rt.started)
+        return;
+    publish(rt.running);
+    log_info("published generation %" PRIu64 ": %s", snapshot_generation(),
+             why ? why : "refresh");
+}
+
+int runtime_reload(struct config_errors *errs, char *msg, size_t msglen)
+{
+    struct runtime_result res;
+    if (runtime_reload_result(errs, &res) < 0)
+        return -1;
+    snprintf(msg, msglen, "generation %" PRIu64 ": %s%s%s", res.generation,
+             res.change, res.restart[0] ? "; needs a restart to change: " : "",
+             res.restart);
+    return 0;
+}
+
+int runtime_edit(const char *what, runtime_edit_cb edit, void *arg,
+                 struct runtime_result *res, char *err, size_t errlen)
+{
+    CHECK(rt.started);
+    memset(res, 0, sizeof(*res));
+    struct config *c = config_clone(rt.running);
+    err[0] = '\0';
+    if (edit(c, arg, err, errlen) < 0) {
+        if (!err[0])
+            snprintf(err, errlen, "the change was refused");
+        config_free(c);
+        return -1;
+    }
+    struct config_errors errs;
+    config_errors_init(&errs, rt.path);
+    if (config_validate(c, &errs) < 0) {
+        errors_sentence(&errs, err, errlen);
+        config_errors_dispose(&errs);
+        config_free(c);
+        return -1;
+    }
+    config_errors_dispose(&errs);
+    commit(c, what, true, res, true);
+    return 0;
+}
+
+int runtime_rollback(struct runtime_result *res, char *err, size_t errlen)
+{
+    CHECK(rt.started);
+    memset(res, 0, sizeof(*res));
+    if (rt.st.n_hist == 0) {
+        snprintf(err, errlen, "nothing to roll back: the history of changes is empty");
+        return -1;
+    }
+    const struct state_history *h = &rt.st.hist[rt.st.n_hist - 1];
+    struct state_map cur, diff;
+    config_to_map(rt.running, &cur);
+    map_diff(&cur, &h->map, &diff);
+    state_map_dispose(&cur);
+    struct config *c = config_clone(rt.running);
+    char why[512] = "";
+    int rc = apply_all(c, &diff, why, sizeof(why));
+    state_map_dispose(&diff);
+    if (rc == 0) {
+        struct config_errors errs;
+        config_errors_init(&errs, rt.path);
+        if (config_validate(c, &errs) < 0) {
+            errors_sentence(&errs, why, sizeof(why));
+            rc = -1;
+        }
+        config_errors_dispose(&errs);
+    }
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot roll back \"%s\": %s", h->what, why);
+        config_free(c);
+        return -1;
+    }
+    char what[300];
+    snprintf(what, sizeof(what), "%s", h->what);
+    struct state_map popped;
+    state_history_pop(&rt.st, &popped);
+    state_map_dispose(&popped);
+    commit(c, "rollback", false, res, true);
+    char undone[sizeof(res->change)];
+    snprintf(undone, sizeof(undone), "%s", res->change);
+    snprintf(res->change, sizeof(res->change), "undid \"%.200s\": %.780s", what, undone);
+    return 0;
+}
+
+size_t runtime_history_len(void)
+{
+    return rt.st.n_hist;
+}
+
+const char *runtime_history_what(size_t i, int64_t *ts_ms)
+{
+    if (i >= rt.st.n_hist)
+        return NULL;
+    const struct state_history *h = &rt.st.hist[rt.st.n_hist - 1 - i];
+    if (ts_ms)
+        *ts_ms = h->ts_ms;
+    return h->what;
+}
+
+size_t runtime_changes_len(void)
+{
+    return rt.st.changes.n;
+}
+
+const char *runtime_change_at(size_t i, const char **value, int64_t *ts_ms)
+{
+    if (i >= rt.st.changes.n)
+        return NULL;
+    if (value)
+        *value = rt.st.changes.v[i].value;
+    if (ts_ms)
+        *ts_ms = rt.st.changes.v[i].ts_ms;
+    return rt.st.changes.v[i].key;
+}
+
+const char *runtime_config_path(void)
+{
+    return rt.path;
+}
+
+uint64_t runtime_file_hash(void)
+{
+    return rt.seen_hash;
+}
+
+const struct config *runtime_config(void)
+{
+    return rt.running;
+}
+
+void runtime_stop(void)
+{
+    if (!rt.started)
+        return;
+    config_free(rt.running);
+    config_free(rt.file);
+    state_dispose(&rt.st);
+    free(rt.path);
+    memset(&rt, 0, sizeof(rt));
+}
