@@ -1,13 +1,23 @@
 /*
  * metrics.h — counters and latency histograms, recorded per worker without
- * locks and summed by the reader (admin /metrics, control status).
+ * locks and summed by the reader (admin /metrics, /stats.json, control
+ * status).
  *
  * Per endpoint: finished txns by status class, in-flight, connect failures,
- * retries (struct endpoint_wslot, in snapshot.h). Per version name: a
- * struct vstats registered once by the main thread when a snapshot first
- * names the version and never freed (bounded by METRICS_MAX_VSTATS), with a
- * per-worker slot of requests by class, weir's own errors and a duration
- * histogram. Only the owning worker writes a slot (relaxed load + store).
+ * retries, open upstream conns (struct endpoint_wslot, in snapshot.h) and
+ * passive ejections (struct endpoint). Per version name: a struct vstats
+ * registered once by the main thread when a snapshot first names the
+ * version and never freed (bounded by METRICS_MAX_VSTATS), with a
+ * per-worker slot of requests by class (with and without an endpoint),
+ * aborted txns, weir's own no-endpoint answers and a duration histogram.
+ * Txns that never reached routing (400, 431...) are counted per worker in
+ * an "unrouted" slot. Only the owning worker writes a slot (relaxed load +
+ * store: no read-modify-write, no lock); readers sum the slots.
+ *
+ * Reader side, main thread only: a ring of once-a-second samples of every
+ * vstats' totals (metrics_window_tick) gives windowed rates, shares and
+ * quantiles (metrics_window_delta) for the status page and the achieved
+ * share gauge, without any per-request cost.
  */
 #ifndef WEIR_METRICS_H
 #define WEIR_METRICS_H
@@ -18,21 +28,44 @@
 #include "snapshot.h"
 
 #define METRICS_MAX_VSTATS 256
-/* Histogram upper bounds in microseconds (the last bucket is +Inf). */
-#define METRICS_BUCKETS 16
+/* Histogram buckets: upper bounds in microseconds, 50 µs .. 60 s (the last
+ * bucket, index METRICS_BUCKETS - 1, is +Inf). */
+#define METRICS_BUCKETS 20
 extern const uint64_t metrics_bucket_us[METRICS_BUCKETS - 1];
+
+/* Samples kept by the window ring (one per second): windows up to 60 s. */
+#define METRICS_WINDOW_SAMPLES 64
 
 struct vstats_wslot {
     _Atomic uint64_t requests[STATUS_CLASSES]; /* txns by status class */
+    _Atomic uint64_t no_ep_requests[STATUS_CLASSES]; /* of which without endpoint */
     _Atomic uint64_t no_endpoint;  /* answered 503: no endpoint available */
+    _Atomic uint64_t aborted;      /* ended without any response status */
     _Atomic uint64_t buckets[METRICS_BUCKETS]; /* non-cumulative counts */
     _Atomic uint64_t duration_us_sum;
 } __attribute__((aligned(64)));
 
+/* A version's counters summed over workers (a plain value, any thread). */
+struct metrics_vtotals {
+    uint64_t requests[STATUS_CLASSES];
+    uint64_t no_ep_requests[STATUS_CLASSES];
+    uint64_t no_endpoint;
+    uint64_t aborted;
+    uint64_t buckets[METRICS_BUCKETS]; /* non-cumulative */
+    uint64_t duration_us_sum;
+};
+
 struct vstats {
     char *name; /* owned */
     struct vstats_wslot slots[WORKERS_MAX];
+    struct metrics_vtotals *ring; /* owned, METRICS_WINDOW_SAMPLES; main thread only */
 };
+
+/* Txns that ended before a version was chosen (bad request...). */
+struct metrics_unrouted_wslot {
+    _Atomic uint64_t requests[STATUS_CLASSES];
+    _Atomic uint64_t aborted;
+} __attribute__((aligned(64)));
 
 struct worker;
 
@@ -48,12 +81,48 @@ void metrics_txn_done(struct worker *w, const struct snapshot *s, int version,
                       struct endpoint *ep, int status, uint64_t duration_us);
 void metrics_connect_failure(struct worker *w, struct endpoint *ep);
 void metrics_retry(struct worker *w, struct endpoint *ep);
+/* An upstream conn to ep was opened (+1) or closed (-1). Worker thread. */
+void metrics_upstream_conn(struct worker *w, struct endpoint *ep, int delta);
 
-/* Sum of one counter over the worker slots. */
+/* Sum of one counter over the worker slots. Any thread. */
 uint64_t metrics_vstats_requests(const struct vstats *vs, int status_class);
+/* All counters of vs summed over the worker slots. Any thread. */
+void metrics_vstats_totals(const struct vstats *vs, struct metrics_vtotals *out);
+/* Unrouted txns: requests by class and aborted, summed. Any thread. */
+void metrics_unrouted_totals(uint64_t requests[STATUS_CLASSES], uint64_t *aborted);
+/* Open upstream conns / connect failures / retries of ep, summed. Any thread. */
+uint64_t metrics_endpoint_conns(const struct endpoint *ep);
+uint64_t metrics_endpoint_connect_failures(const struct endpoint *ep);
+uint64_t metrics_endpoint_retries(const struct endpoint *ep);
 
 /* Index 0..4 of a status class (1xx..5xx), or -1. */
 int metrics_status_class(int status);
+
+/* Responses with any status in t (sum of the classes). */
+uint64_t metrics_vtotals_count(const struct metrics_vtotals *t);
+
+/*
+ * Estimate quantile q (0..1) in microseconds from non-cumulative bucket
+ * counts, interpolating linearly inside the bucket (as Prometheus'
+ * histogram_quantile does). Returns -1 when the histogram is empty; a
+ * quantile in the +Inf bucket reports the largest finite bound.
+ */
+double metrics_quantile_us(const uint64_t buckets[METRICS_BUCKETS], double q);
+
+/*
+ * Take a sample of every vstats' totals now (now_ms: util_now_ms()). Call
+ * about once a second. Main thread.
+ */
+void metrics_window_tick(uint64_t now_ms);
+
+/*
+ * Counters of vstats i accrued over about the last `seconds` (the current
+ * totals minus the sample closest to `seconds` ago, or the oldest sample,
+ * or zero before the first sample). *span_ms gets the window length
+ * actually covered (0 before any sample). Main thread.
+ */
+void metrics_window_delta(size_t i, unsigned seconds, uint64_t now_ms,
+                          struct metrics_vtotals *out, uint64_t *span_ms);
 
 /* Free the registry at exit. Main thread. */
 void metrics_shutdown(void);
