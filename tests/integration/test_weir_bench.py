@@ -1,0 +1,169 @@
+"""weir-bench end to end: real weir + weir-pod upstreams on 127.0.0.1, the
+bench driven through its command line. Checks the --json document of
+INTERFACE.md, per-version counting (share, 5xx as errors), the open-loop
+request count and coordinated-omission correction, --ramp through weir's
+control socket, --plot, timeouts that stay bounded, and the exit codes of the
+error paths. python3 stdlib only; every process is ours and stopped by PID."""
+import json
+import os
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from weirtest import BUILD, Pod, Weir, check, done, free_port, tmpdir  # noqa: E402
+
+BENCH = os.path.join(BUILD, "bench", "weir-bench")
+
+
+def bench(*args, timeout=60):
+    """Run weir-bench; returns (exit code, stdout, stderr, wall seconds)."""
+    t = time.time()
+    r = subprocess.run([BENCH, "-q", *args], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=timeout)
+    return r.returncode, r.stdout.decode(), r.stderr.decode(), time.time() - t
+
+
+def bench_json(*args, timeout=60):
+    rc, out, err, wall = bench("--json", *args, timeout=timeout)
+    try:
+        doc = json.loads(out)
+    except ValueError:
+        doc = None
+    return rc, doc, err, wall
+
+
+v1 = Pod("a", "v1", extra=["--quiet"])
+v2 = Pod("b", "v2", extra=["--quiet", "--error-rate", "0.05"])
+weir = Weir("""
+listen: {listen}
+control: {control}
+version_header: X-Weir-Version
+versions:
+  v1:
+    endpoints: [%s]
+  v2:
+    endpoints: [%s]
+split:
+  v1: 90
+  v2: 10
+""" % (v1.addr, v2.addr))
+URL = "http://127.0.0.1:%d/" % weir.port
+
+# ---- closed loop, the INTERFACE.md document ----
+rc, doc, err, _ = bench_json("-c", "8", "-d", "2", "--control", weir.control, URL)
+check(rc == 0 and doc is not None, "closed loop --json exits 0 with one JSON document: %s" % err[-300:])
+doc = doc or {}
+for key in ("requests", "errors", "duration_s", "rps", "versions"):
+    check(key in doc, "top-level field %s" % key)
+vs = doc.get("versions", {})
+check(set(vs) == {"v1", "v2"}, "versions told apart by X-Weir-Version: %s" % sorted(vs))
+for name, v in vs.items():
+    for key in ("requests", "errors", "share", "rps", "p50_ms", "p90_ms", "p99_ms",
+                "p999_ms", "max_ms"):
+        check(key in v, "%s has %s" % (name, key))
+    check(0 < v.get("p50_ms", 0) <= v.get("p90_ms", 0) <= v.get("p99_ms", 0)
+          <= v.get("p999_ms", 0) <= v.get("max_ms", 0),
+          "%s percentiles are ordered" % name)
+n = doc.get("requests", 0)
+check(n > 500, "enough requests to judge shares (%d)" % n)
+check(sum(v["requests"] for v in vs.values()) == n, "versions add up to the total")
+check(abs(vs.get("v1", {}).get("share", 0) - 0.9) < 0.03, "v1 share ~0.9")
+check(abs(sum(v["share"] for v in vs.values()) - 1) < 0.001, "shares sum to 1")
+check(vs.get("v1", {}).get("configured_share") == 0.9, "configured share read from --control")
+e2 = vs.get("v2", {})
+check(e2.get("errors", 0) > 0 and e2.get("errors_by_kind", {}).get("http_5xx") == e2.get("errors"),
+      "v2's injected 500s count as http_5xx errors")
+check(abs(e2.get("errors", 0) / max(e2.get("requests", 1), 1) - 0.05) < 0.02, "v2 error rate ~5 %")
+check(vs.get("v1", {}).get("errors") == 0, "v1 has no errors")
+check("v2 p99 is" in doc.get("verdict", "") and "v1's" in doc.get("verdict", ""),
+      "verdict compares v2 with v1: %r" % doc.get("verdict"))
+
+# ---- the human table ----
+rc, out, err, _ = bench("-c", "4", "-d", "1", URL)
+ok_table = rc == 0 and "p99 ms" in out and "\nv1 " in out and "\ntotal " in out
+check(ok_table, "table output has the header, a v1 row and the total" +
+      ("" if ok_table else ": %r" % out[:400]))
+check("v2 p99 is" in out, "table ends with the verdict")
+
+# ---- open loop: every due request is accounted for ----
+rc, doc, err, _ = bench_json("-c", "4", "-R", "400", "-d", "2", URL)
+check(rc == 0 and doc and doc["requests"] == 800,
+      "open loop 400/s for 2 s finishes exactly 800 requests: %s" % (doc and doc["requests"]))
+check(doc and abs(doc["rps"] - 400) < 1, "open loop rps is the target")
+
+# ---- coordinated omission: a slow upstream shows in the tail ----
+slow = Pod("s", "vs", extra=["--quiet", "--latency", "50ms"])
+SLOW = "http://%s/" % slow.addr
+rc, closed, _, _ = bench_json("-c", "1", "-d", "2", SLOW)
+rc2, opened, _, _ = bench_json("-c", "1", "-R", "40", "-d", "2", SLOW)
+if closed and opened:
+    c99 = closed["versions"]["unknown"]["p99_ms"]
+    o99 = opened["versions"]["unknown"]["p99_ms"]
+    check(40 < c99 < 200, "closed loop p99 is the 50 ms service time (%.1f)" % c99)
+    check(o99 > 4 * c99, "open loop at twice the capacity: queueing shows in p99 "
+                         "(%.1f ms vs %.1f ms)" % (o99, c99))
+    check(opened["requests"] == 80, "open loop still accounts for all 80 due requests")
+else:
+    check(False, "slow-upstream runs produced JSON")
+
+# ---- ramp through the control socket ----
+rc, doc, err, wall = bench_json("-c", "4", "--ramp", "v2=20,100", "--step", "1",
+                                "--control", weir.control, URL)
+check(rc == 0 and doc, "ramp run exits 0: %s" % err[-300:])
+steps = (doc or {}).get("ramp", {}).get("steps", [])
+check(len(steps) == 2 and all(s["applied"] for s in steps), "both ramp steps applied")
+if len(steps) == 2:
+    check(steps[0]["split"] == {"v1": 80, "v2": 20}, "step 1 split: %s" % steps[0]["split"])
+    check(steps[1]["split"].get("v2") == 100 and steps[1]["split"].get("v1", 0) == 0,
+          "step 2 split: %s" % steps[1]["split"])
+    check(abs(steps[0]["achieved"].get("v2", 0) - 0.2) < 0.06,
+          "step 1 achieved ~20 %% v2: %s" % steps[0]["achieved"])
+    check(steps[1]["achieved"].get("v2", 0) == 1.0, "step 2 sends everything to v2")
+check(1.5 < wall < 8, "--ramp without -d runs steps x step (%.1f s)" % wall)
+code, out = weir.ctl("status")
+st = json.loads(out) if code == 0 else {}
+check(st.get("split", {}).get("v2") == 100, "weir's split is v2=100 after the ramp")
+rc, doc, err, _ = bench_json("-c", "2", "-d", "1", "--ramp", "v2=75", "--control", weir.control, URL)
+st = json.loads(weir.ctl("status")[1])
+check(st["split"].get("v1") == 25 and st["split"].get("v2") == 75,
+      "from v2=100 the rest goes to the other versions evenly: %s" % st["split"])
+weir.ctl("split", "v1=90", "v2=10")
+rc, _, err, _ = bench("-d", "1", "--ramp", "v9=10", "--control", weir.control, URL)
+check(rc == 2 and "v9" in err, "ramp of an unknown version: exit 2 naming it: %s" % err.strip())
+rc, _, err, _ = bench("-d", "1", "--ramp", "v2=10", "--control", "/nonexistent/weir.sock", URL)
+check(rc == 2 and "control socket" in err, "unusable control socket: exit 2: %s" % err.strip())
+
+# ---- plot ----
+svg = os.path.join(tmpdir(), "run.svg")
+rc, _, err, _ = bench("-c", "2", "-d", "2", "--plot", svg, URL)
+try:
+    root = ET.parse(svg).getroot()
+    text = "".join(root.itertext())
+    ok = root.tag.endswith("svg") and "v1" in text and "v2" in text and "latency" in text
+except (OSError, ET.ParseError) as e:
+    ok, text = False, str(e)
+check(rc == 0 and ok, "--plot writes a well-formed SVG with both versions and a latency panel")
+
+# ---- bounded: a hung upstream times out, the run still ends ----
+hang = Pod("h", "vh", extra=["--quiet", "--latency", "10s"])
+rc, doc, err, wall = bench_json("-c", "3", "-d", "1", "--timeout", "300ms",
+                                "http://%s/" % hang.addr, timeout=30)
+check(rc == 1, "every request failed: exit 1 (got %d)" % rc)
+check(doc and doc["errors_by_kind"]["timeout"] == doc["requests"] > 0,
+      "all requests counted as timeouts")
+check(wall < 5, "the run ends despite a hung upstream (%.1f s)" % wall)
+
+# ---- error paths ----
+port = free_port()
+rc, _, err, _ = bench("-d", "1", "http://127.0.0.1:%d/" % port)
+check(rc == 2 and "Connection refused" in err, "refused at start: exit 2: %s" % err.strip())
+rc, _, err, _ = bench("https://127.0.0.1:%d/" % weir.port)
+check(rc == 2 and "https" in err, "https: exit 2 with a clear message: %s" % err.strip())
+for bad in (["-c", "0", URL], ["--bogus", URL], [], ["ftp://x/"], ["-H", "nocolon", URL],
+            ["--ramp", "v2=10", URL], ["--step", "5", URL]):
+    rc, _, err, _ = bench(*bad)
+    check(rc == 2 and err.strip(), "usage error %s: exit 2 with a message" % bad)
+
+done()
