@@ -144,6 +144,19 @@ static void txn_dispose(void *obj)
     free(t);
 }
 
+void proxy_thread_cleanup(void)
+{
+    while (free_txns) {
+        struct txn *t = free_txns;
+        free_txns = t->next_free;
+        free(t->head);
+        free(t->res_head);
+        free(t->req_headers);
+        free(t);
+    }
+    n_free_txns = 0;
+}
+
 static void grow(char **buf, size_t *cap, size_t need)
 {
     if (*cap >= need)

@@ -38,4 +38,7 @@ void proxy_on_client_eof(struct txn *t);
 /* The client is going away: drop the txn and its upstream conn. */
 void proxy_abort(struct txn *t, const char *why);
 
+/* Free this thread's cache of recycled txns. Worker thread, at its end. */
+void proxy_thread_cleanup(void);
+
 #endif

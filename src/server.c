@@ -42,23 +42,23 @@ struct server {
 
 static struct server srv;
 
-void server_reload_config(void);
+/* After every successful reload, whatever triggered it (SIGHUP, `reload`,
+ * the file watch): apply what lives outside the snapshot. */
+static void on_reloaded(const struct config *cfg)
+{
+    if (access_configure(cfg) < 0)
+        log_error("access log settings not applied");
+}
 
-/* SIGHUP, `reload` and the file watch all end here (runtime_reload). */
-void server_reload_config(void)
+/* SIGHUP: the same reload as `weirctl reload`; runtime_reload logs the
+ * outcome (the changes, or each FILE:LINE:COL error). */
+static void reload_config(void)
 {
     struct config_errors errs;
     config_errors_init(&errs, runtime_config()->path);
     char msg[512] = "";
-    if (runtime_reload(&errs, msg, sizeof(msg)) < 0) {
-        char buf[4096];
-        config_errors_format(&errs, buf, sizeof(buf));
-        log_error("reload refused, keeping the running config:\n%s", buf);
-    } else {
-        log_info("reloaded: %s", msg);
-        if (access_configure(runtime_config()) < 0)
-            log_error("access log settings not applied");
-    }
+    if (runtime_reload(&errs, msg, sizeof(msg)) < 0)
+        log_error("reload refused, keeping the running config");
     config_errors_dispose(&errs);
 }
 
@@ -96,7 +96,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     switch (sig) {
     case SIGHUP:
         log_info("SIGHUP: reloading the config file");
-        server_reload_config();
+        reload_config();
         break;
     case SIGUSR1:
         access_reopen();
@@ -178,10 +178,15 @@ int server_run(const char *config_path)
     srv.base = event_base_new();
     if (!srv.base || access_configure(cfg) < 0)
         goto out;
+    runtime_on_reload(on_reloaded);
+    /* The control socket comes up before the port, so a client that can
+     * connect to weir can also steer it. */
+    if (control_start(srv.base, cfg) < 0 || admin_start(srv.base, cfg) < 0)
+        goto out_workers;
     srv.n_workers = worker_count(cfg);
     int fds[WORKERS_MAX];
     if (open_listeners(cfg, fds, srv.n_workers) < 0)
-        goto out;
+        goto out_workers;
     for (unsigned i = 0; i < srv.n_workers; i++) {
         srv.workers[i] = worker_new((int)i, fds[i]);
         if (!srv.workers[i]) {
@@ -191,15 +196,13 @@ int server_run(const char *config_path)
             goto out_workers;
         }
     }
-    if (control_start(srv.base, cfg) < 0 || admin_start(srv.base, cfg) < 0)
-        goto out_workers;
-    if (cfg->watch && watch_start(srv.base, config_path) < 0)
+    /* watch.c honours `watch:` at every event, so it always runs. */
+    if (watch_start(srv.base, config_path) < 0)
         log_warn("config file watch unavailable; use SIGHUP or `weirctl reload`");
     health_start(srv.base);
     for (unsigned i = 0; i < srv.n_workers; i++) {
         if (worker_start(srv.workers[i]) < 0) {
             log_error("cannot start worker thread %u", i);
-            srv.n_workers = i;
             goto out_workers;
         }
     }

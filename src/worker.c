@@ -14,6 +14,7 @@
 
 #include "client.h"
 #include "log.h"
+#include "proxy.h"
 #include "upstream.h"
 
 atomic_uint worker_open_clients;
@@ -224,13 +225,17 @@ static void *worker_main(void *arg)
     pthread_setname_np(pthread_self(), name);
     event_base_dispatch(w->base);
     run_reap(w);
+    proxy_thread_cleanup();
     atomic_store(&w->finished, true);
     return NULL;
 }
 
 int worker_start(struct worker *w)
 {
-    return pthread_create(&w->thread, NULL, worker_main, w) == 0 ? 0 : -1;
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+        return -1;
+    w->started = true;
+    return 0;
 }
 
 void worker_request_stop(struct worker *w)
@@ -245,11 +250,13 @@ void worker_free(struct worker *w)
 {
     if (!w)
         return;
-    pthread_join(w->thread, NULL);
+    if (w->started)
+        pthread_join(w->thread, NULL);
     while (w->clients)
         client_close(w->clients, "exit");
     upstream_close_all(w);
     run_reap(w);
+    proxy_thread_cleanup(); /* txns reaped here went to this thread's cache */
     if (w->listener)
         evconnlistener_free(w->listener);
     event_free(w->wake_ev);

@@ -59,6 +59,7 @@ struct worker {
     atomic_bool stop_requested;     /* set by main thread */
     bool stopping;                  /* worker has begun its drain */
     atomic_bool finished;           /* worker's loop has ended */
+    bool started;                   /* the thread runs (join it) */
     uint64_t next_client_id;
 };
 
