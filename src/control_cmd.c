@@ -201,11 +201,14 @@ static int cmd_status(struct control_ctx *ctx)
             json_buf_puts(b, ",");
         }
         json_buf_puts(b, "\"endpoints\":[");
+        size_t avail = 0;
         for (size_t i = 0; i < sv->n_eps; i++) {
             const struct snap_endpoint *se = &sv->eps[i];
             const struct endpoint *ep = se->ep;
             uint64_t until = atomic_load_explicit(&ep->ejected_until_ms,
                                                   memory_order_relaxed);
+            if (!se->draining && endpoint_is_available(ep, now))
+                avail++;
             uint64_t reqs = 0;
             for (int c = 0; c < STATUS_CLASSES; c++)
                 reqs += endpoint_requests(ep, c);
@@ -219,8 +222,18 @@ static int cmd_status(struct control_ctx *ctx)
                             endpoint_is_available(ep, now) ? "true" : "false",
                             se->draining ? "true" : "false", endpoint_inflight(ep),
                             se->weight, until > now ? "true" : "false", reqs);
-            if (until > now)
-                json_buf_printf(b, ",\"ejected_for_ms\":%" PRIu64, until - now);
+            json_buf_printf(b, ",\"consecutive_failures\":%u",
+                            atomic_load_explicit(&ep->consecutive_failures,
+                                                 memory_order_relaxed));
+            if (until > now) {
+                /* ejected_until_ms is on the monotonic clock: show wall time. */
+                char when[40];
+                state_format_time(state_now_ms() + (int64_t)(until - now), when,
+                                  sizeof(when));
+                json_buf_printf(b, ",\"ejected_for_ms\":%" PRIu64 ",\"ejected_until\":",
+                                until - now);
+                json_buf_str(b, when);
+            }
             uint64_t last = atomic_load_explicit(&ep->last_check_ms, memory_order_relaxed);
             if (last) {
                 char when[40];
@@ -233,7 +246,12 @@ static int cmd_status(struct control_ctx *ctx)
             }
             json_buf_puts(b, "}");
         }
-        json_buf_puts(b, "]}");
+        /* With no endpoint available the version's requests go to its
+         * fallback (proxy.c), or get 503. */
+        json_buf_printf(b, "],\"available_endpoints\":%zu", avail);
+        if (sv->fallback >= 0)
+            json_buf_printf(b, ",\"fallback_active\":%s", avail ? "false" : "true");
+        json_buf_puts(b, "}");
     }
     json_buf_puts(b, "},\"rules\":[");
     for (size_t r = 0; r < cfg->n_rules; r++) {
@@ -475,10 +493,35 @@ static int endpoint_args(struct control_ctx *ctx, struct endpoint_edit *e,
     return 0;
 }
 
+/* Refuse clearly for an endpoint that only DNS discovery supplies. */
+static int refuse_discovered(struct control_ctx *ctx, const struct endpoint_edit *e)
+{
+    const struct config_version *cv = &runtime_config()->versions[e->vi];
+    if (runtime_cfg_find_endpoint(cv, e->address) >= 0)
+        return 0;
+    struct snapshot *s = snapshot_acquire();
+    bool discovered = false;
+    struct sockaddr_storage sa;
+    socklen_t sl;
+    bool parsed = util_parse_addr(e->address, &sa, &sl, NULL) == 0;
+    for (size_t i = 0; s && (size_t)e->vi < s->n_versions && i < s->versions[e->vi].n_eps; i++) {
+        const struct endpoint *ep = s->versions[e->vi].eps[i].ep;
+        if (strcmp(ep->address, e->address) == 0 ||
+            (parsed && ep->sa_len == sl && memcmp(&ep->sa, &sa, sl) == 0))
+            discovered = true;
+    }
+    snapshot_unref(s);
+    if (!discovered)
+        return 0;
+    return fail(ctx, "endpoint %s of version %s comes from DNS discovery (%s); only configured "
+                "or added endpoints can be changed here", e->address, cv->name,
+                cv->discover ? cv->discover : "discover");
+}
+
 static int drain_common(struct control_ctx *ctx, bool drain)
 {
     struct endpoint_edit e;
-    if (endpoint_args(ctx, &e, false) < 0)
+    if (endpoint_args(ctx, &e, false) < 0 || refuse_discovered(ctx, &e) < 0)
         return -1;
     e.drain = drain;
     if (apply(ctx, on_edit_drain, &e) < 0)
@@ -509,7 +552,7 @@ static int cmd_add_endpoint(struct control_ctx *ctx)
 static int cmd_remove_endpoint(struct control_ctx *ctx)
 {
     struct endpoint_edit e;
-    if (endpoint_args(ctx, &e, false) < 0)
+    if (endpoint_args(ctx, &e, false) < 0 || refuse_discovered(ctx, &e) < 0)
         return -1;
     /* The version name may move in the config array; keep a copy. */
     char name[CONFIG_NAME_MAX + 1];

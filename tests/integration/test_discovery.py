@@ -25,6 +25,7 @@ pods = {h: PodAt("pod-" + h.rsplit(".", 1)[1], "v1", "%s:%d" % (h, P)) for h in 
 pod6 = PodAt("pod-v6", "v1", "[::1]:%d" % P)
 fb = Pod("pod-fallback", "v0")
 d = tmpdir()
+ADMIN = free_port()
 dns = Dnsmasq(d)
 dns.set("app.weir.test", ["127.0.0.2"])
 w = Weir("""
@@ -32,6 +33,7 @@ listen: {listen}
 control: {control}
 workers: 2
 access_log: {{enabled: false}}
+admin: 127.0.0.1:%d
 resolvers: [127.0.0.1:%d]
 versions:
   v1:
@@ -41,7 +43,16 @@ versions:
   v0:
     endpoints: [%s]
 split: {{v1: 100}}
-""" % (dns.port, P, fb.addr), dirpath=d)
+""" % (ADMIN, dns.port, P, fb.addr), dirpath=d)
+
+
+def metric(line_start):
+    body = get(ADMIN, "/metrics").body.decode()
+    for ln in body.splitlines():
+        if ln.startswith(line_start + " "):
+            return ln.split()[-1]
+    return None
+
 
 
 def eps():
@@ -125,12 +136,20 @@ t = time.time()
 time.sleep(0.5)
 check(set(load.pods_since(t)) == {"pod-fallback"}, "the fallback version serves v1's traffic")
 st = status(w)
-check(st["versions"]["v1"].get("fallback") == "v0", "status names the fallback of v1")
+check(st["versions"]["v1"].get("fallback") == "v0" and st["versions"]["v1"].get("fallback_active")
+      is True and st["versions"]["v1"].get("available_endpoints") == 0,
+      "status says v1's fallback v0 is taking its traffic: %s" % st["versions"]["v1"])
+check(metric('weir_version_fallback_active{version="v1",fallback="v0"}') == "1"
+      and metric('weir_version_available_endpoints{version="v1"}') == "0",
+      "and so do the metrics")
 dns.set("app.weir.test", ["127.0.0.3"])
 check(wait_for(lambda: eps() == [a("127.0.0.3")], timeout=10), "a record is back")
 t = time.time()
 time.sleep(0.5)
 check(set(load.pods_since(t + 0.2)) == {"pod-3"}, "v1 serves again, not the fallback")
+check(status(w)["versions"]["v1"].get("fallback_active") is False
+      and metric('weir_version_fallback_active{version="v1",fallback="v0"}') == "0",
+      "status and metrics: fallback no longer active")
 
 load.stop()
 check(load.ok > 1000, "%d requests answered" % load.ok)

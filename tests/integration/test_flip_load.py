@@ -40,14 +40,17 @@ check(wait_for(lambda: load.count() > 100, 10), "load running")
 ctl = CtlConn(w.control)
 probe = Conn(w.port)
 latencies = []
+answer_times = []
 wrong = []
 not_ok = []
 t_start = time.time()
 n_start = load.count()
 for i in range(FLIPS):
     target = "v2" if i % 2 == 0 else "v1"
+    t_send = time.time()
     a = json.loads(ctl.ask_raw("flip " + target))
     t_answer = time.time()
+    answer_times.append(t_answer - t_send)
     if not a.get("ok"):
         not_ok.append(a)
         continue
@@ -86,4 +89,8 @@ if latencies:
     print("# flip answer -> first request served by the new version: "
           "median %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms (a full request round trip "
           "on a kept-alive connection)" % (pct(0.5), pct(0.9), pct(0.99), latencies[-1] * 1000))
+    answer_times.sort()
+    print("# flip command round trip (validate, publish, state file fsync'd, answer): "
+          "median %.2f ms, max %.2f ms" % (answer_times[len(answer_times) // 2] * 1000,
+                                          answer_times[-1] * 1000))
 done()

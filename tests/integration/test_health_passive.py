@@ -65,6 +65,9 @@ check(all(s == 200 for s, _ in res), "30 requests with a dead endpoint in v1: al
 st = endpoint_status(w, "v1", DEAD)
 check(st["ejected"] is True and st.get("ejected_for_ms", 0) > 0,
       "status: the dead endpoint is ejected: %s" % st)
+check(st.get("consecutive_failures", 0) >= 3 and st.get("ejected_until", "").endswith("Z"),
+      "status: its consecutive failures and when the ejection ends")
+check(status(w)["versions"]["v1"]["available_endpoints"] == 2, "status: 2 endpoints available")
 check("v1/%s ejected for 1000ms after 3 consecutive failures (last: connect failed)" % DEAD
       in w.stderr(), "the ejection is logged once with its cause")
 check(w.stderr().count("v1/%s ejected" % DEAD) == 1, "and only once")
@@ -80,7 +83,8 @@ res = requests(30)
 check(sum(1 for _, p in res if p == "pod-d") == 10 and all(s == 200 for s, _ in res),
       "and its full share (10 of 30): %s" % sorted(set(res)))
 st = endpoint_status(w, "v1", DEAD)
-check(st["ejected"] is False and st["healthy"] is True, "status: no longer ejected: %s" % st)
+check(st["ejected"] is False and st["healthy"] is True and st["consecutive_failures"] == 0,
+      "status: no longer ejected, failure count reset: %s" % st)
 
 # --- v2: five 5xx in a row eject
 res = requests(10, "2")
