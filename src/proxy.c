@@ -398,6 +398,7 @@ static void connect_upstream(struct txn *t)
                                                 on_up_write, on_up_event, t);
     if (!uc) {
         metrics_connect_failure(w, ep);
+        health_report_failure(ep);
         t->failed_ep = ep;
         if (t->attempts <= t->snap->cfg->retries) {
             metrics_retry(w, ep);
@@ -740,11 +741,12 @@ static void upstream_failed(struct txn *t, const char *why, int status)
 {
     struct upstream_conn *uc = t->uc;
     bool reused = uc->reused;
+    bool stale = reused && !t->stale_retry_used && why == ERR_RESET;
     upstream_close(uc, UPSTREAM_CLOSE_ERROR);
     t->uc = NULL;
     if (can_retry(t)) {
         t->head_sent = false;
-        if (reused && !t->stale_retry_used && why == ERR_RESET) {
+        if (stale) {
             /* A pooled conn the upstream had closed: same endpoint, fresh
              * conn; this is not the endpoint's failure. */
             t->stale_retry_used = true;
