@@ -184,6 +184,15 @@ static void flow_resume(struct bufferevent *src, bool *paused)
     }
 }
 
+/* The endpoint's in-flight gauge in this worker's slot (only this worker
+ * writes it: a relaxed load and store, no read-modify-write). */
+static void inflight_add(struct worker *w, struct endpoint *ep, int delta)
+{
+    _Atomic uint64_t *g = &ep->slots[w->id].inflight;
+    uint64_t v = atomic_load_explicit(g, memory_order_relaxed);
+    atomic_store_explicit(g, v + (uint64_t)(int64_t)delta, memory_order_relaxed);
+}
+
 /* ---- logging helpers ------------------------------------------------- */
 
 static void log_txn(struct txn *t, const char *what)
@@ -201,13 +210,8 @@ static void log_txn(struct txn *t, const char *what)
 static void release(struct txn *t, bool close_client)
 {
     struct client *c = t->c;
-    if (t->ep) {
-        struct endpoint_wslot *slot = &t->ep->slots[t->w->id];
-        atomic_store_explicit(&slot->inflight,
-                              atomic_load_explicit(&slot->inflight,
-                                                   memory_order_relaxed) - 1,
-                              memory_order_relaxed);
-    }
+    if (t->ep)
+        inflight_add(t->w, t->ep, -1);
     metrics_txn_done(t->w, t->snap, t->version, t->ep, t->status,
                      util_now_us() - t->start_us);
     access_log_txn(t->w, &(struct access_entry){
@@ -379,16 +383,9 @@ static void connect_upstream(struct txn *t)
     }
     struct endpoint *ep = t->snap->versions[v].eps[i].ep;
     if (t->ep != ep) {
-        if (t->ep) {
-            struct endpoint_wslot *old = &t->ep->slots[w->id];
-            atomic_store_explicit(&old->inflight,
-                                  atomic_load_explicit(&old->inflight, memory_order_relaxed) - 1,
-                                  memory_order_relaxed);
-        }
-        struct endpoint_wslot *slot = &ep->slots[w->id];
-        atomic_store_explicit(&slot->inflight,
-                              atomic_load_explicit(&slot->inflight, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
+        if (t->ep)
+            inflight_add(w, t->ep, -1);
+        inflight_add(w, ep, +1);
         t->ep = ep;
     }
     t->attempts++;
@@ -530,10 +527,7 @@ void proxy_abort(struct txn *t, const char *why)
     t->error = why;
     struct client *c = t->c;
     if (t->ep) {
-        struct endpoint_wslot *slot = &t->ep->slots[t->w->id];
-        atomic_store_explicit(&slot->inflight,
-                              atomic_load_explicit(&slot->inflight, memory_order_relaxed) - 1,
-                              memory_order_relaxed);
+        inflight_add(t->w, t->ep, -1);
         t->ep = NULL;
     }
     snapshot_unref(t->snap);
@@ -613,8 +607,6 @@ static bool read_response_head(struct txn *t)
         http1_chunked_init(&t->res_chunk);
         if (st == 101) {
             t->tunnel = true;
-            struct timeval none = {0, 0};
-            (void)none;
             bufferevent_set_timeouts(t->uc->bev, NULL, NULL);
             bufferevent_enable(t->c->bev, EV_READ);
             t->client_paused = false;
@@ -792,12 +784,10 @@ static void on_up_event(struct bufferevent *bev, short what, void *arg)
     }
     if (t->tunnel) {
         /* Either side closing ends the tunnel, after flushing. */
-        struct client *c = t->c;
         upstream_close(uc, UPSTREAM_CLOSE_DONE);
         t->uc = NULL;
         t->res_done = true;
         release(t, true);
-        (void)c;
         return;
     }
     if (what & BEV_EVENT_TIMEOUT) {
