@@ -12,10 +12,13 @@
  *
  * Writer thread: loop { apply a pending output change; drain every ring
  * with writev(2) (blocking: it is the one thread allowed to wait for the
- * disk or a full stdout pipe); if nothing was pending, announce sleeping,
+ * disk or a full stdout pipe); if it wrote something, wait ACCESS_BATCH_MS
+ * so the next write carries a batch (a worker whose ring passes half full
+ * cuts the wait short); if nothing was pending, announce sleeping,
  * re-check, and poll the eventfd (1 s at most) }. The sleeping flag and the
  * ring heads are seq_cst, so a worker that publishes a line either sees the
  * writer sleeping (and wakes it) or the writer sees the line (Dekker).
+ * Under load a worker makes no syscall for logging at all.
  *
  * Output changes (reload, SIGUSR1) are requests to the writer, which owns
  * the fd: a reload's new fd (opened on the main thread, so errors reach the
@@ -49,6 +52,7 @@
 #define ACCESS_LINE_MAX 4096         /* a longer line is cut (fields shortened) */
 #define ACCESS_TARGET_MAX 2048       /* bytes of the target kept in a line */
 #define ACCESS_HEADER_MAX 512        /* bytes of User-Agent / Referer kept */
+#define ACCESS_BATCH_MS 10           /* busy writer: at most one write per ring per 10 ms */
 
 struct access_ring {
     _Atomic uint64_t head; /* bytes ever published (worker writes) */
@@ -221,28 +225,39 @@ static void apply_changes(void)
     }
 }
 
+/* Wait for a wake-up on the eventfd for at most timeout_ms, then consume it. */
+static void wait_wake(int timeout_ms)
+{
+    struct pollfd p = {.fd = wake_fd, .events = POLLIN};
+    if (poll(&p, 1, timeout_ms) > 0) {
+        uint64_t v;
+        ssize_t n = read(wake_fd, &v, sizeof(v));
+        (void)n;
+    }
+}
+
 static void *writer_main(void *arg)
 {
     (void)arg;
     for (;;) {
         apply_changes();
-        if (drain_all())
-            continue;
+        uint64_t wrote = drain_all();
         if (atomic_load(&stop_requested)) {
             apply_changes();
             drain_all();
             break;
         }
+        if (wrote) {
+            /* Busy: let lines gather for a batch instead of one write(2)
+             * per line. Workers wake us early when a ring passes half
+             * full; they do not otherwise signal while we are awake. */
+            wait_wake(ACCESS_BATCH_MS);
+            continue;
+        }
         atomic_store(&writer_sleeping, true);
         if (rings_empty() && !atomic_load(&stop_requested) &&
-            !atomic_load(&reopen_requested)) {
-            struct pollfd p = {.fd = wake_fd, .events = POLLIN};
-            if (poll(&p, 1, 1000) > 0) {
-                uint64_t v;
-                ssize_t n = read(wake_fd, &v, sizeof(v));
-                (void)n;
-            }
-        }
+            !atomic_load(&reopen_requested))
+            wait_wake(1000);
         atomic_store(&writer_sleeping, false);
     }
     close_out();
@@ -374,9 +389,9 @@ void access_shutdown(void)
 /* A bounded line under construction: appends stop at cap (fields that
  * could be long are cut earlier, with "...", so the line stays whole). */
 struct line {
-    char *p;
+    char *p;    /* borrowed: the caller's stack buffer */
     size_t len;
-    size_t cap;
+    size_t cap; /* bytes p may take */
 };
 
 static void put(struct line *l, const char *s, size_t n)
@@ -766,6 +781,11 @@ void access_log_txn(struct worker *w, const struct access_entry *e)
     }
     /* seq_cst: pairs with the writer's sleeping flag (see the top). */
     atomic_store(&r->head, head + l.len);
-    if (atomic_load(&writer_sleeping) && atomic_exchange(&writer_sleeping, false))
-        wake_writer();
+    if (atomic_load(&writer_sleeping)) {
+        if (atomic_exchange(&writer_sleeping, false))
+            wake_writer();
+    } else if (head - tail < ACCESS_RING_BYTES / 2 &&
+               head + l.len - tail >= ACCESS_RING_BYTES / 2) {
+        wake_writer(); /* half full: do not wait for the batch timer */
+    }
 }

@@ -290,6 +290,41 @@ static void render_split(struct json_buf *out, const struct snapshot *s, uint64_
     }
 }
 
+/* Per version: endpoints available now (healthy, not ejected, not drained),
+ * and whether its fallback takes its traffic (none available: proxy.c
+ * routes the version's requests to the fallback). */
+static void render_availability(struct json_buf *out, const struct snapshot *s,
+                                uint64_t now_ms)
+{
+    size_t avail[CONFIG_MAX_VERSIONS] = {0};
+    for (size_t v = 0; v < s->n_versions && v < CONFIG_MAX_VERSIONS; v++)
+        for (size_t i = 0; i < s->versions[v].n_eps; i++) {
+            const struct snap_endpoint *se = &s->versions[v].eps[i];
+            if (!se->draining && endpoint_is_available(se->ep, now_ms))
+                avail[v]++;
+        }
+    family(out, "weir_version_available_endpoints", "gauge",
+           "Endpoints of a version that may take requests now (healthy, not ejected, "
+           "not drained).");
+    for (size_t v = 0; v < s->n_versions && v < CONFIG_MAX_VERSIONS; v++) {
+        series(out, "weir_version_available_endpoints", s->versions[v].name, NULL, NULL);
+        value_u(out, avail[v]);
+    }
+    family(out, "weir_version_fallback_active", "gauge",
+           "1 while a version has no available endpoint and its fallback version takes "
+           "its traffic.");
+    for (size_t v = 0; v < s->n_versions && v < CONFIG_MAX_VERSIONS; v++) {
+        int fb = s->versions[v].fallback;
+        if (fb < 0)
+            continue;
+        json_buf_puts(out, "weir_version_fallback_active{version=\"");
+        metrics_prom_label_value(out, s->versions[v].name);
+        json_buf_puts(out, "\",fallback=\"");
+        metrics_prom_label_value(out, s->versions[fb].name);
+        json_buf_printf(out, "\"} %d\n", avail[v] ? 0 : 1);
+    }
+}
+
 void metrics_prom_render(struct json_buf *out)
 {
     struct snapshot *s = snapshot_acquire();
@@ -331,6 +366,7 @@ void metrics_prom_render(struct json_buf *out)
     json_buf_printf(out, "weir_client_connections %u\n",
                     atomic_load_explicit(&worker_open_clients, memory_order_relaxed));
 
+    render_availability(out, s, now_ms);
     render_split(out, s, now_ms);
 
     family(out, "weir_config_generation", "gauge",

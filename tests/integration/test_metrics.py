@@ -198,7 +198,7 @@ if promtool:
     r = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
     check(r.returncode == 0 and not r.stdout.strip(),
-          "promtool check metrics passes: %s" % r.stdout.decode()[:500])
+          "promtool check metrics passes: %s" % " | ".join(r.stdout.decode().split("\n"))[:500])
 else:
     print("ok - # SKIP promtool not installed (Debian package prometheus)")
 
