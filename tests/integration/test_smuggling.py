@@ -11,7 +11,6 @@ pod = Pod("v1-a", "v1")
 w = Weir("""
 listen: {listen}
 control: {control}
-access_log: {{enabled: false}}
 limits: {{max_header_bytes: 4096, max_header_count: 20}}
 versions:
   v1:
@@ -82,6 +81,16 @@ for name, raw, want in shapes:
 r = get(w.port, "/echo")
 check(r.status == 200, "proxy still serving after every bad shape")
 check(w.p.poll() is None, "weir did not crash")
+
+# Every refusal is in the access log (JSON lines on stdout), including those
+# refused before a request existed (bad head bytes, 431).
+import json as _json
+import time as _time
+_time.sleep(0.3)  # the access log writer flushes every 10 ms
+logged = [_json.loads(l) for l in w.stdout().splitlines() if l.startswith("{")]
+refused = [e for e in logged if e.get("status") in (400, 431, 505, 405)]
+want_refused = sum(1 for _, _, st in shapes if st is not None) + 1  # + the "\r\n\rX" tail
+check(len(refused) >= want_refused, "every refused shape is in the access log (%d of %d)" % (len(refused), want_refused))
 
 # The 1.0 client with chunked body on a keep-alive connection can not smuggle
 # a second request: the whole connection is closed after the 400.

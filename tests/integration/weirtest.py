@@ -504,15 +504,23 @@ class Dnsmasq(Proc):
         self.log_path = os.path.join(dirpath, "dnsmasq.log")
         self.records = {}
         self._write()
-        self.port = port or self._free_udp_port()
         self._log = open(self.log_path, "ab")
-        super().__init__([self.BIN, "--no-daemon", "--port=%d" % self.port,
-                          "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv",
-                          "--no-hosts", "--addn-hosts=" + self.hosts, "--local=/%s/" % domain,
-                          "--pid-file=", "--log-facility=-", "--cache-size=0"],
-                         stdout=self._log, stderr=self._log)
-        if not wait_for(lambda: self.query_ok(), timeout=10):
-            raise RuntimeError("dnsmasq did not start")
+        # dnsmasq binds UDP and TCP on its port; a port free for UDP may be
+        # taken for TCP by another process, so try a few when none is given.
+        for attempt in range(5):
+            self.port = port or self._free_udp_port()
+            super().__init__([self.BIN, "--no-daemon", "--port=%d" % self.port,
+                              "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv",
+                              "--no-hosts", "--addn-hosts=" + self.hosts, "--local=/%s/" % domain,
+                              "--pid-file=", "--log-facility=-", "--cache-size=0"],
+                             stdout=self._log, stderr=self._log)
+            if wait_for(lambda: self.query_ok() or self.p.poll() is not None, timeout=10) \
+                    and self.p.poll() is None:
+                return
+            self.stop(2)
+            if port:
+                break
+        raise RuntimeError("dnsmasq did not start")
 
     @staticmethod
     def _free_udp_port():
