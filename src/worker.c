@@ -109,6 +109,7 @@ struct snapshot *worker_snapshot(struct worker *w)
 
 static void finish_loop(struct worker *w)
 {
+    event_del(w->tick_ev);
     upstream_close_all(w);
     event_base_loopexit(w->base, NULL);
 }
@@ -153,6 +154,15 @@ static void begin_stop(struct worker *w)
     upstream_close_all(w);
     if (w->n_clients == 0)
         finish_loop(w);
+}
+
+/* A worker with no requests still follows new snapshots, so idle conns to
+ * endpoints that left the config close within a second. */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    worker_snapshot(arg);
 }
 
 static void on_wake(evutil_socket_t fd, short what, void *arg)
@@ -208,6 +218,9 @@ struct worker *worker_new(int id, int listen_fd)
     event_add(w->wake_ev, NULL);
     w->reap_ev = event_new(w->base, -1, 0, on_reap, w);
     w->drain_ev = evtimer_new(w->base, on_drain_deadline, w);
+    w->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, w);
+    struct timeval tick = {1, 0};
+    event_add(w->tick_ev, &tick);
     w->listener = evconnlistener_new(w->base, on_accept, w, LEV_OPT_CLOSE_ON_FREE,
                                      -1, listen_fd);
     evconnlistener_set_error_cb(w->listener, on_accept_error);
@@ -262,6 +275,7 @@ void worker_free(struct worker *w)
     event_free(w->wake_ev);
     event_free(w->reap_ev);
     event_free(w->drain_ev);
+    event_free(w->tick_ev);
     balancer_state_dispose(&w->balancer);
     snapshot_unref(w->snap);
     event_base_free(w->base);

@@ -52,6 +52,7 @@ struct worker {
     struct event *wake_ev;          /* owned */
     struct event *reap_ev;          /* owned */
     struct event *drain_ev;         /* owned: drain deadline timer */
+    struct event *tick_ev;          /* owned: 1 s tick, picks up snapshots when idle */
     struct reap_item *reap;         /* objects to free after dispatch */
     struct client *clients;         /* list of live clients (borrowed links) */
     size_t n_clients;
