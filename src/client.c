@@ -95,9 +95,19 @@ static int unpark(struct client *c)
         return -1;
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_setwatermark(c->bev, EV_WRITE, FLOW_HIGH_WATER / 2, 0);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    /* EV_WRITE only while libevent has something to write: proxy.c writes
+     * answers at once (send_now there), the rest goes through write_rest(). */
+    bufferevent_enable(c->bev, EV_READ);
     go_idle(c);
     return 0;
+}
+
+/* Output this file queued itself (or proxy.c left): libevent writes it. */
+static void write_rest(struct client *c)
+{
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) &&
+        !(bufferevent_get_enabled(c->bev) & EV_WRITE))
+        bufferevent_enable(c->bev, EV_WRITE);
 }
 
 static void on_parked(evutil_socket_t fd, short what, void *arg)
@@ -216,6 +226,7 @@ void client_close_after_flush(struct client *c)
     else {
         /* on_write fires when the output is empty. */
         bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+        write_rest(c);
         evtimer_del(c->timer);
         arm_timer(c, cur_config(c)->client_idle_timeout_ms);
     }
@@ -268,6 +279,7 @@ static void process(struct client *c)
             char label[96];
             client_label(c, label, sizeof(label));
             log_warn("%s request head over %zu bytes: 431", label, lim);
+            proxy_log_refused(c, 431, "request head too large");
             client_fail(c, 431);
         }
         return;
@@ -275,6 +287,7 @@ static void process(struct client *c)
         char label[96];
         client_label(c, label, sizeof(label));
         log_warn("%s bad request: %s", label, err);
+        proxy_log_refused(c, 400, err);
         client_fail(c, 400);
         return;
     }
@@ -296,6 +309,7 @@ void client_txn_done(struct client *c, bool close)
         client_close_after_flush(c);
         return;
     }
+    write_rest(c); /* proxy.c sent the answer already; this is a safety net */
     bufferevent_enable(c->bev, EV_READ);
     go_idle(c);
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
@@ -341,8 +355,13 @@ static void on_write(struct bufferevent *bev, void *arg)
     if (c->state == CL_S_TXN)
         proxy_on_client_drained(c->txn);
     else if (c->state == CL_S_CLOSING &&
-             evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+             evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
         start_linger(c);
+        return;
+    }
+    /* Emptied: writing goes back to proxy.c's send_now. */
+    if (c->bev && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        bufferevent_disable(c->bev, EV_WRITE);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -370,6 +389,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         char label[96];
         client_label(c, label, sizeof(label));
         log_warn("%s request head not complete in time: 408", label);
+        proxy_log_refused(c, 408, "request head timeout");
         http1_write_error(bufferevent_get_output(c->bev), 408, true);
         client_close_after_flush(c);
         return;

@@ -175,9 +175,12 @@ static bool names_are_tokens(const struct parse_ctx *c, const char *end)
     return true;
 }
 
-static bool sv_eq_lit(struct strview v, const char *lit)
+/* Case-insensitive equality with a C string; inlined, so a literal's length
+ * is a constant and most names are told apart by length alone. */
+static inline bool sv_eq_lit(struct strview v, const char *lit)
 {
-    return util_sv_ieq(v, lit);
+    size_t n = strlen(lit);
+    return v.len == n && strncasecmp(v.p, lit, n) == 0;
 }
 
 /* Trim OWS from both ends of a view. */
@@ -462,12 +465,17 @@ bool http1_status_has_no_body(int status)
 /* Hop-by-hop fields (RFC 9110 §7.6.1) and those weir re-states itself. */
 static bool is_hop_by_hop(struct strview name)
 {
-    static const char *const hop[] = {
-        "connection", "keep-alive",        "proxy-connection", "te",
-        "transfer-encoding", "upgrade",    "trailer",          "content-length",
+#define HOP(s) {s, sizeof(s) - 1}
+    static const struct {
+        const char *name;
+        size_t len;
+    } hop[] = {
+        HOP("connection"), HOP("keep-alive"), HOP("proxy-connection"), HOP("te"),
+        HOP("transfer-encoding"), HOP("upgrade"), HOP("trailer"), HOP("content-length"),
     };
+#undef HOP
     for (size_t i = 0; i < ARRAY_LEN(hop); i++)
-        if (sv_eq_lit(name, hop[i]))
+        if (name.len == hop[i].len && strncasecmp(name.p, hop[i].name, name.len) == 0)
             return true;
     return false;
 }
@@ -543,23 +551,45 @@ static void out_commit(struct out *o, struct evbuffer *buf,
     CHECK(rc == 0);
 }
 
-static void client_ip(const struct sockaddr *sa, char *buf, size_t len)
+/*
+ * The client's address as text, for X-Forwarded-For. A worker formats the
+ * same few addresses over and over (once per request; inet_ntop goes
+ * through sprintf), so the last one is kept per thread. The returned text
+ * stays valid until the next call on this thread.
+ */
+static const char *client_ip(const struct sockaddr *sa)
 {
-    if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf,
-                  (socklen_t)len);
-    else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf,
-                  (socklen_t)len);
-    else
-        snprintf(buf, len, "unknown");
+    static _Thread_local struct {
+        sa_family_t family; /* AF_UNSPEC: empty */
+        unsigned char addr[16];
+        char text[INET6_ADDRSTRLEN];
+    } last;
+    const void *a;
+    size_t alen;
+    if (sa->sa_family == AF_INET) {
+        a = &((const struct sockaddr_in *)sa)->sin_addr;
+        alen = 4;
+    } else if (sa->sa_family == AF_INET6) {
+        a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        alen = 16;
+    } else {
+        return "unknown";
+    }
+    if (last.family != sa->sa_family || memcmp(last.addr, a, alen) != 0) {
+        if (!inet_ntop(sa->sa_family, a, last.text, sizeof(last.text))) {
+            last.family = AF_UNSPEC;
+            return "unknown";
+        }
+        memcpy(last.addr, a, alen);
+        last.family = sa->sa_family;
+    }
+    return last.text;
 }
 
 void http1_write_request(struct evbuffer *buf, const struct http1_request *req,
                          const struct http1_fwd *fwd)
 {
-    char ip[64];
-    client_ip(fwd->client, ip, sizeof(ip));
+    const char *ip = client_ip(fwd->client);
     size_t cap = req->head_len + 256 + strlen(ip);
     struct evbuffer_iovec iov;
     struct out o;
@@ -661,7 +691,15 @@ enum http1_framing http1_write_response(struct evbuffer *buf,
             f = H1_F_CHUNKED;
         }
     }
-    out_fmt(&o, "HTTP/1.1 %d ", res->status);
+    if (res->status >= 100 && res->status <= 999) {
+        char line[] = "HTTP/1.1 000 ";
+        line[9] = (char)('0' + res->status / 100);
+        line[10] = (char)('0' + res->status / 10 % 10);
+        line[11] = (char)('0' + res->status % 10);
+        out_add(&o, line, sizeof(line) - 1);
+    } else {
+        out_fmt(&o, "HTTP/1.1 %d ", res->status);
+    }
     out_sv(&o, res->reason);
     out_str(&o, "\r\n");
     const struct router_header *h = res->headers;

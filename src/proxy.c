@@ -15,6 +15,7 @@
 #include "proxy.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,7 +82,6 @@ struct txn {
     char *res_head;               /* owned */
     size_t res_head_cap;
     struct http1_response res;
-    struct router_header res_headers[RES_HEADERS_MAX];
     enum http1_framing res_out;   /* framing toward the client */
     uint64_t res_remaining;
     struct http1_chunked res_chunk;
@@ -89,6 +89,10 @@ struct txn {
 
     uint64_t start_us, upstream_start_us, first_byte_us;
     struct txn *next_free;
+
+    /* Last, and not cleared by txn_new (8 KiB): only the first
+     * res.n_headers entries are ever read, and the parser sets those. */
+    struct router_header res_headers[RES_HEADERS_MAX];
 };
 
 static _Thread_local struct txn *free_txns;
@@ -97,6 +101,7 @@ static _Thread_local unsigned n_free_txns;
 static void on_up_read(struct bufferevent *bev, void *arg);
 static void on_up_write(struct bufferevent *bev, void *arg);
 static void on_up_event(struct bufferevent *bev, short what, void *arg);
+static void up_event(struct bufferevent *bev, short what, struct txn *t);
 static void connect_upstream(struct txn *t);
 static void finish(struct txn *t);
 static void assign_sticky_key(struct txn *t);
@@ -116,7 +121,7 @@ static struct txn *txn_new(void)
     size_t head_cap = t->head_cap, res_head_cap = t->res_head_cap;
     struct router_header *rh = t->req_headers;
     size_t rh_cap = t->req_headers_cap;
-    memset(t, 0, sizeof(*t));
+    memset(t, 0, offsetof(struct txn, res_headers));
     t->head = head;
     t->head_cap = head_cap;
     t->res_head = res_head;
@@ -193,6 +198,53 @@ static void inflight_add(struct worker *w, struct endpoint *ep, int delta)
     atomic_store_explicit(g, v + (uint64_t)(int64_t)delta, memory_order_relaxed);
 }
 
+/* ---- sending: write at once, EPOLLOUT only for what the socket refuses -- */
+
+/*
+ * Send what a socket bufferevent's output holds now, with one writev(), and
+ * leave writing to libevent (EV_WRITE enabled) only for what the socket did
+ * not take; once libevent has emptied the output, the next call hands
+ * writing back (EV_WRITE disabled). A response so costs one writev() and no
+ * epoll_ctl() pair or loop turn waiting for EPOLLOUT (libevent's way:
+ * register EPOLLOUT when data is queued, write on the next turn, unregister).
+ *
+ * Rule: whatever adds to a client's or an upstream conn's output calls this
+ * before it returns to the loop, or enables EV_WRITE (client.c does for the
+ * answers it writes itself). Write errors are left to libevent: the data
+ * stays queued, EV_WRITE is enabled, its write fails again and the event
+ * callback reports it as before. Ordering is kept: everything goes through
+ * the output buffer, and it is written front first, by us or by libevent,
+ * never both (we write only while EV_WRITE is disabled).
+ */
+static void send_now(struct bufferevent *bev)
+{
+    struct evbuffer *out = bufferevent_get_output(bev);
+    size_t len = evbuffer_get_length(out);
+    if (bufferevent_get_enabled(bev) & EV_WRITE) {
+        if (len == 0)
+            bufferevent_disable(bev, EV_WRITE);
+        return;
+    }
+    if (len == 0)
+        return;
+    /* The socket bufferevent keeps its output frozen at the front outside
+     * its own writes (as client.c does with the input in on_parked). */
+    evbuffer_unfreeze(out, 1);
+    (void)evbuffer_write(out, bufferevent_getfd(bev));
+    evbuffer_freeze(out, 1);
+    if (evbuffer_get_length(out))
+        bufferevent_enable(bev, EV_WRITE);
+}
+
+/* The client's output, after a callback of the upstream side. The client
+ * struct outlives the callback (its free is deferred); bev is NULL once it
+ * was closed. */
+static void send_client(struct client *c)
+{
+    if (c->state != CL_S_CLOSED && c->bev)
+        send_now(c->bev);
+}
+
 /* ---- logging helpers ------------------------------------------------- */
 
 static void log_txn(struct txn *t, const char *what)
@@ -237,7 +289,22 @@ static void release(struct txn *t, bool close_client)
     t->snap = NULL;
     c->txn = NULL;
     worker_defer_free(t->w, txn_dispose, t);
+    send_client(c);
     client_txn_done(c, close_client);
+}
+
+void proxy_log_refused(struct client *c, int status, const char *why)
+{
+    metrics_txn_done(c->w, NULL, -1, NULL, status, 0);
+    access_log_txn(c->w, &(struct access_entry){
+        .client = (const struct sockaddr *)&c->addr,
+        .http_minor = 1,
+        .status = status,
+        .reason = ROUTE_R_NONE,
+        .rule = -1,
+        .bucket = -1,
+        .error = why,
+    });
 }
 
 /* Answer an error of weir's own, if nothing of a response was sent yet;
@@ -412,9 +479,9 @@ static void connect_upstream(struct txn *t)
         struct timeval tv = {cfg->upstream_response_timeout_ms / 1000,
                              (cfg->upstream_response_timeout_ms % 1000) * 1000};
         bufferevent_set_timeouts(uc->bev, &tv, &tv);
-        bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
+        bufferevent_enable(uc->bev, EV_READ); /* EV_WRITE: see send_now */
         /* send the head right away: the conn is ready */
-        on_up_event(uc->bev, BEV_EVENT_CONNECTED, t);
+        up_event(uc->bev, BEV_EVENT_CONNECTED, t);
     }
 }
 
@@ -455,6 +522,7 @@ static void pump_request(struct txn *t)
     }
     if (evbuffer_get_length(out) != before)
         t->body_sent = true;
+    send_now(t->uc->bev);
     if (t->req_done) {
         /* Pipelined requests wait in the socket until this one is done. */
         bufferevent_disable(t->c->bev, EV_READ);
@@ -477,6 +545,8 @@ static void send_head(struct txn *t)
     if (t->req.upgrade)
         t->req_done = true; /* after 101, bytes flow as a tunnel */
     pump_request(t);
+    if (t->uc)
+        send_now(t->uc->bev);
 }
 
 void proxy_on_client_read(struct txn *t)
@@ -486,6 +556,7 @@ void proxy_on_client_read(struct txn *t)
         struct evbuffer *in = bufferevent_get_input(t->c->bev);
         struct evbuffer *out = bufferevent_get_output(t->uc->bev);
         evbuffer_add_buffer(out, in);
+        send_now(t->uc->bev);
         if (evbuffer_get_length(out) > FLOW_HIGH_WATER)
             flow_pause(t->c->bev, &t->client_paused);
         return;
@@ -666,20 +737,20 @@ static void pump_response(struct txn *t)
     if (t->res.framing == H1_F_CHUNKED)
         t->res_body_bytes += evbuffer_get_length(out) - before;
     if (done) {
-        finish(t);
+        finish(t); /* sends (release) */
         return;
     }
+    send_now(t->c->bev);
     if (evbuffer_get_length(out) > FLOW_HIGH_WATER)
         flow_pause(t->uc->bev, &t->up_paused);
 }
 
-static void on_up_read(struct bufferevent *bev, void *arg)
+static void up_read(struct bufferevent *bev, struct txn *t)
 {
-    struct txn *t = arg;
-    CHECK(t->magic == TXN_MAGIC);
     if (t->tunnel) {
         struct evbuffer *out = bufferevent_get_output(t->c->bev);
         evbuffer_add_buffer(out, bufferevent_get_input(bev));
+        send_now(t->c->bev);
         if (evbuffer_get_length(out) > FLOW_HIGH_WATER)
             flow_pause(bev, &t->up_paused);
         return;
@@ -688,11 +759,20 @@ static void on_up_read(struct bufferevent *bev, void *arg)
         if (!read_response_head(t) || !t->uc)
             return;
         if (t->tunnel) {
-            on_up_read(bev, arg);
+            up_read(bev, t);
             return;
         }
     }
     pump_response(t);
+}
+
+static void on_up_read(struct bufferevent *bev, void *arg)
+{
+    struct txn *t = arg;
+    CHECK(t->magic == TXN_MAGIC);
+    struct client *c = t->c;
+    up_read(bev, t);
+    send_client(c); /* e.g. a 100 Continue, or a head without its body yet */
 }
 
 static void on_up_write(struct bufferevent *bev, void *arg)
@@ -704,6 +784,8 @@ static void on_up_write(struct bufferevent *bev, void *arg)
         flow_resume(t->c->bev, &t->client_paused);
     if (!t->req_done)
         pump_request(t);
+    if (t->uc)
+        send_now(t->uc->bev); /* drained: hand writing back */
 }
 
 /* May this txn try again after its upstream failed before any response? */
@@ -761,6 +843,13 @@ static void on_up_event(struct bufferevent *bev, short what, void *arg)
 {
     struct txn *t = arg;
     CHECK(t->magic == TXN_MAGIC);
+    struct client *c = t->c;
+    up_event(bev, what, t);
+    send_client(c);
+}
+
+static void up_event(struct bufferevent *bev, short what, struct txn *t)
+{
     struct upstream_conn *uc = t->uc;
     CHECK(uc && uc->bev == bev);
     if (what & BEV_EVENT_CONNECTED) {
@@ -770,7 +859,7 @@ static void on_up_event(struct bufferevent *bev, short what, void *arg)
             struct timeval tv = {cfg->upstream_response_timeout_ms / 1000,
                                  (cfg->upstream_response_timeout_ms % 1000) * 1000};
             bufferevent_set_timeouts(bev, &tv, &tv);
-            bufferevent_enable(bev, EV_READ | EV_WRITE);
+            bufferevent_enable(bev, EV_READ); /* EV_WRITE: see send_now */
         }
         send_head(t);
         return;

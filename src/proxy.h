@@ -38,6 +38,13 @@ void proxy_on_client_eof(struct txn *t);
 /* The client is going away: drop the txn and its upstream conn. */
 void proxy_abort(struct txn *t, const char *why);
 
+/*
+ * Count and log a request refused before it became a txn (400 for a head
+ * that failed vetting, 431 too large, 408 too slow), so metrics and the
+ * access log see every answer weir sends. Worker thread.
+ */
+void proxy_log_refused(struct client *c, int status, const char *why);
+
 /* Free this thread's cache of recycled txns. Worker thread, at its end. */
 void proxy_thread_cleanup(void);
 
