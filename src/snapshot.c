@@ -224,11 +224,10 @@ static bool names_endpoint(const struct snapshot *s, const struct endpoint *ep)
 void snapshot_publish(struct snapshot *s)
 {
     s->generation = atomic_load(&generation) + 1;
-    pthread_mutex_lock(&swap_lock);
+    /* Only the main thread publishes, so `current` is stable here. Mark the
+     * endpoints s drops as retired before s becomes visible: a worker that
+     * sees s must also see them retired, or it would keep their idle conns. */
     struct snapshot *old = atomic_load(&current);
-    atomic_store_explicit(&current, s, memory_order_release);
-    atomic_store(&generation, s->generation);
-    pthread_mutex_unlock(&swap_lock);
     if (old) {
         for (size_t v = 0; v < old->n_versions; v++)
             for (size_t i = 0; i < old->versions[v].n_eps; i++) {
@@ -236,8 +235,12 @@ void snapshot_publish(struct snapshot *s)
                 if (!names_endpoint(s, ep))
                     atomic_store(&ep->retired, true);
             }
-        snapshot_unref(old);
     }
+    pthread_mutex_lock(&swap_lock);
+    atomic_store_explicit(&current, s, memory_order_release);
+    atomic_store(&generation, s->generation);
+    pthread_mutex_unlock(&swap_lock);
+    snapshot_unref(old);
 }
 
 struct snapshot *snapshot_acquire(void)
