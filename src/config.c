@@ -324,8 +324,7 @@ struct config *config_load_string(const char *file, const char *text,
     return cfg;
 }
 
-/* Read a whole regular file; returns NULL with errno set. */
-static char *read_file(const char *file, size_t *len)
+char *config_read_file(const char *file, size_t *len, int64_t *mtime_ms)
 {
     int fd = open(file, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -337,11 +336,13 @@ static char *read_file(const char *file, size_t *len)
         errno = e;
         return NULL;
     }
-    if (S_ISDIR(st.st_mode)) {
+    if (!S_ISREG(st.st_mode)) {
         close(fd);
-        errno = EISDIR;
+        errno = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
         return NULL;
     }
+    if (mtime_ms)
+        *mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
     size_t cap = 4096, n = 0;
     char *buf = xmalloc(cap);
     for (;;) {
@@ -374,15 +375,22 @@ static char *read_file(const char *file, size_t *len)
     return buf;
 }
 
+void config_errors_add_read_error(struct config_errors *errs, int err)
+{
+    config_errors_add(errs, (struct config_pos){0, 0}, "cannot read: %s",
+                      err == EFBIG    ? "file larger than 4 MiB"
+                      : err == EINVAL ? "not a regular file"
+                                      : strerror(err));
+}
+
 struct config *config_load(const char *file, struct config_errors *errs)
 {
     if (!errs->file)
         errs->file = xstrdup(file);
     size_t len = 0;
-    char *text = read_file(file, &len);
+    char *text = config_read_file(file, &len, NULL);
     if (!text) {
-        config_errors_add(errs, (struct config_pos){0, 0}, "cannot read: %s",
-                          errno == EFBIG ? "file larger than 4 MiB" : strerror(errno));
+        config_errors_add_read_error(errs, errno);
         return NULL;
     }
     struct config *cfg = config_load_string(file, text, len, errs);

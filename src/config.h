@@ -175,6 +175,16 @@ struct config_errors {
  */
 struct config *config_load(const char *file, struct config_errors *errs) WUR;
 
+/*
+ * Read a whole regular file (at most 4 MiB) into a new buffer (caller
+ * frees); *mtime_ms (may be NULL) gets its modification time. Returns NULL
+ * with errno set (EISDIR, EINVAL for other non-regular files, EFBIG, ...).
+ */
+char *config_read_file(const char *file, size_t *len, int64_t *mtime_ms) WUR;
+
+/* Append the "cannot read: ..." error for errno value err. */
+void config_errors_add_read_error(struct config_errors *errs, int err);
+
 /* Same, from an in-memory YAML text (file is used for messages only). */
 struct config *config_load_string(const char *file, const char *text,
                                   size_t len, struct config_errors *errs) WUR;

@@ -31,7 +31,6 @@
 #include "snapshot.h"
 #include "state.h"
 
-#define RUNTIME_MAX_FILE_BYTES (4u << 20)
 
 static struct {
     bool started;
@@ -584,50 +583,10 @@ static void commit(struct config *newcfg, const char *what, bool push,
 static char *read_config(const char *path, size_t *len, int64_t *mtime_ms,
                          struct config_errors *errs)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        int e = fd < 0 || errno ? errno : EINVAL;
-        if (fd >= 0 && !S_ISREG(st.st_mode))
-            e = EISDIR;
-        if (fd >= 0)
-            close(fd);
-        config_errors_add(errs, (struct config_pos){0, 0}, "cannot read: %s",
-                          e == EISDIR ? "not a regular file" : strerror(e));
-        return NULL;
-    }
-    *mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
-    size_t cap = 4096, n = 0;
-    char *buf = xmalloc(cap);
-    for (;;) {
-        if (n == cap) {
-            if (cap >= RUNTIME_MAX_FILE_BYTES) {
-                config_errors_add(errs, (struct config_pos){0, 0},
-                                  "cannot read: file larger than 4 MiB");
-                goto bad;
-            }
-            cap *= 2;
-            buf = xrealloc(buf, cap);
-        }
-        ssize_t r = read(fd, buf + n, cap - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            config_errors_add(errs, (struct config_pos){0, 0}, "cannot read: %s",
-                              strerror(errno));
-            goto bad;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    *len = n;
-    return buf;
-bad:
-    close(fd);
-    free(buf);
-    return NULL;
+    char *text = config_read_file(path, len, mtime_ms);
+    if (!text)
+        config_errors_add_read_error(errs, errno);
+    return text;
 }
 
 static struct config *load_file(struct config_errors *errs, int64_t *mtime_ms)
