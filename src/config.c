@@ -46,7 +46,7 @@ struct config *config_new_default(const char *file)
     cfg->max_connections = 10000;
     cfg->max_header_bytes = 16384;
     cfg->max_header_count = 100;
-    cfg->max_idle_upstream = 64;
+    cfg->max_idle_upstream = 256;
     cfg->retries = 1;
     cfg->access_log.enabled = true;
     cfg->access_log.format = LOG_F_JSON;

@@ -136,7 +136,7 @@ struct config {
     uint32_t max_connections;   /* per process, default 10000 */
     uint32_t max_header_bytes;  /* request head, default 16384 */
     uint32_t max_header_count;  /* default 100 */
-    uint32_t max_idle_upstream; /* idle pooled conns per endpoint per worker, default 64 */
+    uint32_t max_idle_upstream; /* idle pooled conns per endpoint per worker, default 256 */
 
     uint32_t retries;           /* extra attempts on another endpoint, default 1 */
 

@@ -123,7 +123,7 @@ static void test_minimal(void)
     is_int(c->max_connections, 10000, "max_connections default");
     is_int(c->max_header_bytes, 16384, "max_header_bytes default");
     is_int(c->max_header_count, 100, "max_header_count default");
-    is_int(c->max_idle_upstream, 64, "upstream_idle_per_endpoint default");
+    is_int(c->max_idle_upstream, 256, "upstream_idle_per_endpoint default");
     is_int(c->n_versions, 1, "one version");
     is_str(c->versions[0].name, "v1", "version name");
     is_int(c->versions[0].pos.line, 4, "version position line");
