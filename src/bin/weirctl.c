@@ -160,6 +160,10 @@ static void render_status(const struct json_value *a)
         }
     }
     table_print(&t);
+    for (size_t v = 0; vs && vs->type == JSON_T_OBJECT && v < vs->n; v++)
+        if (json_get_bool(vs->items[v], "fallback_active", false))
+            printf("%s has no available endpoint: its traffic goes to %s\n",
+                   vs->keys[v], json_get_str(vs->items[v], "fallback", "?"));
     const struct json_value *rules = json_get(a, "rules");
     if (rules && rules->type == JSON_T_ARRAY && rules->n) {
         printf("\nrules (first match wins):\n");
