@@ -116,15 +116,19 @@ class Pod(Proc):
         if probe:
             argv += ["--probe", host + ":0"]
         argv += list(extra)
-        super().__init__(argv, stdout=subprocess.PIPE)
+        self._launch(argv, probe)
+
+    def _launch(self, argv, want_probe):
+        """Start weir-pod and read back the addresses it prints."""
+        Proc.__init__(self, argv, stdout=subprocess.PIPE)
         self.addr = None
         self.probe = None
         end = time.time() + 10
-        while time.time() < end and (self.addr is None or (probe and self.probe is None)):
+        while time.time() < end and (self.addr is None or (want_probe and self.probe is None)):
             line = self.p.stdout.readline().decode().strip()
             if not line:
                 if self.p.poll() is not None:
-                    raise RuntimeError("weir-pod exited")
+                    raise RuntimeError("weir-pod exited: %s" % " ".join(argv))
                 continue
             if line.startswith("listening "):
                 self.addr = line.split()[1]
@@ -377,23 +381,7 @@ class PodAt(Pod):
         if probe:
             argv += ["--probe", probe]
         argv += list(extra)
-        Proc.__init__(self, argv, stdout=subprocess.PIPE)
-        self.addr = None
-        self.probe = None
-        end = time.time() + 10
-        while time.time() < end and (self.addr is None or (probe and self.probe is None)):
-            line = self.p.stdout.readline().decode().strip()
-            if not line:
-                if self.p.poll() is not None:
-                    raise RuntimeError("weir-pod exited: %s" % " ".join(argv))
-                continue
-            if line.startswith("listening "):
-                self.addr = line.split()[1]
-            elif line.startswith("probe "):
-                self.probe = line.split()[1]
-        if self.addr is None:
-            raise RuntimeError("weir-pod did not report its address")
-        self.port = int(self.addr.rsplit(":", 1)[1])
+        self._launch(argv, probe)
 
     def set_ready(self, ready):
         """POST /ready/on|off on the probe listener (or the main one)."""
