@@ -198,7 +198,7 @@ void client_close(struct client *c, const char *why)
         c->next->prev = c->prev;
     w->n_clients--;
     atomic_fetch_sub_explicit(&worker_open_clients, 1, memory_order_relaxed);
-    worker_defer_free(w, client_free, c);
+    worker_defer_free(w, &c->reap, client_free, c);
     worker_client_gone(w);
 }
 

@@ -31,6 +31,7 @@
 #include <event2/event_struct.h>
 
 #include "http1.h"
+#include "worker.h"
 
 #define CLIENT_MAGIC 0x434c4e54u /* "CLNT" */
 #define CLIENT_PARK_MS 1000u /* idle this long → release buffers */
@@ -60,6 +61,7 @@ struct client {
     struct event *timer;        /* owned; NULL while parked */
     struct txn *txn;            /* borrowed while CL_S_TXN (proxy.c owns it) */
     struct client *next, *prev; /* worker's client list */
+    struct reap_item reap;      /* deferred-free link */
     struct http1_scan scan;
     union {
         struct sockaddr sa;

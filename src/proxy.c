@@ -89,6 +89,7 @@ struct txn {
 
     uint64_t start_us, upstream_start_us, first_byte_us;
     struct txn *next_free;
+    struct reap_item reap;        /* deferred-free link */
 
     /* Last, and not cleared by txn_new (8 KiB): only the first
      * res.n_headers entries are ever read, and the parser sets those. */
@@ -288,7 +289,7 @@ static void release(struct txn *t, bool close_client)
     snapshot_unref(t->snap);
     t->snap = NULL;
     c->txn = NULL;
-    worker_defer_free(t->w, txn_dispose, t);
+    worker_defer_free(t->w, &t->reap, txn_dispose, t);
     send_client(c);
     client_txn_done(c, close_client);
 }
@@ -604,7 +605,7 @@ void proxy_abort(struct txn *t, const char *why)
     snapshot_unref(t->snap);
     t->snap = NULL;
     c->txn = NULL;
-    worker_defer_free(t->w, txn_dispose, t);
+    worker_defer_free(t->w, &t->reap, txn_dispose, t);
 }
 
 /* ---- response direction ---------------------------------------------- */

@@ -86,7 +86,7 @@ void upstream_close(struct upstream_conn *uc, const char *why)
     metrics_upstream_conn(w, uc->ep, -1);
     endpoint_unref(uc->ep);
     uc->ep = NULL;
-    worker_defer_free(w, uc_free, uc);
+    worker_defer_free(w, &uc->reap, uc_free, uc);
 }
 
 struct upstream_conn *upstream_acquire(struct worker *w, struct endpoint *ep,

@@ -15,6 +15,7 @@
 #include <event2/bufferevent.h>
 
 #include "snapshot.h"
+#include "worker.h"
 
 #define UPSTREAM_MAGIC 0x55505331u /* "UPS1" */
 
@@ -42,6 +43,7 @@ struct upstream_conn {
     struct upstream_conn *pool_prev;
     struct upstream_conn *all_next;   /* worker's list of all conns */
     struct upstream_conn *all_prev;
+    struct reap_item reap;            /* deferred-free link */
 };
 
 /*

@@ -54,7 +54,6 @@ static void run_reap(struct worker *w)
         while (r) {
             struct reap_item *next = r->next;
             r->free_fn(r->obj);
-            free(r);
             r = next;
         }
     }
@@ -67,9 +66,9 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
     run_reap(arg);
 }
 
-void worker_defer_free(struct worker *w, void (*free_fn)(void *), void *obj)
+void worker_defer_free(struct worker *w, struct reap_item *r,
+                       void (*free_fn)(void *), void *obj)
 {
-    struct reap_item *r = xmalloc(sizeof(*r));
     r->free_fn = free_fn;
     r->obj = obj;
     r->next = w->reap;

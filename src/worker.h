@@ -31,7 +31,8 @@
 struct client;
 struct upstream_conn;
 
-/* A reap list: objects closed during dispatch, freed after it. */
+/* A reap list link, embedded in each object that may be closed during
+ * dispatch (client, txn, upstream conn) and freed after it. */
 struct reap_item {
     struct reap_item *next;
     void (*free_fn)(void *obj);
@@ -89,8 +90,10 @@ void worker_free(struct worker *w);
  */
 struct snapshot *worker_snapshot(struct worker *w);
 
-/* Queue obj for free_fn after the current dispatch. Worker thread. */
-void worker_defer_free(struct worker *w, void (*free_fn)(void *), void *obj);
+/* Queue obj for free_fn after the current dispatch, linked through item
+ * (embedded in obj, so this never allocates). Worker thread. */
+void worker_defer_free(struct worker *w, struct reap_item *item,
+                       void (*free_fn)(void *), void *obj);
 
 /* Called by client.c when a client is gone, to finish a drain. */
 void worker_client_gone(struct worker *w);
