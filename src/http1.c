@@ -480,19 +480,52 @@ static bool is_hop_by_hop(struct strview name)
     return false;
 }
 
+/* The Connection fields of a message, found once per rewrite. */
+struct conn_fields {
+    const struct strview *v[8]; /* their values; more than 8 fields: see all */
+    size_t n;
+    bool all;                   /* too many to list: scan every field */
+};
+
+static void find_connection(const struct router_header *h, size_t n,
+                            struct conn_fields *cf)
+{
+    cf->n = 0;
+    cf->all = false;
+    for (size_t i = 0; i < n; i++) {
+        if (h[i].name.len != 10 || !sv_eq_lit(h[i].name, "connection"))
+            continue;
+        if (cf->n == ARRAY_LEN(cf->v)) {
+            cf->all = true;
+            return;
+        }
+        cf->v[cf->n++] = &h[i].value;
+    }
+}
+
+static bool token_in_list(struct strview list, struct strview name)
+{
+    size_t pos = 0;
+    struct strview e;
+    while (list_next(list, &pos, &e))
+        if (e.len == name.len && strncasecmp(e.p, name.p, e.len) == 0)
+            return true;
+    return false;
+}
+
 /* True when a Connection field of the message names this field. */
 static bool named_in_connection(const struct router_header *h, size_t n,
-                                struct strview name)
+                                const struct conn_fields *cf, struct strview name)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (!sv_eq_lit(h[i].name, "connection"))
-            continue;
-        size_t pos = 0;
-        struct strview e;
-        while (list_next(h[i].value, &pos, &e))
-            if (e.len == name.len && strncasecmp(e.p, name.p, e.len) == 0)
+    if (cf->all) {
+        for (size_t i = 0; i < n; i++)
+            if (sv_eq_lit(h[i].name, "connection") && token_in_list(h[i].value, name))
                 return true;
+        return false;
     }
+    for (size_t i = 0; i < cf->n; i++)
+        if (token_in_list(*cf->v[i], name))
+            return true;
     return false;
 }
 
@@ -601,9 +634,11 @@ void http1_write_request(struct evbuffer *buf, const struct http1_request *req,
     out_str(&o, " HTTP/1.1\r\n");
     const struct router_header *h = req->headers;
     size_t n = req->n_headers;
+    struct conn_fields cf;
+    find_connection(h, n, &cf);
     bool have_xff = false, have_via = false;
     for (size_t i = 0; i < n; i++) {
-        if (is_hop_by_hop(h[i].name) || named_in_connection(h, n, h[i].name) ||
+        if (is_hop_by_hop(h[i].name) || named_in_connection(h, n, &cf, h[i].name) ||
             sv_eq_lit(h[i].name, "x-forwarded-proto"))
             continue;
         if (sv_eq_lit(h[i].name, "x-forwarded-for")) {
@@ -704,6 +739,8 @@ enum http1_framing http1_write_response(struct evbuffer *buf,
     out_str(&o, "\r\n");
     const struct router_header *h = res->headers;
     size_t n = res->n_headers;
+    struct conn_fields cf;
+    find_connection(h, n, &cf);
     for (size_t i = 0; i < n; i++) {
         struct strview name = h[i].name;
         if (sv_eq_lit(name, "content-length")) {
@@ -714,7 +751,7 @@ enum http1_framing http1_write_response(struct evbuffer *buf,
         } else if (upgrade && (sv_eq_lit(name, "upgrade") ||
                                sv_eq_lit(name, "connection"))) {
             /* 101: Upgrade and Connection pass through unchanged. */
-        } else if (is_hop_by_hop(name) || named_in_connection(h, n, name)) {
+        } else if (is_hop_by_hop(name) || named_in_connection(h, n, &cf, name)) {
             continue;
         }
         if (back->version_header && sv_eq_lit(name, back->version_header))
