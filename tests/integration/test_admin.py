@@ -160,7 +160,7 @@ if os.path.exists(CHROMIUM):
     load.stop()
     check(not load.failures, "the background load saw no failures: %s" % load.failures[:3])
 else:
-    print("ok - # SKIP chromium not installed (Debian package chromium)")
+    check(False, "chromium is installed (Debian package chromium; tests/install-deps.sh)")
 
 # --- garbage never brings the listener down
 random.seed(6)

@@ -127,7 +127,7 @@ check(not missing, "every metric the dashboard names exists in weir's /metrics: 
 # --- with promtool: every query parses, and the key ones compute the truth
 promtool = shutil.which("promtool")
 if not promtool:
-    print("ok - # SKIP promtool not installed (Debian package prometheus)")
+    check(False, "promtool is installed (Debian package prometheus; tests/install-deps.sh)")
     w.stop()
     done()
 

@@ -200,7 +200,7 @@ if promtool:
     check(r.returncode == 0 and not r.stdout.strip(),
           "promtool check metrics passes: %s" % " | ".join(r.stdout.decode().split("\n"))[:500])
 else:
-    print("ok - # SKIP promtool not installed (Debian package prometheus)")
+    check(False, "promtool is installed (Debian package prometheus; tests/install-deps.sh)")
 
 # --- split, achieved share, generation
 check(prom_value(s, "weir_split_percent", version="v1") == 60 and
