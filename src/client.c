@@ -11,15 +11,16 @@
 
 #include <event2/buffer.h>
 
+#include "conn.h"
 #include "log.h"
 #include "proxy.h"
 #include "worker.h"
 
 #define LINGER_MS 2000
 
-static void on_read(struct bufferevent *bev, void *arg);
-static void on_write(struct bufferevent *bev, void *arg);
-static void on_event(struct bufferevent *bev, short what, void *arg);
+static void on_read(struct conn *cn, void *arg);
+static void on_write(struct conn *cn, void *arg);
+static void on_event(struct conn *cn, short what, void *arg);
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 static void on_parked(evutil_socket_t fd, short what, void *arg);
 
@@ -51,9 +52,7 @@ static void ms_to_tv(uint32_t ms, struct timeval *tv)
 
 static void arm_timer(struct client *c, uint32_t ms)
 {
-    struct timeval tv;
-    ms_to_tv(ms, &tv);
-    evtimer_add(c->timer, &tv);
+    evtimer_add(c->timer, worker_timeout(c->w, ms));
 }
 
 /* Idle: wait for the next request, at most until the keep-alive timeout;
@@ -66,7 +65,7 @@ static void go_idle(struct client *c)
     arm_timer(c, idle < CLIENT_PARK_MS ? idle : CLIENT_PARK_MS);
 }
 
-/* Drop the bufferevent and timer; keep one event on the socket that wakes
+/* Drop the conn and timer; keep one event on the socket that wakes
  * us when the client sends again or the keep-alive timeout ends. */
 static void park(struct client *c)
 {
@@ -76,8 +75,8 @@ static void park(struct client *c)
     evtimer_del(c->timer);
     event_free(c->timer);
     c->timer = NULL;
-    bufferevent_free(c->bev); /* no CLOSE_ON_FREE: the fd stays ours */
-    c->bev = NULL;
+    conn_free(c->cn); /* not owning the fd: it stays ours */
+    c->cn = NULL;
     c->state = CL_S_PARKED;
     event_assign(&c->park_ev, c->w->base, c->fd, EV_READ, on_parked, c);
     struct timeval tv;
@@ -85,29 +84,19 @@ static void park(struct client *c)
     event_add(&c->park_ev, &tv);
 }
 
-/* The parked client sent something: give it a bufferevent again. */
+/* The parked client sent something: give it a conn again. */
 static int unpark(struct client *c)
 {
     event_del(&c->park_ev);
-    c->bev = bufferevent_socket_new(c->w->base, c->fd, 0);
+    c->cn = conn_new(c->w, c->fd, false);
     c->timer = evtimer_new(c->w->base, on_timer, c);
-    if (!c->bev || !c->timer)
+    if (!c->cn || !c->timer)
         return -1;
-    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    bufferevent_setwatermark(c->bev, EV_WRITE, FLOW_HIGH_WATER / 2, 0);
-    /* EV_WRITE only while libevent has something to write: proxy.c writes
-     * answers at once (send_now there), the rest goes through write_rest(). */
-    bufferevent_enable(c->bev, EV_READ);
+    conn_setcb(c->cn, on_read, on_write, on_event, c);
+    conn_set_write_low(c->cn, FLOW_HIGH_WATER / 2);
+    conn_read_start(c->cn);
     go_idle(c);
     return 0;
-}
-
-/* Output this file queued itself (or proxy.c left): libevent writes it. */
-static void write_rest(struct client *c)
-{
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) &&
-        !(bufferevent_get_enabled(c->bev) & EV_WRITE))
-        bufferevent_enable(c->bev, EV_WRITE);
 }
 
 static void on_parked(evutil_socket_t fd, short what, void *arg)
@@ -123,20 +112,8 @@ static void on_parked(evutil_socket_t fd, short what, void *arg)
         client_close(c, "out of resources");
         return;
     }
-    /* Read what woke us now rather than after another loop turn. The
-     * bufferevent keeps its input frozen at the end outside its own reads. */
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-    evbuffer_unfreeze(in, 0);
-    errno = 0;
-    int n = evbuffer_read(in, c->fd, 16384);
-    int e = errno;
-    evbuffer_freeze(in, 0);
-    if (n == 0 || (n < 0 && e != EAGAIN && e != EINTR)) {
-        client_close(c, n == 0 ? "client closed" : "client error");
-        return;
-    }
-    if (evbuffer_get_length(in))
-        on_read(c->bev, c);
+    /* Read what woke us in this loop turn rather than the next one. */
+    conn_read_soon(c->cn);
 }
 
 struct client *client_new(struct worker *w, int fd, const struct sockaddr *sa,
@@ -183,9 +160,9 @@ void client_close(struct client *c, const char *why)
         event_free(c->timer);
         c->timer = NULL;
     }
-    if (c->bev) {
-        bufferevent_free(c->bev);
-        c->bev = NULL;
+    if (c->cn) {
+        conn_free(c->cn);
+        c->cn = NULL;
     }
     close(c->fd);
     c->fd = -1;
@@ -206,9 +183,8 @@ void client_close(struct client *c, const char *why)
  * its EOF or after LINGER_MS (RFC 9112 §9.6: avoid a RST eating the answer). */
 static void start_linger(struct client *c)
 {
-    shutdown(bufferevent_getfd(c->bev), SHUT_WR);
-    bufferevent_disable(c->bev, EV_WRITE);
-    bufferevent_enable(c->bev, EV_READ);
+    shutdown(c->fd, SHUT_WR);
+    conn_read_start(c->cn);
     evtimer_del(c->timer);
     arm_timer(c, LINGER_MS);
 }
@@ -219,14 +195,13 @@ void client_close_after_flush(struct client *c)
         return;
     c->state = CL_S_CLOSING;
     c->close_after = true;
-    evbuffer_drain(bufferevent_get_input(c->bev),
-                   evbuffer_get_length(bufferevent_get_input(c->bev)));
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+    evbuffer_drain(c->cn->in, evbuffer_get_length(c->cn->in));
+    if (evbuffer_get_length(c->cn->out) == 0)
         start_linger(c);
     else {
         /* on_write fires when the output is empty. */
-        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-        write_rest(c);
+        conn_set_write_low(c->cn, 0);
+        conn_send(c->cn);
         evtimer_del(c->timer);
         arm_timer(c, cur_config(c)->client_idle_timeout_ms);
     }
@@ -236,14 +211,14 @@ void client_fail(struct client *c, int status)
 {
     if (c->state == CL_S_CLOSED || c->state == CL_S_CLOSING)
         return;
-    http1_write_error(bufferevent_get_output(c->bev), status, true);
+    http1_write_error(c->cn->out, status, true);
     client_close_after_flush(c);
 }
 
 /* Read and vet a request head; hand a complete one to a new txn. */
 static void process(struct client *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = c->cn->in;
     if (c->state == CL_S_IDLE) {
         /* RFC 9112 §2.2: ignore empty lines before a request-line. */
         for (;;) {
@@ -309,10 +284,10 @@ void client_txn_done(struct client *c, bool close)
         client_close_after_flush(c);
         return;
     }
-    write_rest(c); /* proxy.c sent the answer already; this is a safety net */
-    bufferevent_enable(c->bev, EV_READ);
+    conn_send(c->cn); /* proxy.c sent the answer already; this is a safety net */
+    conn_read_start(c->cn);
     go_idle(c);
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+    if (evbuffer_get_length(c->cn->in) > 0)
         process(c); /* a pipelined request is waiting */
 }
 
@@ -323,11 +298,11 @@ void client_drain(struct client *c)
         client_close(c, "worker stopping");
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+static void on_read(struct conn *cn, void *arg)
 {
     struct client *c = arg;
     CHECK(c->magic == CLIENT_MAGIC);
-    (void)bev;
+    (void)cn;
     switch (c->state) {
     case CL_S_IDLE:
     case CL_S_HEAD:
@@ -339,7 +314,7 @@ static void on_read(struct bufferevent *bev, void *arg)
         proxy_on_client_read(c->txn);
         break;
     case CL_S_CLOSING: {
-        struct evbuffer *in = bufferevent_get_input(c->bev);
+        struct evbuffer *in = c->cn->in;
         evbuffer_drain(in, evbuffer_get_length(in));
         break;
     }
@@ -348,35 +323,28 @@ static void on_read(struct bufferevent *bev, void *arg)
     }
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
+static void on_write(struct conn *cn, void *arg)
 {
     struct client *c = arg;
     CHECK(c->magic == CLIENT_MAGIC);
     if (c->state == CL_S_TXN)
         proxy_on_client_drained(c->txn);
-    else if (c->state == CL_S_CLOSING &&
-             evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+    else if (c->state == CL_S_CLOSING && evbuffer_get_length(cn->out) == 0)
         start_linger(c);
-        return;
-    }
-    /* Emptied: writing goes back to proxy.c's send_now. */
-    if (c->bev && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-        bufferevent_disable(c->bev, EV_WRITE);
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+static void on_event(struct conn *cn, short what, void *arg)
 {
     struct client *c = arg;
     CHECK(c->magic == CLIENT_MAGIC);
-    (void)bev;
-    if (c->state == CL_S_TXN && !(what & BEV_EVENT_ERROR) &&
-        (what & BEV_EVENT_EOF)) {
+    (void)cn;
+    if (c->state == CL_S_TXN && !(what & CONN_ERROR) && (what & CONN_EOF)) {
         /* Half-close by the client: proxy.c decides whether the txn can
          * still finish. */
         proxy_on_client_eof(c->txn);
         return;
     }
-    client_close(c, (what & BEV_EVENT_ERROR) ? "client error" : "client closed");
+    client_close(c, (what & CONN_ERROR) ? "client error" : "client closed");
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -390,7 +358,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         client_label(c, label, sizeof(label));
         log_warn("%s request head not complete in time: 408", label);
         proxy_log_refused(c, 408, "request head timeout");
-        http1_write_error(bufferevent_get_output(c->bev), 408, true);
+        http1_write_error(c->cn->out, 408, true);
         client_close_after_flush(c);
         return;
     }
@@ -398,8 +366,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         uint32_t idle = cur_config(c)->client_idle_timeout_ms;
         if (util_now_ms() - c->idle_since_ms + 5 >= idle)
             client_close(c, "idle timeout");
-        else if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 &&
-                 evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        else if (evbuffer_get_length(c->cn->in) == 0 &&
+                 evbuffer_get_length(c->cn->out) == 0)
             park(c);
         else
             arm_timer(c, CLIENT_PARK_MS);

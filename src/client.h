@@ -9,7 +9,7 @@
  *     └──idle 1 s─────────┘  └─idle timeout─▶ CLOSING ◀─────────────────┘
  *   (TXN done → IDLE, or CLOSING when the connection cannot go on)
  *   PARKED: an idle connection holds only this struct and one event on its
- *   socket (no bufferevent, no buffers, no timer), so 10k idle clients cost
+ *   socket (no conn, no buffers, no timer), so 10k idle clients cost
  *   ~10k × sizeof(struct client). New connections start parked; an idle one
  *   parks after CLIENT_PARK_MS, so busy keep-alive clients never pay for it.
  *   CLOSING: flush output, shut down writes, discard input until EOF or the
@@ -26,7 +26,6 @@
 
 #include <netinet/in.h>
 
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
@@ -38,9 +37,10 @@
 
 struct worker;
 struct txn;
+struct conn;
 
 enum client_state {
-    CL_S_PARKED = 0, /* idle with no bufferevent: only park_ev on the socket */
+    CL_S_PARKED = 0, /* idle with no conn: only park_ev on the socket */
     CL_S_IDLE,     /* between requests, idle timer armed */
     CL_S_HEAD,     /* reading a request head, header timer armed */
     CL_S_TXN,      /* a txn owns the connection */
@@ -57,7 +57,7 @@ struct client {
     struct worker *w;           /* borrowed */
     uint64_t id;                /* c#N in logs */
     uint64_t idle_since_ms;     /* when it last became idle */
-    struct bufferevent *bev;    /* owned; NULL while parked */
+    struct conn *cn;            /* owned; NULL while parked */
     struct event *timer;        /* owned; NULL while parked */
     struct txn *txn;            /* borrowed while CL_S_TXN (proxy.c owns it) */
     struct client *next, *prev; /* worker's client list */

@@ -21,11 +21,11 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 
 #include "access.h"
 #include "health.h"
 #include "client.h"
+#include "conn.h"
 #include "http1.h"
 #include "log.h"
 #include "metrics.h"
@@ -99,10 +99,10 @@ struct txn {
 static _Thread_local struct txn *free_txns;
 static _Thread_local unsigned n_free_txns;
 
-static void on_up_read(struct bufferevent *bev, void *arg);
-static void on_up_write(struct bufferevent *bev, void *arg);
-static void on_up_event(struct bufferevent *bev, short what, void *arg);
-static void up_event(struct bufferevent *bev, short what, struct txn *t);
+static void on_up_read(struct conn *cn, void *arg);
+static void on_up_write(struct conn *cn, void *arg);
+static void on_up_event(struct conn *cn, short what, void *arg);
+static void up_event(struct conn *cn, short what, struct txn *t);
 static void connect_upstream(struct txn *t);
 static void finish(struct txn *t);
 static void assign_sticky_key(struct txn *t);
@@ -174,18 +174,18 @@ static void grow(char **buf, size_t *cap, size_t need)
 
 /* ---- flow control: the only two places reading is paused/resumed ----- */
 
-static void flow_pause(struct bufferevent *src, bool *paused)
+static void flow_pause(struct conn *src, bool *paused)
 {
     if (!*paused) {
-        bufferevent_disable(src, EV_READ);
+        conn_read_stop(src);
         *paused = true;
     }
 }
 
-static void flow_resume(struct bufferevent *src, bool *paused)
+static void flow_resume(struct conn *src, bool *paused)
 {
     if (*paused) {
-        bufferevent_enable(src, EV_READ);
+        conn_read_start(src);
         *paused = false;
     }
 }
@@ -199,51 +199,13 @@ static void inflight_add(struct worker *w, struct endpoint *ep, int delta)
     atomic_store_explicit(g, v + (uint64_t)(int64_t)delta, memory_order_relaxed);
 }
 
-/* ---- sending: write at once, EPOLLOUT only for what the socket refuses -- */
-
-/*
- * Send what a socket bufferevent's output holds now, with one writev(), and
- * leave writing to libevent (EV_WRITE enabled) only for what the socket did
- * not take; once libevent has emptied the output, the next call hands
- * writing back (EV_WRITE disabled). A response so costs one writev() and no
- * epoll_ctl() pair or loop turn waiting for EPOLLOUT (libevent's way:
- * register EPOLLOUT when data is queued, write on the next turn, unregister).
- *
- * Rule: whatever adds to a client's or an upstream conn's output calls this
- * before it returns to the loop, or enables EV_WRITE (client.c does for the
- * answers it writes itself). Write errors are left to libevent: the data
- * stays queued, EV_WRITE is enabled, its write fails again and the event
- * callback reports it as before. Ordering is kept: everything goes through
- * the output buffer, and it is written front first, by us or by libevent,
- * never both (we write only while EV_WRITE is disabled).
- */
-static void send_now(struct bufferevent *bev)
-{
-    struct evbuffer *out = bufferevent_get_output(bev);
-    size_t len = evbuffer_get_length(out);
-    if (bufferevent_get_enabled(bev) & EV_WRITE) {
-        if (len == 0)
-            bufferevent_disable(bev, EV_WRITE);
-        return;
-    }
-    if (len == 0)
-        return;
-    /* The socket bufferevent keeps its output frozen at the front outside
-     * its own writes (as client.c does with the input in on_parked). */
-    evbuffer_unfreeze(out, 1);
-    (void)evbuffer_write(out, bufferevent_getfd(bev));
-    evbuffer_freeze(out, 1);
-    if (evbuffer_get_length(out))
-        bufferevent_enable(bev, EV_WRITE);
-}
-
 /* The client's output, after a callback of the upstream side. The client
- * struct outlives the callback (its free is deferred); bev is NULL once it
+ * struct outlives the callback (its free is deferred); cn is NULL once it
  * was closed. */
 static void send_client(struct client *c)
 {
-    if (c->state != CL_S_CLOSED && c->bev)
-        send_now(c->bev);
+    if (c->state != CL_S_CLOSED && c->cn)
+        conn_send(c->cn);
 }
 
 /* ---- logging helpers ------------------------------------------------- */
@@ -329,7 +291,7 @@ static void fail(struct txn *t, int status, const char *why)
     t->status = status;
     /* The connection can carry on only if the request was read whole. */
     bool close = !t->req_done || !t->req.keep_alive;
-    http1_write_error(bufferevent_get_output(t->c->bev), status, close);
+    http1_write_error(t->c->cn->out, status, close);
     release(t, close);
 }
 
@@ -339,10 +301,10 @@ static void finish(struct txn *t)
     struct upstream_conn *uc = t->uc;
     t->uc = NULL;
     bool reusable = t->res.keep_alive && t->req_done && !t->tunnel &&
-                    evbuffer_get_length(bufferevent_get_input(uc->bev)) == 0;
+                    evbuffer_get_length(uc->cn->in) == 0;
     upstream_release(uc, reusable);
     if (t->client_paused)
-        flow_resume(t->c->bev, &t->client_paused);
+        flow_resume(t->c->cn, &t->client_paused);
     bool close = t->close_client || !t->req_done || t->client_eof ||
                  t->res_out == H1_F_CLOSE;
     release(t, close);
@@ -364,7 +326,7 @@ void proxy_start(struct client *c, size_t head_len)
     const struct config *cfg = t->snap->cfg;
 
     grow(&t->head, &t->head_cap, head_len);
-    evbuffer_remove(bufferevent_get_input(c->bev), t->head, head_len);
+    evbuffer_remove(c->cn->in, t->head, head_len);
     if (t->req_headers_cap < cfg->max_header_count) {
         free(t->req_headers);
         t->req_headers_cap = cfg->max_header_count;
@@ -381,7 +343,7 @@ void proxy_start(struct client *c, size_t head_len)
         t->status = status;
         t->error = err;
         t->req.keep_alive = false;
-        http1_write_error(bufferevent_get_output(c->bev), status, true);
+        http1_write_error(c->cn->out, status, true);
         release(t, true);
         return;
     }
@@ -477,12 +439,11 @@ static void connect_upstream(struct txn *t)
     uc->txn = t;
     const struct config *cfg = t->snap->cfg;
     if (uc->connected) {
-        struct timeval tv = {cfg->upstream_response_timeout_ms / 1000,
-                             (cfg->upstream_response_timeout_ms % 1000) * 1000};
-        bufferevent_set_timeouts(uc->bev, &tv, &tv);
-        bufferevent_enable(uc->bev, EV_READ); /* EV_WRITE: see send_now */
+        conn_set_timeouts(uc->cn, cfg->upstream_response_timeout_ms,
+                          cfg->upstream_response_timeout_ms);
+        conn_read_start(uc->cn);
         /* send the head right away: the conn is ready */
-        up_event(uc->bev, BEV_EVENT_CONNECTED, t);
+        up_event(uc->cn, CONN_CONNECTED, t);
     }
 }
 
@@ -492,8 +453,8 @@ static void pump_request(struct txn *t)
 {
     if (t->req_done || !t->head_sent || t->tunnel)
         return;
-    struct evbuffer *in = bufferevent_get_input(t->c->bev);
-    struct evbuffer *out = bufferevent_get_output(t->uc->bev);
+    struct evbuffer *in = t->c->cn->in;
+    struct evbuffer *out = t->uc->cn->out;
     size_t before = evbuffer_get_length(out);
     if (t->req.framing == H1_F_LENGTH) {
         size_t n = evbuffer_get_length(in);
@@ -523,20 +484,20 @@ static void pump_request(struct txn *t)
     }
     if (evbuffer_get_length(out) != before)
         t->body_sent = true;
-    send_now(t->uc->bev);
+    conn_send(t->uc->cn);
     if (t->req_done) {
         /* Pipelined requests wait in the socket until this one is done. */
-        bufferevent_disable(t->c->bev, EV_READ);
+        conn_read_stop(t->c->cn);
         t->client_paused = false;
         return;
     }
     if (evbuffer_get_length(out) > FLOW_HIGH_WATER)
-        flow_pause(t->c->bev, &t->client_paused);
+        flow_pause(t->c->cn, &t->client_paused);
 }
 
 static void send_head(struct txn *t)
 {
-    struct evbuffer *out = bufferevent_get_output(t->uc->bev);
+    struct evbuffer *out = t->uc->cn->out;
     struct http1_fwd fwd = {
         .client = (const struct sockaddr *)&t->c->addr,
         .close = false,
@@ -547,26 +508,26 @@ static void send_head(struct txn *t)
         t->req_done = true; /* after 101, bytes flow as a tunnel */
     pump_request(t);
     if (t->uc)
-        send_now(t->uc->bev);
+        conn_send(t->uc->cn);
 }
 
 void proxy_on_client_read(struct txn *t)
 {
     CHECK(t->magic == TXN_MAGIC);
     if (t->tunnel) {
-        struct evbuffer *in = bufferevent_get_input(t->c->bev);
-        struct evbuffer *out = bufferevent_get_output(t->uc->bev);
+        struct evbuffer *in = t->c->cn->in;
+        struct evbuffer *out = t->uc->cn->out;
         evbuffer_add_buffer(out, in);
-        send_now(t->uc->bev);
+        conn_send(t->uc->cn);
         if (evbuffer_get_length(out) > FLOW_HIGH_WATER)
-            flow_pause(t->c->bev, &t->client_paused);
+            flow_pause(t->c->cn, &t->client_paused);
         return;
     }
     if (t->uc && t->head_sent)
         pump_request(t);
-    else if (evbuffer_get_length(bufferevent_get_input(t->c->bev)) >
+    else if (evbuffer_get_length(t->c->cn->in) >
              FLOW_HIGH_WATER)
-        flow_pause(t->c->bev, &t->client_paused); /* still connecting */
+        flow_pause(t->c->cn, &t->client_paused); /* still connecting */
 }
 
 void proxy_on_client_eof(struct txn *t)
@@ -584,7 +545,7 @@ void proxy_on_client_drained(struct txn *t)
 {
     CHECK(t->magic == TXN_MAGIC);
     if (t->uc && t->up_paused)
-        flow_resume(t->uc->bev, &t->up_paused);
+        flow_resume(t->uc->cn, &t->up_paused);
 }
 
 void proxy_abort(struct txn *t, const char *why)
@@ -612,7 +573,7 @@ void proxy_abort(struct txn *t, const char *why)
 
 static bool read_response_head(struct txn *t)
 {
-    struct evbuffer *in = bufferevent_get_input(t->uc->bev);
+    struct evbuffer *in = t->uc->cn->in;
     for (;;) {
         size_t len = evbuffer_get_length(in);
         if (len == 0)
@@ -650,7 +611,7 @@ static bool read_response_head(struct txn *t)
             /* Interim responses: pass 100 Continue on to 1.1 clients (the
              * client's Expect went upstream); drop the others. */
             if (st == 100 && t->req.minor == 1)
-                evbuffer_add(bufferevent_get_output(t->c->bev),
+                evbuffer_add(t->c->cn->out,
                              "HTTP/1.1 100 Continue\r\n\r\n", 25);
             continue;
         }
@@ -672,18 +633,18 @@ static bool read_response_head(struct txn *t)
         };
         if (back.close)
             t->close_client = true;
-        t->res_out = http1_write_response(bufferevent_get_output(t->c->bev),
+        t->res_out = http1_write_response(t->c->cn->out,
                                           &t->res, &back);
         t->res_head_done = true;
         t->res_remaining = t->res.content_length;
         http1_chunked_init(&t->res_chunk);
         if (st == 101) {
             t->tunnel = true;
-            bufferevent_set_timeouts(t->uc->bev, NULL, NULL);
-            bufferevent_enable(t->c->bev, EV_READ);
+            conn_set_timeouts(t->uc->cn, 0, 0);
+            conn_read_start(t->c->cn);
             t->client_paused = false;
             /* bytes the client sent after its request, if any */
-            if (evbuffer_get_length(bufferevent_get_input(t->c->bev)))
+            if (evbuffer_get_length(t->c->cn->in))
                 proxy_on_client_read(t);
         }
         return true;
@@ -692,8 +653,8 @@ static bool read_response_head(struct txn *t)
 
 static void pump_response(struct txn *t)
 {
-    struct evbuffer *in = bufferevent_get_input(t->uc->bev);
-    struct evbuffer *out = bufferevent_get_output(t->c->bev);
+    struct evbuffer *in = t->uc->cn->in;
+    struct evbuffer *out = t->c->cn->out;
     size_t before = evbuffer_get_length(out);
     bool done = false;
     switch (t->res.framing) {
@@ -741,52 +702,52 @@ static void pump_response(struct txn *t)
         finish(t); /* sends (release) */
         return;
     }
-    send_now(t->c->bev);
+    conn_send(t->c->cn);
     if (evbuffer_get_length(out) > FLOW_HIGH_WATER)
-        flow_pause(t->uc->bev, &t->up_paused);
+        flow_pause(t->uc->cn, &t->up_paused);
 }
 
-static void up_read(struct bufferevent *bev, struct txn *t)
+static void up_read(struct conn *cn, struct txn *t)
 {
     if (t->tunnel) {
-        struct evbuffer *out = bufferevent_get_output(t->c->bev);
-        evbuffer_add_buffer(out, bufferevent_get_input(bev));
-        send_now(t->c->bev);
+        struct evbuffer *out = t->c->cn->out;
+        evbuffer_add_buffer(out, cn->in);
+        conn_send(t->c->cn);
         if (evbuffer_get_length(out) > FLOW_HIGH_WATER)
-            flow_pause(bev, &t->up_paused);
+            flow_pause(cn, &t->up_paused);
         return;
     }
     if (!t->res_head_done) {
         if (!read_response_head(t) || !t->uc)
             return;
         if (t->tunnel) {
-            up_read(bev, t);
+            up_read(cn, t);
             return;
         }
     }
     pump_response(t);
 }
 
-static void on_up_read(struct bufferevent *bev, void *arg)
+static void on_up_read(struct conn *cn, void *arg)
 {
     struct txn *t = arg;
     CHECK(t->magic == TXN_MAGIC);
     struct client *c = t->c;
-    up_read(bev, t);
+    up_read(cn, t);
     send_client(c); /* e.g. a 100 Continue, or a head without its body yet */
 }
 
-static void on_up_write(struct bufferevent *bev, void *arg)
+static void on_up_write(struct conn *cn, void *arg)
 {
     struct txn *t = arg;
     CHECK(t->magic == TXN_MAGIC);
-    (void)bev;
+    (void)cn;
     if (t->client_paused)
-        flow_resume(t->c->bev, &t->client_paused);
+        flow_resume(t->c->cn, &t->client_paused);
     if (!t->req_done)
         pump_request(t);
     if (t->uc)
-        send_now(t->uc->bev); /* drained: hand writing back */
+        conn_send(t->uc->cn);
 }
 
 /* May this txn try again after its upstream failed before any response? */
@@ -840,27 +801,26 @@ static void upstream_failed(struct txn *t, const char *why, int status)
     fail(t, status, why);
 }
 
-static void on_up_event(struct bufferevent *bev, short what, void *arg)
+static void on_up_event(struct conn *cn, short what, void *arg)
 {
     struct txn *t = arg;
     CHECK(t->magic == TXN_MAGIC);
     struct client *c = t->c;
-    up_event(bev, what, t);
+    up_event(cn, what, t);
     send_client(c);
 }
 
-static void up_event(struct bufferevent *bev, short what, struct txn *t)
+static void up_event(struct conn *cn, short what, struct txn *t)
 {
     struct upstream_conn *uc = t->uc;
-    CHECK(uc && uc->bev == bev);
-    if (what & BEV_EVENT_CONNECTED) {
+    CHECK(uc && uc->cn == cn);
+    if (what & CONN_CONNECTED) {
         if (!uc->connected) {
             uc->connected = true;
             const struct config *cfg = t->snap->cfg;
-            struct timeval tv = {cfg->upstream_response_timeout_ms / 1000,
-                                 (cfg->upstream_response_timeout_ms % 1000) * 1000};
-            bufferevent_set_timeouts(bev, &tv, &tv);
-            bufferevent_enable(bev, EV_READ); /* EV_WRITE: see send_now */
+            conn_set_timeouts(cn, cfg->upstream_response_timeout_ms,
+                              cfg->upstream_response_timeout_ms);
+            conn_read_start(cn);
         }
         send_head(t);
         return;
@@ -868,8 +828,8 @@ static void up_event(struct bufferevent *bev, short what, struct txn *t)
     if (!uc->connected) {
         metrics_connect_failure(t->w, t->ep);
         health_report_failure(t->ep);
-        upstream_failed(t, (what & BEV_EVENT_TIMEOUT) ? ERR_CONNECT_TIMEOUT : ERR_CONNECT,
-                        (what & BEV_EVENT_TIMEOUT) ? 504 : 502);
+        upstream_failed(t, (what & CONN_TIMEOUT) ? ERR_CONNECT_TIMEOUT : ERR_CONNECT,
+                        (what & CONN_TIMEOUT) ? 504 : 502);
         return;
     }
     if (t->tunnel) {
@@ -880,7 +840,7 @@ static void up_event(struct bufferevent *bev, short what, struct txn *t)
         release(t, true);
         return;
     }
-    if (what & BEV_EVENT_TIMEOUT) {
+    if (what & CONN_TIMEOUT) {
         if (!t->res_head_done)
             upstream_failed(t, ERR_TIMEOUT, 504);
         else
@@ -890,7 +850,7 @@ static void up_event(struct bufferevent *bev, short what, struct txn *t)
     /* EOF or error */
     if (!t->res_head_done) {
         /* Bytes may have arrived with the EOF. */
-        if (evbuffer_get_length(bufferevent_get_input(bev)) && read_response_head(t)) {
+        if (evbuffer_get_length(cn->in) && read_response_head(t)) {
             if (!t->uc)
                 return;
             pump_response(t);
@@ -907,9 +867,9 @@ static void up_event(struct bufferevent *bev, short what, struct txn *t)
         if (!t->uc || t->res_done)
             return;
     }
-    if (t->res.framing == H1_F_CLOSE && !(what & BEV_EVENT_ERROR)) {
+    if (t->res.framing == H1_F_CLOSE && !(what & CONN_ERROR)) {
         if (t->res_out == H1_F_CHUNKED)
-            http1_chunk_end(bufferevent_get_output(t->c->bev));
+            http1_chunk_end(t->c->cn->out);
         t->res.keep_alive = false;
         finish(t);
         return;

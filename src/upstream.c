@@ -29,8 +29,8 @@ const char UPSTREAM_CLOSE_FULL[] = "pool full";
 const char UPSTREAM_CLOSE_ERROR[] = "error";
 const char UPSTREAM_CLOSE_STOP[] = "worker stopping";
 
-static void on_idle_read(struct bufferevent *bev, void *arg);
-static void on_idle_event(struct bufferevent *bev, short what, void *arg);
+static void on_idle_read(struct conn *cn, void *arg);
+static void on_idle_event(struct conn *cn, short what, void *arg);
 
 static void uc_free(void *obj)
 {
@@ -74,8 +74,8 @@ void upstream_close(struct upstream_conn *uc, const char *why)
     if (!uc->txn)
         pool_unlink(uc);
     uc->txn = NULL;
-    bufferevent_free(uc->bev);
-    uc->bev = NULL;
+    conn_free(uc->cn);
+    uc->cn = NULL;
     struct worker *w = uc->w;
     if (uc->all_prev)
         uc->all_prev->all_next = uc->all_next;
@@ -90,16 +90,15 @@ void upstream_close(struct upstream_conn *uc, const char *why)
 }
 
 struct upstream_conn *upstream_acquire(struct worker *w, struct endpoint *ep,
-                                       bool fresh, bufferevent_data_cb readcb,
-                                       bufferevent_data_cb writecb,
-                                       bufferevent_event_cb eventcb, void *arg)
+                                       bool fresh, conn_data_cb readcb,
+                                       conn_data_cb writecb,
+                                       conn_event_cb eventcb, void *arg)
 {
     struct endpoint_wslot *slot = &ep->slots[w->id];
     struct upstream_conn *uc = fresh ? NULL : slot->pool;
     if (uc) {
         pool_unlink(uc);
-        bufferevent_setcb(uc->bev, readcb, writecb, eventcb, arg);
-        bufferevent_setwatermark(uc->bev, EV_WRITE, FLOW_HIGH_WATER / 2, 0);
+        conn_setcb(uc->cn, readcb, writecb, eventcb, arg);
         return uc;
     }
     int fd = socket(ep->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -107,8 +106,8 @@ struct upstream_conn *upstream_acquire(struct worker *w, struct endpoint *ep,
         return NULL;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    struct bufferevent *bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!bev) {
+    struct conn *cn = conn_new(w, fd, true);
+    if (!cn) {
         close(fd);
         return NULL;
     }
@@ -117,22 +116,19 @@ struct upstream_conn *upstream_acquire(struct worker *w, struct endpoint *ep,
     uc->w = w;
     endpoint_ref(ep);
     uc->ep = ep;
-    uc->bev = bev;
+    uc->cn = cn;
     metrics_upstream_conn(w, ep, +1);
     uc->all_next = w->upstreams;
     if (w->upstreams)
         w->upstreams->all_prev = uc;
     w->upstreams = uc;
-    bufferevent_setcb(bev, readcb, writecb, eventcb, arg);
-    bufferevent_setwatermark(bev, EV_WRITE, FLOW_HIGH_WATER / 2, 0);
-    const struct config *cfg = worker_snapshot(w)->cfg;
-    struct timeval tv = {cfg->upstream_connect_timeout_ms / 1000,
-                         (cfg->upstream_connect_timeout_ms % 1000) * 1000};
-    bufferevent_set_timeouts(bev, NULL, &tv);
+    conn_setcb(cn, readcb, writecb, eventcb, arg);
+    conn_set_write_low(cn, FLOW_HIGH_WATER / 2);
+    conn_set_timeouts(cn, 0, worker_snapshot(w)->cfg->upstream_connect_timeout_ms);
     /* The txn pointer must be set before events can fire: events of a
      * connect are delivered from the loop, never from inside this call. */
     uc->txn = arg;
-    if (bufferevent_socket_connect(bev, (struct sockaddr *)&ep->sa, (int)ep->sa_len) < 0) {
+    if (conn_connect(cn, (struct sockaddr *)&ep->sa, (socklen_t)ep->sa_len) < 0) {
         int e = errno;
         upstream_close(uc, UPSTREAM_CLOSE_ERROR); /* lent (txn set): not pooled */
         errno = e;
@@ -162,23 +158,21 @@ void upstream_release(struct upstream_conn *uc, bool reusable)
     uc->txn = NULL;
     uc->reused = true;
     pool_push(uc);
-    bufferevent_setcb(uc->bev, on_idle_read, NULL, on_idle_event, uc);
-    struct timeval tv = {cfg->upstream_idle_timeout_ms / 1000,
-                         (cfg->upstream_idle_timeout_ms % 1000) * 1000};
-    bufferevent_set_timeouts(uc->bev, &tv, NULL);
-    bufferevent_enable(uc->bev, EV_READ);
+    conn_setcb(uc->cn, on_idle_read, NULL, on_idle_event, uc);
+    conn_set_timeouts(uc->cn, cfg->upstream_idle_timeout_ms, 0);
+    conn_read_start(uc->cn);
 }
 
 /* An idle conn got bytes (the peer broke protocol) or closed: evict it. */
-static void on_idle_read(struct bufferevent *bev, void *arg)
+static void on_idle_read(struct conn *cn, void *arg)
 {
-    (void)bev;
+    (void)cn;
     upstream_close(arg, UPSTREAM_CLOSE_IDLE);
 }
 
-static void on_idle_event(struct bufferevent *bev, short what, void *arg)
+static void on_idle_event(struct conn *cn, short what, void *arg)
 {
-    (void)bev;
+    (void)cn;
     (void)what;
     upstream_close(arg, UPSTREAM_CLOSE_IDLE);
 }

@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <event2/bufferevent.h>
+#include "conn.h"
 
 #include "snapshot.h"
 #include "worker.h"
@@ -34,7 +34,7 @@ struct upstream_conn {
     uint32_t magic;
     struct worker *w;          /* borrowed */
     struct endpoint *ep;       /* refcounted */
-    struct bufferevent *bev;   /* owned */
+    struct conn *cn;           /* owned */
     struct txn *txn;           /* borrowed: the txn using it, NULL if idle */
     bool connected;            /* connect completed */
     bool reused;               /* served a txn before */
@@ -48,14 +48,14 @@ struct upstream_conn {
 
 /*
  * Get a conn to ep: a pooled idle one (connected, reused) unless `fresh`, or
- * a new one connecting (its BEV_EVENT_CONNECTED reaches eventcb). The
+ * a new one connecting (its CONN_CONNECTED reaches eventcb). The
  * callbacks and arg are installed before any connect starts. Returns NULL
  * when the connect fails at once (errno set).
  */
 struct upstream_conn *upstream_acquire(struct worker *w, struct endpoint *ep,
-                                       bool fresh, bufferevent_data_cb readcb,
-                                       bufferevent_data_cb writecb,
-                                       bufferevent_event_cb eventcb, void *arg);
+                                       bool fresh, conn_data_cb readcb,
+                                       conn_data_cb writecb,
+                                       conn_event_cb eventcb, void *arg);
 
 /*
  * Give a conn back after a txn: pooled when reusable and the endpoint is

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "conn.h"
 #include "log.h"
 #include "proxy.h"
 #include "upstream.h"
@@ -106,6 +107,24 @@ struct snapshot *worker_snapshot(struct worker *w)
     return s;
 }
 
+const struct timeval *worker_timeout(struct worker *w, uint32_t ms)
+{
+    for (unsigned i = 0; i < w->n_timeouts; i++)
+        if (w->timeout_ms[i] == ms)
+            return w->timeout_tv[i];
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    if (w->n_timeouts < WORKER_TIMEOUTS_MAX) {
+        const struct timeval *c = event_base_init_common_timeout(w->base, &tv);
+        if (c) {
+            w->timeout_ms[w->n_timeouts] = ms;
+            w->timeout_tv[w->n_timeouts++] = c;
+            return c;
+        }
+    }
+    w->timeout_scratch = tv;
+    return &w->timeout_scratch;
+}
+
 static void finish_loop(struct worker *w)
 {
     event_del(w->tick_ev);
@@ -197,6 +216,8 @@ struct worker *worker_new(int id, int listen_fd)
     struct worker *w = xcalloc(1, sizeof(*w));
     w->magic = WORKER_MAGIC;
     w->id = id;
+    w->readq_tail = &w->readq;
+    w->sendq_tail = &w->sendq;
     w->listen_fd = listen_fd;
     struct event_config *ec = event_config_new();
     event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
@@ -235,7 +256,14 @@ static void *worker_main(void *arg)
     char name[16];
     snprintf(name, sizeof(name), "weir-w%d", w->id);
     pthread_setname_np(pthread_self(), name);
-    event_base_dispatch(w->base);
+    /* One loop turn, then the reads and sends it queued as one batch each
+     * (conn.c); without an iobatch the turn did its I/O itself. */
+    while (!event_base_got_exit(w->base) && !event_base_got_break(w->base)) {
+        int r = event_base_loop(w->base, EVLOOP_ONCE);
+        conn_run_batch(w);
+        if (r != 0)
+            break; /* error, or no events left at all */
+    }
     run_reap(w);
     proxy_thread_cleanup();
     atomic_store(&w->finished, true);

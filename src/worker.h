@@ -29,7 +29,11 @@
 #define WORKER_MAGIC 0x574b5231u /* "WKR1" */
 
 struct client;
+struct conn;
+struct iobatch;
 struct upstream_conn;
+
+#define WORKER_TIMEOUTS_MAX 16
 
 /* A reap list link, embedded in each object that may be closed during
  * dispatch (client, txn, upstream conn) and freed after it. */
@@ -63,6 +67,13 @@ struct worker {
     atomic_bool finished;           /* worker's loop has ended */
     bool started;                   /* the thread runs (join it) */
     uint64_t next_client_id;
+    struct iobatch *iob;            /* owned; NULL: one syscall per read/send */
+    struct conn *readq, **readq_tail; /* conns to read in this turn's batch */
+    struct conn *sendq, **sendq_tail; /* conns to send in this turn's batch */
+    unsigned n_timeouts;            /* common-timeout cache (conn.c, client.c) */
+    uint32_t timeout_ms[WORKER_TIMEOUTS_MAX];
+    const struct timeval *timeout_tv[WORKER_TIMEOUTS_MAX];
+    struct timeval timeout_scratch;
 };
 
 /* Shared by every worker: connection count against limits.max_connections. */
@@ -73,6 +84,13 @@ extern atomic_uint worker_open_clients;
  * the worker owns it). Returns NULL on failure (logged). Main thread.
  */
 struct worker *worker_new(int id, int listen_fd);
+
+/*
+ * A timeout of ms for event_add(): one of libevent's common timeouts (an
+ * O(1) queue instead of the timer heap) for the first few distinct values,
+ * a plain one after. Valid until the next call. Worker thread.
+ */
+const struct timeval *worker_timeout(struct worker *w, uint32_t ms);
 
 /* Start the thread. Returns 0 or -1. */
 int worker_start(struct worker *w) WUR;

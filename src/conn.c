@@ -1,0 +1,315 @@
+/*
+ * conn.c — see conn.h.
+ *
+ * Events: rev is added (persistent, with the read timeout) exactly while
+ * `reading`; wev is added while output waits for the socket or a connect
+ * is in progress. A drain notification after a write done outside wev's
+ * callback is delivered by activating wev, so callbacks never run inside
+ * conn_send().
+ */
+#include "conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+#define READ_SIZE 16384u
+
+static void on_readable(evutil_socket_t fd, short what, void *arg);
+static void on_writable(evutil_socket_t fd, short what, void *arg);
+
+static void conn_reap(void *obj)
+{
+    struct conn *cn = obj;
+    CHECK(cn->magic == CONN_MAGIC && cn->closed);
+    cn->magic = 0;
+    free(cn);
+}
+
+struct conn *conn_new(struct worker *w, int fd, bool close_fd)
+{
+    struct conn *cn = xcalloc(1, sizeof(*cn));
+    cn->magic = CONN_MAGIC;
+    cn->fd = fd;
+    cn->close_fd = close_fd;
+    cn->w = w;
+    cn->in = evbuffer_new();
+    cn->out = evbuffer_new();
+    if (!cn->in || !cn->out) {
+        if (cn->in)
+            evbuffer_free(cn->in);
+        if (cn->out)
+            evbuffer_free(cn->out);
+        free(cn);
+        return NULL;
+    }
+    event_assign(&cn->rev, w->base, fd, EV_READ | EV_PERSIST, on_readable, cn);
+    event_assign(&cn->wev, w->base, fd, EV_WRITE | EV_PERSIST, on_writable, cn);
+    return cn;
+}
+
+void conn_free(struct conn *cn)
+{
+    if (!cn)
+        return;
+    CHECK(cn->magic == CONN_MAGIC && !cn->closed);
+    cn->closed = true;
+    event_del(&cn->rev);
+    event_del(&cn->wev);
+    evbuffer_free(cn->in);
+    evbuffer_free(cn->out);
+    cn->in = cn->out = NULL;
+    if (cn->close_fd)
+        close(cn->fd);
+    cn->fd = -1;
+    /* Still queued for a batch: the batch reaps it when it dequeues it. */
+    if (!cn->in_readq && !cn->in_sendq)
+        worker_defer_free(cn->w, &cn->reap, conn_reap, cn);
+}
+
+void conn_setcb(struct conn *cn, conn_data_cb readcb, conn_data_cb writecb,
+                conn_event_cb eventcb, void *arg)
+{
+    cn->readcb = readcb;
+    cn->writecb = writecb;
+    cn->eventcb = eventcb;
+    cn->arg = arg;
+}
+
+static void add_rev(struct conn *cn)
+{
+    event_add(&cn->rev, cn->read_timeout_ms
+                  ? worker_timeout(cn->w, cn->read_timeout_ms) : NULL);
+}
+
+static void add_wev(struct conn *cn)
+{
+    event_add(&cn->wev, cn->write_timeout_ms
+                  ? worker_timeout(cn->w, cn->write_timeout_ms) : NULL);
+}
+
+void conn_set_timeouts(struct conn *cn, uint32_t read_ms, uint32_t write_ms)
+{
+    bool r = cn->read_timeout_ms != read_ms, wr = cn->write_timeout_ms != write_ms;
+    cn->read_timeout_ms = read_ms;
+    cn->write_timeout_ms = write_ms;
+    if (r && cn->reading)
+        add_rev(cn);
+    if (wr && event_pending(&cn->wev, EV_WRITE, NULL))
+        add_wev(cn);
+}
+
+void conn_set_write_low(struct conn *cn, size_t low)
+{
+    cn->write_low = low;
+}
+
+void conn_read_start(struct conn *cn)
+{
+    if (!cn->reading) {
+        cn->reading = true;
+        add_rev(cn);
+    }
+}
+
+void conn_read_stop(struct conn *cn)
+{
+    if (cn->reading) {
+        cn->reading = false;
+        event_del(&cn->rev);
+    }
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+/* What a read returned (n bytes, 0 at EOF, -errno); runs the callbacks. */
+static void read_done(struct conn *cn, ssize_t n)
+{
+    if (n > 0) {
+        if (cn->readcb)
+            cn->readcb(cn, cn->arg);
+        return;
+    }
+    if (n == -EAGAIN || n == -EINTR)
+        return;
+    conn_read_stop(cn);
+    cn->eventcb(cn, (short)(CONN_READING | (n == 0 ? CONN_EOF : CONN_ERROR)), cn->arg);
+}
+
+/* Read into reserved space: one recv(), no FIONREAD. Returns as read_done
+ * takes it. */
+static ssize_t read_now(struct conn *cn)
+{
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(cn->in, READ_SIZE, &v, 1) < 1)
+        return -ENOMEM;
+    ssize_t n = recv(cn->fd, v.iov_base, v.iov_len, 0);
+    if (n < 0)
+        return -errno;
+    v.iov_len = (size_t)n;
+    evbuffer_commit_space(cn->in, &v, 1);
+    return n;
+}
+
+static void queue_read(struct conn *cn)
+{
+    struct worker *w = cn->w;
+    if (cn->in_readq)
+        return;
+    cn->in_readq = true;
+    cn->q_next = NULL;
+    *w->readq_tail = cn;
+    w->readq_tail = &cn->q_next;
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *cn = arg;
+    (void)fd;
+    CHECK(cn->magic == CONN_MAGIC);
+    if (what & EV_TIMEOUT) {
+        conn_read_stop(cn);
+        cn->eventcb(cn, CONN_READING | CONN_TIMEOUT, cn->arg);
+        return;
+    }
+    if (cn->w->iob) {
+        queue_read(cn);
+        return;
+    }
+    read_done(cn, read_now(cn));
+}
+
+void conn_read_soon(struct conn *cn)
+{
+    if (cn->w->iob)
+        queue_read(cn);
+    else
+        event_active(&cn->rev, EV_READ, 1);
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+/* After n bytes of `before` were written outside on_writable: wait for the
+ * socket for the rest, or tell the owner the output drained. */
+static void wrote(struct conn *cn, size_t before, ssize_t n)
+{
+    size_t left = evbuffer_get_length(cn->out);
+    if (n < 0 && n != -EAGAIN && n != -EINTR) {
+        /* on_writable tries again and reports the error */
+        add_wev(cn);
+        return;
+    }
+    if (left) {
+        add_wev(cn);
+        return;
+    }
+    if (cn->writecb && before > cn->write_low)
+        event_active(&cn->wev, EV_WRITE, 1);
+}
+
+static void queue_send(struct conn *cn)
+{
+    struct worker *w = cn->w;
+    if (cn->in_sendq)
+        return;
+    cn->in_sendq = true;
+    cn->sq_next = NULL;
+    *w->sendq_tail = cn;
+    w->sendq_tail = &cn->sq_next;
+}
+
+void conn_send(struct conn *cn)
+{
+    if (cn->closed || cn->connecting)
+        return;
+    size_t before = evbuffer_get_length(cn->out);
+    if (before == 0 || event_pending(&cn->wev, EV_WRITE, NULL))
+        return; /* nothing to do, or on_writable writes it */
+    if (cn->w->iob) {
+        queue_send(cn);
+        return;
+    }
+    int n = evbuffer_write(cn->out, cn->fd);
+    wrote(cn, before, n < 0 ? -errno : n);
+}
+
+static void connect_done(struct conn *cn)
+{
+    int err = cn->connect_errno;
+    socklen_t len = sizeof(err);
+    if (!err && getsockopt(cn->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err == EINPROGRESS || err == EALREADY || err == EINTR)
+        return; /* not yet */
+    event_del(&cn->wev);
+    cn->connecting = false;
+    if (err) {
+        errno = err;
+        cn->eventcb(cn, CONN_ERROR | CONN_WRITING, cn->arg);
+        return;
+    }
+    cn->eventcb(cn, CONN_CONNECTED, cn->arg);
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *cn = arg;
+    (void)fd;
+    CHECK(cn->magic == CONN_MAGIC);
+    if (what & EV_TIMEOUT) {
+        event_del(&cn->wev);
+        cn->eventcb(cn, CONN_WRITING | CONN_TIMEOUT, cn->arg);
+        return;
+    }
+    if (cn->connecting) {
+        connect_done(cn);
+        return;
+    }
+    if (evbuffer_get_length(cn->out)) {
+        int n = evbuffer_write(cn->out, cn->fd);
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            event_del(&cn->wev);
+            cn->eventcb(cn, CONN_ERROR | CONN_WRITING, cn->arg);
+            return;
+        }
+    }
+    size_t left = evbuffer_get_length(cn->out);
+    if (left == 0)
+        event_del(&cn->wev);
+    if (cn->writecb && left <= cn->write_low)
+        cn->writecb(cn, cn->arg);
+}
+
+int conn_connect(struct conn *cn, const struct sockaddr *sa, socklen_t len)
+{
+    cn->connecting = true;
+    cn->connect_errno = 0;
+    if (connect(cn->fd, sa, len) < 0) {
+        int e = errno;
+        if (e == ECONNREFUSED) {
+            cn->connect_errno = e; /* reported from the loop, like any other */
+            event_active(&cn->wev, EV_WRITE, 1);
+            return 0;
+        }
+        if (e != EINPROGRESS && e != EINTR) {
+            cn->connecting = false;
+            errno = e;
+            return -1;
+        }
+    }
+    /* In progress, or done at once (reported from the loop all the same). */
+    add_wev(cn);
+    return 0;
+}
+
+/* ---- batches ------------------------------------------------------------ */
+
+void conn_run_batch(struct worker *w)
+{
+    (void)w;
+}
