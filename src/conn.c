@@ -15,6 +15,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "iobatch.h"
 #include "log.h"
 #include "util.h"
 
@@ -309,7 +310,137 @@ int conn_connect(struct conn *cn, const struct sockaddr *sa, socklen_t len)
 
 /* ---- batches ------------------------------------------------------------ */
 
+/*
+ * A turn's reads go first, as one io_uring_enter: all of them are committed
+ * to their inputs before any callback runs (a callback may touch or free
+ * another conn's buffers, which would void a pending reservation). Then the
+ * callbacks, which queue sends; then the sends, as one more io_uring_enter.
+ * A conn freed while queued stays allocated until it is dequeued here.
+ */
+#define BATCH_MAX 256u
+
+struct batch_op {
+    struct conn *cn;
+    struct evbuffer_iovec v; /* reads: the reserved space */
+    size_t before;           /* sends: output length when issued */
+    int res;
+};
+
+static _Thread_local struct batch_op ops[BATCH_MAX];
+
+static void on_op_done(uint64_t tag, int res, void *arg)
+{
+    (void)arg;
+    ops[tag].res = res;
+}
+
+/* Take cn off a queue; reap it if it was freed meanwhile. Returns whether
+ * it is still live. */
+static bool dequeued(struct conn *cn, bool *flag)
+{
+    *flag = false;
+    if (!cn->closed)
+        return true;
+    if (!cn->in_readq && !cn->in_sendq)
+        worker_defer_free(cn->w, &cn->reap, conn_reap, cn);
+    return false;
+}
+
+static void run_reads(struct worker *w)
+{
+    unsigned n = 0;
+    while (w->readq && n < BATCH_MAX) {
+        struct conn *cn = w->readq;
+        w->readq = cn->q_next;
+        if (!w->readq)
+            w->readq_tail = &w->readq;
+        if (!dequeued(cn, &cn->in_readq) || !cn->reading)
+            continue;
+        struct batch_op *op = &ops[n];
+        op->cn = cn;
+        op->res = -ECANCELED;
+        if (evbuffer_reserve_space(cn->in, READ_SIZE, &op->v, 1) < 1)
+            op->v.iov_base = NULL; /* nothing to commit; read the plain way */
+        else if (iobatch_recv(w->iob, cn->fd, op->v.iov_base, op->v.iov_len, n) < 0)
+            op->res = -ENOMEM;
+        n++;
+    }
+    if (n == 0)
+        return;
+    if (iobatch_run(w->iob, on_op_done, NULL) < 0)
+        log_debug("worker %d: io_uring batch: %s (plain syscalls)", w->id, strerror(errno));
+    for (unsigned i = 0; i < n; i++) {
+        if (!ops[i].v.iov_base)
+            continue;
+        ops[i].v.iov_len = ops[i].res > 0 ? (size_t)ops[i].res : 0;
+        evbuffer_commit_space(ops[i].cn->in, &ops[i].v, 1);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        struct conn *cn = ops[i].cn;
+        if (cn->closed)
+            continue;
+        if (ops[i].res == -ECANCELED || ops[i].res == -ENOMEM) {
+            /* never issued: read the plain way */
+            read_done(cn, read_now(cn));
+            continue;
+        }
+        read_done(cn, ops[i].res);
+    }
+}
+
+static void run_sends(struct worker *w)
+{
+    unsigned n = 0;
+    while (w->sendq && n < BATCH_MAX) {
+        struct conn *cn = w->sendq;
+        w->sendq = cn->sq_next;
+        if (!w->sendq)
+            w->sendq_tail = &w->sendq;
+        if (!dequeued(cn, &cn->in_sendq) || cn->connecting ||
+            event_pending(&cn->wev, EV_WRITE, NULL))
+            continue;
+        struct evbuffer_iovec ev[IOBATCH_MAX_IOV];
+        struct iovec iov[IOBATCH_MAX_IOV];
+        int k = evbuffer_peek(cn->out, -1, NULL, ev, IOBATCH_MAX_IOV);
+        if (k <= 0)
+            continue;
+        if (k > (int)IOBATCH_MAX_IOV)
+            k = IOBATCH_MAX_IOV;
+        for (int j = 0; j < k; j++) {
+            iov[j].iov_base = ev[j].iov_base;
+            iov[j].iov_len = ev[j].iov_len;
+        }
+        struct batch_op *op = &ops[n];
+        op->cn = cn;
+        op->before = evbuffer_get_length(cn->out);
+        op->res = iobatch_send(w->iob, cn->fd, iov, (unsigned)k, n) < 0
+                      ? -ENOMEM : -ECANCELED;
+        n++;
+    }
+    if (n == 0)
+        return;
+    if (iobatch_run(w->iob, on_op_done, NULL) < 0)
+        log_debug("worker %d: io_uring batch: %s (plain syscalls)", w->id, strerror(errno));
+    for (unsigned i = 0; i < n; i++) {
+        struct conn *cn = ops[i].cn;
+        int res = ops[i].res;
+        if (res == -ECANCELED || res == -ENOMEM) {
+            int r = evbuffer_write(cn->out, cn->fd);
+            res = r < 0 ? -errno : r;
+        } else if (res > 0) {
+            evbuffer_drain(cn->out, (size_t)res);
+        }
+        wrote(cn, ops[i].before, res);
+    }
+}
+
 void conn_run_batch(struct worker *w)
 {
-    (void)w;
+    if (!w->iob)
+        return;
+    while (w->readq || w->sendq) {
+        run_reads(w);
+        if (!w->readq)
+            run_sends(w);
+    }
 }

@@ -14,6 +14,7 @@
 
 #include "client.h"
 #include "conn.h"
+#include "iobatch.h"
 #include "log.h"
 #include "proxy.h"
 #include "upstream.h"
@@ -256,6 +257,13 @@ static void *worker_main(void *arg)
     char name[16];
     snprintf(name, sizeof(name), "weir-w%d", w->id);
     pthread_setname_np(pthread_self(), name);
+    /* On this thread: the ring accepts submissions from its creator only. */
+    w->iob = iobatch_new(256);
+    if (w->iob)
+        log_debug("worker %d: socket I/O batched per loop turn (io_uring)", w->id);
+    else
+        log_info("worker %d: io_uring unavailable (%s): one syscall per read/write",
+                 w->id, strerror(errno));
     /* One loop turn, then the reads and sends it queued as one batch each
      * (conn.c); without an iobatch the turn did its I/O itself. */
     while (!event_base_got_exit(w->base) && !event_base_got_break(w->base)) {
@@ -264,6 +272,9 @@ static void *worker_main(void *arg)
         if (r != 0)
             break; /* error, or no events left at all */
     }
+    conn_run_batch(w);
+    iobatch_free(w->iob);
+    w->iob = NULL;
     run_reap(w);
     proxy_thread_cleanup();
     atomic_store(&w->finished, true);
