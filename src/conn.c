@@ -19,7 +19,26 @@
 #include "log.h"
 #include "util.h"
 
-#define READ_SIZE 16384u
+/* Read sizes: evbuffer rounds a chain (this plus its ~64-byte header) up
+ * to a power of two, so 4000 makes 4 KiB chains (a small jemalloc class,
+ * served from the thread cache) for heads and small bodies, and 32000 makes
+ * 32 KiB ones once a read filled its space (a body streams). */
+#define READ_SMALL 4000u
+#define READ_BIG 32000u
+
+static size_t read_size(const struct conn *cn)
+{
+    return cn->read_big ? READ_BIG : READ_SMALL;
+}
+
+/* Learn from what a read of `want` bytes got. */
+static void read_sized(struct conn *cn, size_t want, ssize_t got)
+{
+    if (got >= (ssize_t)want)
+        cn->read_big = true;
+    else if (got >= 0 && got < (ssize_t)READ_SMALL / 2)
+        cn->read_big = false;
+}
 
 static void on_readable(evutil_socket_t fd, short what, void *arg);
 static void on_writable(evutil_socket_t fd, short what, void *arg);
@@ -147,11 +166,13 @@ static void read_done(struct conn *cn, ssize_t n)
 static ssize_t read_now(struct conn *cn)
 {
     struct evbuffer_iovec v;
-    if (evbuffer_reserve_space(cn->in, READ_SIZE, &v, 1) < 1)
+    size_t want = read_size(cn);
+    if (evbuffer_reserve_space(cn->in, (ev_ssize_t)want, &v, 1) < 1)
         return -ENOMEM;
-    ssize_t n = recv(cn->fd, v.iov_base, v.iov_len, 0);
+    ssize_t n = recv(cn->fd, v.iov_base, want, 0);
     if (n < 0)
         return -errno;
+    read_sized(cn, want, n);
     v.iov_len = (size_t)n;
     evbuffer_commit_space(cn->in, &v, 1);
     return n;
@@ -322,6 +343,7 @@ int conn_connect(struct conn *cn, const struct sockaddr *sa, socklen_t len)
 struct batch_op {
     struct conn *cn;
     struct evbuffer_iovec v; /* reads: the reserved space */
+    size_t want;             /* reads: bytes asked for */
     size_t before;           /* sends: output length when issued */
     int res;
 };
@@ -359,9 +381,10 @@ static void run_reads(struct worker *w)
         struct batch_op *op = &ops[n];
         op->cn = cn;
         op->res = -ECANCELED;
-        if (evbuffer_reserve_space(cn->in, READ_SIZE, &op->v, 1) < 1)
+        op->want = read_size(cn);
+        if (evbuffer_reserve_space(cn->in, (ev_ssize_t)op->want, &op->v, 1) < 1)
             op->v.iov_base = NULL; /* nothing to commit; read the plain way */
-        else if (iobatch_recv(w->iob, cn->fd, op->v.iov_base, op->v.iov_len, n) < 0)
+        else if (iobatch_recv(w->iob, cn->fd, op->v.iov_base, op->want, n) < 0)
             op->res = -ENOMEM;
         n++;
     }
@@ -384,6 +407,7 @@ static void run_reads(struct worker *w)
             read_done(cn, read_now(cn));
             continue;
         }
+        read_sized(cn, ops[i].want, ops[i].res);
         read_done(cn, ops[i].res);
     }
 }

@@ -57,6 +57,7 @@ struct conn {
     bool connecting;              /* connect() in progress */
     bool closed;                  /* conn_free()d; memory reaped later */
     bool in_readq, in_sendq;      /* queued for the next batch */
+    bool read_big;                /* the last read filled its space */
     int connect_errno;            /* a connect() refused at once */
     struct worker *w;             /* borrowed */
     struct evbuffer *in;          /* owned */
