@@ -36,7 +36,7 @@ struct upstream_conn;
 #define WORKER_TIMEOUTS_MAX 16
 
 /* A reap list link, embedded in each object that may be closed during
- * dispatch (client, txn, upstream conn) and freed after it. */
+ * dispatch (client, txn, upstream conn, conn) and freed after it. */
 struct reap_item {
     struct reap_item *next;
     void (*free_fn)(void *obj);
