@@ -96,6 +96,13 @@ struct upstream_conn *upstream_acquire(struct worker *w, struct endpoint *ep,
 {
     struct endpoint_wslot *slot = &ep->slots[w->id];
     struct upstream_conn *uc = fresh ? NULL : slot->pool;
+    /* An idle conn whose socket turned readable in this loop turn (queued
+     * for the turn's read batch) has been closed by the peer or sent stray
+     * bytes: evict it rather than lend it to a txn. */
+    while (uc && uc->cn->in_readq) {
+        upstream_close(uc, UPSTREAM_CLOSE_IDLE);
+        uc = slot->pool;
+    }
     if (uc) {
         pool_unlink(uc);
         conn_setcb(uc->cn, readcb, writecb, eventcb, arg);
