@@ -285,6 +285,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
     CHECK(cn->magic == CONN_MAGIC);
     if (what & EV_TIMEOUT) {
         event_del(&cn->wev);
+        cn->connecting = false; /* a connect that timed out is over */
         cn->eventcb(cn, CONN_WRITING | CONN_TIMEOUT, cn->arg);
         return;
     }

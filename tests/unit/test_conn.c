@@ -1,0 +1,779 @@
+/*
+ * test_conn.c — conn.c's contract on real sockets (AF_UNIX socketpairs and
+ * TCP on 127.0.0.1), with a hand-built worker: an event_base, the batch
+ * queues and a reap event of our own that counts what it frees.
+ *
+ * Every check runs twice: a plain pass (w->iob NULL, one syscall per op)
+ * and a batched pass (an iobatch: reads and sends queued during a loop turn
+ * and issued by conn_run_batch()). The loop is driven like the worker's:
+ * event_base_loop(EVLOOP_ONCE) then conn_run_batch(), turn after turn, with
+ * a 2 ms persistent tick so that a turn never blocks, until a condition
+ * holds or a deadline passes. Deadlines are generous bounds, not timing
+ * assertions; alarm() turns any hang into a failure.
+ *
+ * Callbacks record whether they ran from inside a conn_* call (the global
+ * in_call is set around the calls that must not call back), how often, and
+ * with what. Checks: read, send, drain notification (exactly once),
+ * backpressure with 8 MB (intact, writecb only at ≤ write_low), EOF, read
+ * timeout, connect refused / ok / timed out (a listener whose accept queue
+ * is full drops SYNs: no external network), conn_free() of a conn whose read
+ * is queued or whose callback is due later in the same batch (ASan build
+ * catches a use-after-free; the reap counter must see it freed exactly
+ * once), conn_read_soon() reading in the same loop turn.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "conn.h"
+#include "iobatch.h"
+#include "tap.h"
+#include "util.h"
+#include "worker.h"
+
+#define BIG_LEN (8u << 20)
+#define REAPED_MAX 1024
+
+static const char *pass; /* "plain" or "batched", prefixes every check */
+static bool in_call;     /* a conn_* call that must not call back is running */
+static struct event *tick;
+
+/* What our reap event freed: how many in this pass, and which (by address)
+ * since the last reap_record_reset(). */
+static uintptr_t reaped[REAPED_MAX];
+static int n_reaped, n_freed, n_rec;
+
+/* What the callbacks of one conn saw. */
+struct probe {
+    struct conn *cn;
+    int reads, writes, events;
+    int inside;            /* callbacks run from inside a conn_* call */
+    int stray;             /* callbacks for a conn already freed */
+    int writes_over_low;   /* writecb with output > write_low */
+    short what;            /* last eventcb flags */
+    int err;               /* errno at the last eventcb */
+    struct probe *partner; /* check 10: the first readcb frees the partner */
+};
+
+/* ---- worker ------------------------------------------------------------- */
+
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    (void)fd;
+    (void)what;
+    while (w->reap) {
+        struct reap_item *r = w->reap;
+        w->reap = NULL;
+        while (r) {
+            struct reap_item *next = r->next;
+            if (n_rec < REAPED_MAX)
+                reaped[n_rec++] = (uintptr_t)r->obj;
+            n_reaped++;
+            r->free_fn(r->obj);
+            r = next;
+        }
+    }
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+static struct worker *worker_make(bool batched)
+{
+    struct worker *w = xcalloc(1, sizeof(*w));
+    w->magic = WORKER_MAGIC;
+    w->base = event_base_new();
+    CHECK(w->base);
+    w->readq_tail = &w->readq;
+    w->sendq_tail = &w->sendq;
+    w->reap_ev = event_new(w->base, -1, 0, on_reap, w);
+    CHECK(w->reap_ev);
+    if (batched) {
+        w->iob = iobatch_new(64);
+        if (!w->iob) {
+            printf("# iobatch_new: %s: batched pass skipped\n", strerror(errno));
+            event_free(w->reap_ev);
+            event_base_free(w->base);
+            free(w);
+            return NULL;
+        }
+    }
+    tick = event_new(w->base, -1, EV_PERSIST, on_tick, NULL);
+    CHECK(tick);
+    struct timeval tv = {0, 2000};
+    event_add(tick, &tv);
+    n_reaped = n_freed = n_rec = 0;
+    return w;
+}
+
+/* One worker loop turn. */
+static void turn(struct worker *w)
+{
+    event_base_loop(w->base, EVLOOP_ONCE);
+    conn_run_batch(w);
+}
+
+static void turns(struct worker *w, int n)
+{
+    while (n-- > 0)
+        turn(w);
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Turn until cond(arg) holds (true) or timeout_ms passed (false). */
+static bool spin(struct worker *w, bool (*cond)(void *), void *arg, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    for (;;) {
+        if (cond(arg))
+            return true;
+        if (now_ms() >= deadline)
+            return false;
+        turn(w);
+    }
+}
+
+struct at_least {
+    const int *v;
+    int n;
+};
+
+static bool cond_at_least(void *arg)
+{
+    const struct at_least *a = arg;
+    return *a->v >= a->n;
+}
+
+#define SPIN_COUNT(w, counter, min, ms)                                        \
+    spin((w), cond_at_least, &(struct at_least){&(counter), (min)}, (ms))
+
+static bool was_reaped(uintptr_t obj)
+{
+    for (int i = 0; i < n_rec; i++)
+        if (reaped[i] == obj)
+            return true;
+    return false;
+}
+
+static int times_reaped(uintptr_t obj)
+{
+    int n = 0;
+    for (int i = 0; i < n_rec; i++)
+        n += reaped[i] == obj;
+    return n;
+}
+
+static bool cond_reaped(void *arg)
+{
+    return was_reaped(*(const uintptr_t *)arg);
+}
+
+static bool cond_all_reaped(void *arg)
+{
+    (void)arg;
+    return n_reaped >= n_freed;
+}
+
+/* Reap what earlier checks freed, then forget addresses: malloc reuses
+ * them, so a record must only hold conns freed by the current check. */
+static void reap_record_reset(struct worker *w)
+{
+    if (!spin(w, cond_all_reaped, NULL, 2000))
+        printf("# %s: %d conns freed, only %d reaped\n", pass, n_freed, n_reaped);
+    n_rec = 0;
+}
+
+static void worker_destroy(struct worker *w)
+{
+    spin(w, cond_all_reaped, NULL, 2000);
+    is_int(n_reaped, n_freed, "%s: every conn_free()d conn reaped exactly once", pass);
+    CHECK(!w->readq && !w->sendq && !w->reap);
+    event_free(tick);
+    tick = NULL;
+    event_free(w->reap_ev);
+    iobatch_free(w->iob);
+    event_base_free(w->base);
+    free(w);
+}
+
+/* ---- conns and callbacks ------------------------------------------------ */
+
+static void on_read(struct conn *cn, void *arg)
+{
+    struct probe *p = arg;
+    p->reads++;
+    if (in_call)
+        p->inside++;
+    if (p->cn != cn) {
+        p->stray++;
+        return;
+    }
+    struct probe *victim = p->partner;
+    if (victim) {
+        /* Check 10: free the partner, whose read may be due later in this
+         * same batch or loop turn. */
+        struct conn *vc = victim->cn;
+        victim->partner = NULL;
+        p->partner = NULL;
+        victim->cn = NULL;
+        n_freed++;
+        conn_free(vc);
+    }
+}
+
+static void on_write(struct conn *cn, void *arg)
+{
+    struct probe *p = arg;
+    p->writes++;
+    if (in_call)
+        p->inside++;
+    if (p->cn != cn)
+        p->stray++;
+    else if (evbuffer_get_length(cn->out) > cn->write_low)
+        p->writes_over_low++;
+}
+
+static void on_event(struct conn *cn, short what, void *arg)
+{
+    struct probe *p = arg;
+    p->err = errno;
+    p->events++;
+    if (p->cn != cn)
+        p->stray++;
+    p->what = what;
+    if (in_call)
+        p->inside++;
+}
+
+static struct conn *mk_conn(struct worker *w, int fd, struct probe *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->cn = conn_new(w, fd, true);
+    CHECK(p->cn);
+    conn_setcb(p->cn, on_read, on_write, on_event, p);
+    return p->cn;
+}
+
+static void drop_conn(struct probe *p)
+{
+    if (p->cn) {
+        n_freed++;
+        conn_free(p->cn);
+        p->cn = NULL;
+    }
+}
+
+/* An AF_UNIX stream pair, both ends non-blocking. */
+static void mk_pair(int sv[2])
+{
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
+}
+
+static bool in_is(struct conn *cn, const char *s)
+{
+    size_t n = strlen(s);
+    if (evbuffer_get_length(cn->in) != n)
+        return false;
+    unsigned char *p = evbuffer_pullup(cn->in, (ev_ssize_t)n);
+    return p && memcmp(p, s, n) == 0;
+}
+
+/* The far end of a socket, read without blocking. */
+struct peer {
+    int fd;
+    unsigned char *buf;
+    size_t cap, got;
+};
+
+static void peer_pump(struct peer *pe)
+{
+    while (pe->got < pe->cap) {
+        ssize_t n = read(pe->fd, pe->buf + pe->got, pe->cap - pe->got);
+        if (n <= 0)
+            return;
+        pe->got += (size_t)n;
+    }
+}
+
+static bool cond_peer_full(void *arg)
+{
+    struct peer *pe = arg;
+    peer_pump(pe);
+    return pe->got == pe->cap;
+}
+
+static void full_write(int fd, const void *buf, size_t len)
+{
+    CHECK(write(fd, buf, len) == (ssize_t)len);
+}
+
+/* ---- the checks --------------------------------------------------------- */
+
+/* 1. Bytes the peer writes reach readcb, from the loop. */
+static void check_read(struct worker *w)
+{
+    int sv[2];
+    struct probe p;
+    mk_pair(sv);
+    mk_conn(w, sv[0], &p);
+    in_call = true;
+    conn_read_start(p.cn);
+    in_call = false;
+    full_write(sv[1], "hello", 5);
+    ok(SPIN_COUNT(w, p.reads, 1, 2000) && in_is(p.cn, "hello") && p.inside == 0,
+       "%s: 1. peer writes \"hello\" → readcb from the loop, input holds it", pass);
+    drop_conn(&p);
+    close(sv[1]);
+}
+
+/* 2. conn_send delivers, and calls nothing back from inside. */
+static void check_send(struct worker *w)
+{
+    int sv[2];
+    struct probe p;
+    mk_pair(sv);
+    mk_conn(w, sv[0], &p);
+    conn_read_start(p.cn);
+    full_write(sv[1], "x", 1); /* something for readcb too, were it to run */
+    evbuffer_add(p.cn->out, "0123456789", 10);
+    in_call = true;
+    conn_send(p.cn);
+    in_call = false;
+    ok(p.reads + p.writes + p.events == 0,
+       "%s: 2. conn_send calls no callback from inside", pass);
+    unsigned char buf[16];
+    struct peer pe = {sv[1], buf, 10, 0};
+    ok(spin(w, cond_peer_full, &pe, 2000) && memcmp(buf, "0123456789", 10) == 0,
+       "%s: 2. the peer receives the 10 bytes", pass);
+    turns(w, 5);
+    ok(p.inside == 0, "%s: 2. every callback came from the loop", pass);
+    drop_conn(&p);
+    close(sv[1]);
+}
+
+/* 3. Drain notification: writecb once, later, from the loop. */
+static void check_drain(struct worker *w)
+{
+    int sv[2];
+    struct probe p;
+    mk_pair(sv);
+    mk_conn(w, sv[0], &p);
+    conn_set_write_low(p.cn, 0);
+    evbuffer_add(p.cn->out, "drain me", 8);
+    in_call = true;
+    conn_send(p.cn);
+    in_call = false;
+    is_int(p.writes, 0, "%s: 3. writecb not called inside conn_send", pass);
+    bool fired = SPIN_COUNT(w, p.writes, 1, 2000);
+    turns(w, 10);
+    ok(fired && p.writes == 1 && p.inside == 0 && p.writes_over_low == 0,
+       "%s: 3. writecb once from the loop when the output drained (got %d)",
+       pass, p.writes);
+    drop_conn(&p);
+    close(sv[1]);
+}
+
+static unsigned char pattern(size_t i)
+{
+    uint32_t x = (uint32_t)i * 2654435761u;
+    return (unsigned char)((x >> 24) ^ (x >> 13) ^ (uint32_t)(i >> 12));
+}
+
+static bool cond_wev_pending(void *arg)
+{
+    struct conn *cn = arg;
+    return event_pending(&cn->wev, EV_WRITE, NULL) != 0;
+}
+
+struct big_wait {
+    struct peer *pe;
+    struct probe *p;
+};
+
+static bool cond_big_done(void *arg)
+{
+    struct big_wait *b = arg;
+    return cond_peer_full(b->pe) && b->p->writes >= 1;
+}
+
+/* 4. Backpressure: the socket refuses most of 8 MB; the rest waits on
+ * EPOLLOUT and arrives intact once the peer reads; writecb only at ≤ low. */
+static void check_backpressure(struct worker *w)
+{
+    const size_t low = 64 * 1024;
+    int sv[2];
+    struct probe p;
+    mk_pair(sv);
+    mk_conn(w, sv[0], &p);
+    conn_set_write_low(p.cn, low);
+    unsigned char *src = xmalloc(BIG_LEN);
+    for (size_t i = 0; i < BIG_LEN; i++)
+        src[i] = pattern(i);
+    evbuffer_add(p.cn->out, src, BIG_LEN);
+    in_call = true;
+    conn_send(p.cn);
+    in_call = false;
+    /* Batched, the send is issued after the turn; plain, it is done now. */
+    spin(w, cond_wev_pending, p.cn, 2000);
+    size_t left = evbuffer_get_length(p.cn->out);
+    ok(left > 0 && left < BIG_LEN && event_pending(&p.cn->wev, EV_WRITE, NULL),
+       "%s: 4. peer not reading: part written, %zu bytes left, waiting for EPOLLOUT",
+       pass, left);
+    turns(w, 5);
+    is_int(p.writes, 0, "%s: 4. no writecb while the output is above write_low", pass);
+    struct peer pe = {sv[1], xmalloc(BIG_LEN), BIG_LEN, 0};
+    struct big_wait bw = {&pe, &p};
+    bool done = spin(w, cond_big_done, &bw, 20000);
+    ok(done && memcmp(pe.buf, src, BIG_LEN) == 0,
+       "%s: 4. the peer reads all 8 MB intact (%zu bytes)", pass, pe.got);
+    ok(p.writes >= 1 && p.writes_over_low == 0 && p.inside == 0,
+       "%s: 4. writecb fired (%d times), always with output ≤ write_low", pass,
+       p.writes);
+    ok(evbuffer_get_length(p.cn->out) == 0 && !event_pending(&p.cn->wev, EV_WRITE, NULL),
+       "%s: 4. output empty, no longer waiting for EPOLLOUT", pass);
+    free(pe.buf);
+    free(src);
+    drop_conn(&p);
+    close(sv[1]);
+}
+
+/* 5. EOF. */
+static void check_eof(struct worker *w)
+{
+    int sv[2];
+    struct probe p;
+    mk_pair(sv);
+    mk_conn(w, sv[0], &p);
+    conn_read_start(p.cn);
+    close(sv[1]);
+    bool got = SPIN_COUNT(w, p.events, 1, 2000);
+    ok(got && p.what == (CONN_EOF | CONN_READING) && p.inside == 0,
+       "%s: 5. peer closes → eventcb(CONN_EOF|CONN_READING) (what=0x%x)", pass,
+       (unsigned)p.what);
+    turns(w, 5);
+    ok(!p.cn->reading && !event_pending(&p.cn->rev, EV_READ, NULL) && p.events == 1,
+       "%s: 5. reading stopped after EOF, no further events", pass);
+    drop_conn(&p);
+}
+
+/* 6. Read timeout while reading and idle. */
+static void check_read_timeout(struct worker *w)
+{
+    int sv[2];
+    struct probe p;
+    mk_pair(sv);
+    mk_conn(w, sv[0], &p);
+    conn_read_start(p.cn);
+    conn_set_timeouts(p.cn, 100, 0); /* takes effect at once while reading */
+    long long t0 = now_ms();
+    bool got = SPIN_COUNT(w, p.events, 1, 1500);
+    ok(got && p.what == (CONN_TIMEOUT | CONN_READING) && p.reads == 0,
+       "%s: 6. read timeout 100 ms → eventcb(CONN_TIMEOUT|CONN_READING) (what=0x%x, after %lld ms)",
+       pass, (unsigned)p.what, now_ms() - t0);
+    ok(!p.cn->reading, "%s: 6. reading stopped after the timeout", pass);
+    drop_conn(&p);
+    close(sv[1]);
+}
+
+static int tcp_socket(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0);
+    return fd;
+}
+
+/* A TCP socket bound to 127.0.0.1 on a free port (listening if backlog >= 0). */
+static int tcp_bound(struct sockaddr_in *sa, int backlog)
+{
+    int fd = tcp_socket();
+    memset(sa, 0, sizeof(*sa));
+    sa->sin_family = AF_INET;
+    sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(bind(fd, (struct sockaddr *)sa, sizeof(*sa)) == 0);
+    socklen_t len = sizeof(*sa);
+    CHECK(getsockname(fd, (struct sockaddr *)sa, &len) == 0);
+    if (backlog >= 0)
+        CHECK(listen(fd, backlog) == 0);
+    return fd;
+}
+
+/* 7. Connect refused: reported from the loop, never from conn_connect. */
+static void check_connect_refused(struct worker *w)
+{
+    struct sockaddr_in sa;
+    /* Bound but not listening (kept bound so nobody else takes the port):
+     * a SYN to it is answered with RST. */
+    int holder = tcp_bound(&sa, -1);
+    struct probe p;
+    mk_conn(w, tcp_socket(), &p);
+    in_call = true;
+    int rc = conn_connect(p.cn, (struct sockaddr *)&sa, sizeof(sa));
+    in_call = false;
+    is_int(rc, 0, "%s: 7. conn_connect to a closed port returns 0", pass);
+    bool got = SPIN_COUNT(w, p.events, 1, 2000);
+    ok(got && p.what == (CONN_ERROR | CONN_WRITING) && p.inside == 0,
+       "%s: 7. eventcb(CONN_ERROR|CONN_WRITING) from the loop (what=0x%x)", pass,
+       (unsigned)p.what);
+    if (got && p.err != ECONNREFUSED)
+        printf("# errno at eventcb was %s, not ECONNREFUSED\n", strerror(p.err));
+    drop_conn(&p);
+    close(holder);
+}
+
+/* 8. Connect ok, then bytes reach the accepted side. */
+static void check_connect_ok(struct worker *w)
+{
+    struct sockaddr_in sa;
+    int l = tcp_bound(&sa, 16);
+    struct probe p;
+    mk_conn(w, tcp_socket(), &p);
+    in_call = true;
+    int rc = conn_connect(p.cn, (struct sockaddr *)&sa, sizeof(sa));
+    in_call = false;
+    is_int(rc, 0, "%s: 8. conn_connect to a listener returns 0", pass);
+    bool got = SPIN_COUNT(w, p.events, 1, 2000);
+    ok(got && p.what == CONN_CONNECTED && p.inside == 0,
+       "%s: 8. eventcb(CONN_CONNECTED) from the loop (what=0x%x)", pass,
+       (unsigned)p.what);
+    int a = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    ok(a >= 0, "%s: 8. the listener has the connection", pass);
+    evbuffer_add(p.cn->out, "over tcp", 8);
+    in_call = true;
+    conn_send(p.cn);
+    in_call = false;
+    unsigned char buf[8];
+    struct peer pe = {a, buf, sizeof(buf), 0};
+    ok(a >= 0 && spin(w, cond_peer_full, &pe, 2000) && memcmp(buf, "over tcp", 8) == 0,
+       "%s: 8. conn_send after connect reaches the accepted side", pass);
+    drop_conn(&p);
+    if (a >= 0)
+        close(a);
+    close(l);
+}
+
+/*
+ * A listener that drops SYNs: backlog 0 and its accept queue filled by
+ * connections nobody accepts (Linux drops a SYN to a full accept queue;
+ * without syncookies even the first). Returns the listener, or -1 when no
+ * connect hung (then *fillers is closed already).
+ */
+static int blackhole(struct sockaddr_in *sa, int fillers[8], int *n_fillers)
+{
+    int l = tcp_bound(sa, 0);
+    *n_fillers = 0;
+    for (int i = 0; i < 8; i++) {
+        int s = tcp_socket();
+        fillers[(*n_fillers)++] = s;
+        if (connect(s, (struct sockaddr *)sa, sizeof(*sa)) == 0)
+            continue;
+        if (errno != EINPROGRESS)
+            break;
+        struct pollfd pfd = {s, POLLOUT, 0};
+        if (poll(&pfd, 1, 300) == 0)
+            return l; /* this SYN was dropped: the queue is full */
+    }
+    for (int i = 0; i < *n_fillers; i++)
+        close(fillers[i]);
+    *n_fillers = 0;
+    close(l);
+    return -1;
+}
+
+/* 9. Connect timeout (the write timeout). */
+static void check_connect_timeout(struct worker *w)
+{
+    struct sockaddr_in sa;
+    int fillers[8], n_fillers;
+    int l = blackhole(&sa, fillers, &n_fillers);
+    if (l < 0) {
+        ok(1, "%s: 9. connect timeout # SKIP no connect to 127.0.0.1 could be made to hang", pass);
+        return;
+    }
+    struct probe p;
+    mk_conn(w, tcp_socket(), &p);
+    conn_set_timeouts(p.cn, 0, 100);
+    in_call = true;
+    int rc = conn_connect(p.cn, (struct sockaddr *)&sa, sizeof(sa));
+    in_call = false;
+    is_int(rc, 0, "%s: 9. conn_connect to a full listener returns 0", pass);
+    long long t0 = now_ms();
+    bool got = SPIN_COUNT(w, p.events, 1, 1500);
+    ok(got && p.what == (CONN_TIMEOUT | CONN_WRITING) && p.inside == 0,
+       "%s: 9. connect timeout 100 ms → eventcb(CONN_TIMEOUT|CONN_WRITING) (what=0x%x, after %lld ms)",
+       pass, (unsigned)p.what, now_ms() - t0);
+    drop_conn(&p);
+    for (int i = 0; i < n_fillers; i++)
+        close(fillers[i]);
+    close(l);
+}
+
+/* 10. The first of two conns read in the same turn frees the other from its
+ * readcb: no use-after-free, the freed one's readcb never runs, and it is
+ * reaped after the turn. */
+static void check_free_in_callback(struct worker *w)
+{
+    reap_record_reset(w);
+    int sa[2], sb[2];
+    struct probe pa, pb;
+    mk_pair(sa);
+    mk_pair(sb);
+    mk_conn(w, sa[0], &pa);
+    mk_conn(w, sb[0], &pb);
+    uintptr_t ua = (uintptr_t)pa.cn, ub = (uintptr_t)pb.cn;
+    pa.partner = &pb;
+    pb.partner = &pa;
+    conn_read_start(pa.cn);
+    conn_read_start(pb.cn);
+    full_write(sa[1], "a", 1);
+    full_write(sb[1], "b", 1);
+    event_base_loop(w->base, EVLOOP_ONCE);
+    if (w->iob)
+        ok(pa.cn->in_readq && pb.cn->in_readq,
+           "%s: 10. both reads queued in the same loop turn", pass);
+    conn_run_batch(w);
+    struct probe *live = pa.cn ? &pa : &pb, *dead = pa.cn ? &pb : &pa;
+    uintptr_t udead = pa.cn ? ub : ua;
+    ok(pa.reads + pb.reads == 1 && live->reads == 1 && (pa.cn == NULL) != (pb.cn == NULL),
+       "%s: 10. one readcb ran and freed the other conn (reads a=%d b=%d)", pass,
+       pa.reads, pb.reads);
+    ok(spin(w, cond_reaped, &udead, 2000),
+       "%s: 10. the freed conn is reaped after the turn", pass);
+    turns(w, 10);
+    ok(dead->reads == 0 && dead->events == 0 && times_reaped(udead) == 1,
+       "%s: 10. the freed conn's readcb never ran; reaped once", pass);
+    drop_conn(live);
+    close(sa[1]);
+    close(sb[1]);
+}
+
+/* 10b (batched only). A conn freed between the loop turn that queued its
+ * read and send and the batch: the batch skips it and reaps it, once. */
+static void check_free_while_queued(struct worker *w)
+{
+    reap_record_reset(w);
+    int sa[2], sb[2];
+    struct probe pa, pb;
+    mk_pair(sa);
+    mk_pair(sb);
+    mk_conn(w, sa[0], &pa);
+    mk_conn(w, sb[0], &pb);
+    uintptr_t ub = (uintptr_t)pb.cn;
+    conn_read_start(pa.cn);
+    conn_read_start(pb.cn);
+    full_write(sa[1], "a", 1);
+    full_write(sb[1], "b", 1);
+    event_base_loop(w->base, EVLOOP_ONCE);
+    /* What a callback of this turn would do: add output, then close. */
+    evbuffer_add(pb.cn->out, "never", 5);
+    conn_send(pb.cn);
+    bool queued = pa.cn->in_readq && pb.cn->in_readq && pb.cn->in_sendq;
+    ok(queued, "%s: 10b. B queued for a read and a send", pass);
+    drop_conn(&pb);
+    conn_run_batch(w);
+    ok(pa.reads == 1 && in_is(pa.cn, "a"), "%s: 10b. A read in the batch", pass);
+    ok(spin(w, cond_reaped, &ub, 2000),
+       "%s: 10b. B, freed while queued, is reaped", pass);
+    turns(w, 10);
+    unsigned char c;
+    /* Closed with "b" unread: an AF_UNIX peer sees ECONNRESET, not EOF. */
+    ssize_t rn = read(sb[1], &c, 1);
+    ok(pb.reads == 0 && pb.events == 0 && times_reaped(ub) == 1 &&
+           (rn == 0 || (rn < 0 && errno == ECONNRESET)),
+       "%s: 10b. B: no callbacks, reaped once, nothing sent, its fd closed", pass);
+    drop_conn(&pa);
+    close(sa[1]);
+    close(sb[1]);
+}
+
+/* 11. conn_read_soon from a callback reads waiting bytes in the same turn
+ * (a read start alone would only be polled in the next one). */
+struct soon {
+    struct probe *p;
+    int ran;
+};
+
+static void on_trigger(evutil_socket_t fd, short what, void *arg)
+{
+    struct soon *s = arg;
+    (void)fd;
+    (void)what;
+    s->ran++;
+    conn_read_start(s->p->cn);
+    in_call = true;
+    conn_read_soon(s->p->cn);
+    in_call = false;
+}
+
+static void check_read_soon(struct worker *w)
+{
+    int sv[2];
+    struct probe p;
+    mk_pair(sv);
+    full_write(sv[1], "soon", 4);
+    mk_conn(w, sv[0], &p);
+    struct soon s = {&p, 0};
+    struct event *trigger = event_new(w->base, -1, 0, on_trigger, &s);
+    CHECK(trigger);
+    event_active(trigger, EV_TIMEOUT, 1);
+    turn(w);
+    ok(s.ran == 1 && p.reads == 1 && in_is(p.cn, "soon") && p.inside == 0,
+       "%s: 11. conn_read_soon → readcb in the same loop turn, not inside the call",
+       pass);
+    event_free(trigger);
+    drop_conn(&p);
+    close(sv[1]);
+}
+
+static void run_pass(bool batched)
+{
+    pass = batched ? "batched" : "plain";
+    struct worker *w = worker_make(batched);
+    if (!w)
+        return;
+    check_read(w);
+    check_send(w);
+    check_drain(w);
+    check_backpressure(w);
+    check_eof(w);
+    check_read_timeout(w);
+    check_connect_refused(w);
+    check_connect_ok(w);
+    check_connect_timeout(w);
+    check_free_in_callback(w);
+    if (batched)
+        check_free_while_queued(w);
+    check_read_soon(w);
+    worker_destroy(w);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    alarm(120); /* default action: the test dies, meson reports it */
+    run_pass(false);
+    run_pass(true);
+    return tap_done();
+}
