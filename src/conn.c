@@ -178,15 +178,31 @@ static ssize_t read_now(struct conn *cn)
     return n;
 }
 
+/* The worker's two batch queues are FIFO lists, each through its own link
+ * of the conn (a conn can be in both). */
+static void enqueue(struct conn *cn, bool *queued, struct conn **link,
+                    struct conn ***tail)
+{
+    if (*queued)
+        return;
+    *queued = true;
+    *link = NULL;
+    **tail = cn;
+    *tail = link;
+}
+
+static struct conn *dequeue(struct conn **head, struct conn ***tail, bool sendq)
+{
+    struct conn *cn = *head;
+    *head = sendq ? cn->sq_next : cn->q_next;
+    if (!*head)
+        *tail = head;
+    return cn;
+}
+
 static void queue_read(struct conn *cn)
 {
-    struct worker *w = cn->w;
-    if (cn->in_readq)
-        return;
-    cn->in_readq = true;
-    cn->q_next = NULL;
-    *w->readq_tail = cn;
-    w->readq_tail = &cn->q_next;
+    enqueue(cn, &cn->in_readq, &cn->q_next, &cn->w->readq_tail);
 }
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
@@ -236,13 +252,7 @@ static void wrote(struct conn *cn, size_t before, ssize_t n)
 
 static void queue_send(struct conn *cn)
 {
-    struct worker *w = cn->w;
-    if (cn->in_sendq)
-        return;
-    cn->in_sendq = true;
-    cn->sq_next = NULL;
-    *w->sendq_tail = cn;
-    w->sendq_tail = &cn->sq_next;
+    enqueue(cn, &cn->in_sendq, &cn->sq_next, &cn->w->sendq_tail);
 }
 
 void conn_send(struct conn *cn)
@@ -357,6 +367,18 @@ static void on_op_done(uint64_t tag, int res, void *arg)
     ops[tag].res = res;
 }
 
+/* Run the n ops queued in ops[]; false if there were none. An op the
+ * kernel never took keeps -ECANCELED (or -ENOMEM when it could not even be
+ * queued), and the caller does it the plain way. */
+static bool issue(struct worker *w, unsigned n)
+{
+    if (n == 0)
+        return false;
+    if (iobatch_run(w->iob, on_op_done, NULL) < 0)
+        log_debug("worker %d: io_uring batch: %s (plain syscalls)", w->id, strerror(errno));
+    return true;
+}
+
 /* Take cn off a queue; reap it if it was freed meanwhile. Returns whether
  * it is still live. */
 static bool dequeued(struct conn *cn, bool *flag)
@@ -373,10 +395,7 @@ static void run_reads(struct worker *w)
 {
     unsigned n = 0;
     while (w->readq && n < BATCH_MAX) {
-        struct conn *cn = w->readq;
-        w->readq = cn->q_next;
-        if (!w->readq)
-            w->readq_tail = &w->readq;
+        struct conn *cn = dequeue(&w->readq, &w->readq_tail, false);
         if (!dequeued(cn, &cn->in_readq) || !cn->reading)
             continue;
         struct batch_op *op = &ops[n];
@@ -389,10 +408,8 @@ static void run_reads(struct worker *w)
             op->res = -ENOMEM;
         n++;
     }
-    if (n == 0)
+    if (!issue(w, n))
         return;
-    if (iobatch_run(w->iob, on_op_done, NULL) < 0)
-        log_debug("worker %d: io_uring batch: %s (plain syscalls)", w->id, strerror(errno));
     for (unsigned i = 0; i < n; i++) {
         if (!ops[i].v.iov_base)
             continue;
@@ -417,10 +434,7 @@ static void run_sends(struct worker *w)
 {
     unsigned n = 0;
     while (w->sendq && n < BATCH_MAX) {
-        struct conn *cn = w->sendq;
-        w->sendq = cn->sq_next;
-        if (!w->sendq)
-            w->sendq_tail = &w->sendq;
+        struct conn *cn = dequeue(&w->sendq, &w->sendq_tail, true);
         if (!dequeued(cn, &cn->in_sendq) || cn->connecting ||
             event_pending(&cn->wev, EV_WRITE, NULL))
             continue;
@@ -442,10 +456,8 @@ static void run_sends(struct worker *w)
                       ? -ENOMEM : -ECANCELED;
         n++;
     }
-    if (n == 0)
+    if (!issue(w, n))
         return;
-    if (iobatch_run(w->iob, on_op_done, NULL) < 0)
-        log_debug("worker %d: io_uring batch: %s (plain syscalls)", w->id, strerror(errno));
     for (unsigned i = 0; i < n; i++) {
         struct conn *cn = ops[i].cn;
         int res = ops[i].res;
