@@ -115,12 +115,13 @@ static void add_wev(struct conn *cn)
 
 void conn_set_timeouts(struct conn *cn, uint32_t read_ms, uint32_t write_ms)
 {
-    bool r = cn->read_timeout_ms != read_ms, wr = cn->write_timeout_ms != write_ms;
     cn->read_timeout_ms = read_ms;
     cn->write_timeout_ms = write_ms;
-    if (r && cn->reading)
+    /* Restart the clocks even for unchanged values: a pooled upstream conn
+     * idle for most of its idle timeout gets a whole response timeout. */
+    if (cn->reading)
         add_rev(cn);
-    if (wr && event_pending(&cn->wev, EV_WRITE, NULL))
+    if (event_pending(&cn->wev, EV_WRITE, NULL))
         add_wev(cn);
 }
 

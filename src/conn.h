@@ -88,9 +88,10 @@ void conn_free(struct conn *cn);
 void conn_setcb(struct conn *cn, conn_data_cb readcb, conn_data_cb writecb,
                 conn_event_cb eventcb, void *arg);
 
-/* Timeouts in ms, 0 for none; they take effect at once for a direction
- * that is waiting (read: while reading; write: while output waits for the
- * socket or a connect is in progress). */
+/* Timeouts in ms, 0 for none; they take effect at once, restarted from now
+ * (also when unchanged), for a direction that is waiting (read: while
+ * reading; write: while output waits for the socket or a connect is in
+ * progress). */
 void conn_set_timeouts(struct conn *cn, uint32_t read_ms, uint32_t write_ms);
 
 /* writecb fires when a write brings the output to ≤ low bytes. */

@@ -10,7 +10,9 @@ blocks io_uring). meson runs this file once each way.
 - a client that reads slowly gets every byte of a 16 MB response
   (backpressure both ways, nothing lost);
 - a 101 tunnel echoes bytes both ways;
-- a client that goes away mid-response does not disturb the others."""
+- a client that goes away mid-response does not disturb the others;
+- a pooled upstream conn reused late in its idle timeout gets a whole
+  response timeout."""
 import ctypes
 import errno
 import os
@@ -142,6 +144,32 @@ ok = all(get(weir.port, "/echo/after").status == 200 for _ in range(20))
 check(ok and weir.p.poll() is None, "after a client left mid-response, 20 requests answered")
 
 weir.stop()
+
+# A pooled upstream conn reused late in its idle timeout gets a whole
+# response timeout (the clock restarts when it is lent; with the default
+# 30 s for both, a conn pooled 29 s must not time out 1 s into a request).
+one = Weir("""
+listen: {listen}
+control: {control}
+workers: 1
+timeouts: {{upstream_idle: 3s, upstream_response: 3s}}
+versions:
+  v1:
+    endpoints: [%s]
+split: {{v1: 100}}
+""" % pods[0].addr)
+c = Conn(one.port)
+c.send("GET /echo/warm HTTP/1.1\r\nHost: t\r\n\r\n")
+first = c.read_response().status
+time.sleep(2.2)  # the upstream conn idles in the pool, 0.8 s of 3 s left
+# POST: not retried, so a timeout would show as 504 instead of a retry.
+c.send("POST /sleep/1500 HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n")
+r = c.read_response()
+check(first == 200 and r.status == 200,
+      "pooled conn reused after 2.2 s of a 3 s idle timeout: a 1.5 s answer to "
+      "a POST is not cut by the 3 s response timeout (%d, %d)" % (first, r.status))
+c.close()
+one.stop()
 for p in pods:
     p.stop()
 done()

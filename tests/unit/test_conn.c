@@ -498,6 +498,34 @@ static void check_read_timeout(struct worker *w)
     close(sv[1]);
 }
 
+/* 6b. Setting the timeouts again restarts the clock, also with the same
+ * values (a pooled upstream conn reused late in its idle timeout must get a
+ * whole response timeout). Generous margins: a stalled machine can only
+ * make the check pass late, and a clock that was not restarted fires 1.4 s
+ * before the bound. */
+static void check_timeout_restart(struct worker *w)
+{
+    int sv[2];
+    struct probe p;
+    mk_pair(sv);
+    mk_conn(w, sv[0], &p);
+    conn_read_start(p.cn);
+    conn_set_timeouts(p.cn, 2000, 0);
+    long long t0 = now_ms();
+    SPIN_COUNT(w, p.events, 1, 1400);
+    conn_set_timeouts(p.cn, 2000, 0); /* same value: restarts */
+    long long t1 = now_ms();
+    bool early = SPIN_COUNT(w, p.events, 1, 1400);
+    ok(!early || now_ms() - t1 >= 1900,
+       "%s: 6b. timeout set again (same 2 s) at %lld ms: not fired at 2 s from the first set",
+       pass, t1 - t0);
+    bool got = SPIN_COUNT(w, p.events, 1, 3000);
+    ok(got && p.what == (CONN_TIMEOUT | CONN_READING),
+       "%s: 6b. then it fires, %lld ms after it was set again", pass, now_ms() - t1);
+    drop_conn(&p);
+    close(sv[1]);
+}
+
 static int tcp_socket(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -759,6 +787,7 @@ static void run_pass(bool batched)
     check_backpressure(w);
     check_eof(w);
     check_read_timeout(w);
+    check_timeout_restart(w);
     check_connect_refused(w);
     check_connect_ok(w);
     check_connect_timeout(w);
