@@ -195,7 +195,7 @@ static void enqueue(struct conn *cn, bool *queued, struct conn **link,
 static struct conn *dequeue(struct conn **head, struct conn ***tail, bool sendq)
 {
     struct conn *cn = *head;
-    *head = sendq ? cn->sq_next : cn->q_next;
+    *head = sendq ? cn->sq_next : cn->rq_next;
     if (!*head)
         *tail = head;
     return cn;
@@ -203,7 +203,7 @@ static struct conn *dequeue(struct conn **head, struct conn ***tail, bool sendq)
 
 static void queue_read(struct conn *cn)
 {
-    enqueue(cn, &cn->in_readq, &cn->q_next, &cn->w->readq_tail);
+    enqueue(cn, &cn->in_readq, &cn->rq_next, &cn->w->readq_tail);
 }
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
@@ -221,6 +221,11 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         return;
     }
     read_done(cn, read_now(cn));
+}
+
+bool conn_has_pending_read(const struct conn *cn)
+{
+    return cn->in_readq;
 }
 
 void conn_read_soon(struct conn *cn)

@@ -68,7 +68,7 @@ struct conn {
     conn_data_cb readcb, writecb; /* may be NULL */
     conn_event_cb eventcb;
     void *arg;                    /* borrowed: the callbacks' argument */
-    struct conn *q_next;          /* batch queue links (worker's readq/sendq) */
+    struct conn *rq_next;         /* batch queue links (worker's readq/sendq) */
     struct conn *sq_next;
     struct reap_item reap;        /* deferred-free link */
     struct event rev;             /* EV_READ|EV_PERSIST, read timeout */
@@ -120,6 +120,10 @@ void conn_send(struct conn *cn);
  * the connect cannot even start.
  */
 int conn_connect(struct conn *cn, const struct sockaddr *sa, socklen_t len) WUR;
+
+/* Readiness seen in this loop turn waits for the turn's read batch (an
+ * idle conn so flagged has been closed by its peer or got bytes). */
+bool conn_has_pending_read(const struct conn *cn);
 
 /* Issue the reads and sends queued during this loop turn as batches and run
  * their callbacks, until nothing is queued. Called by the worker after each

@@ -99,7 +99,7 @@ struct upstream_conn *upstream_acquire(struct worker *w, struct endpoint *ep,
     /* An idle conn whose socket turned readable in this loop turn (queued
      * for the turn's read batch) has been closed by the peer or sent stray
      * bytes: evict it rather than lend it to a txn. */
-    while (uc && uc->cn->in_readq) {
+    while (uc && conn_has_pending_read(uc->cn)) {
         upstream_close(uc, UPSTREAM_CLOSE_IDLE);
         uc = slot->pool;
     }

@@ -292,6 +292,22 @@ static void mk_pair(int sv[2])
     CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
 }
 
+/* A socket pair with a conn (probe p) on sv[0]; reading started if asked. */
+static void open_pair(struct worker *w, int sv[2], struct probe *p, bool reading)
+{
+    mk_pair(sv);
+    mk_conn(w, sv[0], p);
+    if (reading)
+        conn_read_start(p->cn);
+}
+
+/* Free the conn (closing sv[0]) and close the peer end. */
+static void close_pair(struct probe *p, int sv[2])
+{
+    drop_conn(p);
+    close(sv[1]);
+}
+
 static bool in_is(struct conn *cn, const char *s)
 {
     size_t n = strlen(s);
@@ -337,16 +353,14 @@ static void check_read(struct worker *w)
 {
     int sv[2];
     struct probe p;
-    mk_pair(sv);
-    mk_conn(w, sv[0], &p);
+    open_pair(w, sv, &p, false);
     in_call = true;
     conn_read_start(p.cn);
     in_call = false;
     full_write(sv[1], "hello", 5);
     ok(SPIN_COUNT(w, p.reads, 1, 2000) && in_is(p.cn, "hello") && p.inside == 0,
        "%s: 1. peer writes \"hello\" → readcb from the loop, input holds it", pass);
-    drop_conn(&p);
-    close(sv[1]);
+    close_pair(&p, sv);
 }
 
 /* 2. conn_send delivers, and calls nothing back from inside. */
@@ -354,9 +368,7 @@ static void check_send(struct worker *w)
 {
     int sv[2];
     struct probe p;
-    mk_pair(sv);
-    mk_conn(w, sv[0], &p);
-    conn_read_start(p.cn);
+    open_pair(w, sv, &p, true);
     full_write(sv[1], "x", 1); /* something for readcb too, were it to run */
     evbuffer_add(p.cn->out, "0123456789", 10);
     in_call = true;
@@ -370,8 +382,7 @@ static void check_send(struct worker *w)
        "%s: 2. the peer receives the 10 bytes", pass);
     turns(w, 5);
     ok(p.inside == 0, "%s: 2. every callback came from the loop", pass);
-    drop_conn(&p);
-    close(sv[1]);
+    close_pair(&p, sv);
 }
 
 /* 3. Drain notification: writecb once, later, from the loop. */
@@ -379,8 +390,7 @@ static void check_drain(struct worker *w)
 {
     int sv[2];
     struct probe p;
-    mk_pair(sv);
-    mk_conn(w, sv[0], &p);
+    open_pair(w, sv, &p, false);
     conn_set_write_low(p.cn, 0);
     evbuffer_add(p.cn->out, "drain me", 8);
     in_call = true;
@@ -392,8 +402,7 @@ static void check_drain(struct worker *w)
     ok(fired && p.writes == 1 && p.inside == 0 && p.writes_over_low == 0,
        "%s: 3. writecb once from the loop when the output drained (got %d)",
        pass, p.writes);
-    drop_conn(&p);
-    close(sv[1]);
+    close_pair(&p, sv);
 }
 
 static unsigned char pattern(size_t i)
@@ -426,8 +435,7 @@ static void check_backpressure(struct worker *w)
     const size_t low = 64 * 1024;
     int sv[2];
     struct probe p;
-    mk_pair(sv);
-    mk_conn(w, sv[0], &p);
+    open_pair(w, sv, &p, false);
     conn_set_write_low(p.cn, low);
     unsigned char *src = xmalloc(BIG_LEN);
     for (size_t i = 0; i < BIG_LEN; i++)
@@ -456,8 +464,7 @@ static void check_backpressure(struct worker *w)
        "%s: 4. output empty, no longer waiting for EPOLLOUT", pass);
     free(pe.buf);
     free(src);
-    drop_conn(&p);
-    close(sv[1]);
+    close_pair(&p, sv);
 }
 
 /* 5. EOF. */
@@ -465,9 +472,7 @@ static void check_eof(struct worker *w)
 {
     int sv[2];
     struct probe p;
-    mk_pair(sv);
-    mk_conn(w, sv[0], &p);
-    conn_read_start(p.cn);
+    open_pair(w, sv, &p, true);
     close(sv[1]);
     bool got = SPIN_COUNT(w, p.events, 1, 2000);
     ok(got && p.what == (CONN_EOF | CONN_READING) && p.inside == 0,
@@ -484,9 +489,7 @@ static void check_read_timeout(struct worker *w)
 {
     int sv[2];
     struct probe p;
-    mk_pair(sv);
-    mk_conn(w, sv[0], &p);
-    conn_read_start(p.cn);
+    open_pair(w, sv, &p, true);
     conn_set_timeouts(p.cn, 100, 0); /* takes effect at once while reading */
     long long t0 = now_ms();
     bool got = SPIN_COUNT(w, p.events, 1, 1500);
@@ -494,8 +497,7 @@ static void check_read_timeout(struct worker *w)
        "%s: 6. read timeout 100 ms → eventcb(CONN_TIMEOUT|CONN_READING) (what=0x%x, after %lld ms)",
        pass, (unsigned)p.what, now_ms() - t0);
     ok(!p.cn->reading, "%s: 6. reading stopped after the timeout", pass);
-    drop_conn(&p);
-    close(sv[1]);
+    close_pair(&p, sv);
 }
 
 /* 6b. Setting the timeouts again restarts the clock, also with the same
@@ -507,9 +509,7 @@ static void check_timeout_restart(struct worker *w)
 {
     int sv[2];
     struct probe p;
-    mk_pair(sv);
-    mk_conn(w, sv[0], &p);
-    conn_read_start(p.cn);
+    open_pair(w, sv, &p, true);
     conn_set_timeouts(p.cn, 2000, 0);
     long long t0 = now_ms();
     SPIN_COUNT(w, p.events, 1, 1400);
@@ -522,8 +522,7 @@ static void check_timeout_restart(struct worker *w)
     bool got = SPIN_COUNT(w, p.events, 1, 3000);
     ok(got && p.what == (CONN_TIMEOUT | CONN_READING),
        "%s: 6b. then it fires, %lld ms after it was set again", pass, now_ms() - t1);
-    drop_conn(&p);
-    close(sv[1]);
+    close_pair(&p, sv);
 }
 
 static int tcp_socket(void)
@@ -771,8 +770,7 @@ static void check_read_soon(struct worker *w)
        "%s: 11. conn_read_soon → readcb in the same loop turn, not inside the call",
        pass);
     event_free(trigger);
-    drop_conn(&p);
-    close(sv[1]);
+    close_pair(&p, sv);
 }
 
 static void run_pass(bool batched)
