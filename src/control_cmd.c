@@ -416,15 +416,23 @@ struct endpoint_edit {
     bool drain;
 };
 
+/* The edited endpoint's index in its version, or -1 with the error. */
+static int find_edited(const struct config_version *v, const struct endpoint_edit *e,
+                       char *err, size_t errlen)
+{
+    int i = runtime_cfg_find_endpoint(v, e->address);
+    if (i < 0)
+        snprintf(err, errlen, "version %s has no endpoint %s", v->name, e->address);
+    return i;
+}
+
 static int on_edit_drain(struct config *cfg, void *arg, char *err, size_t errlen)
 {
     struct endpoint_edit *e = arg;
     struct config_version *v = &cfg->versions[e->vi];
-    int i = runtime_cfg_find_endpoint(v, e->address);
-    if (i < 0) {
-        snprintf(err, errlen, "version %s has no endpoint %s", v->name, e->address);
+    int i = find_edited(v, e, err, errlen);
+    if (i < 0)
         return -1;
-    }
     v->endpoints[i].draining = e->drain;
     return 0;
 }
@@ -446,11 +454,9 @@ static int on_edit_remove(struct config *cfg, void *arg, char *err, size_t errle
 {
     struct endpoint_edit *e = arg;
     struct config_version *v = &cfg->versions[e->vi];
-    int i = runtime_cfg_find_endpoint(v, e->address);
-    if (i < 0) {
-        snprintf(err, errlen, "version %s has no endpoint %s", v->name, e->address);
+    int i = find_edited(v, e, err, errlen);
+    if (i < 0)
         return -1;
-    }
     runtime_cfg_remove_endpoint(v, (size_t)i);
     return 0;
 }

@@ -9,6 +9,7 @@
  */
 #include "metrics.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -160,28 +161,29 @@ void metrics_unrouted_totals(uint64_t requests[STATUS_CLASSES], uint64_t *aborte
     }
 }
 
-uint64_t metrics_endpoint_conns(const struct endpoint *ep)
+/* One counter of an endpoint summed over the workers' slots; `off` is the
+ * counter's offsetof() in struct endpoint_wslot. */
+static uint64_t sum_slots(const struct endpoint *ep, size_t off)
 {
     uint64_t n = 0;
     for (size_t i = 0; i < WORKERS_MAX; i++)
-        n += rd(&ep->slots[i].conns);
+        n += rd((const _Atomic uint64_t *)((const char *)&ep->slots[i] + off));
     return n;
+}
+
+uint64_t metrics_endpoint_conns(const struct endpoint *ep)
+{
+    return sum_slots(ep, offsetof(struct endpoint_wslot, conns));
 }
 
 uint64_t metrics_endpoint_connect_failures(const struct endpoint *ep)
 {
-    uint64_t n = 0;
-    for (size_t i = 0; i < WORKERS_MAX; i++)
-        n += rd(&ep->slots[i].connect_failures);
-    return n;
+    return sum_slots(ep, offsetof(struct endpoint_wslot, connect_failures));
 }
 
 uint64_t metrics_endpoint_retries(const struct endpoint *ep)
 {
-    uint64_t n = 0;
-    for (size_t i = 0; i < WORKERS_MAX; i++)
-        n += rd(&ep->slots[i].retries);
-    return n;
+    return sum_slots(ep, offsetof(struct endpoint_wslot, retries));
 }
 
 uint64_t metrics_vtotals_count(const struct metrics_vtotals *t)
