@@ -1,7 +1,14 @@
 /*
  * config.c — the config model: defaults, loading (file → config_yaml.c →
  * validator), the validator shared by the file and every runtime change,
- * deep clone, free, and the error list.
+ * deep clone, free, the restart-only settings, and the error list.
+ *
+ * Defaults, clone, free and the restart list are not written per setting:
+ * they walk the field table (rows in config_parse.c, see config_yaml.h),
+ * which says for each key what it keeps where. A clone is a byte copy that
+ * fields_deepen() then walks, replacing each owned pointer by a copy; so a
+ * new string key is copied and freed by being a row, and cannot be freed
+ * twice for want of a clone line.
  *
  * Loading is two passes. config_parse() checks syntax, shapes and
  * single values (unknown keys, types, durations, addresses...), storing
@@ -27,42 +34,319 @@
 
 #define CONFIG_MAX_FILE_BYTES (4u << 20) /* far above any sane config */
 
-/* ---- defaults ---------------------------------------------------------- */
+/* ---- the rows: defaults, copy, free, restart ---------------------------- */
+
+#define AT(base, off, type) ((type *)(void *)((char *)(base) + (off)))
+#define COLD(base, off) ((const char *)(base) + (off)) /* read-only AT */
+
+_Static_assert(sizeof(enum config_log_format) == sizeof(unsigned),
+               "CS_ENUM keeps enums as unsigned");
+
+enum config_store config_field_store(const struct config_field *f)
+{
+    if (f->store != CS_AUTO)
+        return f->store;
+    switch (f->type) {
+    case F_STR:
+    case F_PATH:
+    case F_SOCKPATH:
+    case F_ID:
+    case F_TOKEN:
+        return CS_STR;
+    case F_ADDR:
+        return CS_ADDR;
+    case F_DUR:
+    case F_UINT:
+    case F_MODE:
+        return CS_U32;
+    case F_PORT:
+        return CS_U16;
+    case F_BOOL:
+        return CS_BOOL;
+    case F_MAP:
+        return CS_SUB;
+    case F_FN:
+    case F_DATA:
+        break;
+    }
+    CHECK(!"an F_FN or F_DATA row must say what it stores");
+    return CS_NONE;
+}
+
+static bool owns_memory(enum config_store st)
+{
+    return st == CS_STR || st == CS_ADDR || st == CS_ARRAY || st == CS_STRV || st == CS_U32V;
+}
+
+/*
+ * Two keys may write one slot (sticky's `header` and `cookie` both set its
+ * name): only the first row naming a slot copies and frees it.
+ */
+static bool is_slot_owner(const struct config_field *rows, const struct config_field *f)
+{
+    for (const struct config_field *r = rows; r < f; r++)
+        if (r->off == f->off && owns_memory(config_field_store(r)))
+            return false;
+    return true;
+}
+
+void config_fields_init(const struct config_type *t, void *base)
+{
+    for (const struct config_field *f = t->rows; f->name; f++) {
+        switch (config_field_store(f)) {
+        case CS_STR:
+        case CS_ADDR:
+            if (f->def_str && is_slot_owner(t->rows, f))
+                *AT(base, f->off, char *) = xstrdup(f->def_str);
+            break;
+        case CS_U32:
+            *AT(base, f->off, uint32_t) = f->def;
+            break;
+        case CS_U16:
+            *AT(base, f->off, uint16_t) = (uint16_t)f->def;
+            break;
+        case CS_BOOL:
+            *AT(base, f->off, bool) = f->def != 0;
+            break;
+        case CS_ENUM:
+            *AT(base, f->off, unsigned) = f->def;
+            break;
+        case CS_SUB:
+            config_fields_init(f->sub, AT(base, f->off, char));
+            break;
+        case CS_AUTO:
+        case CS_NONE:
+        case CS_ARRAY: /* empty: elements get their defaults when added */
+        case CS_STRV:
+        case CS_U32V:
+            break;
+        }
+    }
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? xstrdup(s) : NULL;
+}
+
+/* The pointer kept at base + off, whatever it points to (memcpy: the
+ * members are `struct config_version *`, `char **`, ..., not `void *`). */
+static void *get_ptr(const void *base, size_t off)
+{
+    void *p;
+    memcpy(&p, (const char *)base + off, sizeof(p));
+    return p;
+}
+
+static void set_ptr(void *base, size_t off, void *p)
+{
+    memcpy((char *)base + off, &p, sizeof(p));
+}
+
+/*
+ * base is a byte copy of another struct of type t: replace every owned
+ * pointer with a copy of what it points to, so the two share nothing.
+ */
+static void fields_deepen(const struct config_type *t, void *base)
+{
+    for (const struct config_field *f = t->rows; f->name; f++) {
+        enum config_store st = config_field_store(f);
+        if (st == CS_SUB) {
+            fields_deepen(f->sub, AT(base, f->off, char));
+            continue;
+        }
+        if (!owns_memory(st) || !is_slot_owner(t->rows, f))
+            continue;
+        void *src = get_ptr(base, f->off), *copy = NULL;
+        size_t n = st == CS_STR || st == CS_ADDR ? 0 : *AT(base, f->off_n, size_t);
+        if (st == CS_STR || st == CS_ADDR) {
+            copy = dup_or_null(src);
+        } else if (st == CS_ARRAY && n) {
+            copy = memcpy(xmalloc(n * f->sub->size), src, n * f->sub->size);
+            for (size_t i = 0; i < n; i++)
+                fields_deepen(f->sub, (char *)copy + i * f->sub->size);
+        } else if (st == CS_STRV && n) {
+            char **v = memcpy(xmalloc(n * sizeof(char *)), src, n * sizeof(char *));
+            for (size_t i = 0; i < n; i++)
+                v[i] = dup_or_null(v[i]);
+            copy = v;
+        } else if (st == CS_U32V && src) {
+            /* kept when present even with n = 0: a split that was read is
+             * not a missing split */
+            copy = memcpy(xcalloc(n ? n : 1, sizeof(uint32_t)), src, n * sizeof(uint32_t));
+        }
+        set_ptr(base, f->off, copy);
+    }
+}
+
+void config_fields_dispose(const struct config_type *t, void *base)
+{
+    for (const struct config_field *f = t->rows; f->name; f++) {
+        enum config_store st = config_field_store(f);
+        if (st == CS_SUB) {
+            config_fields_dispose(f->sub, AT(base, f->off, char));
+            continue;
+        }
+        if (!owns_memory(st) || !is_slot_owner(t->rows, f))
+            continue;
+        void *p = get_ptr(base, f->off);
+        if (st == CS_ARRAY)
+            for (size_t i = 0; i < *AT(base, f->off_n, size_t); i++)
+                config_fields_dispose(f->sub, (char *)p + i * f->sub->size);
+        if (st == CS_STRV)
+            for (size_t i = 0; i < *AT(base, f->off_n, size_t); i++)
+                free(((char **)p)[i]);
+        free(p);
+        set_ptr(base, f->off, NULL);
+    }
+}
 
 struct config *config_new_default(const char *file)
 {
     struct config *cfg = xcalloc(1, sizeof(*cfg));
+    config_fields_init(&config_type_top, cfg);
     cfg->path = xstrdup(file ? file : "");
-    cfg->control = xstrdup("/run/weir/weir.sock");
-    cfg->control_mode = 0600;
-    cfg->watch = true;
-    cfg->client_header_timeout_ms = 10000;
-    cfg->client_idle_timeout_ms = 60000;
-    cfg->client_body_timeout_ms = 60000;
-    cfg->upstream_connect_timeout_ms = 2000;
-    cfg->upstream_response_timeout_ms = 30000;
-    cfg->upstream_idle_timeout_ms = 30000;
-    cfg->drain_timeout_ms = 10000;
-    cfg->max_connections = 10000;
-    cfg->max_header_bytes = 16384;
-    cfg->max_header_count = 100;
-    cfg->max_idle_upstream = 256;
-    cfg->retries = 1;
-    cfg->access_log.enabled = true;
-    cfg->access_log.format = LOG_F_JSON;
     return cfg;
 }
 
 void config_version_init(struct config_version *v, const char *name)
 {
     memset(v, 0, sizeof(*v));
+    config_fields_init(&config_type_version, v);
     v->name = xstrdup(name);
-    v->discover_interval_ms = 5000;
-    v->health.path = xstrdup("/ready");
-    v->health.interval_ms = 2000;
-    v->health.timeout_ms = 1000;
-    v->health.rise = 2;
-    v->health.fall = 2;
+}
+
+struct config *config_clone(const struct config *cfg)
+{
+    struct config *c = xmalloc(sizeof(*c));
+    *c = *cfg;
+    fields_deepen(&config_type_top, c);
+    return c;
+}
+
+void config_free(struct config *cfg)
+{
+    if (!cfg)
+        return;
+    config_fields_dispose(&config_type_top, cfg);
+    free(cfg);
+}
+
+static bool streq_null(const char *a, const char *b)
+{
+    if (!a || !b)
+        return a == b;
+    return strcmp(a, b) == 0;
+}
+
+static size_t store_size(enum config_store st)
+{
+    switch (st) {
+    case CS_U32:
+        return sizeof(uint32_t);
+    case CS_U16:
+        return sizeof(uint16_t);
+    case CS_BOOL:
+        return sizeof(bool);
+    case CS_ENUM:
+        return sizeof(unsigned);
+    default:
+        return 0;
+    }
+}
+
+static void keep_restart(const struct config_type *t, void *dst, const void *old,
+                         bool all, const char *prefix, char *list, size_t listlen)
+{
+    for (const struct config_field *f = t->rows; f->name; f++) {
+        enum config_store st = config_field_store(f);
+        bool restart = all || f->restart;
+        if (st == CS_SUB) {
+            char sub[128];
+            snprintf(sub, sizeof(sub), "%s%s.", prefix, f->name);
+            keep_restart(f->sub, AT(dst, f->off, char), COLD(old, f->off), restart,
+                         sub, list, listlen);
+            continue;
+        }
+        if (!restart)
+            continue;
+        if (st == CS_STR || st == CS_ADDR) {
+            char **d = AT(dst, f->off, char *);
+            const char *o = get_ptr(old, f->off);
+            if (streq_null(*d, o))
+                continue;
+            free(*d);
+            *d = dup_or_null(o);
+            if (st == CS_ADDR) {
+                memcpy(AT(dst, f->off_sa, char), COLD(old, f->off_sa),
+                       sizeof(struct sockaddr_storage));
+                memcpy(AT(dst, f->off_salen, char), COLD(old, f->off_salen),
+                       sizeof(socklen_t));
+            }
+        } else {
+            size_t sz = store_size(st);
+            CHECK(sz > 0); /* lists cannot be restart-only (none is yet) */
+            if (memcmp(AT(dst, f->off, char), COLD(old, f->off), sz) == 0)
+                continue;
+            memcpy(AT(dst, f->off, char), COLD(old, f->off), sz);
+        }
+        size_t used = strnlen(list, listlen);
+        if (used + 1 < listlen)
+            snprintf(list + used, listlen - used, "%s%s%s", used ? ", " : "", prefix, f->name);
+    }
+}
+
+void config_keep_restart(struct config *dst, const struct config *old, char *list,
+                         size_t listlen)
+{
+    if (listlen)
+        list[0] = '\0';
+    if (old)
+        keep_restart(&config_type_top, dst, old, false, "", list, listlen);
+}
+
+struct keylist {
+    char **v;
+    size_t n;
+};
+
+static void add_key(struct keylist *kl, const char *prefix, const char *name)
+{
+    size_t len = strlen(prefix) + strlen(name) + 1;
+    char *k = xmalloc(len);
+    snprintf(k, len, "%s%s", prefix, name);
+    kl->v = xrealloc(kl->v, (kl->n + 1) * sizeof(char *));
+    kl->v[kl->n++] = k;
+}
+
+static void schema_keys(const struct config_type *t, const char *prefix, struct keylist *kl)
+{
+    size_t rows = 0;
+    for (const struct config_field *f = t->rows; f->name; f++, rows++) {
+        if (f->type == F_DATA)
+            continue;
+        add_key(kl, prefix, f->name);
+        enum config_store st = config_field_store(f);
+        char sub[256];
+        if (f->named) {
+            snprintf(sub, sizeof(sub), "%s%s.*", prefix, f->name);
+            add_key(kl, sub, "");
+        }
+        if (st != CS_SUB && st != CS_ARRAY)
+            continue;
+        snprintf(sub, sizeof(sub), "%s%s%s", prefix, f->name,
+                 st == CS_SUB ? "." : f->named ? ".*." : "[].");
+        schema_keys(f->sub, sub, kl);
+    }
+    CHECK(rows <= CONFIG_MAX_FIELDS);
+}
+
+size_t config_schema_keys(char ***out)
+{
+    struct keylist kl = {NULL, 0};
+    schema_keys(&config_type_top, "", &kl);
+    *out = kl.v;
+    return kl.n;
 }
 
 /* ---- small syntax predicates -------------------------------------------- */
@@ -396,116 +680,6 @@ struct config *config_load(const char *file, struct config_errors *errs)
     struct config *cfg = config_load_string(file, text, len, errs);
     free(text);
     return cfg;
-}
-
-/* ---- clone and free ---------------------------------------------------- */
-
-static char *dup_or_null(const char *s)
-{
-    return s ? xstrdup(s) : NULL;
-}
-
-static void version_copy(struct config_version *dst, const struct config_version *src)
-{
-    *dst = *src;
-    dst->name = dup_or_null(src->name);
-    dst->discover = dup_or_null(src->discover);
-    dst->fallback = dup_or_null(src->fallback);
-    dst->health.path = dup_or_null(src->health.path);
-    dst->endpoints = NULL;
-    if (src->n_endpoints) {
-        dst->endpoints = xcalloc(src->n_endpoints, sizeof(*dst->endpoints));
-        for (size_t i = 0; i < src->n_endpoints; i++) {
-            dst->endpoints[i] = src->endpoints[i];
-            dst->endpoints[i].address = dup_or_null(src->endpoints[i].address);
-        }
-    }
-}
-
-struct config *config_clone(const struct config *cfg)
-{
-    struct config *c = xmalloc(sizeof(*c));
-    *c = *cfg;
-    c->path = dup_or_null(cfg->path);
-    c->listen = dup_or_null(cfg->listen);
-    c->control = dup_or_null(cfg->control);
-    c->control_owner = dup_or_null(cfg->control_owner);
-    c->control_group = dup_or_null(cfg->control_group);
-    c->state = dup_or_null(cfg->state);
-    c->admin = dup_or_null(cfg->admin);
-    c->version_header = dup_or_null(cfg->version_header);
-    c->access_log.path = dup_or_null(cfg->access_log.path);
-
-    c->versions = NULL;
-    c->split_bp = NULL;
-    if (cfg->n_versions) {
-        c->versions = xcalloc(cfg->n_versions, sizeof(*c->versions));
-        for (size_t i = 0; i < cfg->n_versions; i++)
-            version_copy(&c->versions[i], &cfg->versions[i]);
-    }
-    if (cfg->split_bp) {
-        c->split_bp = xcalloc(cfg->n_versions ? cfg->n_versions : 1, sizeof(uint32_t));
-        memcpy(c->split_bp, cfg->split_bp, cfg->n_versions * sizeof(uint32_t));
-    }
-    c->rules = NULL;
-    if (cfg->n_rules) {
-        c->rules = xcalloc(cfg->n_rules, sizeof(*c->rules));
-        for (size_t i = 0; i < cfg->n_rules; i++) {
-            c->rules[i] = cfg->rules[i];
-            c->rules[i].name = dup_or_null(cfg->rules[i].name);
-            c->rules[i].value = dup_or_null(cfg->rules[i].value);
-            c->rules[i].version = dup_or_null(cfg->rules[i].version);
-        }
-    }
-    c->sticky.name = dup_or_null(cfg->sticky.name);
-    c->resolvers = NULL;
-    if (cfg->n_resolvers) {
-        c->resolvers = xcalloc(cfg->n_resolvers, sizeof(char *));
-        for (size_t i = 0; i < cfg->n_resolvers; i++)
-            c->resolvers[i] = dup_or_null(cfg->resolvers[i]);
-    }
-    return c;
-}
-
-static void version_dispose(struct config_version *v)
-{
-    free(v->name);
-    for (size_t i = 0; i < v->n_endpoints; i++)
-        free(v->endpoints[i].address);
-    free(v->endpoints);
-    free(v->discover);
-    free(v->fallback);
-    free(v->health.path);
-}
-
-void config_free(struct config *cfg)
-{
-    if (!cfg)
-        return;
-    free(cfg->path);
-    free(cfg->listen);
-    free(cfg->control);
-    free(cfg->control_owner);
-    free(cfg->control_group);
-    free(cfg->state);
-    free(cfg->admin);
-    free(cfg->version_header);
-    for (size_t i = 0; i < cfg->n_versions; i++)
-        version_dispose(&cfg->versions[i]);
-    free(cfg->versions);
-    free(cfg->split_bp);
-    for (size_t i = 0; i < cfg->n_rules; i++) {
-        free(cfg->rules[i].name);
-        free(cfg->rules[i].value);
-        free(cfg->rules[i].version);
-    }
-    free(cfg->rules);
-    free(cfg->sticky.name);
-    for (size_t i = 0; i < cfg->n_resolvers; i++)
-        free(cfg->resolvers[i]);
-    free(cfg->resolvers);
-    free(cfg->access_log.path);
-    free(cfg);
 }
 
 int config_version_index(const struct config *cfg, const char *name)

@@ -203,6 +203,15 @@ struct config *config_clone(const struct config *cfg);
 /* Free a config; NULL is a no-op. */
 void config_free(struct config *cfg);
 
+/*
+ * For a reload: every setting that only takes effect at start and differs
+ * between dst (the new config) and old (the running one) gets old's value
+ * back in dst, and its key is appended to list (", "-separated, in table
+ * order; "" when none). old NULL: nothing to keep. Main thread.
+ */
+void config_keep_restart(struct config *dst, const struct config *old,
+                         char *list, size_t listlen);
+
 /* Index of the named version, or -1. */
 int config_version_index(const struct config *cfg, const char *name);
 

@@ -1,8 +1,10 @@
 /*
  * config_parse.c — the tree of config_yaml.c → struct config (config_yaml.h).
  *
- * The tree is interpreted against tables of `struct field` (key name, type,
- * where to store it). parse_map() reports unknown keys (with a "did you
+ * It owns the field table: one `struct config_field` row per key (name,
+ * type, where it is kept, default, restart flag; see config_yaml.h), which
+ * config.c also walks for defaults, clone, free and the restart list.
+ * parse_map() reports unknown keys (with a "did you
  * mean"), missing required keys and values of the wrong shape; set_field()
  * parses one value. A value that does not parse is reported and not
  * stored, so the default stays; every problem is collected, none stops the
@@ -26,10 +28,8 @@
 #include <string.h>
 #include <sys/un.h>
 
-#define MAX_FIELDS 24 /* keys in the largest mapping (top level) */
-
 /* Parse state shared by every step. */
-struct pctx {
+struct config_pctx {
     struct config_report rep; /* errors; rep.taint counts them and skipped nodes */
     struct config *cfg;       /* borrowed: the config being filled */
     struct config_skip *skip; /* borrowed */
@@ -45,10 +45,10 @@ struct pctx {
     bool versions_seen;   /* `versions` was a mapping */
 };
 
-static void perr(struct pctx *p, struct config_pos pos, const char *fmt, ...)
+static void perr(struct config_pctx *p, struct config_pos pos, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void perr(struct pctx *p, struct config_pos pos, const char *fmt, ...)
+static void perr(struct config_pctx *p, struct config_pos pos, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -66,44 +66,12 @@ static const char *describe(struct config_qbuf *q, const struct config_node *n)
     return config_yaml_describe(q, n);
 }
 
-/* ---- fields ------------------------------------------------------------ */
-
-enum field_type {
-    F_STR = 0,  /* any string → char * */
-    F_PATH,     /* non-empty path → char * */
-    F_SOCKPATH, /* Unix socket path that fits sun_path → char * */
-    F_ID,       /* user/group name or number → char * */
-    F_TOKEN,    /* HTTP token (header or cookie name) → char * */
-    F_ADDR,     /* host:port → char * + sockaddr + socklen_t */
-    F_DUR,      /* duration → uint32_t ms, >= min */
-    F_UINT,     /* decimal integer min..max → uint32_t */
-    F_PORT,     /* decimal integer 0..65535 → uint16_t */
-    F_BOOL,     /* true/false/yes/no/on/off → bool */
-    F_MODE,     /* octal permission bits → uint32_t */
-    F_MAP,      /* nested mapping described by sub, same base */
-    F_FN,       /* custom: fn parses the value */
-};
-
-struct field;
-typedef void (*field_cb)(struct pctx *p, const struct field *f,
-                         const struct config_node *key, const struct config_node *val,
-                         void *base);
-
-struct field {
-    const char *name;
-    enum field_type type;
-    bool required;
-    size_t off, off_sa, off_salen; /* storage in the base struct */
-    uint32_t min, max;             /* F_DUR, F_UINT */
-    const char *what;              /* override of the type's description */
-    const struct field *sub;       /* F_MAP */
-    field_cb fn;                   /* F_FN */
-};
+/* ---- fields (the row types are in config_yaml.h) ---------------------- */
 
 /* What parse_map() found: key and value node per field index. */
 struct seen {
-    const struct config_node *key[MAX_FIELDS];
-    const struct config_node *val[MAX_FIELDS];
+    const struct config_node *key[CONFIG_MAX_FIELDS];
+    const struct config_node *val[CONFIG_MAX_FIELDS];
 };
 
 #define AT(base, off, type) ((type *)(void *)((char *)(base) + (off)))
@@ -202,7 +170,7 @@ static bool is_hostname(const char *s, size_t len)
     return s[len - 1] != '-';
 }
 
-static const char *type_what(const struct field *f, char *buf, size_t buflen)
+static const char *type_what(const struct config_field *f, char *buf, size_t buflen)
 {
     if (f->what)
         return f->what;
@@ -233,13 +201,14 @@ static const char *type_what(const struct field *f, char *buf, size_t buflen)
     case F_MAP:
         return "a mapping";
     case F_FN:
+    case F_DATA:
         break;
     }
     return "a value";
 }
 
 /* `"KEY" must be WHAT, not GOT` — the one wording for a value of the wrong kind. */
-static void bad_value(struct pctx *p, const struct field *f, const struct config_node *val)
+static void bad_value(struct config_pctx *p, const struct config_field *f, const struct config_node *val)
 {
     char wbuf[48];
     struct config_qbuf q;
@@ -248,7 +217,7 @@ static void bad_value(struct pctx *p, const struct field *f, const struct config
 }
 
 /* A scalar is needed: report anything else with the field's wording. */
-static bool want_scalar(struct pctx *p, const struct field *f, const struct config_node *val)
+static bool want_scalar(struct config_pctx *p, const struct config_field *f, const struct config_node *val)
 {
     if (val->kind == CN_SCALAR)
         return true;
@@ -256,7 +225,7 @@ static bool want_scalar(struct pctx *p, const struct field *f, const struct conf
     return false;
 }
 
-static bool want_map(struct pctx *p, const char *name, const struct config_node *val)
+static bool want_map(struct config_pctx *p, const char *name, const struct config_node *val)
 {
     if (val->kind == CN_MAP)
         return true;
@@ -265,7 +234,7 @@ static bool want_map(struct pctx *p, const char *name, const struct config_node 
     return false;
 }
 
-static bool want_seq(struct pctx *p, const char *name, const struct config_node *val)
+static bool want_seq(struct config_pctx *p, const char *name, const struct config_node *val)
 {
     if (val->kind == CN_SEQ)
         return true;
@@ -274,10 +243,10 @@ static bool want_seq(struct pctx *p, const char *name, const struct config_node 
     return false;
 }
 
-static void parse_map(struct pctx *p, const struct config_node *map,
-                      const struct field *fields, void *base, struct seen *seen);
+static void parse_map(struct config_pctx *p, const struct config_node *map,
+                      const struct config_field *fields, void *base, struct seen *seen);
 
-static void set_field(struct pctx *p, const struct field *f,
+static void set_field(struct config_pctx *p, const struct config_field *f,
                       const struct config_node *key, const struct config_node *val, void *base)
 {
     if (f->type == F_FN) {
@@ -286,9 +255,10 @@ static void set_field(struct pctx *p, const struct field *f,
     }
     if (f->type == F_MAP) {
         if (want_map(p, f->name, val))
-            parse_map(p, val, f->sub, base, NULL);
+            parse_map(p, val, f->sub->rows, AT(base, f->off, char), NULL);
         return;
     }
+    CHECK(f->type != F_DATA); /* parse_map() never matches a key to one */
     if (!want_scalar(p, f, val))
         return;
     const char *s = val->text;
@@ -379,6 +349,7 @@ static void set_field(struct pctx *p, const struct field *f,
         return;
     case F_MAP:
     case F_FN:
+    case F_DATA:
         break;
     }
 }
@@ -411,14 +382,16 @@ static size_t edit_distance(const char *a, const char *b)
 }
 
 /* Report KEY as unknown; returns the index of the field suggested, or -1. */
-static int unknown_key(struct pctx *p, const struct config_node *key,
-                       const struct field *fields)
+static int unknown_key(struct config_pctx *p, const struct config_node *key,
+                       const struct config_field *fields)
 {
     struct config_qbuf q;
     int best = -1;
     size_t best_d = 3;
     for (int i = 0; fields[i].name; i++) {
         const char *name = fields[i].name;
+        if (fields[i].type == F_DATA)
+            continue;
         size_t d = strcasecmp(name, key->text) == 0 ? 0 : edit_distance(name, key->text);
         if (d < best_d) {
             best_d = d;
@@ -433,7 +406,9 @@ static int unknown_key(struct pctx *p, const struct config_node *key,
     char list[200];
     size_t o = 0;
     list[0] = '\0';
-    for (const struct field *f = fields; f->name && o < sizeof(list); f++) {
+    for (const struct config_field *f = fields; f->name && o < sizeof(list); f++) {
+        if (f->type == F_DATA)
+            continue;
         int w = snprintf(list + o, sizeof(list) - o, "%s%s", o ? ", " : "", f->name);
         if (w < 0)
             break;
@@ -448,11 +423,11 @@ static int unknown_key(struct pctx *p, const struct config_node *key,
  * Reports missing required keys at the mapping. seen, if non-NULL, gets
  * the key and value node of each field present.
  */
-static void parse_map(struct pctx *p, const struct config_node *map,
-                      const struct field *fields, void *base, struct seen *seen)
+static void parse_map(struct config_pctx *p, const struct config_node *map,
+                      const struct config_field *fields, void *base, struct seen *seen)
 {
     struct seen local;
-    uint32_t suggested = 0; /* fields offered as "did you mean" */
+    uint64_t suggested = 0; /* fields offered as "did you mean" */
     if (!seen)
         seen = &local;
     memset(seen, 0, sizeof(*seen));
@@ -463,15 +438,16 @@ static void parse_map(struct pctx *p, const struct config_node *map,
             continue;
         }
         size_t fi = 0;
-        while (fields[fi].name && strcmp(fields[fi].name, key->text) != 0)
+        while (fields[fi].name &&
+               (fields[fi].type == F_DATA || strcmp(fields[fi].name, key->text) != 0))
             fi++;
         if (!fields[fi].name) {
             int sug = unknown_key(p, key, fields);
-            if (sug >= 0 && sug < MAX_FIELDS)
-                suggested |= 1u << sug;
+            if (sug >= 0 && sug < CONFIG_MAX_FIELDS)
+                suggested |= UINT64_C(1) << sug;
             continue;
         }
-        CHECK(fi < MAX_FIELDS);
+        CHECK(fi < CONFIG_MAX_FIELDS);
         seen->key[fi] = key;
         if (val->kind == CN_BAD) {
             p->rep.taint++;
@@ -488,7 +464,7 @@ static void parse_map(struct pctx *p, const struct config_node *map,
     for (size_t fi = 0; fields[fi].name; fi++) {
         if (!fields[fi].required || seen->key[fi])
             continue;
-        if (suggested & (1u << fi))
+        if (suggested & (UINT64_C(1) << fi))
             p->rep.taint++; /* "lisen: ..." already said "did you mean listen" */
         else
             perr(p, map->pos, "missing required key \"%s\"", fields[fi].name);
@@ -497,20 +473,18 @@ static void parse_map(struct pctx *p, const struct config_node *map,
 
 /* ---- versions ---------------------------------------------------------- */
 
-struct endpoint_tmp {
-    char *address;
-    uint32_t weight;
+#define EP(member) offsetof(struct config_endpoint, member)
+
+static const struct config_type endpoint_type = {
+    sizeof(struct config_endpoint),
+    (const struct config_field[]){
+        {.name = "address", .type = F_STR, .required = true, .off = EP(address)},
+        {.name = "weight", .type = F_UINT, .min = 1, .max = 1000, .def = 1, .off = EP(weight)},
+        {.name = NULL},
+    },
 };
 
-static const struct field endpoint_fields[] = {
-    {.name = "address", .type = F_STR, .required = true,
-     .off = offsetof(struct endpoint_tmp, address)},
-    {.name = "weight", .type = F_UINT, .min = 1, .max = 1000,
-     .off = offsetof(struct endpoint_tmp, weight)},
-    {.name = NULL},
-};
-
-static void add_endpoint(struct pctx *p, struct config_version *v, size_t cap,
+static void add_endpoint(struct config_pctx *p, struct config_version *v, size_t cap,
                          const struct config_node *at, const char *address, uint32_t weight)
 {
     struct config_endpoint e;
@@ -532,7 +506,7 @@ static void add_endpoint(struct pctx *p, struct config_version *v, size_t cap,
     v->endpoints[v->n_endpoints++] = e;
 }
 
-static void on_endpoints(struct pctx *p, const struct field *f,
+static void on_endpoints(struct config_pctx *p, const struct config_field *f,
                          const struct config_node *key, const struct config_node *val, void *base)
 {
     (void)key;
@@ -548,16 +522,21 @@ static void on_endpoints(struct pctx *p, const struct field *f,
     for (size_t i = 0; i < val->n; i++) {
         const struct config_node *it = val->kids[i];
         struct config_qbuf q;
-        if (it->kind == CN_SCALAR) {
-            add_endpoint(p, v, cap, it, it->text, 1);
-        } else if (it->kind == CN_MAP) {
-            struct endpoint_tmp t = {NULL, 1};
-            struct seen s;
-            unsigned t0 = p->rep.taint;
-            parse_map(p, it, endpoint_fields, &t, &s);
-            if (p->rep.taint == t0 && t.address)
-                add_endpoint(p, v, cap, s.val[0], t.address, t.weight);
-            free(t.address);
+        if (it->kind == CN_SCALAR || it->kind == CN_MAP) {
+            /* the rows' defaults also give the plain host:port form its weight */
+            struct config_endpoint t;
+            memset(&t, 0, sizeof(t));
+            config_fields_init(f->sub, &t);
+            if (it->kind == CN_SCALAR) {
+                add_endpoint(p, v, cap, it, it->text, t.weight);
+            } else {
+                struct seen s;
+                unsigned t0 = p->rep.taint;
+                parse_map(p, it, f->sub->rows, &t, &s);
+                if (p->rep.taint == t0 && t.address)
+                    add_endpoint(p, v, cap, s.val[0], t.address, t.weight);
+            }
+            config_fields_dispose(f->sub, &t);
         } else if (it->kind == CN_BAD) {
             p->rep.taint++;
         } else {
@@ -567,7 +546,7 @@ static void on_endpoints(struct pctx *p, const struct field *f,
     }
 }
 
-static void on_discover(struct pctx *p, const struct field *f,
+static void on_discover(struct config_pctx *p, const struct config_field *f,
                         const struct config_node *key, const struct config_node *val, void *base)
 {
     (void)key;
@@ -581,21 +560,21 @@ static void on_discover(struct pctx *p, const struct field *f,
         bad_value(p, f, val);
         return;
     }
-    set_str(v, offsetof(struct config_version, discover), s);
+    set_str(v, f->off, s);
 }
 
-static void on_fallback(struct pctx *p, const struct field *f,
+static void on_fallback(struct config_pctx *p, const struct config_field *f,
                         const struct config_node *key, const struct config_node *val, void *base)
 {
     (void)key;
     struct config_version *v = base;
     if (!want_scalar(p, f, val))
         return;
-    set_str(v, offsetof(struct config_version, fallback), val->text);
+    set_str(v, f->off, val->text);
     v->fallback_pos = val->pos;
 }
 
-static void on_health_path(struct pctx *p, const struct field *f,
+static void on_health_path(struct config_pctx *p, const struct config_field *f,
                            const struct config_node *key, const struct config_node *val, void *base)
 {
     (void)key;
@@ -609,25 +588,27 @@ static void on_health_path(struct pctx *p, const struct field *f,
         bad_value(p, f, val);
         return;
     }
-    set_str(base, offsetof(struct config_health, path), s);
+    set_str(base, f->off, s);
 }
 
-static const struct field health_fields[] = {
-    {.name = "path", .type = F_FN, .fn = on_health_path,
-     .what = "a path starting with \"/\""},
-    {.name = "port", .type = F_PORT, .off = offsetof(struct config_health, port)},
-    {.name = "interval", .type = F_DUR, .min = 1,
-     .off = offsetof(struct config_health, interval_ms)},
-    {.name = "timeout", .type = F_DUR, .min = 1,
-     .off = offsetof(struct config_health, timeout_ms)},
-    {.name = "rise", .type = F_UINT, .min = 1, .max = 100,
-     .off = offsetof(struct config_health, rise)},
-    {.name = "fall", .type = F_UINT, .min = 1, .max = 100,
-     .off = offsetof(struct config_health, fall)},
-    {.name = NULL},
+#define HC(member) offsetof(struct config_health, member)
+
+/* The defaults apply even without a `health:` map (enabled stays false). */
+static const struct config_type health_type = {
+    sizeof(struct config_health),
+    (const struct config_field[]){
+        {.name = "path", .type = F_FN, .fn = on_health_path, .store = CS_STR,
+         .def_str = "/ready", .off = HC(path), .what = "a path starting with \"/\""},
+        {.name = "port", .type = F_PORT, .off = HC(port)},
+        {.name = "interval", .type = F_DUR, .min = 1, .def = 2000, .off = HC(interval_ms)},
+        {.name = "timeout", .type = F_DUR, .min = 1, .def = 1000, .off = HC(timeout_ms)},
+        {.name = "rise", .type = F_UINT, .min = 1, .max = 100, .def = 2, .off = HC(rise)},
+        {.name = "fall", .type = F_UINT, .min = 1, .max = 100, .def = 2, .off = HC(fall)},
+        {.name = NULL},
+    },
 };
 
-static void on_health(struct pctx *p, const struct field *f,
+static void on_health(struct config_pctx *p, const struct config_field *f,
                       const struct config_node *key, const struct config_node *val, void *base)
 {
     struct config_version *v = base;
@@ -635,27 +616,37 @@ static void on_health(struct pctx *p, const struct field *f,
         return;
     v->health.enabled = true;
     v->health.pos = key->pos;
-    parse_map(p, val, health_fields, &v->health, NULL);
+    parse_map(p, val, f->sub->rows, AT(base, f->off, char), NULL);
 }
 
-static const struct field version_fields[] = {
-    {.name = "endpoints", .type = F_FN, .fn = on_endpoints},
-    {.name = "discover", .type = F_FN, .fn = on_discover, .what = "hostname:port"},
-    {.name = "discover_interval", .type = F_DUR, .min = 1,
-     .off = offsetof(struct config_version, discover_interval_ms)},
-    {.name = "health", .type = F_FN, .fn = on_health},
-    {.name = "fallback", .type = F_FN, .fn = on_fallback, .what = "a version name"},
-    {.name = NULL},
+#define VER(member) offsetof(struct config_version, member)
+
+const struct config_type config_type_version = {
+    sizeof(struct config_version),
+    (const struct config_field[]){
+        {.name = "endpoints", .type = F_FN, .fn = on_endpoints, .store = CS_ARRAY,
+         .off = VER(endpoints), .off_n = VER(n_endpoints), .sub = &endpoint_type},
+        {.name = "discover", .type = F_FN, .fn = on_discover, .store = CS_STR,
+         .off = VER(discover), .what = "hostname:port"},
+        {.name = "discover_interval", .type = F_DUR, .min = 1, .def = 5000,
+         .off = VER(discover_interval_ms)},
+        {.name = "health", .type = F_FN, .fn = on_health, .store = CS_SUB,
+         .off = VER(health), .sub = &health_type},
+        {.name = "fallback", .type = F_FN, .fn = on_fallback, .store = CS_STR,
+         .off = VER(fallback), .what = "a version name"},
+        {.name = "name", .type = F_DATA, .store = CS_STR, .off = VER(name)}, /* its key */
+        {.name = NULL},
+    },
 };
 
-static void lose_name(struct pctx *p, const char *name)
+static void lose_name(struct config_pctx *p, const char *name)
 {
     struct config_skip *s = p->skip;
     s->lost_names = xrealloc(s->lost_names, (s->n_lost + 1) * sizeof(char *));
     s->lost_names[s->n_lost++] = xstrdup(name);
 }
 
-static void on_versions(struct pctx *p, const struct field *f,
+static void on_versions(struct config_pctx *p, const struct config_field *f,
                         const struct config_node *key, const struct config_node *val, void *base)
 {
     struct config *cfg = base;
@@ -690,7 +681,7 @@ static void on_versions(struct pctx *p, const struct field *f,
         v->pos = k->pos;
         unsigned t0 = p->rep.taint;
         if (body->kind == CN_MAP)
-            parse_map(p, body, version_fields, v, NULL);
+            parse_map(p, body, f->sub->rows, v, NULL);
         else if (body->kind == CN_BAD)
             p->rep.taint++;
         else if (body->kind != CN_NULL)
@@ -701,7 +692,7 @@ static void on_versions(struct pctx *p, const struct field *f,
 
 /* ---- split, sticky, rules, resolvers, access log ------------------------ */
 
-static void on_split(struct pctx *p, const struct field *f,
+static void on_split(struct config_pctx *p, const struct config_field *f,
                      const struct config_node *key, const struct config_node *val, void *base)
 {
     struct config *cfg = base;
@@ -733,7 +724,7 @@ static void on_split(struct pctx *p, const struct field *f,
 }
 
 /* After the whole file: split names → version indices. */
-static void resolve_split(struct pctx *p)
+static void resolve_split(struct config_pctx *p)
 {
     struct config *cfg = p->cfg;
     unsigned t0 = p->rep.taint;
@@ -758,17 +749,21 @@ static void resolve_split(struct pctx *p)
         p->skip->split = true;
 }
 
-struct sticky_tmp {
-    char *header, *cookie;
-    bool assign;
-};
+/*
+ * `header` and `cookie` both write the one `name` slot (config.c copies and
+ * frees a slot once); which key it was is in the seen set, and "not both"
+ * is checked after the map is read.
+ */
+#define STK(member) offsetof(struct config_sticky, member)
 
-static const struct field sticky_fields[] = {
-    {.name = "header", .type = F_TOKEN, .off = offsetof(struct sticky_tmp, header)},
-    {.name = "cookie", .type = F_TOKEN, .what = "a cookie name",
-     .off = offsetof(struct sticky_tmp, cookie)},
-    {.name = "assign", .type = F_BOOL, .off = offsetof(struct sticky_tmp, assign)},
-    {.name = NULL},
+static const struct config_type sticky_type = {
+    sizeof(struct config_sticky),
+    (const struct config_field[]){
+        {.name = "header", .type = F_TOKEN, .off = STK(name)},
+        {.name = "cookie", .type = F_TOKEN, .what = "a cookie name", .off = STK(name)},
+        {.name = "assign", .type = F_BOOL, .off = STK(assign)},
+        {.name = NULL},
+    },
 };
 
 /* The later of two keys: where "not both" is reported. */
@@ -779,85 +774,83 @@ static const struct config_node *later(const struct config_node *a, const struct
     return a->pos.col > b->pos.col ? a : b;
 }
 
-static void on_sticky(struct pctx *p, const struct field *f,
+static void on_sticky(struct config_pctx *p, const struct config_field *f,
                       const struct config_node *key, const struct config_node *val, void *base)
 {
-    struct config *cfg = base;
+    struct config_sticky *st = AT(base, f->off, struct config_sticky);
     if (!want_map(p, f->name, val))
         return;
-    struct sticky_tmp t = {NULL, NULL, false};
+    struct config_sticky t;
+    memset(&t, 0, sizeof(t));
+    config_fields_init(f->sub, &t);
     struct seen s;
     unsigned t0 = p->rep.taint;
-    parse_map(p, val, sticky_fields, &t, &s);
+    parse_map(p, val, f->sub->rows, &t, &s);
     if (p->rep.taint != t0) {
         /* already reported */
-    } else if (t.header && t.cookie) {
+    } else if (s.val[0] && s.val[1]) {
         perr(p, later(s.key[0], s.key[1])->pos,
              "sticky takes one of \"header\" or \"cookie\", not both");
-    } else if (!t.header && !t.cookie) {
+    } else if (!s.val[0] && !s.val[1]) {
         perr(p, key->pos, "sticky needs \"header\" or \"cookie\"");
-    } else if (t.header && s.val[2]) {
+    } else if (s.val[0] && s.val[2]) {
         perr(p, s.key[2]->pos, "\"assign\" only applies to a sticky cookie");
     } else {
-        cfg->sticky.kind = t.header ? STICKY_HEADER : STICKY_COOKIE;
-        cfg->sticky.name = t.header ? t.header : t.cookie;
-        cfg->sticky.assign = t.assign;
-        cfg->sticky.pos = key->pos;
-        t.header = t.cookie = NULL;
+        t.kind = s.val[0] ? STICKY_HEADER : STICKY_COOKIE;
+        t.pos = key->pos;
+        config_fields_dispose(f->sub, st);
+        *st = t;
+        return;
     }
-    free(t.header);
-    free(t.cookie);
+    config_fields_dispose(f->sub, &t);
 }
 
-struct rule_tmp {
-    char *header, *cookie, *value, *version;
+#define RULE(member) offsetof(struct config_rule, member)
+
+/* `header` and `cookie` share `name`, as in sticky_type. */
+static const struct config_type rule_type = {
+    sizeof(struct config_rule),
+    (const struct config_field[]){
+        {.name = "header", .type = F_TOKEN, .off = RULE(name)},
+        {.name = "cookie", .type = F_TOKEN, .what = "a cookie name", .off = RULE(name)},
+        {.name = "value", .type = F_STR, .off = RULE(value)},
+        {.name = "version", .type = F_STR, .required = true, .off = RULE(version)},
+        {.name = NULL},
+    },
 };
 
-static const struct field rule_fields[] = {
-    {.name = "header", .type = F_TOKEN, .off = offsetof(struct rule_tmp, header)},
-    {.name = "cookie", .type = F_TOKEN, .what = "a cookie name",
-     .off = offsetof(struct rule_tmp, cookie)},
-    {.name = "value", .type = F_STR, .off = offsetof(struct rule_tmp, value)},
-    {.name = "version", .type = F_STR, .required = true,
-     .off = offsetof(struct rule_tmp, version)},
-    {.name = NULL},
-};
-
-static void on_rule(struct pctx *p, struct config *cfg, const struct config_node *it)
+static void on_rule(struct config_pctx *p, const struct config_type *rt, struct config *cfg,
+                    const struct config_node *it)
 {
-    struct rule_tmp t = {NULL, NULL, NULL, NULL};
+    struct config_rule t;
+    memset(&t, 0, sizeof(t));
+    config_fields_init(rt, &t);
     struct seen s;
     unsigned t0 = p->rep.taint;
-    parse_map(p, it, rule_fields, &t, &s);
+    parse_map(p, it, rt->rows, &t, &s);
     if (p->rep.taint != t0) {
         /* already reported */
-    } else if (t.header && t.cookie) {
+    } else if (s.val[0] && s.val[1]) {
         perr(p, later(s.key[0], s.key[1])->pos,
              "rule takes one of \"header\" or \"cookie\", not both");
-    } else if (!t.header && !t.cookie) {
+    } else if (!s.val[0] && !s.val[1]) {
         perr(p, it->pos, "rule needs \"header\" or \"cookie\"");
-    } else if (t.cookie && !t.value) {
+    } else if (s.val[1] && !t.value) {
         perr(p, s.key[1]->pos, "cookie rule needs a \"value\"");
     } else if (cfg->n_rules == CONFIG_MAX_RULES) {
         perr(p, it->pos, "too many rules (at most %d)", CONFIG_MAX_RULES);
     } else {
-        struct config_rule *r = &cfg->rules[cfg->n_rules++];
-        r->match = t.cookie ? RULE_M_COOKIE_VALUE
-                   : t.value ? RULE_M_HEADER_VALUE : RULE_M_HEADER_PRESENT;
-        r->name = t.header ? t.header : t.cookie;
-        r->value = t.value;
-        r->version = t.version;
-        r->pos = it->pos;
-        r->version_pos = s.val[3]->pos;
-        t.header = t.cookie = t.value = t.version = NULL;
+        t.match = s.val[1] ? RULE_M_COOKIE_VALUE
+                  : t.value ? RULE_M_HEADER_VALUE : RULE_M_HEADER_PRESENT;
+        t.pos = it->pos;
+        t.version_pos = s.val[3]->pos;
+        cfg->rules[cfg->n_rules++] = t;
+        return;
     }
-    free(t.header);
-    free(t.cookie);
-    free(t.value);
-    free(t.version);
+    config_fields_dispose(rt, &t);
 }
 
-static void on_rules(struct pctx *p, const struct field *f,
+static void on_rules(struct config_pctx *p, const struct config_field *f,
                      const struct config_node *key, const struct config_node *val, void *base)
 {
     (void)key;
@@ -870,7 +863,7 @@ static void on_rules(struct pctx *p, const struct field *f,
         const struct config_node *it = val->kids[i];
         struct config_qbuf q;
         if (it->kind == CN_MAP)
-            on_rule(p, cfg, it);
+            on_rule(p, f->sub, cfg, it);
         else if (it->kind == CN_BAD)
             p->rep.taint++;
         else
@@ -901,7 +894,7 @@ static int normalize_resolver(const char *s, char *buf, size_t buflen)
     return 0;
 }
 
-static void on_resolvers(struct pctx *p, const struct field *f,
+static void on_resolvers(struct config_pctx *p, const struct config_field *f,
                          const struct config_node *key, const struct config_node *val, void *base)
 {
     (void)key;
@@ -925,26 +918,25 @@ static void on_resolvers(struct pctx *p, const struct field *f,
     }
 }
 
-static void on_log_format(struct pctx *p, const struct field *f,
+static void on_log_format(struct config_pctx *p, const struct config_field *f,
                           const struct config_node *key, const struct config_node *val, void *base)
 {
     (void)key;
-    struct config_access_log *al = base;
+    enum config_log_format *fmt = AT(base, f->off, enum config_log_format);
     if (!want_scalar(p, f, val))
         return;
     if (strcmp(val->text, "json") == 0)
-        al->format = LOG_F_JSON;
+        *fmt = LOG_F_JSON;
     else if (strcmp(val->text, "combined") == 0)
-        al->format = LOG_F_COMBINED;
+        *fmt = LOG_F_COMBINED;
     else
         bad_value(p, f, val);
 }
 
-static void on_log_path(struct pctx *p, const struct field *f,
+static void on_log_path(struct config_pctx *p, const struct config_field *f,
                         const struct config_node *key, const struct config_node *val, void *base)
 {
     (void)key;
-    struct config_access_log *al = base;
     if (!want_scalar(p, f, val))
         return;
     if (!*val->text) {
@@ -953,42 +945,48 @@ static void on_log_path(struct pctx *p, const struct field *f,
     }
     /* "-" and "stdout" both mean the default: standard output */
     bool std = strcmp(val->text, "-") == 0 || strcmp(val->text, "stdout") == 0;
-    set_str(al, offsetof(struct config_access_log, path), std ? NULL : val->text);
+    set_str(base, f->off, std ? NULL : val->text);
 }
 
-static const struct field access_log_fields[] = {
-    {.name = "enabled", .type = F_BOOL, .off = offsetof(struct config_access_log, enabled)},
-    {.name = "format", .type = F_FN, .fn = on_log_format, .what = "json or combined"},
-    {.name = "path", .type = F_FN, .fn = on_log_path, .what = "a path, - or stdout"},
-    {.name = NULL},
+#define LOG(member) offsetof(struct config_access_log, member)
+
+static const struct config_type access_log_type = {
+    sizeof(struct config_access_log),
+    (const struct config_field[]){
+        {.name = "enabled", .type = F_BOOL, .def = true, .off = LOG(enabled)},
+        {.name = "format", .type = F_FN, .fn = on_log_format, .store = CS_ENUM,
+         .def = LOG_F_JSON, .off = LOG(format), .what = "json or combined"},
+        {.name = "path", .type = F_FN, .fn = on_log_path, .store = CS_STR, .off = LOG(path),
+         .what = "a path, - or stdout"},
+        {.name = NULL},
+    },
 };
 
-static void on_access_log(struct pctx *p, const struct field *f,
+static void on_access_log(struct config_pctx *p, const struct config_field *f,
                           const struct config_node *key, const struct config_node *val, void *base)
 {
     (void)key;
-    struct config *cfg = base;
+    struct config_access_log *al = AT(base, f->off, struct config_access_log);
     bool b;
     if (val->kind == CN_MAP)
-        parse_map(p, val, access_log_fields, &cfg->access_log, NULL);
+        parse_map(p, val, f->sub->rows, al, NULL);
     else if (val->kind == CN_SCALAR && parse_bool(val->text, &b) == 0)
-        cfg->access_log.enabled = b;
+        al->enabled = b; /* `access_log: false` */
     else
         bad_value(p, f, val);
 }
 
-static void on_workers(struct pctx *p, const struct field *f,
+static void on_workers(struct config_pctx *p, const struct config_field *f,
                        const struct config_node *key, const struct config_node *val, void *base)
 {
     (void)key;
-    struct config *cfg = base;
     uint32_t u;
     if (!want_scalar(p, f, val))
         return;
     if (strcmp(val->text, "auto") == 0)
-        cfg->workers = 0;
+        *AT(base, f->off, uint32_t) = 0;
     else if (parse_uint(val->text, 64, &u) == 0)
-        cfg->workers = u;
+        *AT(base, f->off, uint32_t) = u;
     else
         bad_value(p, f, val);
 }
@@ -997,63 +995,94 @@ static void on_workers(struct pctx *p, const struct field *f,
 
 #define CFG(member) offsetof(struct config, member)
 
-static const struct field timeout_fields[] = {
-    {.name = "client_header", .type = F_DUR, .min = 1, .off = CFG(client_header_timeout_ms)},
-    {.name = "client_idle", .type = F_DUR, .min = 1, .off = CFG(client_idle_timeout_ms)},
-    {.name = "client_body", .type = F_DUR, .min = 1, .off = CFG(client_body_timeout_ms)},
-    {.name = "upstream_connect", .type = F_DUR, .min = 1,
-     .off = CFG(upstream_connect_timeout_ms)},
-    {.name = "upstream_response", .type = F_DUR, .min = 1,
-     .off = CFG(upstream_response_timeout_ms)},
-    {.name = "upstream_idle", .type = F_DUR, .min = 1, .off = CFG(upstream_idle_timeout_ms)},
-    {.name = "drain", .type = F_DUR, .min = 0, .off = CFG(drain_timeout_ms)},
-    {.name = NULL},
+/*
+ * The tables, one row per key. A new key: its member in struct config
+ * (config.h), one row here, its documentation in conf/weir.yaml (the unit
+ * test compares the two). Defaults, copy, free and the restart list follow
+ * from the row (config.c). Keep each table's order: it is the order of
+ * "expected one of" in messages and of the restart list.
+ */
+static const struct config_type timeout_type = {
+    sizeof(struct config),
+    (const struct config_field[]){
+        {.name = "client_header", .type = F_DUR, .min = 1, .def = 10000,
+         .off = CFG(client_header_timeout_ms)},
+        {.name = "client_idle", .type = F_DUR, .min = 1, .def = 60000,
+         .off = CFG(client_idle_timeout_ms)},
+        {.name = "client_body", .type = F_DUR, .min = 1, .def = 60000,
+         .off = CFG(client_body_timeout_ms)},
+        {.name = "upstream_connect", .type = F_DUR, .min = 1, .def = 2000,
+         .off = CFG(upstream_connect_timeout_ms)},
+        {.name = "upstream_response", .type = F_DUR, .min = 1, .def = 30000,
+         .off = CFG(upstream_response_timeout_ms)},
+        {.name = "upstream_idle", .type = F_DUR, .min = 1, .def = 30000,
+         .off = CFG(upstream_idle_timeout_ms)},
+        {.name = "drain", .type = F_DUR, .min = 0, .def = 10000, .off = CFG(drain_timeout_ms)},
+        {.name = NULL},
+    },
 };
 
-static const struct field limit_fields[] = {
-    {.name = "max_connections", .type = F_UINT, .min = 1, .max = 10000000,
-     .off = CFG(max_connections)},
-    {.name = "max_header_bytes", .type = F_UINT, .min = 1024, .max = 1048576,
-     .off = CFG(max_header_bytes)},
-    {.name = "max_header_count", .type = F_UINT, .min = 1, .max = 1000,
-     .off = CFG(max_header_count)},
-    {.name = "upstream_idle_per_endpoint", .type = F_UINT, .min = 0, .max = 100000,
-     .off = CFG(max_idle_upstream)},
-    {.name = NULL},
+static const struct config_type limit_type = {
+    sizeof(struct config),
+    (const struct config_field[]){
+        {.name = "max_connections", .type = F_UINT, .min = 1, .max = 10000000, .def = 10000,
+         .off = CFG(max_connections)},
+        {.name = "max_header_bytes", .type = F_UINT, .min = 1024, .max = 1048576, .def = 16384,
+         .off = CFG(max_header_bytes)},
+        {.name = "max_header_count", .type = F_UINT, .min = 1, .max = 1000, .def = 100,
+         .off = CFG(max_header_count)},
+        {.name = "upstream_idle_per_endpoint", .type = F_UINT, .min = 0, .max = 100000,
+         .def = 256, .off = CFG(max_idle_upstream)},
+        {.name = NULL},
+    },
 };
 
-static const struct field top_fields[] = {
-    {.name = "listen", .type = F_ADDR, .required = true, .off = CFG(listen),
-     .off_sa = CFG(listen_sa), .off_salen = CFG(listen_sa_len)},
-    {.name = "control", .type = F_SOCKPATH, .off = CFG(control)},
-    {.name = "control_mode", .type = F_MODE, .off = CFG(control_mode)},
-    {.name = "control_owner", .type = F_ID, .what = "a user name or uid",
-     .off = CFG(control_owner)},
-    {.name = "control_group", .type = F_ID, .what = "a group name or gid",
-     .off = CFG(control_group)},
-    {.name = "state", .type = F_PATH, .off = CFG(state)},
-    {.name = "admin", .type = F_ADDR, .off = CFG(admin), .off_sa = CFG(admin_sa),
-     .off_salen = CFG(admin_sa_len)},
-    {.name = "watch", .type = F_BOOL, .off = CFG(watch)},
-    {.name = "version_header", .type = F_TOKEN, .off = CFG(version_header)},
-    {.name = "workers", .type = F_FN, .fn = on_workers, .what = "an integer 0..64 or \"auto\""},
-    {.name = "retries", .type = F_UINT, .min = 0, .max = 10, .off = CFG(retries)},
-    {.name = "timeouts", .type = F_MAP, .sub = timeout_fields},
-    {.name = "limits", .type = F_MAP, .sub = limit_fields},
-    {.name = "versions", .type = F_FN, .required = true, .fn = on_versions},
-    {.name = "split", .type = F_FN, .required = true, .fn = on_split},
-    {.name = "sticky", .type = F_FN, .fn = on_sticky},
-    {.name = "rules", .type = F_FN, .fn = on_rules},
-    {.name = "resolvers", .type = F_FN, .fn = on_resolvers},
-    {.name = "access_log", .type = F_FN, .fn = on_access_log,
-     .what = "a mapping or true/false"},
-    {.name = NULL},
+const struct config_type config_type_top = {
+    sizeof(struct config),
+    (const struct config_field[]){
+        {.name = "listen", .type = F_ADDR, .required = true, .restart = true, .off = CFG(listen),
+         .off_sa = CFG(listen_sa), .off_salen = CFG(listen_sa_len)},
+        {.name = "control", .type = F_SOCKPATH, .restart = true,
+         .def_str = "/run/weir/weir.sock", .off = CFG(control)},
+        {.name = "control_mode", .type = F_MODE, .restart = true, .def = 0600,
+         .off = CFG(control_mode)},
+        {.name = "control_owner", .type = F_ID, .restart = true, .what = "a user name or uid",
+         .off = CFG(control_owner)},
+        {.name = "control_group", .type = F_ID, .restart = true, .what = "a group name or gid",
+         .off = CFG(control_group)},
+        /* default: control + ".state", filled in by config_parse() */
+        {.name = "state", .type = F_PATH, .restart = true, .off = CFG(state)},
+        {.name = "admin", .type = F_ADDR, .restart = true, .off = CFG(admin),
+         .off_sa = CFG(admin_sa), .off_salen = CFG(admin_sa_len)},
+        {.name = "watch", .type = F_BOOL, .def = true, .off = CFG(watch)},
+        {.name = "version_header", .type = F_TOKEN, .off = CFG(version_header)},
+        {.name = "workers", .type = F_FN, .fn = on_workers, .store = CS_U32, .restart = true,
+         .off = CFG(workers), .what = "an integer 0..64 or \"auto\""},
+        {.name = "retries", .type = F_UINT, .min = 0, .max = 10, .def = 1, .off = CFG(retries)},
+        {.name = "timeouts", .type = F_MAP, .sub = &timeout_type},
+        {.name = "limits", .type = F_MAP, .sub = &limit_type},
+        {.name = "versions", .type = F_FN, .required = true, .fn = on_versions,
+         .store = CS_ARRAY, .named = true, .off = CFG(versions), .off_n = CFG(n_versions),
+         .sub = &config_type_version},
+        {.name = "split", .type = F_FN, .required = true, .fn = on_split, .store = CS_U32V,
+         .named = true, .off = CFG(split_bp), .off_n = CFG(n_versions)},
+        {.name = "sticky", .type = F_FN, .fn = on_sticky, .store = CS_SUB, .off = CFG(sticky),
+         .sub = &sticky_type},
+        {.name = "rules", .type = F_FN, .fn = on_rules, .store = CS_ARRAY, .off = CFG(rules),
+         .off_n = CFG(n_rules), .sub = &rule_type},
+        {.name = "resolvers", .type = F_FN, .fn = on_resolvers, .store = CS_STRV,
+         .off = CFG(resolvers), .off_n = CFG(n_resolvers)},
+        {.name = "access_log", .type = F_FN, .fn = on_access_log, .store = CS_SUB,
+         .off = CFG(access_log), .sub = &access_log_type, .what = "a mapping or true/false"},
+        {.name = "path", .type = F_DATA, .store = CS_STR, .off = CFG(path)}, /* the file */
+        {.name = NULL},
+    },
 };
 
 struct config *config_parse(const char *file, const char *text, size_t len,
                                  struct config_errors *errs, struct config_skip *skip)
 {
-    struct pctx p;
+    struct config_pctx p;
     memset(&p, 0, sizeof(p));
     p.rep.errs = errs;
     p.rep.errs_start = errs->n;
@@ -1081,7 +1110,7 @@ struct config *config_parse(const char *file, const char *text, size_t len,
     }
     struct config *cfg = config_new_default(file);
     p.cfg = cfg;
-    parse_map(&p, root, top_fields, cfg, NULL);
+    parse_map(&p, root, config_type_top.rows, cfg, NULL);
     if (!p.versions_seen)
         skip->all_names = true; /* `versions` missing or not a mapping: reported */
     resolve_split(&p);

@@ -3,8 +3,9 @@
  * else uses config.h.
  *
  *   config_yaml.c   YAML text → tree of struct config_node (with positions)
- *   config_parse.c  tree → struct config: keys, shapes, single values
- *   config.c        the model: defaults, validator, clone, free, errors, load
+ *   config_parse.c  the field table; tree → struct config: keys, shapes, values
+ *   config.c        the model: defaults, clone, free, restart list (walking the
+ *                   table), validator, errors, load
  *
  * The parser stores only values that parsed; whatever it could not store it
  * describes in a struct config_skip, so that the validator, which then runs
@@ -69,6 +70,110 @@ struct config_qbuf {
 const char *config_yaml_quote(struct config_qbuf *q, const char *s);
 /* What a node is, for messages: "a mapping", "a list", "empty" or its quoted text. */
 const char *config_yaml_describe(struct config_qbuf *q, const struct config_node *n);
+
+/* ---- the field table (rows in config_parse.c, walkers in config.c) ------ */
+
+/*
+ * One row per setting. A row says how the key is parsed (type, min, max,
+ * what), where its value lives (off, store), its default, and whether a
+ * reload may change it (restart). config.c derives the defaults, the deep
+ * copy, the free and the "needs a restart" list from these rows, so adding
+ * a key is one row plus its struct member: nothing else to keep in step.
+ *
+ * Why a table rather than a per-config string arena: a config is edited
+ * in place by every runtime change (runtime.c frees and replaces a
+ * fallback, an endpoint, a rule), and a clone must still copy every
+ * string, so an arena would make neither edit nor clone simpler, only
+ * change which free() to call. The table also gives the default and the
+ * restart flag, which an arena cannot.
+ */
+#define CONFIG_MAX_FIELDS 64 /* rows in one table (parse_map's bitmap) */
+
+enum config_field_type {
+    F_STR = 0,  /* any string → char * */
+    F_PATH,     /* non-empty path → char * */
+    F_SOCKPATH, /* Unix socket path that fits sun_path → char * */
+    F_ID,       /* user/group name or number → char * */
+    F_TOKEN,    /* HTTP token (header or cookie name) → char * */
+    F_ADDR,     /* host:port → char * + sockaddr + socklen_t */
+    F_DUR,      /* duration → uint32_t ms, >= min */
+    F_UINT,     /* decimal integer min..max → uint32_t */
+    F_PORT,     /* decimal integer 0..65535 → uint16_t */
+    F_BOOL,     /* true/false/yes/no/on/off → bool */
+    F_MODE,     /* octal permission bits → uint32_t */
+    F_MAP,      /* nested mapping described by sub, at base + off */
+    F_FN,       /* custom: fn parses the value; store says what it keeps */
+    F_DATA,     /* not a key: data filled by other means (the file's path,
+                   a version's name), listed for copy and free only */
+};
+
+/* What a row keeps at base + off; what copy, free and restart work on. */
+enum config_store {
+    CS_AUTO = 0, /* implied by the type (F_FN and F_DATA rows must say) */
+    CS_NONE,     /* nothing of its own (a custom row writing elsewhere) */
+    CS_STR,      /* owned char *, NULL or a copy of def_str by default */
+    CS_ADDR,     /* CS_STR + struct sockaddr_storage at off_sa + socklen_t at off_salen */
+    CS_U32,      /* uint32_t, default def */
+    CS_U16,      /* uint16_t, default def */
+    CS_BOOL,     /* bool, default def != 0 */
+    CS_ENUM,     /* an enum (int-sized), default def */
+    CS_SUB,      /* a struct described by sub, embedded at off */
+    CS_ARRAY,    /* owned array of off_n (size_t) structs described by sub */
+    CS_STRV,     /* owned array of off_n (size_t) owned strings */
+    CS_U32V,     /* owned array of off_n (size_t) uint32_t */
+};
+
+struct config_type;
+struct config_field;
+struct config_pctx; /* config_parse.c's parse state */
+typedef void (*config_field_cb)(struct config_pctx *p, const struct config_field *f,
+                                const struct config_node *key,
+                                const struct config_node *val, void *base);
+
+struct config_field {
+    const char *name;              /* the YAML key; NULL ends a table */
+    enum config_field_type type;   /* how the value is parsed */
+    enum config_store store;       /* what is kept; CS_AUTO = from type */
+    bool required;                 /* the key must be present */
+    bool restart;                  /* a reload keeps the running value */
+    size_t off, off_sa, off_salen; /* storage in the base struct */
+    size_t off_n;                  /* CS_ARRAY, CS_STRV, CS_U32V: the count */
+    uint32_t min, max;             /* F_DUR, F_UINT */
+    uint32_t def;                  /* default of a number, bool or enum */
+    const char *def_str;           /* borrowed: default of a string, NULL = none */
+    const char *what;              /* override of the type's description */
+    const struct config_type *sub; /* F_MAP, CS_SUB, CS_ARRAY: nested rows */
+    bool named;                    /* CS_ARRAY: a mapping of user-chosen names
+                                      (versions), not a list */
+    config_field_cb fn;            /* F_FN */
+};
+
+/* A struct the rows describe. */
+struct config_type {
+    size_t size;                     /* sizeof the struct */
+    const struct config_field *rows; /* borrowed, static */
+};
+
+/* The whole config (struct config), and one version (struct config_version). */
+extern const struct config_type config_type_top;
+extern const struct config_type config_type_version;
+
+/* The store of row f, CS_AUTO resolved. */
+enum config_store config_field_store(const struct config_field *f);
+
+/* Set the defaults of every row into the zeroed struct at base. */
+void config_fields_init(const struct config_type *t, void *base);
+
+/* Free everything the rows own in the struct at base (not base itself). */
+void config_fields_dispose(const struct config_type *t, void *base);
+
+/*
+ * Every key the parser accepts, as a path from the top: "timeouts.drain",
+ * "*" for a user-chosen name, "[]" for a list item:
+ * "versions.*.endpoints[].address". Returns the count; *out is a new array
+ * of new strings in table order (free each, then the array).
+ */
+size_t config_schema_keys(char ***out);
 
 /* ---- config_parse.c ---------------------------------------------------- */
 

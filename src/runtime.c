@@ -676,50 +676,6 @@ static struct config *merge(const struct config *fn, int64_t mtime_ms,
     return cur;
 }
 
-/* Settings that only take effect at start: keep the running values. */
-static void keep_restart_settings(struct config *dst, const struct config *old,
-                                  char *list, size_t listlen)
-{
-    list[0] = '\0';
-    if (!old)
-        return;
-#define KEEP_STR(field)                                                        \
-    do {                                                                       \
-        if (!streq_null(dst->field, old->field)) {                             \
-            append(list, listlen, ", ", "%s", #field);                         \
-            free(dst->field);                                                  \
-            dst->field = old->field ? xstrdup(old->field) : NULL;              \
-        }                                                                      \
-    } while (0)
-    if (!streq_null(dst->listen, old->listen)) {
-        append(list, listlen, ", ", "listen");
-        free(dst->listen);
-        dst->listen = old->listen ? xstrdup(old->listen) : NULL;
-        dst->listen_sa = old->listen_sa;
-        dst->listen_sa_len = old->listen_sa_len;
-    }
-    if (dst->workers != old->workers) {
-        append(list, listlen, ", ", "workers");
-        dst->workers = old->workers;
-    }
-    KEEP_STR(control);
-    if (dst->control_mode != old->control_mode) {
-        append(list, listlen, ", ", "control_mode");
-        dst->control_mode = old->control_mode;
-    }
-    KEEP_STR(control_owner);
-    KEEP_STR(control_group);
-    KEEP_STR(state);
-    if (!streq_null(dst->admin, old->admin)) {
-        append(list, listlen, ", ", "admin");
-        free(dst->admin);
-        dst->admin = old->admin ? xstrdup(old->admin) : NULL;
-        dst->admin_sa = old->admin_sa;
-        dst->admin_sa_len = old->admin_sa_len;
-    }
-#undef KEEP_STR
-}
-
 /* ---- public ------------------------------------------------------------ */
 
 int runtime_start(const char *config_path, struct config_errors *errs)
@@ -789,7 +745,7 @@ int runtime_reload_result(struct config_errors *errs, struct runtime_result *res
         return -1;
     }
     struct config *running = merge(fn, mtime, res->warning, sizeof(res->warning));
-    keep_restart_settings(running, rt.running, res->restart, sizeof(res->restart));
+    config_keep_restart(running, rt.running, res->restart, sizeof(res->restart));
     state_map_dispose(&rt.st.file);
     config_to_map(fn, &rt.st.file);
     config_free(rt.file);
