@@ -7,7 +7,11 @@
  * socket, so a runtime change can never produce a state the file could not.
  *
  * A struct config is a plain tree of owned heap data; config_clone() deep-
- * copies it. It is never shared between threads while mutable: the control
+ * copies it. Each key's default, range, YAML name and whether a reload may
+ * change it are written once, in its row of the field table
+ * (config_parse.c, described in config_yaml.h); the comments here do not
+ * repeat them. Adding a key: a member here, a row there, its documentation
+ * in conf/weir.yaml (unit_config_table checks the two agree). It is never shared between threads while mutable: the control
  * thread clones, modifies, validates, then hands it to snapshot_new().
  * Does not own: sockets, endpoints' runtime health (snapshot.c, health.c).
  */
@@ -37,19 +41,19 @@ struct config_endpoint {
     char *address; /* owned: as written, "10.0.0.1:8080" / "[::1]:80" */
     struct sockaddr_storage sa;
     socklen_t sa_len;
-    uint32_t weight; /* 1..1000, default 1; {address: A, weight: N} form */
+    uint32_t weight; /* 1..1000; {address: A, weight: N} form */
     bool draining;   /* runtime: drained by control, gets no new requests */
     struct config_pos pos;
 };
 
 struct config_health {
     bool enabled;          /* true when the version has a `health:` map */
-    char *path;            /* owned; default "/ready" (set even when !enabled) */
+    char *path;            /* owned; has its default even when !enabled */
     uint16_t port;         /* 0 = the endpoint's own port */
-    uint32_t interval_ms;  /* default 2s */
-    uint32_t timeout_ms;   /* default 1s */
-    uint32_t rise;         /* default 2 */
-    uint32_t fall;         /* default 2 */
+    uint32_t interval_ms;
+    uint32_t timeout_ms;
+    uint32_t rise;
+    uint32_t fall;
     struct config_pos pos;
 };
 
@@ -58,7 +62,7 @@ struct config_version {
     struct config_endpoint *endpoints; /* owned array */
     size_t n_endpoints;
     char *discover;          /* owned, NULL if none: "name:port" */
-    uint32_t discover_interval_ms; /* default 5s */
+    uint32_t discover_interval_ms;
     struct config_health health;
     char *fallback;          /* owned, NULL: version taking traffic when none healthy */
     struct config_pos pos;   /* the version's name (its key under `versions`) */
@@ -99,7 +103,7 @@ enum config_log_format {
 };
 
 struct config_access_log {
-    bool enabled;               /* default true */
+    bool enabled;
     enum config_log_format format;
     char *path;                 /* owned; NULL = stdout */
 };
@@ -110,35 +114,35 @@ struct config {
     char *listen; /* owned: as written */
     struct sockaddr_storage listen_sa;
     socklen_t listen_sa_len;
-    char *control;    /* owned; default "/run/weir/weir.sock" */
-    uint32_t control_mode;  /* default 0600 */
+    char *control;    /* owned */
+    uint32_t control_mode;
     char *control_owner;    /* owned, NULL = unchanged (user name or uid) */
     char *control_group;    /* owned, NULL = unchanged (group name or gid) */
     char *state;      /* owned; default control + ".state" */
     char *admin;      /* owned, NULL = no admin listener */
     struct sockaddr_storage admin_sa;
     socklen_t admin_sa_len;
-    bool watch;       /* default true: reload when the file changes */
+    bool watch;       /* reload when the file changes */
     char *version_header; /* owned, NULL = none */
 
     uint32_t workers; /* 0 in the file = one per core (resolved by main) */
 
     /* timeouts: */
-    uint32_t client_header_timeout_ms;   /* default 10s */
-    uint32_t client_idle_timeout_ms;     /* keep-alive idle, default 60s */
-    uint32_t client_body_timeout_ms;     /* between body reads, default 60s */
-    uint32_t upstream_connect_timeout_ms;/* default 2s */
-    uint32_t upstream_response_timeout_ms;/* idle while waiting, default 30s */
-    uint32_t upstream_idle_timeout_ms;   /* pooled idle conn, default 30s */
-    uint32_t drain_timeout_ms;           /* graceful stop, default 10s */
+    uint32_t client_header_timeout_ms;
+    uint32_t client_idle_timeout_ms;     /* keep-alive idle */
+    uint32_t client_body_timeout_ms;     /* between body reads */
+    uint32_t upstream_connect_timeout_ms;
+    uint32_t upstream_response_timeout_ms;/* idle while waiting */
+    uint32_t upstream_idle_timeout_ms;   /* pooled idle conn */
+    uint32_t drain_timeout_ms;           /* graceful stop */
 
     /* limits: */
-    uint32_t max_connections;   /* per process, default 10000 */
-    uint32_t max_header_bytes;  /* request head, default 16384 */
-    uint32_t max_header_count;  /* default 100 */
-    uint32_t max_idle_upstream; /* idle pooled conns per endpoint per worker, default 256 */
+    uint32_t max_connections;   /* per process */
+    uint32_t max_header_bytes;  /* request head */
+    uint32_t max_header_count;
+    uint32_t max_idle_upstream; /* idle pooled conns per endpoint per worker */
 
-    uint32_t retries;           /* extra attempts on another endpoint, default 1 */
+    uint32_t retries;           /* extra attempts on another endpoint */
 
     struct config_version *versions; /* owned array, in file order */
     size_t n_versions;

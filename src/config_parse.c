@@ -515,7 +515,7 @@ static void on_endpoints(struct config_pctx *p, const struct config_field *f,
         return;
     size_t cap = val->n < CONFIG_MAX_ENDPOINTS ? val->n : CONFIG_MAX_ENDPOINTS;
     for (size_t i = 0; i < v->n_endpoints; i++)
-        free(v->endpoints[i].address);
+        config_fields_dispose(f->sub, &v->endpoints[i]);
     free(v->endpoints);
     v->endpoints = xcalloc(cap ? cap : 1, sizeof(*v->endpoints));
     v->n_endpoints = 0;
