@@ -37,10 +37,10 @@
 /* ---- the rows: defaults, copy, free, restart ---------------------------- */
 
 #define AT(base, off, type) ((type *)(void *)((char *)(base) + (off)))
-#define COLD(base, off) ((const char *)(base) + (off)) /* read-only AT */
+#define RO_AT(base, off) ((const char *)(base) + (off)) /* AT for a const base, as bytes */
 
 _Static_assert(sizeof(enum config_log_format) == sizeof(unsigned),
-               "CS_ENUM keeps enums as unsigned");
+               "CS_ENUM rows keep their enum as an unsigned (the log format is one)");
 
 enum config_store config_field_store(const struct config_field *f)
 {
@@ -264,7 +264,7 @@ static void keep_restart(const struct config_type *t, void *dst, const void *old
         if (st == CS_SUB) {
             char sub[128];
             snprintf(sub, sizeof(sub), "%s%s.", prefix, f->name);
-            keep_restart(f->sub, AT(dst, f->off, char), COLD(old, f->off), restart,
+            keep_restart(f->sub, AT(dst, f->off, char), RO_AT(old, f->off), restart,
                          sub, list, listlen);
             continue;
         }
@@ -278,17 +278,17 @@ static void keep_restart(const struct config_type *t, void *dst, const void *old
             free(*d);
             *d = dup_or_null(o);
             if (st == CS_ADDR) {
-                memcpy(AT(dst, f->off_sa, char), COLD(old, f->off_sa),
+                memcpy(AT(dst, f->off_sa, char), RO_AT(old, f->off_sa),
                        sizeof(struct sockaddr_storage));
-                memcpy(AT(dst, f->off_salen, char), COLD(old, f->off_salen),
+                memcpy(AT(dst, f->off_salen, char), RO_AT(old, f->off_salen),
                        sizeof(socklen_t));
             }
         } else {
             size_t sz = store_size(st);
             CHECK(sz > 0); /* lists cannot be restart-only (none is yet) */
-            if (memcmp(AT(dst, f->off, char), COLD(old, f->off), sz) == 0)
+            if (memcmp(AT(dst, f->off, char), RO_AT(old, f->off), sz) == 0)
                 continue;
-            memcpy(AT(dst, f->off, char), COLD(old, f->off), sz);
+            memcpy(AT(dst, f->off, char), RO_AT(old, f->off), sz);
         }
         size_t used = strnlen(list, listlen);
         if (used + 1 < listlen)
