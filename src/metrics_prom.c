@@ -204,8 +204,9 @@ static void render_requests(struct json_buf *out, const struct snapshot *s,
 
     name = "weir_requests_aborted_total";
     family(out, name, "counter",
-           "Requests that ended without a response status (client or upstream "
-           "went away first), by version (\"\": before routing).");
+           "Requests whose client went away before the response was complete "
+           "(logged as 499, also counted in weir_requests_total's 4xx), by "
+           "version (\"\": before routing).");
     for (size_t i = 0; i < n_vs; i++) {
         series(out, name, metrics_vstats_at(i)->name, NULL, NULL);
         value_u(out, tot[i].aborted);
@@ -214,6 +215,20 @@ static void render_requests(struct json_buf *out, const struct snapshot *s,
         series(out, name, "", NULL, NULL);
         value_u(out, aborted);
     }
+
+    name = "weir_request_errors_total";
+    family(out, name, "counter",
+           "Requests that did not end as a plainly answered response, by version "
+           "and reason (weir's errors, upstream failures, client aborts).");
+    for (size_t i = 0; i < n_vs; i++)
+        for (int e = TXN_E_NONE + 1; e < TXN_E_COUNT; e++)
+            if (tot[i].errors[e]) {
+                json_buf_puts(out, name);
+                json_buf_puts(out, "{version=\"");
+                metrics_prom_label_value(out, metrics_vstats_at(i)->name);
+                json_buf_printf(out, "\",error=\"%s\"} ", txn_errors[e].label);
+                value_u(out, tot[i].errors[e]);
+            }
 
     name = "weir_no_endpoint_total";
     family(out, name, "counter",
