@@ -79,8 +79,6 @@ void metrics_txn_done(struct worker *w, const struct snapshot *s, int version,
                       bool aborted, uint64_t duration_us)
 {
     int cls = metrics_status_class(status);
-    if (ep && cls >= 0)
-        bump(&ep->slots[w->id].requests[cls], 1);
     if (version < 0) {
         if (cls >= 0)
             bump(&unrouted[w->id].requests[cls], 1);
@@ -103,6 +101,10 @@ void metrics_txn_done(struct worker *w, const struct snapshot *s, int version,
         return;
     }
     bump(&vs->requests[cls], 1);
+    /* The endpoint after its version: a reader that sums endpoints first
+     * and versions second never sees an endpoint ahead of its version. */
+    if (ep)
+        bump(&ep->slots[w->id].requests[cls], 1);
     if (!ep) {
         bump(&vs->no_ep_requests[cls], 1);
         if (status == 503)
