@@ -18,6 +18,9 @@
 
 #define LINGER_MS 2000
 
+const char CLIENT_CLOSE_PEER[] = "client closed";
+const char CLIENT_CLOSE_STOP[] = "worker stopping";
+
 static void on_read(struct conn *cn, void *arg);
 static void on_write(struct conn *cn, void *arg);
 static void on_event(struct conn *cn, short what, void *arg);
@@ -254,7 +257,7 @@ static void process(struct client *c)
             char label[96];
             client_label(c, label, sizeof(label));
             log_warn("%s request head over %zu bytes: 431", label, lim);
-            proxy_log_refused(c, 431, "request head too large");
+            proxy_log_refused(c, 431, TXN_E_HEAD_TOO_LARGE, NULL);
             client_fail(c, 431);
         }
         return;
@@ -262,7 +265,7 @@ static void process(struct client *c)
         char label[96];
         client_label(c, label, sizeof(label));
         log_warn("%s bad request: %s", label, err);
-        proxy_log_refused(c, 400, err);
+        proxy_log_refused(c, 400, TXN_E_BAD_REQUEST, err);
         client_fail(c, 400);
         return;
     }
@@ -295,7 +298,7 @@ void client_drain(struct client *c)
 {
     c->close_after = true;
     if (c->state == CL_S_IDLE || c->state == CL_S_PARKED)
-        client_close(c, "worker stopping");
+        client_close(c, CLIENT_CLOSE_STOP);
 }
 
 static void on_read(struct conn *cn, void *arg)
@@ -344,7 +347,7 @@ static void on_event(struct conn *cn, short what, void *arg)
         proxy_on_client_eof(c->txn);
         return;
     }
-    client_close(c, (what & CONN_ERROR) ? "client error" : "client closed");
+    client_close(c, CLIENT_CLOSE_PEER);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -357,7 +360,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         char label[96];
         client_label(c, label, sizeof(label));
         log_warn("%s request head not complete in time: 408", label);
-        proxy_log_refused(c, 408, "request head timeout");
+        proxy_log_refused(c, 408, TXN_E_HEAD_TIMEOUT, NULL);
         http1_write_error(c->cn->out, 408, true);
         client_close_after_flush(c);
         return;

@@ -71,6 +71,11 @@ struct client {
     struct event park_ev;       /* socket readable / idle timeout while parked */
 };
 
+/* Reasons for client_close that proxy.c tells apart (compared by pointer):
+ * the peer closed or reset the connection, or weir's worker stops. */
+extern const char CLIENT_CLOSE_PEER[];
+extern const char CLIENT_CLOSE_STOP[];
+
 /* Take over an accepted socket. Returns NULL (fd closed) on failure. */
 struct client *client_new(struct worker *w, int fd, const struct sockaddr *sa,
                           socklen_t len);

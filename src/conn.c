@@ -243,6 +243,8 @@ void conn_read_soon(struct conn *cn)
 static void wrote(struct conn *cn, size_t before, ssize_t n)
 {
     size_t left = evbuffer_get_length(cn->out);
+    if (n > 0)
+        cn->sent_bytes += (uint64_t)n;
     if (n < 0 && n != -EAGAIN && n != -EINTR) {
         /* on_writable tries again and reports the error */
         add_wev(cn);
@@ -316,6 +318,8 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
             cn->eventcb(cn, CONN_ERROR | CONN_WRITING, cn->arg);
             return;
         }
+        if (n > 0)
+            cn->sent_bytes += (uint64_t)n;
     }
     size_t left = evbuffer_get_length(cn->out);
     if (left == 0)

@@ -63,6 +63,7 @@ struct conn {
     struct evbuffer *in;          /* owned */
     struct evbuffer *out;         /* owned */
     size_t write_low;             /* writecb when the output drains to this */
+    uint64_t sent_bytes;          /* bytes written to the socket so far */
     uint32_t read_timeout_ms;     /* 0: none */
     uint32_t write_timeout_ms;    /* 0: none (also the connect timeout) */
     conn_data_cb readcb, writecb; /* may be NULL */

@@ -75,28 +75,36 @@ int metrics_status_class(int status)
 }
 
 void metrics_txn_done(struct worker *w, const struct snapshot *s, int version,
-                      struct endpoint *ep, int status, uint64_t duration_us)
+                      struct endpoint *ep, int status, enum txn_error err,
+                      bool aborted, uint64_t duration_us)
 {
     int cls = metrics_status_class(status);
-    if (ep && cls >= 0)
-        bump(&ep->slots[w->id].requests[cls], 1);
     if (version < 0) {
         if (cls >= 0)
             bump(&unrouted[w->id].requests[cls], 1);
-        else
+        if (aborted || cls < 0)
             bump(&unrouted[w->id].aborted, 1);
         return;
     }
     if (!s->versions[version].stats)
         return;
     struct vstats_wslot *vs = &s->versions[version].stats->slots[w->id];
-    if (cls < 0) {
-        /* No status reached the client: not a response, so kept out of
-         * the request counters and the histogram (their counts agree). */
+    if (aborted)
         bump(&vs->aborted, 1);
+    if (err > TXN_E_NONE && err < TXN_E_COUNT)
+        bump(&vs->errors[err], 1);
+    if (cls < 0) {
+        /* No status at all (every txn has one; defensive): kept out of the
+         * request counters and the histogram, so their counts agree. */
+        if (!aborted)
+            bump(&vs->aborted, 1);
         return;
     }
     bump(&vs->requests[cls], 1);
+    /* The endpoint after its version: a reader that sums endpoints first
+     * and versions second never sees an endpoint ahead of its version. */
+    if (ep)
+        bump(&ep->slots[w->id].requests[cls], 1);
     if (!ep) {
         bump(&vs->no_ep_requests[cls], 1);
         if (status == 503)
@@ -144,6 +152,8 @@ void metrics_vstats_totals(const struct vstats *vs, struct metrics_vtotals *out)
         }
         out->no_endpoint += rd(&s->no_endpoint);
         out->aborted += rd(&s->aborted);
+        for (int e = 0; e < TXN_E_COUNT; e++)
+            out->errors[e] += rd(&s->errors[e]);
         for (int b = 0; b < METRICS_BUCKETS; b++)
             out->buckets[b] += rd(&s->buckets[b]);
         out->duration_us_sum += rd(&s->duration_us_sum);
@@ -239,6 +249,8 @@ static void vtotals_sub(struct metrics_vtotals *a, const struct metrics_vtotals 
     }
     a->no_endpoint -= b->no_endpoint;
     a->aborted -= b->aborted;
+    for (int e = 0; e < TXN_E_COUNT; e++)
+        a->errors[e] -= b->errors[e];
     for (int k = 0; k < METRICS_BUCKETS; k++)
         a->buckets[k] -= b->buckets[k];
     a->duration_us_sum -= b->duration_us_sum;

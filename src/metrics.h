@@ -9,7 +9,11 @@
  * registered once by the main thread when a snapshot first names the
  * version and never freed (bounded by METRICS_MAX_VSTATS), with a
  * per-worker slot of requests by class (with and without an endpoint),
- * aborted txns, weir's own no-endpoint answers and a duration histogram.
+ * client aborts (499s, which are in the 4xx class too), requests by the
+ * reason they did not end plainly (enum txn_error), weir's own no-endpoint
+ * answers and a duration histogram (every request, aborted ones with the
+ * time until the client left, so the histogram's count equals the sum of
+ * the classes).
  * Txns that never reached routing (400, 431...) are counted per worker in
  * an "unrouted" slot. Only the owning worker writes a slot (relaxed load +
  * store: no read-modify-write, no lock); readers sum the slots.
@@ -23,9 +27,11 @@
 #define WEIR_METRICS_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "snapshot.h"
+#include "txn_error.h"
 
 #define METRICS_MAX_VSTATS 256
 /* Histogram buckets: upper bounds in microseconds, 50 µs .. 60 s (the last
@@ -40,7 +46,8 @@ struct vstats_wslot {
     _Atomic uint64_t requests[STATUS_CLASSES]; /* txns by status class */
     _Atomic uint64_t no_ep_requests[STATUS_CLASSES]; /* of which without endpoint */
     _Atomic uint64_t no_endpoint;  /* answered 503: no endpoint available */
-    _Atomic uint64_t aborted;      /* ended without any response status */
+    _Atomic uint64_t aborted;      /* the client went away first (499) */
+    _Atomic uint64_t errors[TXN_E_COUNT]; /* by reason; [TXN_E_NONE] unused */
     _Atomic uint64_t buckets[METRICS_BUCKETS]; /* non-cumulative counts */
     _Atomic uint64_t duration_us_sum;
 } __attribute__((aligned(64)));
@@ -51,6 +58,7 @@ struct metrics_vtotals {
     uint64_t no_ep_requests[STATUS_CLASSES];
     uint64_t no_endpoint;
     uint64_t aborted;
+    uint64_t errors[TXN_E_COUNT];
     uint64_t buckets[METRICS_BUCKETS]; /* non-cumulative */
     uint64_t duration_us_sum;
 };
@@ -76,9 +84,15 @@ struct vstats *metrics_vstats(const char *name);
 size_t metrics_vstats_count(void);
 struct vstats *metrics_vstats_at(size_t i);
 
-/* Record a finished txn (status 0 = no response). Worker thread. */
+/*
+ * Record a finished request: status (what the client got; 499 when it went
+ * away), err (why it did not end plainly, TXN_E_NONE if it did), aborted
+ * (the client went away first), duration until the end. version < 0: it
+ * ended before routing. Worker thread.
+ */
 void metrics_txn_done(struct worker *w, const struct snapshot *s, int version,
-                      struct endpoint *ep, int status, uint64_t duration_us);
+                      struct endpoint *ep, int status, enum txn_error err,
+                      bool aborted, uint64_t duration_us);
 void metrics_connect_failure(struct worker *w, struct endpoint *ep);
 void metrics_retry(struct worker *w, struct endpoint *ep);
 /* An upstream conn to ep was opened (+1) or closed (-1). Worker thread. */

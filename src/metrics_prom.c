@@ -178,16 +178,48 @@ static void render_requests(struct json_buf *out, const struct snapshot *s,
 {
     const char *name = "weir_requests_total";
     family(out, name, "counter",
-           "Responses sent, by version, endpoint and status class (endpoint=\"\": "
-           "answered by weir without an endpoint; version=\"\": before routing).");
-    for (size_t v = 0; v < s->n_versions; v++)
+           "Requests, by version, endpoint and status class of the answer (499: "
+           "the client went away; endpoint=\"\": answered by weir without an "
+           "endpoint; endpoint=\"retired\": by endpoints since removed; "
+           "version=\"\": before routing).");
+    /* What the current endpoints hold, per version: read before the
+     * version totals below (metrics_txn_done counts the version first), so
+     * the retired remainder is never negative. */
+    uint64_t cur[CONFIG_MAX_VERSIONS][STATUS_CLASSES];
+    memset(cur, 0, sizeof(cur));
+    for (size_t v = 0; v < s->n_versions && v < CONFIG_MAX_VERSIONS; v++)
         for (size_t i = 0; i < s->versions[v].n_eps; i++) {
             const struct endpoint *ep = s->versions[v].eps[i].ep;
             for (int c = 0; c < STATUS_CLASSES; c++) {
+                uint64_t n = endpoint_requests(ep, c);
+                cur[v][c] += n;
                 series(out, name, s->versions[v].name, ep->address, class_names[c]);
-                value_u(out, endpoint_requests(ep, c));
+                value_u(out, n);
             }
         }
+    /*
+     * endpoint="retired": requests served by endpoints that no published
+     * snapshot names any more (gone from DNS, a reload, remove-endpoint).
+     * Their own series end with them; this one keeps what they served, so
+     * the family's sum is every request, exactly, and never goes down.
+     */
+    for (size_t i = 0; i < n_vs; i++) {
+        const struct vstats *vs = metrics_vstats_at(i);
+        const uint64_t *held = NULL;
+        for (size_t v = 0; v < s->n_versions && v < CONFIG_MAX_VERSIONS; v++)
+            if (s->versions[v].stats == vs)
+                held = cur[v];
+        struct metrics_vtotals now;
+        metrics_vstats_totals(vs, &now);
+        for (int c = 0; c < STATUS_CLASSES; c++) {
+            uint64_t with_ep = now.requests[c] - now.no_ep_requests[c];
+            uint64_t h = held ? held[c] : 0;
+            if (with_ep > h) {
+                series(out, name, vs->name, "retired", class_names[c]);
+                value_u(out, with_ep - h);
+            }
+        }
+    }
     for (size_t i = 0; i < n_vs; i++)
         for (int c = 0; c < STATUS_CLASSES; c++)
             if (tot[i].no_ep_requests[c]) {
@@ -204,8 +236,9 @@ static void render_requests(struct json_buf *out, const struct snapshot *s,
 
     name = "weir_requests_aborted_total";
     family(out, name, "counter",
-           "Requests that ended without a response status (client or upstream "
-           "went away first), by version (\"\": before routing).");
+           "Requests whose client went away before the response was complete "
+           "(logged as 499, also counted in weir_requests_total's 4xx), by "
+           "version (\"\": before routing).");
     for (size_t i = 0; i < n_vs; i++) {
         series(out, name, metrics_vstats_at(i)->name, NULL, NULL);
         value_u(out, tot[i].aborted);
@@ -214,6 +247,20 @@ static void render_requests(struct json_buf *out, const struct snapshot *s,
         series(out, name, "", NULL, NULL);
         value_u(out, aborted);
     }
+
+    name = "weir_request_errors_total";
+    family(out, name, "counter",
+           "Requests that did not end as a plainly answered response, by version "
+           "and reason (weir's errors, upstream failures, client aborts).");
+    for (size_t i = 0; i < n_vs; i++)
+        for (int e = TXN_E_NONE + 1; e < TXN_E_COUNT; e++)
+            if (tot[i].errors[e]) {
+                json_buf_puts(out, name);
+                json_buf_puts(out, "{version=\"");
+                metrics_prom_label_value(out, metrics_vstats_at(i)->name);
+                json_buf_printf(out, "\",error=\"%s\"} ", txn_errors[e].label);
+                value_u(out, tot[i].errors[e]);
+            }
 
     name = "weir_no_endpoint_total";
     family(out, name, "counter",

@@ -1,16 +1,27 @@
 /*
  * proxy.c — see proxy.h.
  *
- * txn states are implied by a few flags rather than one enum, because the
- * two directions progress independently (an upstream may answer before the
- * request body is complete):
- *   uc == NULL            no upstream conn yet / between retry attempts
- *   uc->connected         request head may be written
- *   head_sent             request head written upstream
- *   req_done              request body completely forwarded
- *   res_head_done         response head written to the client
- *   res_done              response complete (txn finishing)
- *   tunnel                101 seen: raw bytes both ways
+ * A txn has two halves that progress independently (an upstream may answer
+ * before the request body is complete), each with its own state (h2o's
+ * model), and exactly one end:
+ *
+ *   request  REQ_S_WAIT ──conn ready, head sent──▶ REQ_S_BODY ──body done──▶ REQ_S_DONE
+ *               ▲  (retry: back to WAIT)              └──────101──────▶ REQ_S_TUNNEL
+ *   response RES_S_WAIT ──first byte──▶ RES_S_HEAD ──head relayed──▶ RES_S_BODY
+ *               (a retry is possible only in WAIT)       └──101──▶ RES_S_TUNNEL
+ *   any state ──txn_end(t, outcome)──▶ RES_S_END
+ *
+ * txn_end() is the only way a txn ends: it closes or returns the upstream
+ * conn, records the outcome (metrics, access log: one line, one count per
+ * request, whatever happened), drops the snapshot reference, frees the txn
+ * after dispatch and tells the client what comes next. Its outcomes:
+ *   TXN_O_KEEP   response complete; the connection may carry another request
+ *   TXN_O_CLOSE  response complete or weir's error answered; close after flush
+ *   TXN_O_CUT    the response cannot be completed: close the client now
+ *   TXN_O_GONE   the client went away (499), or the worker stopped; the
+ *                client's close is already under way
+ * Reasons for ending other than a complete response are enum txn_error
+ * (txn_error.h): one table gives each its status, log level and label.
  */
 #include "proxy.h"
 
@@ -23,12 +34,13 @@
 #include <event2/buffer.h>
 
 #include "access.h"
-#include "health.h"
 #include "client.h"
 #include "conn.h"
+#include "health.h"
 #include "http1.h"
 #include "log.h"
 #include "metrics.h"
+#include "txn_error.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -37,18 +49,32 @@
 #define RES_HEADERS_MAX 256u
 #define TXN_FREE_MAX 64u
 
-/* Async error reasons (compared by pointer). */
-static const char ERR_CONNECT[] = "upstream connect failed";
-static const char ERR_CONNECT_TIMEOUT[] = "upstream connect timeout";
-static const char ERR_TIMEOUT[] = "upstream response timeout";
-static const char ERR_RESET[] = "upstream closed before responding";
-static const char ERR_BAD_RESPONSE[] = "bad response from upstream";
-static const char ERR_TRUNCATED[] = "upstream closed mid-response";
-static const char ERR_BAD_BODY[] = "bad request body framing";
-static const char ERR_NO_ENDPOINT[] = "no healthy endpoint";
+enum req_state {
+    REQ_S_WAIT = 0, /* no upstream conn ready: routing, connecting, between attempts */
+    REQ_S_BODY,     /* head sent upstream; the body is being forwarded */
+    REQ_S_DONE,     /* head and whole body forwarded upstream */
+    REQ_S_TUNNEL,   /* after a 101: client bytes go upstream as they come */
+};
+
+enum res_state {
+    RES_S_WAIT = 0, /* no response byte yet (only here may a txn retry) */
+    RES_S_HEAD,     /* response bytes arriving, head not complete */
+    RES_S_BODY,     /* head relayed to the client; body streaming */
+    RES_S_TUNNEL,   /* 101 relayed: upstream bytes go to the client raw */
+    RES_S_END,      /* txn_end ran; the memory is reaped after dispatch */
+};
+
+enum txn_outcome {
+    TXN_O_KEEP = 0, /* response complete; the connection may go on */
+    TXN_O_CLOSE,    /* response (or weir's error) queued; close after flush */
+    TXN_O_CUT,      /* response cannot be completed: close the client now */
+    TXN_O_GONE,     /* the client is being closed already (client_close) */
+};
 
 struct txn {
     uint32_t magic;
+    enum req_state req_state;
+    enum res_state res_state;
     struct client *c;             /* borrowed */
     struct worker *w;             /* borrowed */
     struct snapshot *snap;        /* refcounted */
@@ -58,16 +84,14 @@ struct txn {
     struct upstream_conn *uc;     /* owned while running */
     struct endpoint *failed_ep;   /* borrowed: excluded on retry */
     unsigned attempts;
-    bool stale_retry_used;
-    bool head_sent, body_sent, req_done;
-    bool res_started;             /* any response byte from upstream */
-    bool res_head_done, res_done, tunnel;
-    bool client_eof;
-    bool close_client;            /* response said Connection: close */
+    bool stale_retry_used;        /* a dead pooled conn was retried once */
+    bool body_sent;               /* request body bytes reached an upstream */
+    bool close_client;            /* the connection ends after this response */
     bool up_paused, client_paused;
-    int status;
+    int status;                   /* what the client got (or will get) */
+    enum txn_error error;         /* why it did not end plainly; NONE if it did */
+    const char *error_detail;     /* static: the parser's reason, or NULL */
     char set_cookie[128 + CONFIG_NAME_MAX]; /* assigned sticky key, "" if none */
-    const char *error;            /* static reason, NULL if none */
 
     char *head;                   /* owned: the request head bytes */
     size_t head_cap;
@@ -86,6 +110,7 @@ struct txn {
     uint64_t res_remaining;
     struct http1_chunked res_chunk;
     uint64_t res_body_bytes;
+    uint64_t res_head_at;         /* client stream offset of the response head */
 
     uint64_t start_us, upstream_start_us, first_byte_us;
     struct txn *next_free;
@@ -104,7 +129,6 @@ static void on_up_write(struct conn *cn, void *arg);
 static void on_up_event(struct conn *cn, short what, void *arg);
 static void up_event(struct conn *cn, short what, struct txn *t);
 static void connect_upstream(struct txn *t);
-static void finish(struct txn *t);
 static void assign_sticky_key(struct txn *t);
 
 /* ---- allocation ---------------------------------------------------- */
@@ -133,6 +157,14 @@ static struct txn *txn_new(void)
     return t;
 }
 
+static void txn_release_memory(struct txn *t)
+{
+    free(t->head);
+    free(t->res_head);
+    free(t->req_headers);
+    free(t);
+}
+
 static void txn_dispose(void *obj)
 {
     struct txn *t = obj;
@@ -144,10 +176,7 @@ static void txn_dispose(void *obj)
         n_free_txns++;
         return;
     }
-    free(t->head);
-    free(t->res_head);
-    free(t->req_headers);
-    free(t);
+    txn_release_memory(t);
 }
 
 void proxy_thread_cleanup(void)
@@ -155,10 +184,7 @@ void proxy_thread_cleanup(void)
     while (free_txns) {
         struct txn *t = free_txns;
         free_txns = t->next_free;
-        free(t->head);
-        free(t->res_head);
-        free(t->req_headers);
-        free(t);
+        txn_release_memory(t);
     }
     n_free_txns = 0;
 }
@@ -208,28 +234,71 @@ static void send_client(struct client *c)
         conn_send(c->cn);
 }
 
-/* ---- logging helpers ------------------------------------------------- */
-
-static void log_txn(struct txn *t, const char *what)
+/* Has the request been read whole from the client (so the connection could
+ * carry another one)? Before the head went upstream only a bodyless request
+ * has; after a 101 the bytes are the tunnel's. */
+static bool req_whole(const struct txn *t)
 {
-    char label[96];
-    client_label(t->c, label, sizeof(label));
-    log_warn("%s → %s/%s: %s", label,
-             t->version >= 0 ? t->snap->versions[t->version].name : "-",
-             t->ep ? t->ep->address : "-", what);
+    switch (t->req_state) {
+    case REQ_S_WAIT:
+        return t->req.framing == H1_F_NONE;
+    case REQ_S_BODY:
+        return false;
+    case REQ_S_DONE:
+    case REQ_S_TUNNEL:
+        return true;
+    }
+    return false;
 }
 
-/* ---- ending a txn ------------------------------------------------------ */
+/* ---- logging --------------------------------------------------------- */
 
-/* Detach from the client and recycle; the client continues. */
-static void release(struct txn *t, bool close_client)
+/* The log context of a txn: "c#N ADDR → VERSION/ENDPOINT". */
+static void txn_label(const struct txn *t, char *buf, size_t len)
 {
+    char client[96];
+    client_label(t->c, client, sizeof(client));
+    snprintf(buf, len, "%s → %s/%s", client,
+             t->version >= 0 ? t->snap->versions[t->version].name : "-",
+             t->ep ? t->ep->address : "-");
+}
+
+static void txn_warn(const struct txn *t, enum txn_error e)
+{
+    char label[192];
+    txn_label(t, label, sizeof(label));
+    log_msg((enum log_level)txn_errors[e].log_level, "%s: %s", label,
+            txn_errors[e].reason);
+}
+
+/* ---- ending a txn: the one place that accounts for a request ----------- */
+
+/* One count and one access-log line per request; e.client must be set. */
+static void account(struct worker *w, const struct snapshot *s, int version,
+                    struct endpoint *ep, enum txn_error err,
+                    struct access_entry *e)
+{
+    bool aborted = err == TXN_E_CLIENT_HEAD || err == TXN_E_CLIENT_BODY;
+    metrics_txn_done(w, s, version, ep, e->status, err, aborted, e->total_us);
+    access_log_txn(w, e);
+}
+
+static void txn_end(struct txn *t, enum txn_outcome how)
+{
+    CHECK(t->magic == TXN_MAGIC && t->res_state != RES_S_END);
     struct client *c = t->c;
+    if (t->uc) {
+        upstream_close(t->uc, UPSTREAM_CLOSE_ERROR);
+        t->uc = NULL;
+    }
+    t->res_state = RES_S_END;
+    if (t->client_paused && how <= TXN_O_CLOSE)
+        flow_resume(c->cn, &t->client_paused);
     if (t->ep)
         inflight_add(t->w, t->ep, -1);
-    metrics_txn_done(t->w, t->snap, t->version, t->ep, t->status,
-                     util_now_us() - t->start_us);
-    access_log_txn(t->w, &(struct access_entry){
+    uint64_t now_us = util_now_us();
+    const char *reason = t->error_detail ? t->error_detail : txn_errors[t->error].reason;
+    account(t->w, t->snap, t->version, t->ep, t->error, &(struct access_entry){
         .client = (const struct sockaddr *)&c->addr,
         .method = t->req.method,
         .target = t->req.target,
@@ -244,70 +313,121 @@ static void release(struct txn *t, bool close_client)
         .rule = t->route.rule,
         .bucket = t->route.bucket,
         .upstream_us = t->first_byte_us ? t->first_byte_us - t->upstream_start_us : 0,
-        .total_us = util_now_us() - t->start_us,
+        .total_us = now_us - t->start_us,
         .retries = t->attempts > 1 ? t->attempts - 1 : 0,
-        .error = t->error,
+        .error = reason,
     });
     snapshot_unref(t->snap);
     t->snap = NULL;
     c->txn = NULL;
     worker_defer_free(t->w, &t->reap, txn_dispose, t);
-    send_client(c);
-    client_txn_done(c, close_client);
+    switch (how) {
+    case TXN_O_KEEP:
+    case TXN_O_CLOSE:
+        send_client(c);
+        client_txn_done(c, how == TXN_O_CLOSE);
+        break;
+    case TXN_O_CUT:
+        client_close(c, reason);
+        break;
+    case TXN_O_GONE:
+        break;
+    }
 }
 
-void proxy_log_refused(struct client *c, int status, const char *why)
+void proxy_log_refused(struct client *c, int status, enum txn_error err,
+                       const char *detail)
 {
-    metrics_txn_done(c->w, NULL, -1, NULL, status, 0);
-    access_log_txn(c->w, &(struct access_entry){
+    account(c->w, NULL, -1, NULL, err, &(struct access_entry){
         .client = (const struct sockaddr *)&c->addr,
         .http_minor = 1,
         .status = status,
         .reason = ROUTE_R_NONE,
         .rule = -1,
         .bucket = -1,
-        .error = why,
+        .error = detail ? detail : txn_errors[err].reason,
     });
 }
 
-/* Answer an error of weir's own, if nothing of a response was sent yet;
- * otherwise the client connection is cut (the only honest signal left). */
-static void fail(struct txn *t, int status, const char *why)
+/*
+ * The response head is in the client's output but none of it has reached
+ * the socket yet: take it back (with whatever followed it), so the client
+ * can still get weir's error instead of an empty reply. Returns false when
+ * part of the response was sent.
+ */
+static bool unsend_head(struct txn *t)
 {
-    t->error = why;
+    struct conn *cn = t->c->cn;
+    if (!cn || cn->sent_bytes > t->res_head_at)
+        return false;
+    struct evbuffer *out = cn->out;
+    size_t keep = (size_t)(t->res_head_at - cn->sent_bytes);
+    size_t len = evbuffer_get_length(out);
+    if (keep == 0) {
+        evbuffer_drain(out, len);
+    } else if (keep < len) {
+        /* Something queued before the head (a 100 Continue) stays. */
+        struct evbuffer *front = evbuffer_new();
+        CHECK(front);
+        evbuffer_remove_buffer(out, front, keep);
+        evbuffer_drain(out, evbuffer_get_length(out));
+        evbuffer_add_buffer(out, front);
+        evbuffer_free(front);
+    }
+    t->res_body_bytes = 0;
+    t->res_state = RES_S_HEAD;
+    return true;
+}
+
+/* Answer weir's error for e if no response byte reached the client yet;
+ * otherwise cut the client connection (the only honest signal left). */
+static void fail(struct txn *t, enum txn_error e)
+{
+    t->error = e;
     if (t->uc) {
         upstream_close(t->uc, UPSTREAM_CLOSE_ERROR);
         t->uc = NULL;
     }
-    if (why != ERR_NO_ENDPOINT || status != 503)
-        log_txn(t, why);
-    if (t->res_head_done) {
-        t->status = t->status ? t->status : status;
-        struct client *c = t->c;
-        release(t, true);
-        client_close(c, why);
+    txn_warn(t, e);
+    if (t->res_state == RES_S_BODY && !unsend_head(t)) {
+        txn_end(t, TXN_O_CUT);
         return;
     }
-    t->status = status;
+    t->status = txn_errors[e].status;
     /* The connection can carry on only if the request was read whole. */
-    bool close = !t->req_done || !t->req.keep_alive;
-    http1_write_error(t->c->cn->out, status, close);
-    release(t, close);
+    bool close = !req_whole(t) || !t->req.keep_alive;
+    http1_write_error(t->c->cn->out, t->status, close);
+    txn_end(t, close ? TXN_O_CLOSE : TXN_O_KEEP);
 }
 
+/* The response is complete. */
 static void finish(struct txn *t)
 {
-    t->res_done = true;
     struct upstream_conn *uc = t->uc;
     t->uc = NULL;
-    bool reusable = t->res.keep_alive && t->req_done && !t->tunnel &&
+    bool whole = t->req_state == REQ_S_DONE;
+    bool reusable = t->res.keep_alive && whole &&
                     evbuffer_get_length(uc->cn->in) == 0;
     upstream_release(uc, reusable);
-    if (t->client_paused)
-        flow_resume(t->c->cn, &t->client_paused);
-    bool close = t->close_client || !t->req_done || t->client_eof ||
-                 t->res_out == H1_F_CLOSE;
-    release(t, close);
+    bool close = t->close_client || !whole || t->res_out == H1_F_CLOSE;
+    txn_end(t, close ? TXN_O_CLOSE : TXN_O_KEEP);
+}
+
+void proxy_abort(struct txn *t, const char *why)
+{
+    CHECK(t->magic == TXN_MAGIC);
+    if (t->res_state == RES_S_TUNNEL) {
+        /* Either side closing ends a tunnel: the 101 stands. */
+    } else if (why == CLIENT_CLOSE_STOP) {
+        t->error = TXN_E_STOPPED;
+        if (t->res_state != RES_S_BODY)
+            t->status = txn_errors[TXN_E_STOPPED].status;
+        txn_warn(t, TXN_E_STOPPED);
+    } else {
+        t->error = t->res_state == RES_S_BODY ? TXN_E_CLIENT_BODY : TXN_E_CLIENT_HEAD;
+        t->status = txn_errors[t->error].status;
+    }
+    txn_end(t, TXN_O_GONE);
 }
 
 /* ---- start ------------------------------------------------------------ */
@@ -341,15 +461,15 @@ void proxy_start(struct client *c, size_t head_len)
         client_label(c, label, sizeof(label));
         log_warn("%s bad request: %s: %d", label, err, status);
         t->status = status;
-        t->error = err;
+        t->error = TXN_E_BAD_REQUEST;
+        t->error_detail = err;
         t->req.keep_alive = false;
         http1_write_error(c->cn->out, status, true);
-        release(t, true);
+        txn_end(t, TXN_O_CLOSE);
         return;
     }
     t->req_remaining = t->req.content_length;
     http1_chunked_init(&t->req_chunk);
-    t->req_done = t->req.framing == H1_F_NONE;
     if (!t->req.keep_alive)
         t->close_client = true;
 
@@ -359,10 +479,9 @@ void proxy_start(struct client *c, size_t head_len)
         assign_sticky_key(t);
     t->version = t->route.version;
     if (t->version < 0) {
-        fail(t, 503, ERR_NO_ENDPOINT);
+        fail(t, TXN_E_NO_ENDPOINT);
         return;
     }
-    t->attempts = 0;
     connect_upstream(t);
 }
 
@@ -408,7 +527,7 @@ static void connect_upstream(struct txn *t)
             t->version = v;
     }
     if (i < 0) {
-        fail(t, 503, ERR_NO_ENDPOINT);
+        fail(t, TXN_E_NO_ENDPOINT);
         return;
     }
     struct endpoint *ep = t->snap->versions[v].eps[i].ep;
@@ -432,7 +551,7 @@ static void connect_upstream(struct txn *t)
             connect_upstream(t);
             return;
         }
-        fail(t, 502, ERR_CONNECT);
+        fail(t, TXN_E_CONNECT);
         return;
     }
     t->uc = uc;
@@ -449,9 +568,18 @@ static void connect_upstream(struct txn *t)
 
 /* ---- request direction ---------------------------------------------- */
 
+/* While the response is awaited the client is still read, so that its
+ * leaving is noticed at once; pipelined requests wait in its input, up to
+ * the high-water mark. */
+static void hold_client_input(struct txn *t)
+{
+    if (evbuffer_get_length(t->c->cn->in) > FLOW_HIGH_WATER)
+        flow_pause(t->c->cn, &t->client_paused);
+}
+
 static void pump_request(struct txn *t)
 {
-    if (t->req_done || !t->head_sent || t->tunnel)
+    if (t->req_state != REQ_S_BODY)
         return;
     struct evbuffer *in = t->c->cn->in;
     struct evbuffer *out = t->uc->cn->out;
@@ -466,7 +594,7 @@ static void pump_request(struct txn *t)
             t->req_body_bytes += n;
         }
         if (t->req_remaining == 0)
-            t->req_done = true;
+            t->req_state = REQ_S_DONE;
     } else if (t->req.framing == H1_F_CHUNKED) {
         const char *err = NULL;
         int r = http1_chunked_step(&t->req_chunk, in, out, true, SIZE_MAX, &err);
@@ -475,23 +603,20 @@ static void pump_request(struct txn *t)
             client_label(t->c, label, sizeof(label));
             log_warn("%s bad chunked body: %s", label, err);
             t->req.keep_alive = false;
-            t->req_done = false;
-            fail(t, 400, ERR_BAD_BODY);
+            fail(t, TXN_E_BAD_BODY);
             return;
         }
         if (r == 1)
-            t->req_done = true;
+            t->req_state = REQ_S_DONE;
+    } else {
+        t->req_state = REQ_S_DONE;
     }
     if (evbuffer_get_length(out) != before)
         t->body_sent = true;
     conn_send(t->uc->cn);
-    if (t->req_done) {
-        /* Pipelined requests wait in the socket until this one is done. */
-        conn_read_stop(t->c->cn);
-        t->client_paused = false;
-        return;
-    }
-    if (evbuffer_get_length(out) > FLOW_HIGH_WATER)
+    if (t->req_state == REQ_S_DONE)
+        hold_client_input(t);
+    else if (evbuffer_get_length(out) > FLOW_HIGH_WATER)
         flow_pause(t->c->cn, &t->client_paused);
 }
 
@@ -503,9 +628,8 @@ static void send_head(struct txn *t)
         .close = false,
     };
     http1_write_request(out, &t->req, &fwd);
-    t->head_sent = true;
-    if (t->req.upgrade)
-        t->req_done = true; /* after 101, bytes flow as a tunnel */
+    /* After a 101 the bytes that follow are the tunnel's, not a body. */
+    t->req_state = t->req.upgrade ? REQ_S_DONE : REQ_S_BODY;
     pump_request(t);
     if (t->uc)
         conn_send(t->uc->cn);
@@ -514,31 +638,36 @@ static void send_head(struct txn *t)
 void proxy_on_client_read(struct txn *t)
 {
     CHECK(t->magic == TXN_MAGIC);
-    if (t->tunnel) {
-        struct evbuffer *in = t->c->cn->in;
+    switch (t->req_state) {
+    case REQ_S_TUNNEL: {
         struct evbuffer *out = t->uc->cn->out;
-        evbuffer_add_buffer(out, in);
+        evbuffer_add_buffer(out, t->c->cn->in);
         conn_send(t->uc->cn);
         if (evbuffer_get_length(out) > FLOW_HIGH_WATER)
             flow_pause(t->c->cn, &t->client_paused);
         return;
     }
-    if (t->uc && t->head_sent)
+    case REQ_S_BODY:
         pump_request(t);
-    else if (evbuffer_get_length(t->c->cn->in) >
-             FLOW_HIGH_WATER)
-        flow_pause(t->c->cn, &t->client_paused); /* still connecting */
+        return;
+    case REQ_S_WAIT: /* still connecting: the body waits in the input */
+    case REQ_S_DONE:
+        hold_client_input(t);
+        return;
+    }
 }
 
 void proxy_on_client_eof(struct txn *t)
 {
     CHECK(t->magic == TXN_MAGIC);
-    t->client_eof = true;
-    if (t->tunnel || !t->req_done) {
-        client_close(t->c, "client closed mid-request");
-        return;
-    }
-    /* Half-close after a complete request: finish the response. */
+    /*
+     * The client's side ended before its response did. RFC 9112 §9.6 lets a
+     * client half-close, but a proxy cannot tell that from a close; like
+     * nginx, weir takes it as the client having gone (499) and releases the
+     * upstream at once rather than keep it busy for nobody. In a tunnel it
+     * ends the tunnel.
+     */
+    client_close(t->c, CLIENT_CLOSE_PEER);
 }
 
 void proxy_on_client_drained(struct txn *t)
@@ -548,29 +677,10 @@ void proxy_on_client_drained(struct txn *t)
         flow_resume(t->uc->cn, &t->up_paused);
 }
 
-void proxy_abort(struct txn *t, const char *why)
-{
-    CHECK(t->magic == TXN_MAGIC);
-    if (t->uc) {
-        upstream_close(t->uc, UPSTREAM_CLOSE_ERROR);
-        t->uc = NULL;
-    }
-    if (!t->status)
-        t->status = 499; /* nginx's "client closed request" */
-    t->error = why;
-    struct client *c = t->c;
-    if (t->ep) {
-        inflight_add(t->w, t->ep, -1);
-        t->ep = NULL;
-    }
-    snapshot_unref(t->snap);
-    t->snap = NULL;
-    c->txn = NULL;
-    worker_defer_free(t->w, &t->reap, txn_dispose, t);
-}
-
 /* ---- response direction ---------------------------------------------- */
 
+/* Returns true when a head was relayed (or a tunnel began) and the txn
+ * goes on; false when more bytes are needed or the txn ended. */
 static bool read_response_head(struct txn *t)
 {
     struct evbuffer *in = t->uc->cn->in;
@@ -578,8 +688,8 @@ static bool read_response_head(struct txn *t)
         size_t len = evbuffer_get_length(in);
         if (len == 0)
             return false;
-        if (!t->res_started) {
-            t->res_started = true;
+        if (t->res_state == RES_S_WAIT) {
+            t->res_state = RES_S_HEAD;
             t->first_byte_us = util_now_us();
         }
         size_t n = len < RES_HEAD_MAX ? len : RES_HEAD_MAX;
@@ -589,11 +699,11 @@ static bool read_response_head(struct txn *t)
         enum http1_scan_result r = http1_scan_head(&t->res_scan, p, n, &head_len, &err);
         if (r == H1_SCAN_MORE) {
             if (len >= RES_HEAD_MAX)
-                fail(t, 502, ERR_BAD_RESPONSE);
+                fail(t, TXN_E_BAD_RESPONSE);
             return false;
         }
         if (r == H1_SCAN_BAD) {
-            fail(t, 502, ERR_BAD_RESPONSE);
+            fail(t, TXN_E_BAD_RESPONSE);
             return false;
         }
         grow(&t->res_head, &t->res_head_cap, head_len);
@@ -603,20 +713,20 @@ static bool read_response_head(struct txn *t)
         t->res.max_headers = RES_HEADERS_MAX;
         if (http1_parse_response(&t->res, t->res_head, head_len,
                                  t->req.method_id == H1_M_HEAD, &err) < 0) {
-            fail(t, 502, ERR_BAD_RESPONSE);
+            fail(t, TXN_E_BAD_RESPONSE);
             return false;
         }
         int st = t->res.status;
+        struct evbuffer *out = t->c->cn->out;
         if (st >= 100 && st < 200 && st != 101) {
             /* Interim responses: pass 100 Continue on to 1.1 clients (the
              * client's Expect went upstream); drop the others. */
             if (st == 100 && t->req.minor == 1)
-                evbuffer_add(t->c->cn->out,
-                             "HTTP/1.1 100 Continue\r\n\r\n", 25);
+                evbuffer_add(out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
             continue;
         }
         if (st == 101 && !t->req.upgrade) {
-            fail(t, 502, ERR_BAD_RESPONSE);
+            fail(t, TXN_E_BAD_RESPONSE);
             return false;
         }
         t->status = st;
@@ -626,20 +736,21 @@ static bool read_response_head(struct txn *t)
             .version_header = cfg->version_header,
             .version = t->snap->versions[t->version].name,
             .client_minor = t->req.minor,
-            .close = t->close_client || !t->req_done || t->client_eof ||
-                     t->c->close_after || t->w->stopping,
+            .close = t->close_client || !req_whole(t) || t->c->close_after ||
+                     t->w->stopping,
             .head_request = t->req.method_id == H1_M_HEAD,
             .set_cookie = t->set_cookie[0] ? t->set_cookie : NULL,
         };
         if (back.close)
             t->close_client = true;
-        t->res_out = http1_write_response(t->c->cn->out,
-                                          &t->res, &back);
-        t->res_head_done = true;
+        t->res_head_at = t->c->cn->sent_bytes + evbuffer_get_length(out);
+        t->res_out = http1_write_response(out, &t->res, &back);
+        t->res_state = RES_S_BODY;
         t->res_remaining = t->res.content_length;
         http1_chunked_init(&t->res_chunk);
         if (st == 101) {
-            t->tunnel = true;
+            t->res_state = RES_S_TUNNEL;
+            t->req_state = REQ_S_TUNNEL;
             conn_set_timeouts(t->uc->cn, 0, 0);
             conn_read_start(t->c->cn);
             t->client_paused = false;
@@ -678,9 +789,10 @@ static void pump_response(struct txn *t)
         int r = http1_chunked_step(&t->res_chunk, in, out,
                                    t->res_out == H1_F_CHUNKED, SIZE_MAX, &err);
         if (r < 0) {
-            fail(t, 502, ERR_BAD_RESPONSE);
+            fail(t, TXN_E_BAD_RESPONSE);
             return;
         }
+        t->res_body_bytes += evbuffer_get_length(out) - before;
         done = r == 1;
         break;
     }
@@ -696,10 +808,8 @@ static void pump_response(struct txn *t)
         break; /* done at EOF */
     }
     }
-    if (t->res.framing == H1_F_CHUNKED)
-        t->res_body_bytes += evbuffer_get_length(out) - before;
     if (done) {
-        finish(t); /* sends (release) */
+        finish(t); /* sends (txn_end) */
         return;
     }
     conn_send(t->c->cn);
@@ -709,7 +819,8 @@ static void pump_response(struct txn *t)
 
 static void up_read(struct conn *cn, struct txn *t)
 {
-    if (t->tunnel) {
+    switch (t->res_state) {
+    case RES_S_TUNNEL: {
         struct evbuffer *out = t->c->cn->out;
         evbuffer_add_buffer(out, cn->in);
         conn_send(t->c->cn);
@@ -717,15 +828,22 @@ static void up_read(struct conn *cn, struct txn *t)
             flow_pause(cn, &t->up_paused);
         return;
     }
-    if (!t->res_head_done) {
-        if (!read_response_head(t) || !t->uc)
+    case RES_S_WAIT:
+    case RES_S_HEAD:
+        if (!read_response_head(t))
             return;
-        if (t->tunnel) {
+        if (t->res_state == RES_S_TUNNEL) {
             up_read(cn, t);
             return;
         }
+        pump_response(t);
+        return;
+    case RES_S_BODY:
+        pump_response(t);
+        return;
+    case RES_S_END:
+        return;
     }
-    pump_response(t);
 }
 
 static void on_up_read(struct conn *cn, void *arg)
@@ -742,10 +860,13 @@ static void on_up_write(struct conn *cn, void *arg)
     struct txn *t = arg;
     CHECK(t->magic == TXN_MAGIC);
     (void)cn;
-    if (t->client_paused)
-        flow_resume(t->c->cn, &t->client_paused);
-    if (!t->req_done)
+    if (t->req_state == REQ_S_BODY) {
+        if (t->client_paused)
+            flow_resume(t->c->cn, &t->client_paused);
         pump_request(t);
+    } else if (t->req_state == REQ_S_TUNNEL && t->client_paused) {
+        flow_resume(t->c->cn, &t->client_paused);
+    }
     if (t->uc)
         conn_send(t->uc->cn);
 }
@@ -753,9 +874,9 @@ static void on_up_write(struct conn *cn, void *arg)
 /* May this txn try again after its upstream failed before any response? */
 static bool can_retry(const struct txn *t)
 {
-    if (t->res_started || t->res_head_done)
+    if (t->res_state != RES_S_WAIT)
         return false;
-    if (!t->head_sent)
+    if (t->req_state == REQ_S_WAIT)
         return true; /* nothing reached the upstream */
     if (t->body_sent)
         return false; /* the body was streamed: never send it twice */
@@ -766,22 +887,21 @@ static bool can_retry(const struct txn *t)
     case H1_M_PUT:
     case H1_M_DELETE:
     case H1_M_TRACE:
-        return t->req.framing == H1_F_NONE || !t->body_sent;
+        return true; /* idempotent (RFC 9110 §9.2.2), and no body byte sent */
     default:
         return false;
     }
 }
 
 /* The upstream failed before responding: retry or answer. */
-static void upstream_failed(struct txn *t, const char *why, int status)
+static void upstream_failed(struct txn *t, enum txn_error e)
 {
     struct upstream_conn *uc = t->uc;
-    bool reused = uc->reused;
-    bool stale = reused && !t->stale_retry_used && why == ERR_RESET;
+    bool stale = uc->reused && !t->stale_retry_used && e == TXN_E_RESET;
     upstream_close(uc, UPSTREAM_CLOSE_ERROR);
     t->uc = NULL;
     if (can_retry(t)) {
-        t->head_sent = false;
+        t->req_state = REQ_S_WAIT;
         if (stale) {
             /* A pooled conn the upstream had closed: same endpoint, fresh
              * conn; this is not the endpoint's failure. */
@@ -793,12 +913,12 @@ static void upstream_failed(struct txn *t, const char *why, int status)
         if (t->attempts <= t->snap->cfg->retries) {
             t->failed_ep = t->ep;
             metrics_retry(t->w, t->ep);
-            log_txn(t, why);
+            txn_warn(t, e);
             connect_upstream(t);
             return;
         }
     }
-    fail(t, status, why);
+    fail(t, e);
 }
 
 static void on_up_event(struct conn *cn, short what, void *arg)
@@ -828,45 +948,44 @@ static void up_event(struct conn *cn, short what, struct txn *t)
     if (!uc->connected) {
         metrics_connect_failure(t->w, t->ep);
         health_report_failure(t->ep);
-        upstream_failed(t, (what & CONN_TIMEOUT) ? ERR_CONNECT_TIMEOUT : ERR_CONNECT,
-                        (what & CONN_TIMEOUT) ? 504 : 502);
+        upstream_failed(t, (what & CONN_TIMEOUT) ? TXN_E_CONNECT_TIMEOUT : TXN_E_CONNECT);
         return;
     }
-    if (t->tunnel) {
+    if (t->res_state == RES_S_TUNNEL) {
         /* Either side closing ends the tunnel, after flushing. */
         upstream_close(uc, UPSTREAM_CLOSE_DONE);
         t->uc = NULL;
-        t->res_done = true;
-        release(t, true);
+        txn_end(t, TXN_O_CLOSE);
         return;
     }
     if (what & CONN_TIMEOUT) {
-        if (!t->res_head_done)
-            upstream_failed(t, ERR_TIMEOUT, 504);
+        if (t->res_state == RES_S_WAIT)
+            upstream_failed(t, TXN_E_TIMEOUT);
         else
-            fail(t, 504, ERR_TIMEOUT);
+            fail(t, TXN_E_TIMEOUT);
         return;
     }
-    /* EOF or error */
-    if (!t->res_head_done) {
-        /* Bytes may have arrived with the EOF. */
-        if (evbuffer_get_length(cn->in) && read_response_head(t)) {
-            if (!t->uc)
-                return;
-            pump_response(t);
-            if (!t->uc)
-                return;
-        } else if (!t->uc) {
-            return;
-        } else {
-            upstream_failed(t, ERR_RESET, 502);
+    /* EOF or error; bytes may have arrived with it. */
+    if (t->res_state == RES_S_WAIT || t->res_state == RES_S_HEAD) {
+        if (!evbuffer_get_length(cn->in) || !read_response_head(t)) {
+            /* nothing, or a head cut short (then no retry: bytes came) */
+            if (t->res_state != RES_S_END)
+                upstream_failed(t, TXN_E_RESET);
             return;
         }
-    } else {
-        pump_response(t);
-        if (!t->uc || t->res_done)
+        if (t->res_state == RES_S_TUNNEL) {
+            up_read(cn, t);
+            if (t->res_state == RES_S_END)
+                return;
+            upstream_close(uc, UPSTREAM_CLOSE_DONE);
+            t->uc = NULL;
+            txn_end(t, TXN_O_CLOSE);
             return;
+        }
     }
+    pump_response(t);
+    if (t->res_state == RES_S_END)
+        return;
     if (t->res.framing == H1_F_CLOSE && !(what & CONN_ERROR)) {
         if (t->res_out == H1_F_CHUNKED)
             http1_chunk_end(t->c->cn->out);
@@ -874,5 +993,5 @@ static void up_event(struct conn *cn, short what, struct txn *t)
         finish(t);
         return;
     }
-    fail(t, 502, ERR_TRUNCATED);
+    fail(t, TXN_E_TRUNCATED);
 }

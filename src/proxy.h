@@ -10,7 +10,9 @@
  * when the queue drains to half (flow_resume). A 101 turns the txn into a
  * byte tunnel. Failures before any response byte are retried on another
  * endpoint when safe; otherwise they become 502/503/504, or a closed client
- * connection when the response had already started.
+ * connection when part of the response had already reached the client.
+ * Every txn ends exactly once (proxy.c's txn_end), with one access-log line
+ * and one count, however it ended: a client that leaves early is a 499.
  *
  * Worker thread only. The txn owns its upstream conn while it runs and holds
  * a snapshot reference to its end.
@@ -20,6 +22,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "txn_error.h"
 
 /* Above this many bytes queued toward a peer, stop reading the source. */
 #define FLOW_HIGH_WATER (256u * 1024u)
@@ -35,15 +39,22 @@ void proxy_on_client_read(struct txn *t);
 void proxy_on_client_drained(struct txn *t);
 void proxy_on_client_eof(struct txn *t);
 
-/* The client is going away: drop the txn and its upstream conn. */
+/*
+ * The client is being closed (client_close) while its txn runs: end the txn
+ * and close its upstream conn. why == CLIENT_CLOSE_STOP means weir itself
+ * stops (a drain deadline); anything else means the client went away, which
+ * is logged as 499 with where it happened.
+ */
 void proxy_abort(struct txn *t, const char *why);
 
 /*
  * Count and log a request refused before it became a txn (400 for a head
  * that failed vetting, 431 too large, 408 too slow), so metrics and the
- * access log see every answer weir sends. Worker thread.
+ * access log see every answer weir sends. detail: a static, more precise
+ * reason for the log (or NULL for the table's). Worker thread.
  */
-void proxy_log_refused(struct client *c, int status, const char *why);
+void proxy_log_refused(struct client *c, int status, enum txn_error err,
+                       const char *detail);
 
 /* Free this thread's cache of recycled txns. Worker thread, at its end. */
 void proxy_thread_cleanup(void);

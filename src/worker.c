@@ -148,7 +148,7 @@ static void on_drain_deadline(evutil_socket_t fd, short what, void *arg)
         log_warn("worker %d: drain timeout, closing %zu connections", w->id,
                  w->n_clients);
     while (w->clients)
-        client_close(w->clients, "drain timeout");
+        client_close(w->clients, CLIENT_CLOSE_STOP);
     finish_loop(w);
 }
 
@@ -304,7 +304,7 @@ void worker_free(struct worker *w)
     if (w->started)
         pthread_join(w->thread, NULL);
     while (w->clients)
-        client_close(w->clients, "exit");
+        client_close(w->clients, CLIENT_CLOSE_STOP);
     upstream_close_all(w);
     run_reap(w);
     proxy_thread_cleanup(); /* txns reaped here went to this thread's cache */

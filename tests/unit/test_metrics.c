@@ -81,23 +81,27 @@ static void test_window_and_render(void)
     memset(&w, 0, sizeof(w));
     w.id = 3;
     struct endpoint *ep1 = s->versions[0].eps[0].ep;
-    metrics_txn_done(&w, s, 0, ep1, 200, 40);      /* bucket 0 */
-    metrics_txn_done(&w, s, 0, ep1, 503, 2000000); /* 2 s */
-    metrics_txn_done(&w, s, 1, NULL, 503, 10);     /* no endpoint */
-    metrics_txn_done(&w, s, 0, ep1, 0, 10);        /* aborted */
-    metrics_txn_done(&w, s, -1, NULL, 400, 5);     /* unrouted */
+    metrics_txn_done(&w, s, 0, ep1, 200, TXN_E_NONE, false, 40); /* bucket 0 */
+    metrics_txn_done(&w, s, 0, ep1, 503, TXN_E_NONE, false, 2000000); /* 2 s */
+    metrics_txn_done(&w, s, 1, NULL, 503, TXN_E_NO_ENDPOINT, false, 10);
+    metrics_txn_done(&w, s, 0, ep1, 499, TXN_E_CLIENT_HEAD, true, 10); /* client left */
+    metrics_txn_done(&w, s, -1, NULL, 400, TXN_E_BAD_REQUEST, false, 5); /* unrouted */
 
     struct metrics_vtotals t;
     metrics_vstats_totals(s->versions[0].stats, &t);
-    is_int(metrics_vtotals_count(&t), 2, "v1: two responses");
+    is_int(metrics_vtotals_count(&t), 3, "v1: three requests, the client abort among them");
     is_int(t.requests[1], 1, "v1: one 2xx");
+    is_int(t.requests[3], 1, "v1: the 499 is a 4xx");
     is_int(t.requests[4], 1, "v1: one 5xx");
-    is_int(t.aborted, 1, "v1: one aborted, kept out of the classes");
-    is_int(t.buckets[0], 1, "40 us lands in the first bucket");
-    is_int(t.duration_us_sum, 2000040, "duration sum");
+    is_int(t.aborted, 1, "v1: one aborted, also in the 4xx class");
+    is_int(t.errors[TXN_E_CLIENT_HEAD], 1, "v1: the abort counted by its reason");
+    is_int(t.errors[TXN_E_NONE], 0, "v1: plain answers are no error");
+    is_int(t.buckets[0], 2, "40 us and 10 us land in the first bucket");
+    is_int(t.duration_us_sum, 2000050, "duration sum includes the aborted request's time");
     metrics_vstats_totals(s->versions[1].stats, &t);
     is_int(t.no_ep_requests[4], 1, "v2: the 503 without endpoint");
     is_int(t.no_endpoint, 1, "v2: counted as no endpoint");
+    is_int(t.errors[TXN_E_NO_ENDPOINT], 1, "v2: the 503 counted by its reason");
     is_int(endpoint_requests(ep1, 1), 1, "endpoint counts its 2xx");
 
     /* Window: a sample at t=1000 ms, two more txns, then a delta at t=2000. */
@@ -106,8 +110,8 @@ static void test_window_and_render(void)
         if (metrics_vstats_at(i) == s->versions[0].stats)
             i1 = i;
     metrics_window_tick(1000);
-    metrics_txn_done(&w, s, 0, ep1, 200, 300);
-    metrics_txn_done(&w, s, 0, ep1, 200, 300);
+    metrics_txn_done(&w, s, 0, ep1, 200, TXN_E_NONE, false, 300);
+    metrics_txn_done(&w, s, 0, ep1, 200, TXN_E_NONE, false, 300);
     uint64_t span;
     metrics_window_delta(i1, 10, 2000, &t, &span);
     is_int(metrics_vtotals_count(&t), 2, "window: only the txns after the sample");
@@ -133,15 +137,20 @@ static void test_window_and_render(void)
        "no-endpoint answers have endpoint=\"\"");
     ok(strstr(b.p, "weir_requests_total{version=\"\",endpoint=\"\",code=\"4xx\"} 1\n") != NULL,
        "unrouted answers have version=\"\"");
-    ok(strstr(b.p, "weir_request_duration_seconds_bucket{version=\"v1\",le=\"0.00005\"} 1\n") &&
-       strstr(b.p, "weir_request_duration_seconds_bucket{version=\"v1\",le=\"0.0005\"} 3\n") &&
-       strstr(b.p, "weir_request_duration_seconds_bucket{version=\"v1\",le=\"2.5\"} 4\n") &&
-       strstr(b.p, "weir_request_duration_seconds_bucket{version=\"v1\",le=\"+Inf\"} 4\n") &&
-       strstr(b.p, "weir_request_duration_seconds_count{version=\"v1\"} 4\n") &&
-       strstr(b.p, "weir_request_duration_seconds_sum{version=\"v1\"} 2.00064\n"),
+    ok(strstr(b.p, "weir_request_duration_seconds_bucket{version=\"v1\",le=\"0.00005\"} 2\n") &&
+       strstr(b.p, "weir_request_duration_seconds_bucket{version=\"v1\",le=\"0.0005\"} 4\n") &&
+       strstr(b.p, "weir_request_duration_seconds_bucket{version=\"v1\",le=\"2.5\"} 5\n") &&
+       strstr(b.p, "weir_request_duration_seconds_bucket{version=\"v1\",le=\"+Inf\"} 5\n") &&
+       strstr(b.p, "weir_request_duration_seconds_count{version=\"v1\"} 5\n") &&
+       strstr(b.p, "weir_request_duration_seconds_sum{version=\"v1\"} 2.00065\n"),
        "histogram buckets are cumulative, with _sum and _count");
     ok(strstr(b.p, "weir_split_percent{version=\"v1\"} 70\n") != NULL, "split gauge");
     ok(strstr(b.p, "weir_requests_aborted_total{version=\"v1\"} 1\n") != NULL, "aborted counter");
+    ok(strstr(b.p, "weir_requests_total{version=\"v1\",endpoint=\"127.0.0.1:2\",code=\"4xx\"} 1\n") != NULL,
+       "the client abort is in the endpoint's 4xx");
+    ok(strstr(b.p, "weir_request_errors_total{version=\"v1\",error=\"client_closed_head\"} 1\n") &&
+       strstr(b.p, "weir_request_errors_total{version=\"v2\",error=\"no_endpoint\"} 1\n"),
+       "errors by reason");
     json_buf_dispose(&b);
     snapshot_unref(s);
     snapshot_shutdown();

@@ -1,0 +1,350 @@
+/*
+ * rollout.c — see rollout.h. Pure: every input is an argument.
+ */
+#include "rollout.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const char *rollout_state_name(enum rollout_state s)
+{
+    switch (s) {
+    case ROLLOUT_S_NONE:
+        return "none";
+    case ROLLOUT_S_RUNNING:
+        return "running";
+    case ROLLOUT_S_PAUSED:
+        return "paused";
+    case ROLLOUT_S_PROMOTED:
+        return "promoted";
+    case ROLLOUT_S_ABORTED:
+        return "aborted";
+    }
+    return "none";
+}
+
+int rollout_plan_check(const struct rollout_plan *plan, char *err, size_t errlen)
+{
+    if (!plan->version[0]) {
+        snprintf(err, errlen, "a rollout needs a version");
+        return -1;
+    }
+    if (plan->n_steps == 0) {
+        snprintf(err, errlen, "steps: at least one step is needed");
+        return -1;
+    }
+    for (unsigned i = 0; i < plan->n_steps; i++) {
+        char a[16], b[16];
+        if (plan->steps_bp[i] == 0) {
+            snprintf(err, errlen, "steps: a step of 0 %% sends the version nothing");
+            return -1;
+        }
+        if (i && plan->steps_bp[i] <= plan->steps_bp[i - 1]) {
+            util_format_bp(plan->steps_bp[i - 1], a, sizeof(a));
+            util_format_bp(plan->steps_bp[i], b, sizeof(b));
+            snprintf(err, errlen, "steps must increase: %s then %s", a, b);
+            return -1;
+        }
+    }
+    if (plan->steps_bp[plan->n_steps - 1] != ROLLOUT_TOTAL_BP) {
+        char a[16];
+        util_format_bp(plan->steps_bp[plan->n_steps - 1], a, sizeof(a));
+        snprintf(err, errlen, "steps must end at 100 (the last is %s)", a);
+        return -1;
+    }
+    if (plan->hold_ms == 0) {
+        snprintf(err, errlen, "hold must be more than 0");
+        return -1;
+    }
+    return 0;
+}
+
+int rollout_plan_parse(const char *version, const char *steps, const char *hold,
+                       struct rollout_plan *plan, char *err, size_t errlen)
+{
+    struct rollout_plan p;
+    memset(&p, 0, sizeof(p));
+    if (!version || !version[0] || strlen(version) >= sizeof(p.version)) {
+        snprintf(err, errlen, "a rollout needs a version name");
+        return -1;
+    }
+    memcpy(p.version, version, strlen(version) + 1);
+    if (!steps || !steps[0]) {
+        snprintf(err, errlen, "steps= is required, e.g. steps=1,5,25,50,100");
+        return -1;
+    }
+    const char *s = steps;
+    while (*s) {
+        const char *end = strchr(s, ',');
+        size_t len = end ? (size_t)(end - s) : strlen(s);
+        char word[16];
+        if (len == 0 || len >= sizeof(word)) {
+            snprintf(err, errlen, "steps: '%s' is not a list of percents", steps);
+            return -1;
+        }
+        if (p.n_steps == ROLLOUT_STEPS_MAX) {
+            snprintf(err, errlen, "steps: at most %d steps", ROLLOUT_STEPS_MAX);
+            return -1;
+        }
+        memcpy(word, s, len);
+        word[len] = '\0';
+        if (util_parse_percent_bp(word, &p.steps_bp[p.n_steps]) < 0) {
+            snprintf(err, errlen,
+                     "steps: '%s' is not a percent from 0.01 to 100 with at most "
+                     "two decimals", word);
+            return -1;
+        }
+        p.n_steps++;
+        s += len;
+        if (*s == ',') {
+            s++;
+            if (!*s) {
+                snprintf(err, errlen, "steps: '%s' ends with a comma", steps);
+                return -1;
+            }
+        }
+    }
+    if (!hold || !hold[0]) {
+        snprintf(err, errlen, "hold= is required, e.g. hold=2m");
+        return -1;
+    }
+    if (util_parse_duration_ms(hold, &p.hold_ms) < 0) {
+        snprintf(err, errlen, "hold: '%s' is not a duration like 30s or 2m", hold);
+        return -1;
+    }
+    if (rollout_plan_check(&p, err, errlen) < 0)
+        return -1;
+    *plan = p;
+    return 0;
+}
+
+void rollout_split_for(const uint32_t *prior_bp, unsigned n, int v, uint32_t target_bp,
+                       uint32_t *out_bp)
+{
+    if (target_bp > ROLLOUT_TOTAL_BP)
+        target_bp = ROLLOUT_TOTAL_BP;
+    uint64_t rest = ROLLOUT_TOTAL_BP - target_bp;
+    uint64_t others = 0;
+    unsigned n_others = 0;
+    for (unsigned i = 0; i < n; i++)
+        if ((int)i != v) {
+            others += prior_bp[i];
+            n_others++;
+        }
+    /* Largest remainder: floor shares first, then one bp each to the
+     * largest remainders (ties to the earlier version), so the sum is
+     * exact and the result does not depend on rounding luck. */
+    uint64_t rem[ROLLOUT_VERSIONS_MAX];
+    uint64_t given = 0;
+    for (unsigned i = 0; i < n; i++) {
+        rem[i] = 0;
+        if ((int)i == v) {
+            out_bp[i] = target_bp;
+            continue;
+        }
+        uint64_t num = others ? rest * prior_bp[i] : rest;
+        uint64_t den = others ? others : (n_others ? n_others : 1);
+        out_bp[i] = (uint32_t)(num / den);
+        rem[i] = num % den;
+        given += out_bp[i];
+    }
+    if (n_others == 0) {
+        if (v >= 0 && (unsigned)v < n)
+            out_bp[v] = ROLLOUT_TOTAL_BP;
+        return;
+    }
+    while (given < rest) {
+        int best = -1;
+        for (unsigned i = 0; i < n; i++) {
+            if ((int)i == v || (others && prior_bp[i] == 0))
+                continue;
+            if (best < 0 || rem[i] > rem[best])
+                best = (int)i;
+        }
+        if (best < 0)
+            break;
+        out_bp[best]++;
+        rem[best] = 0;
+        given++;
+    }
+}
+
+int rollout_version_index(const struct rollout *r)
+{
+    for (unsigned i = 0; i < r->n_versions; i++)
+        if (strcmp(r->names[i], r->plan.version) == 0)
+            return (int)i;
+    return -1;
+}
+
+uint32_t rollout_percent_bp(const struct rollout *r)
+{
+    if (r->state == ROLLOUT_S_NONE || r->step == 0)
+        return 0;
+    if (r->state == ROLLOUT_S_PROMOTED)
+        return ROLLOUT_TOTAL_BP;
+    if (r->state == ROLLOUT_S_ABORTED) {
+        int v = rollout_version_index(r);
+        return v >= 0 ? r->prior_bp[v] : 0;
+    }
+    return r->plan.steps_bp[r->step - 1];
+}
+
+static void set_reason(struct rollout *r, const char *reason)
+{
+    snprintf(r->reason, sizeof(r->reason), "%s", reason ? reason : "");
+}
+
+static bool is_live(const struct rollout *r)
+{
+    return r->state == ROLLOUT_S_RUNNING || r->state == ROLLOUT_S_PAUSED;
+}
+
+int rollout_start(struct rollout *r, const struct rollout_plan *plan,
+                  const char (*names)[ROLLOUT_NAME_MAX], const uint32_t *prior_bp,
+                  unsigned n, int64_t now_ms, uint32_t *out_bp, char *err,
+                  size_t errlen)
+{
+    if (is_live(r)) {
+        snprintf(err, errlen, "a rollout of %s is %s; abort or promote it first",
+                 r->plan.version, rollout_state_name(r->state));
+        return -1;
+    }
+    if (rollout_plan_check(plan, err, errlen) < 0)
+        return -1;
+    if (n > ROLLOUT_VERSIONS_MAX) {
+        snprintf(err, errlen, "too many versions");
+        return -1;
+    }
+    int v = -1;
+    for (unsigned i = 0; i < n; i++)
+        if (strcmp(names[i], plan->version) == 0)
+            v = (int)i;
+    if (v < 0) {
+        snprintf(err, errlen, "no version named '%s'", plan->version);
+        return -1;
+    }
+    if (n < 2) {
+        snprintf(err, errlen, "a rollout needs another version to take traffic from");
+        return -1;
+    }
+    struct rollout next;
+    memset(&next, 0, sizeof(next));
+    next.state = ROLLOUT_S_RUNNING;
+    next.plan = *plan;
+    next.step = 1;
+    next.started_ms = now_ms;
+    next.step_started_ms = now_ms;
+    next.n_versions = n;
+    for (unsigned i = 0; i < n; i++) {
+        memcpy(next.names[i], names[i], ROLLOUT_NAME_MAX);
+        next.names[i][ROLLOUT_NAME_MAX - 1] = '\0';
+        next.prior_bp[i] = prior_bp[i];
+    }
+    *r = next;
+    rollout_split_for(r->prior_bp, n, v, plan->steps_bp[0], out_bp);
+    return 0;
+}
+
+bool rollout_tick(struct rollout *r, enum rollout_verdict verdict, int64_t now_ms,
+                  uint32_t *out_bp)
+{
+    if (r->state != ROLLOUT_S_RUNNING || verdict != ROLLOUT_V_PASS)
+        return false;
+    if (now_ms - r->step_started_ms < (int64_t)r->plan.hold_ms)
+        return false;
+    if (r->step >= r->plan.n_steps)
+        return false; /* the last step is 100 %: promoted on reaching it */
+    r->step++;
+    r->step_started_ms = now_ms;
+    int v = rollout_version_index(r);
+    rollout_split_for(r->prior_bp, r->n_versions, v, r->plan.steps_bp[r->step - 1], out_bp);
+    if (r->step == r->plan.n_steps) {
+        r->state = ROLLOUT_S_PROMOTED;
+        set_reason(r, "every step passed");
+    }
+    return true;
+}
+
+bool rollout_trip(struct rollout *r, bool rollback, int baseline, const char *reason,
+                  int64_t now_ms, uint32_t *out_bp)
+{
+    (void)now_ms;
+    if (!is_live(r))
+        return false;
+    set_reason(r, reason);
+    if (!rollback) {
+        if (r->state == ROLLOUT_S_RUNNING) {
+            r->state = ROLLOUT_S_PAUSED;
+            r->pause_seq++;
+        }
+        return false;
+    }
+    r->state = ROLLOUT_S_ABORTED;
+    int v = rollout_version_index(r);
+    memcpy(out_bp, r->prior_bp, r->n_versions * sizeof(*out_bp));
+    if (v >= 0 && baseline >= 0 && (unsigned)baseline < r->n_versions && baseline != v) {
+        out_bp[baseline] += out_bp[v];
+        out_bp[v] = 0;
+    }
+    return true;
+}
+
+int rollout_pause(struct rollout *r, const char *reason, char *err, size_t errlen)
+{
+    if (r->state != ROLLOUT_S_RUNNING) {
+        snprintf(err, errlen, "no running rollout to pause (state: %s)",
+                 rollout_state_name(r->state));
+        return -1;
+    }
+    r->state = ROLLOUT_S_PAUSED;
+    r->pause_seq++;
+    set_reason(r, reason);
+    return 0;
+}
+
+int rollout_resume(struct rollout *r, int64_t now_ms, char *err, size_t errlen)
+{
+    if (r->state != ROLLOUT_S_PAUSED) {
+        snprintf(err, errlen, "no paused rollout to resume (state: %s)",
+                 rollout_state_name(r->state));
+        return -1;
+    }
+    r->state = ROLLOUT_S_RUNNING;
+    r->pause_seq++;
+    /* The hold starts again: evidence from before the pause is the
+     * guard's, but the time on the step restarts. */
+    r->step_started_ms = now_ms;
+    set_reason(r, NULL);
+    return 0;
+}
+
+int rollout_promote(struct rollout *r, int64_t now_ms, uint32_t *out_bp, char *err,
+                    size_t errlen)
+{
+    if (!is_live(r)) {
+        snprintf(err, errlen, "no rollout to promote (state: %s)",
+                 rollout_state_name(r->state));
+        return -1;
+    }
+    int v = rollout_version_index(r);
+    rollout_split_for(r->prior_bp, r->n_versions, v, ROLLOUT_TOTAL_BP, out_bp);
+    r->state = ROLLOUT_S_PROMOTED;
+    r->step = r->plan.n_steps;
+    r->step_started_ms = now_ms;
+    set_reason(r, "promoted by hand");
+    return 0;
+}
+
+int rollout_abort(struct rollout *r, const char *reason, uint32_t *out_bp, char *err,
+                  size_t errlen)
+{
+    if (!is_live(r)) {
+        snprintf(err, errlen, "no rollout to abort (state: %s)", rollout_state_name(r->state));
+        return -1;
+    }
+    memcpy(out_bp, r->prior_bp, r->n_versions * sizeof(*out_bp));
+    r->state = ROLLOUT_S_ABORTED;
+    set_reason(r, reason ? reason : "aborted by hand");
+    return 0;
+}
