@@ -40,6 +40,7 @@
 #include <string.h>
 
 #include <event2/dns.h>
+#include <event2/event.h>
 
 #include "log.h"
 #include "util.h"

@@ -16,9 +16,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <event2/event.h>
-
 #include "config.h"
+
+struct event_base;
 
 /*
  * The endpoints found for one version: "ip:port" addresses, sorted, no
