@@ -9,10 +9,12 @@
  * was known of that family; a failure (timeout, SERVFAIL, REFUSED...) keeps
  * the family's last known addresses. The resulting "ip:port" endpoints,
  * sorted, are compared with the installed set; on a change the new set is
- * installed and runtime_refresh() publishes a snapshot, which snapshot_new()
- * builds with discovery_endpoints(). The next round starts discover_interval
- * after this one started; TTLs are not used (the interval is the operator's
- * bound on staleness, like nginx's `resolve valid=`).
+ * installed and the creator's on_change callback gets every set (it is the
+ * creator's business what follows: in weir, server.c hands them to
+ * runtime.c, which publishes a snapshot built from them). The next round
+ * starts discover_interval after this one started; TTLs are not used (the
+ * interval is the operator's bound on staleness, like nginx's `resolve
+ * valid=`).
  *
  * Lookups in flight are never cancelled: libevent runs a cancelled
  * request's callback later, so its argument has to outlive the call anyway.
@@ -23,11 +25,12 @@
  * remaining lookups are freed here.
  *
  * Logging: a failing round is logged once, until a round succeeds again; an
- * empty answer is logged when the set becomes empty; set changes are logged
- * by runtime_refresh() ("discovery: v2 +1 -0").
+ * empty answer is logged when the set becomes empty; set changes are
+ * described in on_change's `why` ("discovery: v2 +1 -0 (...)"), for the
+ * consumer to log.
  *
- * Does not own: snapshots (snapshot.c), health of the discovered endpoints
- * (health.c, told at once about a change with health_config_changed()).
+ * Knows no consumer: not snapshots, not the running config, not health
+ * checks of the discovered endpoints (they follow the published snapshot).
  */
 #include "discovery.h"
 
@@ -37,10 +40,9 @@
 #include <string.h>
 
 #include <event2/dns.h>
+#include <event2/event.h>
 
-#include "health.h"
 #include "log.h"
-#include "runtime.h"
 #include "util.h"
 
 #define DSET_MAGIC 0x44534554u   /* "DSET" */
@@ -64,7 +66,9 @@ struct addr_list {
 
 struct dset {
     uint32_t magic;
-    char *version;      /* owned */
+    struct discovery *owner; /* borrowed: the discovery this set belongs to */
+    struct discovery_set found; /* owned: version name and installed set,
+                                 * sorted by address */
     char *discover;     /* owned: "name:port" as configured */
     char *host;         /* owned: the name */
     uint16_t port;
@@ -76,8 +80,6 @@ struct dset {
     enum answer_kind kind[FAM_N];     /* this round */
     struct addr_list answer[FAM_N];   /* this round's addresses */
     char failure[FAM_N][48];          /* this round's failure reasons */
-    struct config_endpoint *eps;      /* owned: installed set, sorted by address */
-    size_t n_eps;
     bool failing;       /* a failure was logged; no good round since */
     bool empty_logged;  /* the empty set was logged */
     struct dset *next;  /* owned list link */
@@ -85,18 +87,22 @@ struct dset {
 
 struct lookup {
     uint32_t magic;
+    struct discovery *owner; /* borrowed: whose list holds the lookup */
     struct dset *set;   /* borrowed; NULL once orphaned */
     int fam;
     struct lookup *next; /* owned list of lookups awaiting their callback */
 };
 
-static struct {
+struct discovery {
     struct event_base *base;  /* borrowed */
+    discovery_change_cb on_change; /* borrowed function */
+    void *arg;                /* borrowed: on_change's argument */
     struct evdns_base *dns;   /* owned */
     char *resolvers_key;      /* owned: the resolvers `dns` was made for */
     struct dset *sets;        /* owned list */
+    size_t n_sets;
     struct lookup *lookups;   /* owned list */
-} ds;
+};
 
 static void on_round_timer(evutil_socket_t fd, short what, void *arg);
 static void on_dns_answer(int result, char type, int count, int ttl,
@@ -130,17 +136,17 @@ static struct timeval ms_tv(uint64_t ms)
     return tv;
 }
 
-/* Orphan every lookup of d (or of every set when d is NULL). */
-static void orphan_lookups(const struct dset *d)
+/* Orphan every lookup of d (or of every set of dy when d is NULL). */
+static void orphan_lookups(struct discovery *dy, const struct dset *d)
 {
-    for (struct lookup *l = ds.lookups; l; l = l->next)
+    for (struct lookup *l = dy->lookups; l; l = l->next)
         if (!d || l->set == d)
             l->set = NULL;
 }
 
 static void lookup_unlink(struct lookup *l)
 {
-    for (struct lookup **pp = &ds.lookups; *pp; pp = &(*pp)->next)
+    for (struct lookup **pp = &l->owner->lookups; *pp; pp = &(*pp)->next)
         if (*pp == l) {
             *pp = l->next;
             return;
@@ -170,10 +176,10 @@ static void on_evdns_log(int is_warning, const char *msg)
     log_debug("evdns%s: %s", is_warning ? " warning" : "", msg);
 }
 
-static struct evdns_base *dns_new(const struct config *cfg)
+static struct evdns_base *dns_new(struct event_base *base, const struct config *cfg)
 {
     evdns_set_log_fn(on_evdns_log);
-    struct evdns_base *dns = evdns_base_new(ds.base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    struct evdns_base *dns = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
     if (!dns) {
         log_error("discovery: cannot create a DNS resolver");
         return NULL;
@@ -201,7 +207,8 @@ static void round_done(struct dset *d);
 
 static void round_start(struct dset *d)
 {
-    if (d->pending || !ds.dns)
+    struct discovery *dy = d->owner;
+    if (d->pending || !dy->dns)
         return;
     d->started_ms = util_now_ms();
     for (int f = 0; f < FAM_N; f++) {
@@ -212,14 +219,15 @@ static void round_start(struct dset *d)
     for (int f = 0; f < FAM_N; f++) {
         struct lookup *l = xcalloc(1, sizeof(*l));
         l->magic = LOOKUP_MAGIC;
+        l->owner = dy;
         l->set = d;
         l->fam = f;
-        l->next = ds.lookups;
-        ds.lookups = l;
+        l->next = dy->lookups;
+        dy->lookups = l;
         d->pending++;
         struct evdns_request *r =
-            f == FAM_A ? evdns_base_resolve_ipv4(ds.dns, d->host, 0, on_dns_answer, l)
-                       : evdns_base_resolve_ipv6(ds.dns, d->host, 0, on_dns_answer, l);
+            f == FAM_A ? evdns_base_resolve_ipv4(dy->dns, d->host, 0, on_dns_answer, l)
+                       : evdns_base_resolve_ipv6(dy->dns, d->host, 0, on_dns_answer, l);
         if (!r) {
             /* Not sent, and no callback will come. */
             lookup_unlink(l);
@@ -287,20 +295,31 @@ static void on_dns_answer(int result, char type, int count, int ttl,
         round_done(d);
 }
 
-/* Install a new endpoint set (owned) if it differs; publish the change. */
+/* Call the creator's on_change with every set. */
+static void report(struct discovery *dy, const char *why)
+{
+    struct discovery_set *sets = xcalloc(dy->n_sets ? dy->n_sets : 1, sizeof(*sets));
+    size_t n = 0;
+    for (const struct dset *d = dy->sets; d; d = d->next)
+        sets[n++] = d->found; /* views: discovery keeps owning them */
+    CHECK(n == dy->n_sets);
+    dy->on_change(sets, n, why, dy->arg);
+    free(sets);
+}
+
+/* Install a new endpoint set (owned) if it differs; report the change. */
 static void install(struct dset *d, struct config_endpoint *eps, size_t n)
 {
-    bool same = n == d->n_eps;
-    for (size_t i = 0; same && i < n; i++)
-        same = strcmp(eps[i].address, d->eps[i].address) == 0;
-    if (same) {
+    struct discovery_set *cur = &d->found;
+    struct discovery_set next = {cur->version, eps, n};
+    if (discovery_set_equal(cur, &next)) {
         eps_free(eps, n);
         return;
     }
     /* Both sorted: count what came and went in one merge walk. */
     size_t added = 0, removed = 0, i = 0, j = 0;
-    while (i < n || j < d->n_eps) {
-        int c = i == n ? 1 : j == d->n_eps ? -1 : strcmp(eps[i].address, d->eps[j].address);
+    while (i < n || j < cur->n_eps) {
+        int c = i == n ? 1 : j == cur->n_eps ? -1 : strcmp(eps[i].address, cur->eps[j].address);
         if (c < 0) {
             added++;
             i++;
@@ -312,16 +331,13 @@ static void install(struct dset *d, struct config_endpoint *eps, size_t n)
             j++;
         }
     }
-    struct config_endpoint *old = d->eps;
-    size_t n_old = d->n_eps;
-    d->eps = eps;
-    d->n_eps = n;
+    eps_free(cur->eps, cur->n_eps);
+    cur->eps = eps;
+    cur->n_eps = n;
     char why[160];
     snprintf(why, sizeof(why), "discovery: %s +%zu -%zu (%s: %zu endpoint%s)",
-             d->version, added, removed, d->host, n, n == 1 ? "" : "s");
-    runtime_refresh(why);
-    eps_free(old, n_old);
-    health_config_changed();
+             cur->version, added, removed, d->host, n, n == 1 ? "" : "s");
+    report(d->owner, why);
 }
 
 static void round_done(struct dset *d)
@@ -370,17 +386,17 @@ static void round_done(struct dset *d)
     if (failed[0]) {
         if (!d->failing)
             log_warn("discovery %s: lookup of %s failed (%s); keeping the last "
-                     "known %zu endpoint%s", d->version, d->host, failed, d->n_eps,
-                     d->n_eps == 1 ? "" : "s");
+                     "known %zu endpoint%s", d->found.version, d->host, failed,
+                     d->found.n_eps, d->found.n_eps == 1 ? "" : "s");
         d->failing = true;
     } else if (d->failing) {
-        log_info("discovery %s: %s resolves again", d->version, d->host);
+        log_info("discovery %s: %s resolves again", d->found.version, d->host);
         d->failing = false;
     }
     if (u == 0 && !failed[0]) {
         if (!d->empty_logged)
             log_warn("discovery %s: %s has no A or AAAA records; the version has "
-                     "no discovered endpoints", d->version, d->host);
+                     "no discovered endpoints", d->found.version, d->host);
         d->empty_logged = true;
     } else if (u > 0) {
         d->empty_logged = false;
@@ -394,20 +410,21 @@ static void round_done(struct dset *d)
 
 /* ---- sets ------------------------------------------------------------ */
 
-static struct dset *dset_new(const struct config_version *cv)
+static struct dset *dset_new(struct discovery *dy, const struct config_version *cv)
 {
     const char *colon = strrchr(cv->discover, ':');
     CHECK(colon != NULL); /* config validation guarantees name:port */
     struct dset *d = xcalloc(1, sizeof(*d));
     d->magic = DSET_MAGIC;
-    d->version = xstrdup(cv->name);
+    d->owner = dy;
+    d->found.version = xstrdup(cv->name);
     d->discover = xstrdup(cv->discover);
     d->host = xstrndup(cv->discover, (size_t)(colon - cv->discover));
     d->port = (uint16_t)strtoul(colon + 1, NULL, 10);
     d->interval_ms = cv->discover_interval_ms ? cv->discover_interval_ms : 5000;
-    d->timer = evtimer_new(ds.base, on_round_timer, d);
+    d->timer = evtimer_new(dy->base, on_round_timer, d);
     CHECK(d->timer != NULL);
-    log_info("discovery %s: resolving %s every %ums", d->version, d->discover,
+    log_info("discovery %s: resolving %s every %ums", d->found.version, d->discover,
              d->interval_ms);
     return d;
 }
@@ -415,57 +432,59 @@ static struct dset *dset_new(const struct config_version *cv)
 static void dset_free(struct dset *d)
 {
     CHECK(d->magic == DSET_MAGIC);
-    orphan_lookups(d);
+    orphan_lookups(d->owner, d);
     event_free(d->timer);
     for (int f = 0; f < FAM_N; f++) {
         addr_list_dispose(&d->known[f]);
         addr_list_dispose(&d->answer[f]);
     }
-    eps_free(d->eps, d->n_eps);
-    free(d->version);
+    eps_free(d->found.eps, d->found.n_eps);
+    free(d->found.version);
     free(d->discover);
     free(d->host);
     d->magic = 0;
     free(d);
 }
 
-static struct dset *find_set(const char *version)
+static struct dset *find_set(const struct discovery *dy, const char *version)
 {
-    for (struct dset *d = ds.sets; d; d = d->next)
-        if (strcmp(d->version, version) == 0)
+    for (struct dset *d = dy->sets; d; d = d->next)
+        if (strcmp(d->found.version, version) == 0)
             return d;
     return NULL;
 }
 
-size_t discovery_endpoints(const char *version, const struct config_endpoint **out)
+struct discovery *discovery_new(struct event_base *base, discovery_change_cb on_change,
+                                void *arg)
 {
-    const struct dset *d = find_set(version);
-    *out = d ? d->eps : NULL;
-    return d ? d->n_eps : 0;
+    CHECK(base && on_change);
+    struct discovery *dy = xcalloc(1, sizeof(*dy));
+    dy->base = base;
+    dy->on_change = on_change;
+    dy->arg = arg;
+    return dy;
 }
 
-void discovery_configure(struct event_base *base, const struct config *cfg)
+void discovery_configure(struct discovery *dy, const struct config *cfg)
 {
-    ds.base = base;
     bool removed_endpoints = false;
 
     /* Sets: drop those whose version or discover went away or changed. */
-    for (struct dset **pp = &ds.sets; *pp;) {
+    for (struct dset **pp = &dy->sets; *pp;) {
         struct dset *d = *pp;
-        int vi = config_version_index(cfg, d->version);
+        int vi = config_version_index(cfg, d->found.version);
         const struct config_version *cv = vi >= 0 ? &cfg->versions[vi] : NULL;
         if (cv && cv->discover && strcmp(cv->discover, d->discover) == 0) {
             d->interval_ms = cv->discover_interval_ms ? cv->discover_interval_ms : 5000;
             pp = &d->next;
             continue;
         }
-        /* A changed name: what the old one found must not stay. (A version
-         * that is gone or stopped discovering is not built from it any
-         * more: snapshot_new() only asks for versions with discover.) */
-        if (cv && cv->discover && d->n_eps)
+        /* What the old name found must not stay with the consumer. */
+        if (d->found.n_eps)
             removed_endpoints = true;
-        log_info("discovery %s: stopped resolving %s", d->version, d->discover);
+        log_info("discovery %s: stopped resolving %s", d->found.version, d->discover);
         *pp = d->next;
+        dy->n_sets--;
         dset_free(d);
     }
 
@@ -475,57 +494,108 @@ void discovery_configure(struct event_base *base, const struct config *cfg)
     for (size_t v = 0; v < cfg->n_versions; v++)
         any = any || cfg->versions[v].discover;
     bool restart = false;
-    if (ds.dns && (!any || strcmp(key, ds.resolvers_key) != 0)) {
+    if (dy->dns && (!any || strcmp(key, dy->resolvers_key) != 0)) {
         /* Every request still out gets one (failing) callback: orphan them
          * all and start the rounds again on the new resolver. */
-        orphan_lookups(NULL);
-        evdns_base_free(ds.dns, 1);
-        ds.dns = NULL;
-        for (struct dset *d = ds.sets; d; d = d->next)
+        orphan_lookups(dy, NULL);
+        evdns_base_free(dy->dns, 1);
+        dy->dns = NULL;
+        for (struct dset *d = dy->sets; d; d = d->next)
             d->pending = 0;
         restart = true;
     }
-    if (!ds.dns && any)
-        ds.dns = dns_new(cfg);
-    free(ds.resolvers_key);
-    ds.resolvers_key = key;
+    if (!dy->dns && any)
+        dy->dns = dns_new(dy->base, cfg);
+    free(dy->resolvers_key);
+    dy->resolvers_key = key;
 
     /* New sets start resolving at once. */
     for (size_t v = 0; v < cfg->n_versions; v++) {
         const struct config_version *cv = &cfg->versions[v];
-        if (!cv->discover || find_set(cv->name))
+        if (!cv->discover || find_set(dy, cv->name))
             continue;
-        struct dset *d = dset_new(cv);
-        d->next = ds.sets;
-        ds.sets = d;
+        struct dset *d = dset_new(dy, cv);
+        d->next = dy->sets;
+        dy->sets = d;
+        dy->n_sets++;
         round_start(d);
     }
     if (restart)
-        for (struct dset *d = ds.sets; d; d = d->next)
+        for (struct dset *d = dy->sets; d; d = d->next)
             round_start(d);
     if (removed_endpoints)
-        runtime_refresh("discovery: a discover name changed, its old endpoints leave");
+        report(dy, "discovery: a discover name changed, its old endpoints leave");
 }
 
-void discovery_stop(void)
+void discovery_free(struct discovery *dy)
 {
+    if (!dy)
+        return;
     /* The loop does not run again: free the base without callbacks and the
      * lookups that will never get theirs. */
-    if (ds.dns) {
-        evdns_base_free(ds.dns, 0);
+    if (dy->dns) {
+        evdns_base_free(dy->dns, 0);
         evdns_set_log_fn(NULL);
     }
-    while (ds.lookups) {
-        struct lookup *l = ds.lookups;
-        ds.lookups = l->next;
+    while (dy->lookups) {
+        struct lookup *l = dy->lookups;
+        dy->lookups = l->next;
         l->magic = 0;
         free(l);
     }
-    while (ds.sets) {
-        struct dset *d = ds.sets;
-        ds.sets = d->next;
+    while (dy->sets) {
+        struct dset *d = dy->sets;
+        dy->sets = d->next;
         dset_free(d);
     }
-    free(ds.resolvers_key);
-    memset(&ds, 0, sizeof(ds));
+    free(dy->resolvers_key);
+    free(dy);
+}
+
+/* ---- sets as values ----------------------------------------------------- */
+
+const struct discovery_set *discovery_sets_find(const struct discovery_set *sets,
+                                                size_t n_sets, const char *version)
+{
+    for (size_t i = 0; i < n_sets; i++)
+        if (strcmp(sets[i].version, version) == 0)
+            return &sets[i];
+    return NULL;
+}
+
+bool discovery_set_equal(const struct discovery_set *a, const struct discovery_set *b)
+{
+    size_t na = a ? a->n_eps : 0, nb = b ? b->n_eps : 0;
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (strcmp(a->eps[i].address, b->eps[i].address) != 0)
+            return false;
+    return true;
+}
+
+struct discovery_set *discovery_sets_copy(const struct discovery_set *sets, size_t n_sets)
+{
+    struct discovery_set *c = xcalloc(n_sets ? n_sets : 1, sizeof(*c));
+    for (size_t i = 0; i < n_sets; i++) {
+        c[i].version = xstrdup(sets[i].version);
+        c[i].n_eps = sets[i].n_eps;
+        c[i].eps = xcalloc(c[i].n_eps ? c[i].n_eps : 1, sizeof(*c[i].eps));
+        for (size_t k = 0; k < c[i].n_eps; k++) {
+            c[i].eps[k] = sets[i].eps[k];
+            c[i].eps[k].address = xstrdup(sets[i].eps[k].address);
+        }
+    }
+    return c;
+}
+
+void discovery_sets_free(struct discovery_set *sets, size_t n_sets)
+{
+    if (!sets)
+        return;
+    for (size_t i = 0; i < n_sets; i++) {
+        eps_free(sets[i].eps, sets[i].n_eps);
+        free(sets[i].version);
+    }
+    free(sets);
 }

@@ -1,12 +1,13 @@
 /*
- * health.c — active health checks, and following the published snapshot for
- * them and for DNS discovery. Main thread only.
+ * health.c — active health checks, following the published snapshot. Main
+ * thread only.
  *
  * Following: a 100 ms timer compares snapshot_generation() with the
- * generation last synced (health_config_changed() just makes that timer fire
- * now, never re-enters a publisher), so nothing that publishes has to know
- * about health. A sync reconfigures discovery (discovery_configure) and makes
- * the set of probes equal the endpoints of every version that has `health:`.
+ * generation last synced (health_snapshot_changed() just makes that timer
+ * fire now, never re-enters a publisher), so nothing that publishes has to
+ * know about health. A sync makes the set of probes equal the endpoints of
+ * every version that has `health:`, wherever they came from (config file,
+ * control socket, DNS discovery).
  * Probes are keyed by endpoint object: snapshot.c carries an endpoint over
  * from one snapshot to the next while its version and address stay, so
  * check state survives reloads, runtime changes and discovery refreshes.
@@ -36,8 +37,8 @@
  * successful_active_health_check_uneject_host). When a version loses
  * `health:` its endpoints count as healthy again (nothing checks them).
  *
- * Does not own: passive ejection (health_passive.c), DNS (discovery.c),
- * endpoints and snapshots (snapshot.c).
+ * Does not own: passive ejection (health_passive.c), endpoints and snapshots
+ * (snapshot.c), and knows nothing of where endpoints come from.
  */
 #include "health.h"
 
@@ -55,7 +56,6 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "discovery.h"
 #include "log.h"
 #include "util.h"
 
@@ -464,7 +464,7 @@ static bool has_id(const uint32_t *ids, size_t n, uint32_t id)
     return bsearch(&id, ids, n, sizeof(*ids), cmp_id) != NULL;
 }
 
-/* Make the probes match the published snapshot; reconfigure discovery. */
+/* Make the probes match the published snapshot. */
 static void sync_probes(void)
 {
     struct snapshot *s = snapshot_acquire();
@@ -521,9 +521,6 @@ static void sync_probes(void)
     free(now);
     snapshot_unref(hs.known);
     hs.known = s;
-    /* Last: this may publish a refreshed snapshot, which the next tick
-     * syncs. */
-    discovery_configure(hs.base, s->cfg);
 }
 
 static void on_sync_timer(evutil_socket_t fd, short what, void *arg)
@@ -546,7 +543,7 @@ void health_start(struct event_base *base)
     sync_probes();
 }
 
-void health_config_changed(void)
+void health_snapshot_changed(void)
 {
     if (hs.sync_timer)
         event_active(hs.sync_timer, EV_TIMEOUT, 0);
@@ -562,7 +559,6 @@ void health_stop(void)
         probe_free(p, false);
     }
     event_free(hs.sync_timer);
-    discovery_stop();
     snapshot_unref(hs.known);
     memset(&hs, 0, sizeof(hs));
 }

@@ -1,6 +1,7 @@
 /*
  * health.h — endpoint health: passive ejection fed by the data path, and
- * (health.c, main thread) active probes and DNS discovery.
+ * (health.c, main thread) active probes of the published snapshot's
+ * endpoints.
  *
  * Passive: HEALTH_EJECT_AFTER consecutive connect failures, or
  * HEALTH_EJECT_5XX_AFTER consecutive failures of which the last is a 5xx
@@ -34,17 +35,17 @@ void health_report_success(struct endpoint *ep);
 #include <event2/event.h>
 
 /*
- * Start active probes and DNS discovery for the running config on the main
- * thread's base, and follow later snapshots (health_config_changed).
- * Main thread.
+ * Start active probes for the published snapshot on the main thread's base
+ * (borrowed), and follow later snapshots: within 100 ms of a publish, or at
+ * once after health_snapshot_changed(). Main thread.
  */
 void health_start(struct event_base *base);
 
-/* The running config changed (new snapshot published): re-plan probes and
- * discovery. Main thread. */
-void health_config_changed(void);
+/* A new snapshot was published: sync the probes now rather than at the
+ * next poll (no-op before health_start). Main thread. */
+void health_snapshot_changed(void);
 
-/* Stop all probes and resolvers. Main thread. */
+/* Stop all probes. Main thread. */
 void health_stop(void);
 
 /*

@@ -5,7 +5,8 @@
  * Window ring: sample k (k = 0, 1, ...) is stored at k % METRICS_WINDOW_SAMPLES
  * in every vstats' ring, with its time in sample_ms[]. A vstats registered
  * after some samples were taken has zeros there, which is right: it was
- * registered (by snapshot_new) before any txn could count against it.
+ * registered (by metrics_bind, before its snapshot is published) before any
+ * txn could count against it.
  */
 #include "metrics.h"
 
@@ -55,6 +56,12 @@ struct vstats *metrics_vstats(const char *name)
     registry[n] = vs;
     atomic_store(&n_registry, n + 1);
     return vs;
+}
+
+void metrics_bind(struct snapshot *s)
+{
+    for (size_t v = 0; v < s->n_versions; v++)
+        s->versions[v].stats = metrics_vstats(s->versions[v].name);
 }
 
 size_t metrics_vstats_count(void)

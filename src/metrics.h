@@ -80,6 +80,10 @@ struct worker;
 /* The stats of a version name, created on first use. Main thread. */
 struct vstats *metrics_vstats(const char *name);
 
+/* Point every version of s (built, not yet published) at the stats of its
+ * name (metrics_vstats). Main thread. */
+void metrics_bind(struct snapshot *s);
+
 /* Every registered vstats, for readers. Any thread. */
 size_t metrics_vstats_count(void);
 struct vstats *metrics_vstats_at(size_t i);

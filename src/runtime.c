@@ -26,8 +26,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "discovery.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 #include "snapshot.h"
 #include "state.h"
 
@@ -40,6 +42,9 @@ static struct {
     uint64_t seen_hash;      /* content hash of the last read attempt */
     struct state st;         /* file map, changes, history */
     runtime_reload_cb on_reload; /* borrowed function */
+    struct discovery_set *found; /* owned: discovery's last report, an input
+                                  * of every snapshot (discovery_sets_copy) */
+    size_t n_found;
 } rt;
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -516,9 +521,10 @@ static void describe_diff(const struct state_map *a, const struct state_map *b,
 static void publish(const struct config *cfg)
 {
     struct snapshot *prev = snapshot_acquire();
-    struct snapshot *s = snapshot_new(config_clone(cfg), prev);
+    struct snapshot *s = snapshot_new(config_clone(cfg), prev, rt.found, rt.n_found);
     CHECK(s != NULL);
     snapshot_unref(prev);
+    metrics_bind(s);
     snapshot_publish(s);
 }
 
@@ -772,13 +778,34 @@ void runtime_on_reload(runtime_reload_cb cb)
     rt.on_reload = cb;
 }
 
-void runtime_refresh(const char *why)
+/* Would a snapshot of cfg built from `b` differ from one built from `a`?
+ * Only the sets of versions that discover in cfg are merged. */
+static bool found_differs(const struct config *cfg, const struct discovery_set *a,
+                          size_t na, const struct discovery_set *b, size_t nb)
 {
-    if (!rt.started)
+    for (size_t v = 0; v < cfg->n_versions; v++) {
+        const char *name = cfg->versions[v].name;
+        if (cfg->versions[v].discover &&
+            !discovery_set_equal(discovery_sets_find(a, na, name),
+                                 discovery_sets_find(b, nb, name)))
+            return true;
+    }
+    return false;
+}
+
+void runtime_set_discovered(const struct discovery_set *sets, size_t n_sets,
+                            const char *why)
+{
+    bool differs = rt.started && found_differs(rt.running, rt.found, rt.n_found,
+                                               sets, n_sets);
+    discovery_sets_free(rt.found, rt.n_found);
+    rt.found = discovery_sets_copy(sets, n_sets);
+    rt.n_found = n_sets;
+    if (!differs)
         return;
     publish(rt.running);
     log_info("published generation %" PRIu64 ": %s", snapshot_generation(),
-             why ? why : "refresh");
+             why ? why : "discovery");
 }
 
 int runtime_reload(struct config_errors *errs, char *msg, size_t msglen)
@@ -909,6 +936,9 @@ const struct config *runtime_config(void)
 
 void runtime_stop(void)
 {
+    discovery_sets_free(rt.found, rt.n_found);
+    rt.found = NULL;
+    rt.n_found = 0;
     if (!rt.started)
         return;
     config_free(rt.running);

@@ -5,8 +5,9 @@
  * runtime changes across reload and restart.
  *
  * Every change goes: clone the running config → modify → config_validate()
- * (the file's own validator) → snapshot_new() → snapshot_publish() → save
- * the state file (write temp + fsync + rename). Refused changes leave
+ * (the file's own validator) → snapshot_new() (with the endpoints discovery
+ * last reported, runtime_set_discovered) → snapshot_publish() → save the
+ * state file (write temp + fsync + rename). Refused changes leave
  * everything as it was. Main thread only.
  *
  * What is tracked (see state.h for the key format): the split, the rules,
@@ -36,6 +37,8 @@
 #include <stdint.h>
 
 #include "config.h"
+
+struct discovery_set;
 
 /*
  * First load: read config_path, restore the state file, publish the first
@@ -131,12 +134,15 @@ void runtime_cfg_format_split(const struct config *cfg, char *buf, size_t buflen
 const struct config *runtime_config(void);
 
 /*
- * Publish a new snapshot of the running config unchanged, because something
- * it is built from changed (discovered endpoints). Logs `why`. Records no
- * history and no runtime change; generation + 1. No-op before
- * runtime_start. Main thread.
+ * Discovery's current sets (every version's; borrowed, copied here): from
+ * now on an input of every snapshot published. When they change what a
+ * snapshot of the running config holds (the set of a version that
+ * discovers), publish one at once with the running config unchanged: logs
+ * `why`, records no history and no runtime change; generation + 1. Before
+ * runtime_start the sets are only kept. Main thread.
  */
-void runtime_refresh(const char *why);
+void runtime_set_discovered(const struct discovery_set *sets, size_t n_sets,
+                            const char *why);
 
 /* Free everything at exit. */
 void runtime_stop(void);

@@ -3,7 +3,14 @@
  *
  * Startup: config → first snapshot → listening sockets (one per worker,
  * SO_REUSEPORT; port 0 is resolved by the first and reused by the rest) →
- * workers → control socket, admin, health, watch. Stop: SIGTERM/SIGINT ask
+ * workers → control socket, admin, health, discovery, watch.
+ *
+ * Wiring of the main-thread modules, which do not know each other: the
+ * running config (runtime.c) publishes snapshots; health checks follow the
+ * published snapshot; discovery is a producer whose changes go to
+ * runtime_set_discovered() (a new snapshot) and then nudge health so new
+ * endpoints are checked at once; a reload reconfigures discovery and the
+ * access log. Stop: SIGTERM/SIGINT ask
  * every worker to drain; a short poll timer ends the main loop when all
  * workers have finished (the control socket closes first, the admin
  * listener keeps answering /healthz with 503 meanwhile).
@@ -23,6 +30,7 @@
 #include "admin.h"
 #include "config.h"
 #include "control.h"
+#include "discovery.h"
 #include "health.h"
 #include "log.h"
 #include "metrics.h"
@@ -37,6 +45,7 @@ struct server {
     unsigned n_workers;
     struct event *sig_hup, *sig_term, *sig_int, *sig_usr1;
     struct event *stop_poll;
+    struct discovery *discovery; /* owned */
     bool stopping;
 };
 
@@ -48,6 +57,17 @@ static void on_reloaded(const struct config *cfg)
 {
     if (access_configure(cfg) < 0)
         log_error("access log settings not applied");
+    if (srv.discovery)
+        discovery_configure(srv.discovery, cfg);
+}
+
+/* Discovery's sets changed: they are an input of the snapshot. */
+static void on_discovered(const struct discovery_set *sets, size_t n_sets,
+                          const char *why, void *arg)
+{
+    (void)arg;
+    runtime_set_discovered(sets, n_sets, why);
+    health_snapshot_changed();
 }
 
 /* SIGHUP: the same reload as `weirctl reload`; runtime_reload logs the
@@ -200,6 +220,8 @@ int server_run(const char *config_path)
     if (watch_start(srv.base, config_path) < 0)
         log_warn("config file watch unavailable; use SIGHUP or `weirctl reload`");
     health_start(srv.base);
+    srv.discovery = discovery_new(srv.base, on_discovered, NULL);
+    discovery_configure(srv.discovery, cfg);
     for (unsigned i = 0; i < srv.n_workers; i++) {
         if (worker_start(srv.workers[i]) < 0) {
             log_error("cannot start worker thread %u", i);
@@ -226,6 +248,8 @@ out_workers:
     for (unsigned i = 0; i < srv.n_workers; i++)
         worker_free(srv.workers[i]);
     health_stop();
+    discovery_free(srv.discovery);
+    srv.discovery = NULL;
     admin_stop();
     control_stop();
     watch_stop();

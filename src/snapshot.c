@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include "discovery.h"
-#include "metrics.h"
 #include "util.h"
 
 static _Atomic(struct snapshot *) current;
@@ -120,7 +119,8 @@ static char *lowercase_dup(const char *s, size_t *len)
     return p;
 }
 
-struct snapshot *snapshot_new(struct config *cfg, const struct snapshot *prev)
+struct snapshot *snapshot_new(struct config *cfg, const struct snapshot *prev,
+                              const struct discovery_set *found, size_t n_found)
 {
     struct snapshot *s = xcalloc(1, sizeof(*s));
     atomic_init(&s->refs, 1);
@@ -133,7 +133,6 @@ struct snapshot *snapshot_new(struct config *cfg, const struct snapshot *prev)
         struct snap_version *sv = &s->versions[v];
         sv->name = cv->name;
         sv->split_bp = cfg->split_bp[v];
-        sv->stats = metrics_vstats(cv->name);
         /* Fixed bucket ranges in version order: a version's range only grows
          * at its edge shared with its neighbour as its share grows, so for
          * the usual two-version canary users only ever move onto the
@@ -142,8 +141,10 @@ struct snapshot *snapshot_new(struct config *cfg, const struct snapshot *prev)
         lo += sv->split_bp;
         sv->sticky_hi = lo;
         sv->fallback = cv->fallback ? config_version_index(cfg, cv->fallback) : -1;
-        const struct config_endpoint *disc = NULL;
-        size_t n_disc = cv->discover ? discovery_endpoints(cv->name, &disc) : 0;
+        const struct discovery_set *ds =
+            cv->discover ? discovery_sets_find(found, n_found, cv->name) : NULL;
+        const struct config_endpoint *disc = ds ? ds->eps : NULL;
+        size_t n_disc = ds ? ds->n_eps : 0;
         sv->eps = xcalloc(cv->n_endpoints + n_disc, sizeof(*sv->eps));
         for (size_t i = 0; i < cv->n_endpoints + n_disc; i++) {
             const struct config_endpoint *ce =

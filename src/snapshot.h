@@ -31,6 +31,7 @@
 
 #include "config.h"
 
+struct discovery_set;
 struct vstats;
 
 #define WORKERS_MAX 64
@@ -85,7 +86,9 @@ struct snap_version {
     int fallback;        /* version index taking traffic when none healthy, -1 none */
     struct snap_endpoint *eps; /* owned array */
     size_t n_eps;
-    struct vstats *stats; /* borrowed from metrics.c's registry (never freed) */
+    struct vstats *stats; /* borrowed from metrics.c's registry (never freed),
+                           * set by metrics_bind() before publishing; NULL:
+                           * not counted */
 };
 
 struct snap_rule {
@@ -110,11 +113,24 @@ struct snapshot {
 };
 
 /*
- * Build a snapshot from a validated config (takes ownership of cfg), reusing
- * endpoint objects of `prev` (may be NULL) with the same version+address.
- * Returns a snapshot with refs == 1. Main thread.
+ * Build a snapshot from its inputs alone (a pure function of them, apart
+ * from the endpoint ids it hands out):
+ *   cfg    a validated config; ownership passes to the snapshot;
+ *   prev   the snapshot it follows (borrowed, may be NULL): an endpoint with
+ *          the same version and address is carried over (same object: its
+ *          health, ejection and counters stay), the rest are new; a new
+ *          endpoint of a version with `health:` starts unhealthy when prev
+ *          is not NULL (it takes traffic after its first passing check);
+ *   found  endpoints discovered per version (borrowed, may be NULL with
+ *          n_found 0): merged after a version's configured endpoints, for
+ *          versions whose cfg has `discover` only; an address also
+ *          configured explicitly is taken once, as configured.
+ * Each version's stats are left NULL for metrics_bind() to fill. Returns a
+ * snapshot with refs == 1. Main thread (any thread for a snapshot that is
+ * not published: the unit tests).
  */
-struct snapshot *snapshot_new(struct config *cfg, const struct snapshot *prev);
+struct snapshot *snapshot_new(struct config *cfg, const struct snapshot *prev,
+                              const struct discovery_set *found, size_t n_found);
 
 void snapshot_ref(struct snapshot *s);
 /* Drop a reference; frees on last. NULL is a no-op. Any thread. */

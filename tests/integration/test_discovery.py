@@ -11,7 +11,9 @@ zero failures:
 - the DNS server down: the last known set stays (logged once), and it is
   logged when names resolve again;
 - the name gone (NXDOMAIN): logged, v1 has no endpoint, the fallback
-  version takes its traffic (status says so); records back: v1 serves."""
+  version takes its traffic (status says so); records back: v1 serves;
+- a reload to another name with `health:`: the old name's endpoints leave,
+  the new name's are checked first and only the ready pod serves."""
 import os
 import sys
 import time
@@ -134,7 +136,9 @@ check("discovery v1: app.weir.test has no A or AAAA records" in w.stderr(),
       "the empty answer is logged")
 t = time.time()
 time.sleep(0.5)
-check(set(load.pods_since(t)) == {"pod-fallback"}, "the fallback version serves v1's traffic")
+# Counted by completion: skip what was in flight when v1 emptied.
+after = set(load.pods_since(t + 0.2))
+check(after == {"pod-fallback"}, "the fallback version serves v1's traffic: %s" % sorted(after))
 st = status(w)
 check(st["versions"]["v1"].get("fallback") == "v0" and st["versions"]["v1"].get("fallback_active")
       is True and st["versions"]["v1"].get("available_endpoints") == 0,
@@ -150,6 +154,33 @@ check(set(load.pods_since(t + 0.2)) == {"pod-3"}, "v1 serves again, not the fall
 check(status(w)["versions"]["v1"].get("fallback_active") is False
       and metric('weir_version_fallback_active{version="v1",fallback="v0"}') == "0",
       "status and metrics: fallback no longer active")
+
+# --- reload to another name, now with health checks: the old name's
+# endpoints leave, the new name's are resolved and checked before they serve
+dns.set("other.weir.test", ["127.0.0.2", "127.0.0.4"])
+pods["127.0.0.4"].set_ready(False)
+with open(w.config) as f:
+    text = f.read()
+with open(w.config, "w") as f:
+    f.write(text.replace("    discover: app.weir.test:%d\n" % P,
+                         "    discover: other.weir.test:%d\n"
+                         "    health: {interval: 100ms, timeout: 500ms}\n" % P))
+rc, out = w.ctl("reload")
+check(rc == 0, "reload to discover other.weir.test is accepted: %s" % out)
+check(wait_for(lambda: eps() == [a("127.0.0.2"), a("127.0.0.4")], timeout=10),
+      "v1 has the new name's endpoints only: %s" % eps())
+check("discovery v1: stopped resolving app.weir.test:%d" % P in w.stderr(),
+      "the old name is no longer resolved")
+check(wait_for(lambda: (endpoint_status(w, "v1", a("127.0.0.2")) or {}).get("healthy") is True,
+               timeout=10),
+      "the ready pod behind the new name passes its check")
+t = time.time()
+time.sleep(0.5)
+after = set(load.pods_since(t + 0.2))
+check(after == {"pod-2"}, "only the checked, ready pod serves v1 (not the unready pod-4, "
+      "not the old name's pod-3): %s" % sorted(after))
+check((endpoint_status(w, "v1", a("127.0.0.4")) or {}).get("healthy") is False,
+      "the unready pod behind the new name is unhealthy")
 
 load.stop()
 check(load.ok > 1000, "%d requests answered" % load.ok)

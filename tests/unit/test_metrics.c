@@ -65,7 +65,11 @@ static struct snapshot *make(const char *yaml)
     config_errors_init(&errs, "test.yaml");
     struct config *cfg = config_load_string("test.yaml", yaml, strlen(yaml), &errs);
     config_errors_dispose(&errs);
-    return cfg ? snapshot_new(cfg, NULL) : NULL;
+    if (!cfg)
+        return NULL;
+    struct snapshot *s = snapshot_new(cfg, NULL, NULL, 0);
+    metrics_bind(s);
+    return s;
 }
 
 static void test_window_and_render(void)

@@ -24,7 +24,7 @@ static struct snapshot *make(const char *yaml)
         printf("# %s", buf);
     }
     config_errors_dispose(&errs);
-    return cfg ? snapshot_new(cfg, NULL) : NULL;
+    return cfg ? snapshot_new(cfg, NULL, NULL, 0) : NULL;
 }
 
 /* Route n keyless requests; check every prefix window against the share. */
