@@ -1,0 +1,105 @@
+/*
+ * guard.h — the release guard's judgement: is the canary worse than the
+ * baseline? A pure function over the merged outcome sums of both versions
+ * (outcome.h), unit tested with fixed and seeded sequences. The maths, and
+ * why a fixed-sample test re-run every second would not do, are in the
+ * design comment of guard.c.
+ *
+ * Verdicts (INTERFACE.md, "Progressive rollout and the guard"):
+ *   hold  not enough evidence either way, and always while either side has
+ *         fewer than min_requests in the span judged ("no data is never a
+ *         pass");
+ *   pass  with confidence, the canary's error rate is less than max_increase
+ *         points above the baseline's AND its latency quantile is within
+ *         max_ratio x the baseline's + floor;
+ *   fail  with confidence, one of the two is violated.
+ *
+ * How the caller drives it (one judgement = one canary against one baseline
+ * from a start instant, e.g. a rollout step or a hand-set split): every check
+ * (say each second) call guard_epoch() for the span to sum and the epoch
+ * number, sum both versions' outcome windows over that span, call
+ * guard_judge(). With that, the probability that any check of the judgement,
+ * however long it runs and however often it checks, says "fail" while the
+ * canary is in fact within both margins is at most false_alarm.
+ *
+ * Does not own: the outcome windows, what happens on a verdict (rollout,
+ * rollback), which versions are judged.
+ */
+#ifndef WEIR_GUARD_H
+#define WEIR_GUARD_H
+
+#include <stdint.h>
+
+#include "outcome.h"
+
+enum guard_verdict {
+    GUARD_V_HOLD = 0, /* not enough evidence yet (the metric's 0) */
+    GUARD_V_PASS = 1, /* the canary is not worse than the margins allow */
+    GUARD_V_FAIL = 2, /* the canary is worse than the margins allow */
+};
+
+struct guard_config {
+    uint32_t window_ms;       /* outcomes older than this are not judged */
+    uint32_t min_requests;    /* per side; below it: hold */
+    uint32_t max_increase_bp; /* errors: canary rate - baseline's, basis points (1 % = 100) */
+    uint32_t quantile_bp;     /* latency quantile, basis points: p99 = 9900 (0 < q < 10000) */
+    double max_ratio;         /* canary q <= max_ratio x baseline q + floor (> 0) */
+    uint32_t floor_us;        /* the floor of that limit */
+    uint32_t false_alarm_bp;  /* bound on P(a wrong fail) over a judgement (0 < a < 10000) */
+};
+
+#define GUARD_REASON_MAX 256
+
+/* A verdict and the numbers it judged (rates are fractions, 0.01 = 1 %). */
+struct guard_result {
+    enum guard_verdict verdict;
+    enum guard_verdict errors_verdict;  /* the error test alone */
+    enum guard_verdict latency_verdict; /* the latency test alone */
+    uint64_t requests, errors;                   /* canary, in the span judged */
+    uint64_t baseline_requests, baseline_errors; /* baseline, same span */
+    double error_rate, baseline_error_rate;      /* point estimates */
+    double diff_low, diff_high;   /* confidence bounds of canary - baseline error rate */
+    double latency_ms, baseline_latency_ms; /* quantile estimates (bucket midpoints) */
+    double latency_low_ms, latency_high_ms; /* confidence bounds of the canary's quantile
+                                              (high: INFINITY while unbounded) */
+    double baseline_latency_low_ms, baseline_latency_high_ms; /* same, baseline */
+    double alpha;                  /* error probability this check spent per bound */
+    char reason[GUARD_REASON_MAX]; /* one line, for people: what decided, with numbers */
+};
+
+/*
+ * The span and the epoch of a check at now_ms of a judgement started at
+ * start_ms (both on the clock the outcome windows use): sum both versions
+ * from *since_ms to now_ms and pass the returned epoch to guard_judge. Epochs
+ * are window_ms / 2 long; epoch k > 0 judges the outcomes since the start of
+ * epoch k - 1, so a span is between half a window and a window long. Pure.
+ */
+unsigned guard_epoch(uint32_t window_ms, uint64_t start_ms, uint64_t now_ms, uint64_t *since_ms);
+
+/*
+ * Judge canary against baseline on their sums over the span guard_epoch()
+ * gave for this epoch. Fills *out (verdict, numbers, reason). Pure; any
+ * thread.
+ */
+void guard_judge(const struct guard_config *cfg, const struct outcome_sum *baseline,
+                 const struct outcome_sum *canary, unsigned epoch, struct guard_result *out);
+
+/*
+ * The time-uniform confidence interval of a Bernoulli rate after `errors` of
+ * `n` (beta-binomial mixture, see guard.c) at error probability alpha:
+ * [*low, *high]. n = 0 gives [0, 1]. Pure; exposed for tests.
+ */
+void guard_rate_bounds(uint64_t errors, uint64_t n, double alpha, double *low, double *high);
+
+/*
+ * The time-uniform confidence set of N = #{samples <= the true q-quantile}
+ * after n samples, at error probability alpha: N in [*low, *high], so the
+ * quantile lies between the low-th and the (high+1)-th smallest sample.
+ * Pure; exposed for tests.
+ */
+void guard_rank_bounds(uint64_t n, double q, double alpha, uint64_t *low, uint64_t *high);
+
+/* The human name of a verdict: "hold", "pass", "fail". */
+const char *guard_verdict_name(enum guard_verdict v);
+
+#endif
