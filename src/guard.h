@@ -20,7 +20,8 @@
  * number, sum both versions' outcome windows over that span, call
  * guard_judge(). With that, the probability that any check of the judgement,
  * however long it runs and however often it checks, says "fail" while the
- * canary is in fact within both margins is at most false_alarm.
+ * canary is in fact within both margins is at most false_alarm (for
+ * outcomes independent within a span; see guard.c).
  *
  * Does not own: the outcome windows, what happens on a verdict (rollout,
  * rollback), which versions are judged.
