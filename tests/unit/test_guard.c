@@ -295,7 +295,7 @@ static void test_false_alarms(void)
 /* Baseline b, canary b + 5 points: report the canary requests needed. */
 static void detect_errors(double base_err, double canary_err, int *worst_out)
 {
-    enum { RUNS = 200 };
+    enum { RUNS = 100 };
     struct sim sim = {
         .cfg = defaults,
         .base_rps = 950, .canary_rps = 50,
