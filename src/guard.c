@@ -85,11 +85,12 @@
 #include "guard.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #define GUARD_PRIOR 0.5 /* a = b of the beta mixture */
-#define GUARD_BISECT 60
+#define GUARD_BISECT 44 /* 2^-44: far below any rate that matters */
 
 /* log B(x, y); lgamma_r: lgamma's sign global is a data race. */
 static double lbeta(double x, double y)
@@ -228,30 +229,45 @@ const char *guard_verdict_name(enum guard_verdict v)
     return "?";
 }
 
-static uint64_t hist_total(const struct outcome_sum *s)
+/* Confidence bounds (µs) of the q-quantile of one version's latencies, and
+ * its point estimate (the bucket midpoint of rank ceil(q n)): two passes
+ * over the buckets. */
+static void quantile_bounds(const struct outcome_sum *s, double q, double alpha, double *low_us,
+                            double *high_us, double *est_us)
 {
-    uint64_t n = 0;
+    uint64_t n = 0, l, u;
     for (uint32_t i = 0; i < OUTCOME_BUCKETS; i++)
         n += s->latency[i];
-    return n;
-}
-
-/* Confidence bounds (µs) of the q-quantile of one version's latencies. */
-static void quantile_bounds(const struct outcome_sum *s, double q, double alpha, double *low_us,
-                            double *high_us)
-{
-    uint64_t n = hist_total(s), l, u, blo, bhi;
     guard_rank_bounds(n, q, alpha, &l, &u);
     *low_us = 0.0;
     *high_us = INFINITY;
-    if (l >= 1) {
-        outcome_sum_rank_us(s, l, &blo, &bhi);
-        *low_us = (double)blo;
-    }
-    if (u + 1u <= n) {
-        outcome_sum_rank_us(s, u + 1u, &blo, &bhi);
-        if (bhi != UINT64_MAX)
-            *high_us = (double)bhi;
+    *est_us = 0.0;
+    if (n == 0)
+        return;
+    uint64_t k = (uint64_t)ceil(q * (double)n);
+    if (k == 0)
+        k = 1;
+    /* Ranks wanted, ascending: l (if >= 1), k, u + 1 (if <= n). */
+    uint64_t seen = 0;
+    bool got_l = l < 1, got_k = false, got_u = u + 1u > n;
+    for (uint32_t i = 0; i < OUTCOME_BUCKETS && !(got_l && got_k && got_u); i++) {
+        if (s->latency[i] == 0)
+            continue;
+        seen += s->latency[i];
+        uint64_t lo = outcome_bucket_low_us(i), hi = outcome_bucket_high_us(i);
+        if (!got_l && seen >= l) {
+            *low_us = (double)lo;
+            got_l = true;
+        }
+        if (!got_k && seen >= k) {
+            *est_us = hi == UINT64_MAX ? (double)lo : ((double)lo + (double)(hi - 1u)) / 2.0;
+            got_k = true;
+        }
+        if (!got_u && seen >= u + 1u) {
+            if (hi != UINT64_MAX)
+                *high_us = (double)hi;
+            got_u = true;
+        }
     }
 }
 
@@ -272,6 +288,9 @@ static const char *fmt_ms(char *buf, size_t len, double ms)
 void guard_judge(const struct guard_config *cfg, const struct outcome_sum *baseline,
                  const struct outcome_sum *canary, unsigned epoch, struct guard_result *out)
 {
+    /* The config validator guarantees these; the logs below need them. */
+    CHECK(cfg->quantile_bp > 0 && cfg->quantile_bp < 10000u);
+    CHECK(cfg->false_alarm_bp > 0 && cfg->false_alarm_bp < 10000u);
     memset(out, 0, sizeof(*out));
     double k = (double)epoch;
     double alpha_k = (double)cfg->false_alarm_bp / 10000.0 / ((k + 1.0) * (k + 2.0));
@@ -305,10 +324,11 @@ void guard_judge(const struct guard_config *cfg, const struct outcome_sum *basel
 
     /* Latency. */
     double c_lo, c_hi, b_lo, b_hi;
-    quantile_bounds(canary, q, a, &c_lo, &c_hi);
-    quantile_bounds(baseline, q, a, &b_lo, &b_hi);
-    out->latency_ms = outcome_sum_quantile_us(canary, q) / 1000.0;
-    out->baseline_latency_ms = outcome_sum_quantile_us(baseline, q) / 1000.0;
+    double c_est, b_est;
+    quantile_bounds(canary, q, a, &c_lo, &c_hi, &c_est);
+    quantile_bounds(baseline, q, a, &b_lo, &b_hi, &b_est);
+    out->latency_ms = c_est / 1000.0;
+    out->baseline_latency_ms = b_est / 1000.0;
     out->latency_low_ms = c_lo / 1000.0;
     out->latency_high_ms = c_hi / 1000.0;
     out->baseline_latency_low_ms = b_lo / 1000.0;

@@ -79,8 +79,9 @@ unsigned guard_epoch(uint32_t window_ms, uint64_t start_ms, uint64_t now_ms, uin
 
 /*
  * Judge canary against baseline on their sums over the span guard_epoch()
- * gave for this epoch. Fills *out (verdict, numbers, reason). Pure; any
- * thread.
+ * gave for this epoch. Fills *out (verdict, numbers, reason). cfg must be
+ * valid (0 < quantile_bp, false_alarm_bp < 10000; asserted). Pure; any
+ * thread. The verdict values equal enum rollout_verdict's.
  */
 void guard_judge(const struct guard_config *cfg, const struct outcome_sum *baseline,
                  const struct outcome_sum *canary, unsigned epoch, struct guard_result *out);

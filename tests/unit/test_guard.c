@@ -273,7 +273,7 @@ static void test_false_alarms(void)
         sim.canary_rps = 10 * shares[j];
         sim.base_rps = 1000 - sim.canary_rps;
         int passes = 0, fails2 = 0, late = 0;
-        for (int r = 0; r < 40; r++) {
+        for (int r = 0; r < 20; r++) {
             sim.checks = 300;
             sim_run(&sim, &base_side, &canary_side, &o);
             fails2 += o.first_fail >= 0;
@@ -281,14 +281,14 @@ static void test_false_alarms(void)
             if (o.first_pass > late)
                 late = o.first_pass;
         }
-        printf("# A/A defaults, %.0f %% canary of 1000 req/s: %d of 40 runs pass within 5 min",
+        printf("# A/A defaults, %.0f %% canary of 1000 req/s: %d of 20 runs pass within 5 min",
                shares[j], passes);
         if (passes)
             printf(" (the latest after %d s)", late + 1);
         printf(", %d fail\n", fails2);
-        is_int(fails2, 0, "A/A with the defaults, %.0f %% canary: no fail in 40 runs", shares[j]);
+        is_int(fails2, 0, "A/A with the defaults, %.0f %% canary: no fail in 20 runs", shares[j]);
         if (shares[j] >= 25)
-            is_int(passes, 40, "and every run passes (the latest after %d s)", late + 1);
+            is_int(passes, 20, "and every run passes (the latest after %d s)", late + 1);
     }
 }
 
