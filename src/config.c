@@ -22,6 +22,7 @@
  */
 #include "config.h"
 #include "config_yaml.h"
+#include "rollout.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -535,6 +536,44 @@ static void validate_routing(const struct config *cfg, struct config_errors *err
         config_errors_add(errs, s->pos, "\"assign\" only applies to a sticky cookie");
 }
 
+/* guard: and rollout: name defined versions; the plan's steps make sense. */
+static void validate_guard(const struct config *cfg, struct config_errors *errs,
+                           const struct config_skip *skip)
+{
+    const struct config_guard *g = &cfg->guard;
+    const struct config_rollout *r = &cfg->rollout;
+    if (g->enabled && g->baseline && config_version_index(cfg, g->baseline) < 0 &&
+        !config_skip_name(skip, g->baseline))
+        config_errors_add(errs, g->baseline_pos, "guard baseline names undefined version \"%s\"",
+                          g->baseline);
+    if (!r->enabled || !r->version)
+        return;
+    if (config_version_index(cfg, r->version) < 0 && !config_skip_name(skip, r->version)) {
+        config_errors_add(errs, r->version_pos, "rollout names undefined version \"%s\"",
+                          r->version);
+        return;
+    }
+    if (g->enabled && g->baseline && strcmp(g->baseline, r->version) == 0)
+        config_errors_add(errs, g->baseline_pos,
+                          "guard baseline \"%s\" is the version being rolled out",
+                          g->baseline);
+    if (cfg->n_versions < 2)
+        config_errors_add(errs, r->pos, "a rollout needs another version to take traffic from");
+    struct rollout_plan plan;
+    memset(&plan, 0, sizeof(plan));
+    snprintf(plan.version, sizeof(plan.version), "%s", r->version);
+    if (r->n_steps > ROLLOUT_STEPS_MAX) {
+        config_errors_add(errs, r->steps_pos, "rollout: at most %d steps", ROLLOUT_STEPS_MAX);
+        return;
+    }
+    memcpy(plan.steps_bp, r->steps_bp, r->n_steps * sizeof(uint32_t));
+    plan.n_steps = (unsigned)r->n_steps;
+    plan.hold_ms = r->hold_ms;
+    char why[160];
+    if (rollout_plan_check(&plan, why, sizeof(why)) < 0)
+        config_errors_add(errs, r->steps_pos, "rollout %s", why);
+}
+
 int config_validate_skip(const struct config *cfg, struct config_errors *errs,
                          const struct config_skip *skip)
 {
@@ -548,6 +587,7 @@ int config_validate_skip(const struct config *cfg, struct config_errors *errs,
         validate_version(cfg, i, errs, skip);
     validate_split(cfg, errs, skip);
     validate_routing(cfg, errs, skip);
+    validate_guard(cfg, errs, skip);
     if (cfg->version_header && !config_is_token(cfg->version_header))
         config_errors_add(errs, (struct config_pos){0, 0},
                           "version_header \"%s\" is not a valid header name",

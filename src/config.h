@@ -108,6 +108,39 @@ struct config_access_log {
     char *path;                 /* owned; NULL = stdout */
 };
 
+enum config_guard_action {
+    GUARD_A_ROLLBACK = 0, /* a failed version's share goes to the baseline */
+    GUARD_A_PAUSE,        /* the rollout stops advancing; the split stays */
+};
+
+/* guard: (INTERFACE.md, "Progressive rollout and the guard"). */
+struct config_guard {
+    bool enabled;             /* the key is present */
+    struct config_pos pos;    /* the `guard` key */
+    char *baseline;           /* owned; NULL = the version with the largest share */
+    struct config_pos baseline_pos;
+    uint32_t window_ms;       /* outcomes older than this are forgotten */
+    uint32_t min_requests;    /* per side; below it: hold */
+    uint32_t max_increase_bp; /* errors.max_increase, points in bp (1 % = 100) */
+    uint32_t quantile_bp;     /* latency.quantile: p99 = 9900 */
+    uint32_t max_ratio_milli; /* latency.max_ratio x 1000 */
+    uint32_t floor_ms;        /* latency.floor */
+    uint32_t false_alarm_bp;  /* bound on a wrong fail, bp */
+    enum config_guard_action action;
+};
+
+/* rollout: the same as `rollout start` at load time. */
+struct config_rollout {
+    bool enabled;             /* the key is present */
+    struct config_pos pos;    /* the `rollout` key */
+    char *version;            /* owned */
+    struct config_pos version_pos;
+    uint32_t *steps_bp;       /* owned array of n_steps */
+    size_t n_steps;
+    struct config_pos steps_pos;
+    uint32_t hold_ms;
+};
+
 struct config {
     char *path; /* owned: the file this came from (for errors and reload) */
 
@@ -158,12 +191,15 @@ struct config {
     size_t n_resolvers;
 
     struct config_access_log access_log;
+
+    struct config_guard guard;
+    struct config_rollout rollout;
 };
 
 /* One problem found; messages are collected, every problem not only the first. */
 struct config_error {
     struct config_pos pos;
-    char msg[256];
+    char msg[512];
 };
 
 struct config_errors {

@@ -313,8 +313,13 @@ static void set_field(struct config_pctx *p, const struct config_field *f,
             bad_value(p, f, val);
             return;
         }
-        if (u < f->min) {
+        if (u < f->min && f->min <= 1) {
             perr(p, val->pos, "\"%s\" must be greater than 0, not %s", f->name, quote(&q, s));
+            return;
+        }
+        if (u < f->min) {
+            perr(p, val->pos, "\"%s\" must be at least %ums, not %s", f->name, f->min,
+                 quote(&q, s));
             return;
         }
         *AT(base, f->off, uint32_t) = u;
@@ -403,7 +408,7 @@ static int unknown_key(struct config_pctx *p, const struct config_node *key,
              fields[best].name);
         return best;
     }
-    char list[200];
+    char list[400];
     size_t o = 0;
     list[0] = '\0';
     for (const struct config_field *f = fields; f->name && o < sizeof(list); f++) {
@@ -976,6 +981,224 @@ static void on_access_log(struct config_pctx *p, const struct config_field *f,
         bad_value(p, f, val);
 }
 
+/* ---- guard: and rollout: ------------------------------------------------ */
+
+#define GRD(member) offsetof(struct config_guard, member)
+#define RLT(member) offsetof(struct config_rollout, member)
+
+/* "1%", "0.5%" or "1" → basis points (at most two decimals, 0..100). */
+static int parse_percent_text(const char *s, uint32_t *bp)
+{
+    char buf[32];
+    size_t n = strlen(s);
+    if (n == 0 || n >= sizeof(buf))
+        return -1;
+    memcpy(buf, s, n + 1);
+    if (buf[n - 1] == '%')
+        buf[n - 1] = '\0';
+    return util_parse_percent_bp(buf, bp);
+}
+
+static void on_percent(struct config_pctx *p, const struct config_field *f,
+                       const struct config_node *key, const struct config_node *val, void *base)
+{
+    (void)key;
+    uint32_t bp;
+    if (!want_scalar(p, f, val))
+        return;
+    if (parse_percent_text(val->text, &bp) < 0 || bp < f->min || bp > f->max)
+        bad_value(p, f, val);
+    else
+        *AT(base, f->off, uint32_t) = bp;
+}
+
+/* "p99", "p99.9", "p50" → basis points of the quantile (0 < q < 100 %). */
+static void on_quantile(struct config_pctx *p, const struct config_field *f,
+                        const struct config_node *key, const struct config_node *val, void *base)
+{
+    (void)key;
+    uint32_t bp;
+    if (!want_scalar(p, f, val))
+        return;
+    const char *t = val->text;
+    if ((t[0] != 'p' && t[0] != 'P') || util_parse_percent_bp(t + 1, &bp) < 0 || bp == 0 ||
+        bp >= 10000)
+        bad_value(p, f, val);
+    else
+        *AT(base, f->off, uint32_t) = bp;
+}
+
+/* A ratio "1.5" (at most three decimals, 0.001..1000) → thousandths. */
+static void on_ratio(struct config_pctx *p, const struct config_field *f,
+                     const struct config_node *key, const struct config_node *val, void *base)
+{
+    (void)key;
+    if (!want_scalar(p, f, val))
+        return;
+    const char *t = val->text;
+    uint64_t whole = 0, frac = 0;
+    unsigned digits = 0, fdigits = 0;
+    bool ok = true;
+    for (; *t >= '0' && *t <= '9'; t++, digits++)
+        whole = whole * 10 + (uint64_t)(*t - '0');
+    if (*t == '.') {
+        for (t++; *t >= '0' && *t <= '9'; t++, fdigits++)
+            if (fdigits < 3)
+                frac = frac * 10 + (uint64_t)(*t - '0');
+        ok = fdigits > 0 && fdigits <= 3;
+    }
+    while (fdigits < 3) {
+        frac *= 10;
+        fdigits++;
+    }
+    uint64_t milli = whole * 1000 + frac;
+    if (!ok || *t || digits == 0 || digits > 4 || milli == 0 || milli > 1000000)
+        bad_value(p, f, val);
+    else
+        *AT(base, f->off, uint32_t) = (uint32_t)milli;
+}
+
+static void on_guard_action(struct config_pctx *p, const struct config_field *f,
+                            const struct config_node *key, const struct config_node *val,
+                            void *base)
+{
+    (void)key;
+    enum config_guard_action *a = AT(base, f->off, enum config_guard_action);
+    if (!want_scalar(p, f, val))
+        return;
+    if (strcmp(val->text, "rollback") == 0)
+        *a = GUARD_A_ROLLBACK;
+    else if (strcmp(val->text, "pause") == 0)
+        *a = GUARD_A_PAUSE;
+    else
+        bad_value(p, f, val);
+}
+
+static void on_guard_baseline(struct config_pctx *p, const struct config_field *f,
+                              const struct config_node *key, const struct config_node *val,
+                              void *base)
+{
+    (void)key;
+    struct config_guard *g = base;
+    if (!want_scalar(p, f, val))
+        return;
+    g->baseline_pos = val->pos;
+    set_str(base, f->off, val->text);
+}
+
+static void on_rollout_version(struct config_pctx *p, const struct config_field *f,
+                               const struct config_node *key, const struct config_node *val,
+                               void *base)
+{
+    (void)key;
+    struct config_rollout *r = base;
+    if (!want_scalar(p, f, val))
+        return;
+    r->version_pos = val->pos;
+    set_str(base, f->off, val->text);
+}
+
+static void on_rollout_steps(struct config_pctx *p, const struct config_field *f,
+                             const struct config_node *key, const struct config_node *val,
+                             void *base)
+{
+    struct config_rollout *r = base;
+    r->steps_pos = key->pos;
+    if (!want_seq(p, f->name, val))
+        return;
+    free(r->steps_bp);
+    r->steps_bp = xcalloc(val->n ? val->n : 1, sizeof(uint32_t));
+    r->n_steps = 0;
+    for (size_t i = 0; i < val->n; i++) {
+        const struct config_node *it = val->kids[i];
+        uint32_t bp;
+        struct config_qbuf q;
+        if (it->kind == CN_BAD) {
+            p->rep.taint++;
+        } else if (it->kind != CN_SCALAR || parse_percent_text(it->text, &bp) < 0) {
+            perr(p, it->pos, "rollout step must be a percentage 0..100 with at most two "
+                             "decimals, not %s", describe(&q, it));
+        } else {
+            r->steps_bp[r->n_steps++] = bp;
+        }
+    }
+}
+
+static const struct config_type guard_errors_type = {
+    sizeof(struct config_guard),
+    (const struct config_field[]){
+        {.name = "max_increase", .type = F_FN, .fn = on_percent, .store = CS_U32,
+         .min = 0, .max = 10000, .def = 100, .off = GRD(max_increase_bp),
+         .what = "a percentage like 1%"},
+        {.name = NULL},
+    },
+};
+
+static const struct config_type guard_latency_type = {
+    sizeof(struct config_guard),
+    (const struct config_field[]){
+        {.name = "quantile", .type = F_FN, .fn = on_quantile, .store = CS_U32, .def = 9900,
+         .off = GRD(quantile_bp), .what = "a quantile like p99 or p99.9"},
+        {.name = "max_ratio", .type = F_FN, .fn = on_ratio, .store = CS_U32, .def = 1500,
+         .off = GRD(max_ratio_milli), .what = "a ratio like 1.5"},
+        {.name = "floor", .type = F_DUR, .min = 0, .def = 5, .off = GRD(floor_ms)},
+        {.name = NULL},
+    },
+};
+
+static const struct config_type guard_type = {
+    sizeof(struct config_guard),
+    (const struct config_field[]){
+        {.name = "baseline", .type = F_FN, .fn = on_guard_baseline, .store = CS_STR,
+         .off = GRD(baseline), .what = "a version name"},
+        {.name = "window", .type = F_DUR, .min = 2000, .def = 30000, .off = GRD(window_ms)},
+        {.name = "min_requests", .type = F_UINT, .min = 1, .max = 100000000, .def = 100,
+         .off = GRD(min_requests)},
+        {.name = "errors", .type = F_MAP, .sub = &guard_errors_type},
+        {.name = "latency", .type = F_MAP, .sub = &guard_latency_type},
+        {.name = "false_alarm", .type = F_FN, .fn = on_percent, .store = CS_U32, .min = 1,
+         .max = 5000, .def = 100, .off = GRD(false_alarm_bp),
+         .what = "a percentage from 0.01% to 50%"},
+        {.name = "action", .type = F_FN, .fn = on_guard_action, .store = CS_ENUM,
+         .def = GUARD_A_ROLLBACK, .off = GRD(action), .what = "rollback or pause"},
+        {.name = NULL},
+    },
+};
+
+static const struct config_type rollout_type = {
+    sizeof(struct config_rollout),
+    (const struct config_field[]){
+        {.name = "version", .type = F_FN, .fn = on_rollout_version, .store = CS_STR,
+         .required = true, .off = RLT(version), .what = "a version name"},
+        {.name = "steps", .type = F_FN, .fn = on_rollout_steps, .store = CS_U32V,
+         .required = true, .off = RLT(steps_bp), .off_n = RLT(n_steps)},
+        {.name = "hold", .type = F_DUR, .min = 1, .def = 120000, .off = RLT(hold_ms)},
+        {.name = NULL},
+    },
+};
+
+static void on_guard(struct config_pctx *p, const struct config_field *f,
+                     const struct config_node *key, const struct config_node *val, void *base)
+{
+    struct config_guard *g = AT(base, f->off, struct config_guard);
+    if (!want_map(p, f->name, val))
+        return;
+    g->enabled = true;
+    g->pos = key->pos;
+    parse_map(p, val, f->sub->rows, g, NULL);
+}
+
+static void on_rollout(struct config_pctx *p, const struct config_field *f,
+                       const struct config_node *key, const struct config_node *val, void *base)
+{
+    struct config_rollout *r = AT(base, f->off, struct config_rollout);
+    if (!want_map(p, f->name, val))
+        return;
+    r->enabled = true;
+    r->pos = key->pos;
+    parse_map(p, val, f->sub->rows, r, NULL);
+}
+
 static void on_workers(struct config_pctx *p, const struct config_field *f,
                        const struct config_node *key, const struct config_node *val, void *base)
 {
@@ -1074,6 +1297,10 @@ const struct config_type config_type_top = {
          .off = CFG(resolvers), .off_n = CFG(n_resolvers)},
         {.name = "access_log", .type = F_FN, .fn = on_access_log, .store = CS_SUB,
          .off = CFG(access_log), .sub = &access_log_type, .what = "a mapping or true/false"},
+        {.name = "guard", .type = F_FN, .fn = on_guard, .store = CS_SUB, .off = CFG(guard),
+         .sub = &guard_type},
+        {.name = "rollout", .type = F_FN, .fn = on_rollout, .store = CS_SUB,
+         .off = CFG(rollout), .sub = &rollout_type},
         {.name = "path", .type = F_DATA, .store = CS_STR, .off = CFG(path)}, /* the file */
         {.name = NULL},
     },
