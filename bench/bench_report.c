@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
 #include "util.h"
 
 static const char *const err_names[BENCH_ERR__COUNT] = {
@@ -540,31 +541,15 @@ void bench_report_print_table(const struct bench_report *r,
 
 /* ---- JSON ---- */
 
-void bench_report_json_string(FILE *out, const char *s)
-{
-    fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(out, "\\%c", *p);
-        else if (*p == '\n')
-            fputs("\\n", out);
-        else if (*p < 0x20 || *p == 0x7f)
-            fprintf(out, "\\u%04x", *p);
-        else
-            fputc(*p, out);
-    }
-    fputc('"', out);
-}
-
 /* A finite number with dec decimals (JSON has no NaN or Infinity). */
-static void json_num(FILE *out, double v, int dec)
+static void json_num(struct json_buf *out, double v, int dec)
 {
     if (!isfinite(v))
         v = 0;
-    fprintf(out, "%.*f", dec, v);
+    json_buf_printf(out, "%.*f", dec, v);
 }
 
-static void json_latency(FILE *out, const struct bench_hist *h)
+static void json_latency(struct json_buf *out, const struct bench_hist *h)
 {
     static const struct {
         const char *key;
@@ -572,44 +557,44 @@ static void json_latency(FILE *out, const struct bench_hist *h)
     } ps[] = {{"p50_ms", 50}, {"p90_ms", 90}, {"p99_ms", 99},
               {"p999_ms", 99.9}, {"max_ms", 100}};
     for (size_t i = 0; i < ARRAY_LEN(ps); i++) {
-        fprintf(out, ",\"%s\":", ps[i].key);
+        json_buf_printf(out, ",\"%s\":", ps[i].key);
         json_num(out, ms(bench_hist_percentile(h, ps[i].pct)), 3);
     }
-    fprintf(out, ",\"mean_ms\":");
+    json_buf_printf(out, ",\"mean_ms\":");
     json_num(out, bench_hist_mean(h) / 1e6, 3);
 }
 
-static void json_kinds(FILE *out, const uint64_t *kinds,
+static void json_kinds(struct json_buf *out, const uint64_t *kinds,
                        const uint64_t *classes)
 {
-    fprintf(out, ",\"errors_by_kind\":{");
+    json_buf_printf(out, ",\"errors_by_kind\":{");
     for (size_t k = 0; k < BENCH_ERR__COUNT; k++)
-        fprintf(out, "%s\"%s\":%llu", k ? "," : "",
+        json_buf_printf(out, "%s\"%s\":%llu", k ? "," : "",
                 bench_report_err_name((enum bench_err)k),
                 (unsigned long long)kinds[k]);
-    fprintf(out, "},\"status\":{\"1xx\":%llu,\"2xx\":%llu,\"3xx\":%llu,"
+    json_buf_printf(out, "},\"status\":{\"1xx\":%llu,\"2xx\":%llu,\"3xx\":%llu,"
                  "\"4xx\":%llu,\"5xx\":%llu,\"other\":%llu}",
             (unsigned long long)classes[1], (unsigned long long)classes[2],
             (unsigned long long)classes[3], (unsigned long long)classes[4],
             (unsigned long long)classes[5], (unsigned long long)classes[0]);
 }
 
-static void json_split(FILE *out, const struct bench_split *s)
+static void json_split(struct json_buf *out, const struct bench_split *s)
 {
-    fputc('{', out);
+    json_buf_add(out, "{", 1);
     for (size_t i = 0; i < s->n; i++) {
         char pct[16];
         util_format_bp(s->bp[i], pct, sizeof(pct));
         if (i)
-            fputc(',', out);
-        bench_report_json_string(out, s->name[i]);
-        fprintf(out, ":%s", pct);
+            json_buf_add(out, ",", 1);
+        json_buf_str(out, s->name[i]);
+        json_buf_printf(out, ":%s", pct);
     }
-    fputc('}', out);
+    json_buf_add(out, "}", 1);
 }
 
-void bench_report_print_json(const struct bench_report *r,
-                             const struct bench_run *run, FILE *out)
+static void print_json(const struct bench_report *r, const struct bench_run *run,
+                       struct json_buf *out)
 {
     const struct bench_version *vs[BENCH_REPORT_MAX_VERSIONS];
     size_t n = ordered(r, vs);
@@ -623,94 +608,104 @@ void bench_report_print_json(const struct bench_report *r,
             classes[c] += vs[i]->status_class[c];
     }
 
-    fprintf(out, "{\"requests\":%llu,\"errors\":%llu,\"duration_s\":",
+    json_buf_printf(out, "{\"requests\":%llu,\"errors\":%llu,\"duration_s\":",
             (unsigned long long)treq, (unsigned long long)terr);
     json_num(out, run->duration_s, 3);
-    fprintf(out, ",\"rps\":");
+    json_buf_printf(out, ",\"rps\":");
     json_num(out, (double)treq / dur, 1);
-    fprintf(out, ",\"url\":");
-    bench_report_json_string(out, run->url);
-    fprintf(out, ",\"mode\":\"%s\",\"connections\":%u,\"threads\":%u",
+    json_buf_printf(out, ",\"url\":");
+    json_buf_str(out, run->url);
+    json_buf_printf(out, ",\"mode\":\"%s\",\"connections\":%u,\"threads\":%u",
             run->open_loop ? "open" : "closed", run->conns, run->threads);
     if (run->open_loop) {
-        fprintf(out, ",\"target_rps\":");
+        json_buf_printf(out, ",\"target_rps\":");
         json_num(out, run->rate_per_s, 1);
-        fprintf(out, ",\"send_lag_p50_ms\":");
+        json_buf_printf(out, ",\"send_lag_p50_ms\":");
         json_num(out, ms(bench_hist_percentile(&r->send_lag, 50)), 3);
-        fprintf(out, ",\"send_lag_p99_ms\":");
+        json_buf_printf(out, ",\"send_lag_p99_ms\":");
         json_num(out, ms(bench_hist_percentile(&r->send_lag, 99)), 3);
     }
-    fprintf(out, ",\"version_header\":");
-    bench_report_json_string(out, run->version_header);
+    json_buf_printf(out, ",\"version_header\":");
+    json_buf_str(out, run->version_header);
     struct bench_hist all;
     total_hist(r, &all);
     json_latency(out, &all);
     bench_hist_dispose(&all);
     json_kinds(out, kinds, classes);
 
-    fprintf(out, ",\"versions\":{");
+    json_buf_printf(out, ",\"versions\":{");
     for (size_t i = 0; i < n; i++) {
         const struct bench_version *v = vs[i];
         if (i)
-            fputc(',', out);
-        bench_report_json_string(out, v->name);
-        fprintf(out, ":{\"requests\":%llu,\"errors\":%llu,\"share\":",
+            json_buf_add(out, ",", 1);
+        json_buf_str(out, v->name);
+        json_buf_printf(out, ":{\"requests\":%llu,\"errors\":%llu,\"share\":",
                 (unsigned long long)v->requests,
                 (unsigned long long)v->errors);
         json_num(out, ratio((double)v->requests, (double)treq), 4);
-        fprintf(out, ",\"rps\":");
+        json_buf_printf(out, ",\"rps\":");
         json_num(out, (double)v->requests / dur, 1);
         json_latency(out, &v->hist);
         json_kinds(out, v->err_kind, v->status_class);
         if (run->has_configured) {
             int k = bench_sched_split_find(&run->configured, v->name);
             if (k >= 0) {
-                fprintf(out, ",\"configured_share\":");
+                json_buf_printf(out, ",\"configured_share\":");
                 json_num(out, run->configured.bp[k] / 10000.0, 4);
             }
         }
-        fputc('}', out);
+        json_buf_add(out, "}", 1);
     }
-    fputc('}', out);
+    json_buf_add(out, "}", 1);
 
     if (run->has_configured) {
-        fprintf(out, ",\"configured_split\":");
+        json_buf_printf(out, ",\"configured_split\":");
         json_split(out, &run->configured);
     }
     if (run->ramp_target) {
-        fprintf(out, ",\"ramp\":{\"version\":");
-        bench_report_json_string(out, run->ramp_target);
-        fprintf(out, ",\"steps\":[");
+        json_buf_printf(out, ",\"ramp\":{\"version\":");
+        json_buf_str(out, run->ramp_target);
+        json_buf_printf(out, ",\"steps\":[");
         for (size_t s = 0; s < run->n_steps && s < r->n_steps; s++) {
             const struct bench_ramp_step *st = &run->steps[s];
             char pct[16];
             double share[BENCH_REPORT_MAX_VERSIONS];
             util_format_bp(st->target_bp, pct, sizeof(pct));
-            fprintf(out, "%s{\"at_s\":", s ? "," : "");
+            json_buf_printf(out, "%s{\"at_s\":", s ? "," : "");
             json_num(out, st->at_s, 3);
-            fprintf(out, ",\"percent\":%s,\"applied\":%s,\"generation\":%llu,"
+            json_buf_printf(out, ",\"percent\":%s,\"applied\":%s,\"generation\":%llu,"
                          "\"split\":",
                     pct, st->applied ? "true" : "false",
                     (unsigned long long)st->generation);
             json_split(out, &st->split);
-            fprintf(out, ",\"achieved\":{");
+            json_buf_printf(out, ",\"achieved\":{");
             step_achieved(r, s, vs, n, share);
             for (size_t i = 0; i < n; i++) {
                 if (i)
-                    fputc(',', out);
-                bench_report_json_string(out, vs[i]->name);
-                fputc(':', out);
+                    json_buf_add(out, ",", 1);
+                json_buf_str(out, vs[i]->name);
+                json_buf_add(out, ":", 1);
                 json_num(out, share[i], 4);
             }
-            fprintf(out, "}}");
+            json_buf_printf(out, "}}");
         }
-        fprintf(out, "]}");
+        json_buf_printf(out, "]}");
     }
     char verdict[2048];
-    fprintf(out, ",\"verdict\":");
-    bench_report_json_string(out, bench_report_verdict(r, run, verdict,
+    json_buf_printf(out, ",\"verdict\":");
+    json_buf_str(out, bench_report_verdict(r, run, verdict,
                                                        sizeof(verdict)));
-    fprintf(out, "}\n");
+    json_buf_printf(out, "}\n");
+}
+
+void bench_report_print_json(const struct bench_report *r,
+                             const struct bench_run *run, FILE *out)
+{
+    struct json_buf b;
+    json_buf_init(&b);
+    print_json(r, run, &b);
+    fwrite(b.p, 1, b.len, out);
+    json_buf_dispose(&b);
 }
 
 /* ---- SVG ---- */

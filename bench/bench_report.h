@@ -169,7 +169,4 @@ void bench_report_print_json(const struct bench_report *r,
 int bench_report_write_svg(const struct bench_report *r,
                            const struct bench_run *run, const char *path);
 
-/* Write s as a JSON string literal (quotes included) to out. */
-void bench_report_json_string(FILE *out, const char *s);
-
 #endif
