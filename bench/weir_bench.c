@@ -67,6 +67,8 @@
 #include "bench_report.h"
 #include "bench_sched.h"
 #include "bench_url.h"
+#include "control_client.h"
+#include "json.h"
 #include "util.h"
 
 #define CONN_MAGIC 0x636f6e6eu   /* "conn" */
@@ -77,7 +79,6 @@
 #define BACKOFF_MIN_MS 1
 #define BACKOFF_MAX_MS 250
 #define CONTROL_TIMEOUT_S 3
-#define CONTROL_REPLY_MAX (1 << 20)
 #define DEFAULT_CONNS 16
 #define DEFAULT_DURATION_S 10.0
 #define DEFAULT_STEP_S 10.0
@@ -847,88 +848,20 @@ static void worker_free(struct worker *w)
 /* ---- control socket client (main thread, blocking with timeouts) ---- */
 
 /*
- * Send one command line to the control socket and read one reply line.
- * Returns a heap string (caller frees) or NULL with err filled.
+ * Send one command line to the control socket and read one reply line
+ * (control_client.c, weirctl's client). Returns a heap string (caller
+ * frees) or NULL with err filled.
  */
 static char *control_call(const char *cmd, char *err, size_t errlen)
 {
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    if (strlen(opts.control_path) >= sizeof(sun.sun_path)) {
-        snprintf(err, errlen, "control socket path too long");
+    struct json_buf ans;
+    json_buf_init(&ans);
+    if (control_client_call(opts.control_path, cmd, CONTROL_TIMEOUT_S * 1000, &ans, err,
+                            errlen) != 0) {
+        json_buf_dispose(&ans);
         return NULL;
     }
-    memcpy(sun.sun_path, opts.control_path, strlen(opts.control_path) + 1);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(err, errlen, "socket: %s", strerror(errno));
-        return NULL;
-    }
-    struct timeval tv = {CONTROL_TIMEOUT_S, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
-        snprintf(err, errlen, "cannot connect to %s: %s", opts.control_path,
-                 strerror(errno));
-        close(fd);
-        return NULL;
-    }
-    size_t clen = strlen(cmd);
-    char *line = xmalloc(clen + 2);
-    memcpy(line, cmd, clen);
-    line[clen] = '\n';
-    size_t off = 0;
-    while (off < clen + 1) {
-        ssize_t n = send(fd, line + off, clen + 1 - off, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            snprintf(err, errlen, "writing to %s: %s", opts.control_path,
-                     n < 0 ? strerror(errno) : "closed");
-            free(line);
-            close(fd);
-            return NULL;
-        }
-        off += (size_t)n;
-    }
-    free(line);
-    size_t cap = 4096, len = 0;
-    char *buf = xmalloc(cap);
-    for (;;) {
-        if (len + 1 >= cap) {
-            if (cap >= CONTROL_REPLY_MAX) {
-                snprintf(err, errlen, "reply from %s too long",
-                         opts.control_path);
-                goto fail;
-            }
-            cap *= 2;
-            buf = xrealloc(buf, cap);
-        }
-        ssize_t n = recv(fd, buf + len, cap - 1 - len, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            snprintf(err, errlen, "no reply from %s: %s", opts.control_path,
-                     errno == EAGAIN ? "timed out" : strerror(errno));
-            goto fail;
-        }
-        if (n == 0) {
-            snprintf(err, errlen, "%s closed the connection without a reply",
-                     opts.control_path);
-            goto fail;
-        }
-        char *nl = memchr(buf + len, '\n', (size_t)n);
-        len += (size_t)n;
-        if (nl) {
-            *nl = '\0';
-            break;
-        }
-    }
-    close(fd);
-    return buf;
-fail:
-    free(buf);
-    close(fd);
-    return NULL;
+    return ans.p; /* the buffer's memory, NUL-terminated */
 }
 
 /* Read the current split. Returns 0 or -1 (err filled). */
