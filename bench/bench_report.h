@@ -161,15 +161,18 @@ const char *bench_report_verdict(const struct bench_report *r,
 void bench_report_print_table(const struct bench_report *r,
                               const struct bench_run *run, FILE *out);
 
+/* The versions to show in output order (by name, natural order, "unknown"
+ * last, those without requests left out) into out (room for
+ * BENCH_REPORT_MAX_VERSIONS); returns how many. */
+size_t bench_report_ordered(const struct bench_report *r,
+                            const struct bench_version **out);
+
 /* The --json document (one line and a newline) to out. */
 void bench_report_print_json(const struct bench_report *r,
                              const struct bench_run *run, FILE *out);
 
-/* Write the --plot SVG to path. Returns 0, or -1 with errno set. */
+/* Write the --plot SVG to path (bench_svg.c). Returns 0, or -1 with errno set. */
 int bench_report_write_svg(const struct bench_report *r,
                            const struct bench_run *run, const char *path);
-
-/* Write s as a JSON string literal (quotes included) to out. */
-void bench_report_json_string(FILE *out, const char *s);
 
 #endif

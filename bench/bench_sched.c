@@ -1,8 +1,8 @@
 /*
- * bench_sched.c — see bench_sched.h. The JSON reader here is deliberately
- * small: it walks one reply line, picks out "ok", "error", "generation",
- * "split" and the keys of "versions", and skips every other value whatever
- * its type (nesting bounded), so new fields in weir's replies never break it.
+ * bench_sched.c — see bench_sched.h. Control replies are read with
+ * json.c's parser (the one weirctl uses); only "ok", "error",
+ * "generation", "split" and the keys of "versions" are looked at, so new
+ * fields in weir's replies never break it.
  */
 #include "bench_sched.h"
 
@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
 #include "util.h"
 
 uint64_t bench_sched_intended_ns(double rate_per_s, uint32_t conns,
@@ -156,307 +157,86 @@ int bench_sched_ramp_split(const struct bench_split *cur, const char *target,
     return 0;
 }
 
-/* ---- the small JSON reader ---- */
+/* ---- control replies (json.c's parser) ---- */
 
-struct jp {
-    const char *p;   /* borrowed: next byte */
-    const char *end; /* borrowed: one past the last byte */
-};
-
-static void jp_ws(struct jp *j)
+/* Add name at bp to s unless present. -1 with *why when it cannot. */
+static int split_add(struct bench_split *s, const struct json_value *key_owner,
+                     size_t i, uint32_t bp, const char **why)
 {
-    while (j->p < j->end &&
-           (*j->p == ' ' || *j->p == '\t' || *j->p == '\r' || *j->p == '\n'))
-        j->p++;
-}
-
-static bool jp_eat(struct jp *j, char c)
-{
-    jp_ws(j);
-    if (j->p < j->end && *j->p == c) {
-        j->p++;
-        return true;
-    }
-    return false;
-}
-
-/* Read a string into out (NUL-terminated, truncated to outlen - 1; *trunc
- * set if it was). \u escapes become UTF-8. Returns 0 or -1. */
-static int jp_string(struct jp *j, char *out, size_t outlen, bool *trunc)
-{
-    size_t n = 0;
-    if (trunc)
-        *trunc = false;
-    if (!jp_eat(j, '"'))
+    const char *name = key_owner->keys[i];
+    if (strlen(name) >= BENCH_SCHED_NAME_MAX) {
+        *why = "a version name is too long";
         return -1;
-    while (j->p < j->end && *j->p != '"') {
-        char buf[4];
-        size_t blen = 1;
-        unsigned char c = (unsigned char)*j->p++;
-        if (c < 0x20)
-            return -1;
-        buf[0] = (char)c;
-        if (c == '\\') {
-            if (j->p >= j->end)
-                return -1;
-            char e = *j->p++;
-            switch (e) {
-            case '"': case '\\': case '/': buf[0] = e; break;
-            case 'b': buf[0] = '\b'; break;
-            case 'f': buf[0] = '\f'; break;
-            case 'n': buf[0] = '\n'; break;
-            case 'r': buf[0] = '\r'; break;
-            case 't': buf[0] = '\t'; break;
-            case 'u': {
-                if (j->end - j->p < 4)
-                    return -1;
-                unsigned cp = 0;
-                for (int i = 0; i < 4; i++) {
-                    char h = *j->p++;
-                    cp <<= 4;
-                    if (h >= '0' && h <= '9')
-                        cp |= (unsigned)(h - '0');
-                    else if (h >= 'a' && h <= 'f')
-                        cp |= (unsigned)(h - 'a' + 10);
-                    else if (h >= 'A' && h <= 'F')
-                        cp |= (unsigned)(h - 'A' + 10);
-                    else
-                        return -1;
-                }
-                if (cp >= 0xD800 && cp <= 0xDFFF)
-                    cp = '?'; /* surrogates: not worth pairing here */
-                if (cp < 0x80) {
-                    buf[0] = (char)cp;
-                } else if (cp < 0x800) {
-                    buf[0] = (char)(0xC0 | (cp >> 6));
-                    buf[1] = (char)(0x80 | (cp & 0x3F));
-                    blen = 2;
-                } else {
-                    buf[0] = (char)(0xE0 | (cp >> 12));
-                    buf[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-                    buf[2] = (char)(0x80 | (cp & 0x3F));
-                    blen = 3;
-                }
-                break;
-            }
-            default:
-                return -1;
-            }
-        }
-        if (out && n + blen < outlen) {
-            memcpy(out + n, buf, blen);
-            n += blen;
-        } else if (trunc) {
-            *trunc = true;
-        }
     }
-    if (j->p >= j->end)
+    if (bench_sched_split_find(s, name) >= 0)
+        return 0;
+    if (s->n == BENCH_SCHED_MAX_VERSIONS) {
+        *why = "too many versions";
         return -1;
-    j->p++;
-    if (out && outlen)
-        out[n] = '\0';
+    }
+    snprintf(s->name[s->n], BENCH_SCHED_NAME_MAX, "%s", name);
+    s->bp[s->n++] = bp;
     return 0;
-}
-
-/* The raw text of a number token into out. Returns 0 or -1. */
-static int jp_number(struct jp *j, char *out, size_t outlen)
-{
-    jp_ws(j);
-    const char *s = j->p;
-    while (j->p < j->end && (strchr("+-.eE", *j->p) ||
-                             (*j->p >= '0' && *j->p <= '9')))
-        j->p++;
-    size_t len = (size_t)(j->p - s);
-    if (len == 0 || len >= outlen)
-        return -1;
-    memcpy(out, s, len);
-    out[len] = '\0';
-    return 0;
-}
-
-static bool jp_literal(struct jp *j, const char *lit)
-{
-    jp_ws(j);
-    size_t n = strlen(lit);
-    if ((size_t)(j->end - j->p) >= n && memcmp(j->p, lit, n) == 0) {
-        j->p += n;
-        return true;
-    }
-    return false;
-}
-
-static int jp_skip(struct jp *j, int depth)
-{
-    if (depth > 32)
-        return -1;
-    jp_ws(j);
-    if (j->p >= j->end)
-        return -1;
-    char c = *j->p;
-    if (c == '"')
-        return jp_string(j, NULL, 0, NULL);
-    if (c == '{' || c == '[') {
-        char close = c == '{' ? '}' : ']';
-        j->p++;
-        if (jp_eat(j, close))
-            return 0;
-        do {
-            if (c == '{') {
-                if (jp_string(j, NULL, 0, NULL) != 0 || !jp_eat(j, ':'))
-                    return -1;
-            }
-            if (jp_skip(j, depth + 1) != 0)
-                return -1;
-        } while (jp_eat(j, ','));
-        return jp_eat(j, close) ? 0 : -1;
-    }
-    if (jp_literal(j, "true") || jp_literal(j, "false") ||
-        jp_literal(j, "null"))
-        return 0;
-    char num[64];
-    return jp_number(j, num, sizeof(num));
-}
-
-/* Parse the members of the "split" object into s. */
-static int jp_split(struct jp *j, struct bench_split *s, const char **why)
-{
-    if (!jp_eat(j, '{'))
-        return -1;
-    if (jp_eat(j, '}'))
-        return 0;
-    do {
-        char name[BENCH_SCHED_NAME_MAX], num[32];
-        bool trunc;
-        uint32_t bp;
-        if (jp_string(j, name, sizeof(name), &trunc) != 0 || !jp_eat(j, ':'))
-            return -1;
-        if (jp_number(j, num, sizeof(num)) != 0 ||
-            util_parse_percent_bp(num, &bp) != 0) {
-            *why = "a split value is not a percent with two decimals at most";
-            return -1;
-        }
-        if (trunc) {
-            *why = "a version name is too long";
-            return -1;
-        }
-        if (bench_sched_split_find(s, name) < 0) {
-            if (s->n == BENCH_SCHED_MAX_VERSIONS) {
-                *why = "too many versions";
-                return -1;
-            }
-            snprintf(s->name[s->n], BENCH_SCHED_NAME_MAX, "%s", name);
-            s->bp[s->n++] = bp;
-        }
-    } while (jp_eat(j, ','));
-    return jp_eat(j, '}') ? 0 : -1;
-}
-
-/* Collect the keys of the "versions" object (values skipped). */
-static int jp_version_names(struct jp *j, struct bench_split *extra)
-{
-    if (!jp_eat(j, '{'))
-        return -1;
-    if (jp_eat(j, '}'))
-        return 0;
-    do {
-        char name[BENCH_SCHED_NAME_MAX];
-        bool trunc;
-        if (jp_string(j, name, sizeof(name), &trunc) != 0 || !jp_eat(j, ':') ||
-            jp_skip(j, 1) != 0)
-            return -1;
-        if (!trunc && extra->n < BENCH_SCHED_MAX_VERSIONS &&
-            bench_sched_split_find(extra, name) < 0) {
-            snprintf(extra->name[extra->n], BENCH_SCHED_NAME_MAX, "%s", name);
-            extra->bp[extra->n++] = 0;
-        }
-    } while (jp_eat(j, ','));
-    return jp_eat(j, '}') ? 0 : -1;
 }
 
 int bench_sched_parse_reply(const char *json, size_t len,
                             struct bench_split *split, uint64_t *generation,
                             char *errbuf, size_t errlen)
 {
-    struct jp j = {json, json + len};
-    struct bench_split sp = {0}, names = {0};
-    int ok = -1; /* -1 missing, 0 false, 1 true */
-    bool have_split = false;
     const char *why = "malformed reply from the control socket";
-    char errtext[512] = "";
-    uint64_t gen = 0;
-    bool have_gen = false;
-
-    if (!jp_eat(&j, '{'))
+    struct json_value *v = json_parse(json, len, NULL, 0);
+    const struct json_value *ok = json_get(v, "ok");
+    const struct json_value *err = json_get(v, "error");
+    const struct json_value *gen = json_get(v, "generation");
+    const struct json_value *sp = json_get(v, "split");
+    const struct json_value *vs = json_get(v, "versions");
+    uint64_t g = 0;
+    struct bench_split out = {0};
+    if (!ok || ok->type != JSON_T_BOOL || (err && err->type != JSON_T_STRING) ||
+        (sp && sp->type != JSON_T_OBJECT) || (vs && vs->type != JSON_T_OBJECT))
         goto bad;
-    if (!jp_eat(&j, '}')) {
-        do {
-            char key[64];
-            bool trunc;
-            if (jp_string(&j, key, sizeof(key), &trunc) != 0 ||
-                !jp_eat(&j, ':'))
-                goto bad;
-            if (strcmp(key, "ok") == 0) {
-                if (jp_literal(&j, "true"))
-                    ok = 1;
-                else if (jp_literal(&j, "false"))
-                    ok = 0;
-                else
-                    goto bad;
-            } else if (strcmp(key, "error") == 0) {
-                if (jp_string(&j, errtext, sizeof(errtext), &trunc) != 0)
-                    goto bad;
-            } else if (strcmp(key, "generation") == 0) {
-                char num[32];
-                char *end;
-                if (jp_number(&j, num, sizeof(num)) != 0)
-                    goto bad;
-                gen = strtoull(num, &end, 10);
-                if (*end)
-                    goto bad;
-                have_gen = true;
-            } else if (strcmp(key, "split") == 0) {
-                if (jp_split(&j, &sp, &why) != 0)
-                    goto bad;
-                have_split = true;
-            } else if (strcmp(key, "versions") == 0) {
-                if (jp_version_names(&j, &names) != 0)
-                    goto bad;
-            } else if (jp_skip(&j, 1) != 0) {
-                goto bad;
-            }
-        } while (jp_eat(&j, ','));
-        if (!jp_eat(&j, '}'))
+    if (gen) {
+        char *end;
+        if (gen->type != JSON_T_NUMBER)
+            goto bad;
+        g = strtoull(gen->str, &end, 10);
+        if (*end || gen->str[0] == '-')
             goto bad;
     }
-    jp_ws(&j);
-    if (j.p != j.end)
-        goto bad;
-    if (ok == 0) {
+    for (size_t i = 0; sp && i < sp->n; i++) {
+        uint32_t bp;
+        if (sp->items[i]->type != JSON_T_NUMBER ||
+            util_parse_percent_bp(sp->items[i]->str, &bp) != 0) {
+            why = "a split value is not a percent with two decimals at most";
+            goto bad;
+        }
+        if (split_add(&out, sp, i, bp, &why) != 0)
+            goto bad;
+    }
+    if (!ok->b) {
         snprintf(errbuf, errlen, "%s",
-                 errtext[0] ? errtext : "the control socket refused");
+                 err && err->str[0] ? err->str : "the control socket refused");
+        json_free(v);
         return -1;
     }
-    if (ok != 1)
-        goto bad;
     if (split) {
-        if (!have_split) {
+        if (!sp) {
             why = "the status reply has no \"split\"";
             goto bad;
         }
-        for (size_t i = 0; i < names.n; i++) {
-            if (bench_sched_split_find(&sp, names.name[i]) < 0 &&
-                sp.n < BENCH_SCHED_MAX_VERSIONS) {
-                snprintf(sp.name[sp.n], BENCH_SCHED_NAME_MAX, "%s",
-                         names.name[i]);
-                sp.bp[sp.n++] = 0;
-            }
-        }
-        *split = sp;
+        /* Versions at 0 % that "split" leaves out; names past the limits
+         * are not fatal here (they cannot be ramp targets). */
+        const char *ignored;
+        for (size_t i = 0; vs && i < vs->n; i++)
+            (void)split_add(&out, vs, i, 0, &ignored);
+        *split = out;
     }
-    if (have_gen && generation)
-        *generation = gen;
+    if (gen && generation)
+        *generation = g;
+    json_free(v);
     return 0;
 bad:
+    json_free(v);
     snprintf(errbuf, errlen, "%s", why);
     return -1;
 }

@@ -33,7 +33,7 @@ struct control_caller {
     gid_t gid;
 };
 
-struct control_ctx; /* one command being executed (control_cmd.c) */
+struct control_ctx; /* one command being executed (control_ctx.h) */
 
 struct control_cmd {
     const char *name;    /* the command word */

@@ -127,43 +127,54 @@ bool json_is_utf8(const char *s, size_t n)
     return true;
 }
 
+static const char hexdig[] = "0123456789abcdef";
+
+size_t json_escape_char(const char *s, size_t n, enum json_esc style,
+                        char out[JSON_ESC_MAX], size_t *out_len)
+{
+    unsigned char c = (unsigned char)s[0];
+    if (c == '"' || c == '\\') {
+        out[0] = '\\';
+        out[1] = (char)c;
+        *out_len = 2;
+        return 1;
+    }
+    if (c < 0x20 || c == 0x7f) {
+        char short_esc = 0;
+        if (style == JSON_ESC_SHORT)
+            short_esc = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : 0;
+        if (short_esc) {
+            out[0] = '\\';
+            out[1] = short_esc;
+            *out_len = 2;
+        } else {
+            memcpy(out, "\\u00", 4);
+            out[4] = hexdig[c >> 4];
+            out[5] = hexdig[c & 15];
+            *out_len = 6;
+        }
+        return 1;
+    }
+    size_t l = utf8_seq((const unsigned char *)s, n);
+    if (l == 0) {
+        memcpy(out, "\\ufffd", 6);
+        *out_len = 6;
+        return 1;
+    }
+    memcpy(out, s, l);
+    *out_len = l;
+    return l;
+}
+
 void json_buf_strn(struct json_buf *b, const char *s, size_t n)
 {
-    const unsigned char *p = (const unsigned char *)s;
     reserve(b, n + 2);
     json_buf_add(b, "\"", 1);
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = p[i];
-        if (c == '"' || c == '\\') {
-            char e[2] = {'\\', (char)c};
-            json_buf_add(b, e, 2);
-            i++;
-        } else if (c < 0x20 || c == 0x7f) {
-            switch (c) {
-            case '\n':
-                json_buf_add(b, "\\n", 2);
-                break;
-            case '\r':
-                json_buf_add(b, "\\r", 2);
-                break;
-            case '\t':
-                json_buf_add(b, "\\t", 2);
-                break;
-            default:
-                json_buf_printf(b, "\\u%04x", c);
-            }
-            i++;
-        } else {
-            size_t l = utf8_seq(p + i, n - i);
-            if (l == 0) {
-                json_buf_add(b, "\\ufffd", 6);
-                i++;
-            } else {
-                json_buf_add(b, s + i, l);
-                i += l;
-            }
-        }
+    for (size_t i = 0; i < n;) {
+        char e[JSON_ESC_MAX];
+        size_t elen;
+        i += json_escape_char(s + i, n - i, JSON_ESC_SHORT, e, &elen);
+        json_buf_add(b, e, elen);
     }
     json_buf_add(b, "\"", 1);
 }

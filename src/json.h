@@ -37,7 +37,26 @@ void json_buf_add(struct json_buf *b, const char *s, size_t n);
 void json_buf_puts(struct json_buf *b, const char *s);
 void json_buf_printf(struct json_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Append s as a quoted, escaped JSON string. */
+/*
+ * The one JSON string escaper (json_buf_str, the access log, weir-bench).
+ * Styles differ only in how control characters other than DEL look:
+ */
+enum json_esc {
+    JSON_ESC_SHORT = 0, /* \n \r \t as two-byte escapes, others as \u00XX */
+    JSON_ESC_UNICODE,   /* every control character as \u00XX (access log) */
+};
+#define JSON_ESC_MAX 6 /* most bytes one input character escapes to */
+
+/*
+ * Escape the character at s[0..n) (n >= 1): '"' and '\\' get a backslash,
+ * control characters and DEL an escape (see style), a valid UTF-8
+ * sequence is copied, any other byte becomes \ufffd. Writes the escape
+ * (no NUL) into out, its length into *out_len; returns the input bytes
+ * consumed (1..4). Any thread.
+ */
+size_t json_escape_char(const char *s, size_t n, enum json_esc style,
+                        char out[JSON_ESC_MAX], size_t *out_len);
+/* Append s as a quoted, escaped JSON string (JSON_ESC_SHORT). */
 void json_buf_str(struct json_buf *b, const char *s);
 void json_buf_strn(struct json_buf *b, const char *s, size_t n);
 /* True if s[0..n) is valid UTF-8 (RFC 3629: no overlongs, no surrogates). */

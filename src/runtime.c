@@ -3,9 +3,10 @@
  * rule, history). This file owns the running config, the last good file
  * config and the struct state that state.c persists.
  *
- * The tracked part of a config is turned into a state map (config_to_map)
- * and a map is applied back item by item (apply_item). Every operation is
- * expressed through these two functions:
+ * The tracked part of a config is turned into a state map
+ * (runtime_map_from_config) and a map is applied back item by item
+ * (runtime_map_apply_item); that codec is runtime_map.c's. Every operation
+ * is expressed through these two functions:
  *   change    changes = { k : running[k] != file[k] }, keeping the old
  *             timestamp of an item whose value did not change;
  *   rollback  apply { k : target[k] } where target differs from running;
@@ -19,7 +20,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +31,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "snapshot.h"
+#include "runtime_map.h"
 #include "state.h"
 
 
@@ -59,40 +60,13 @@ uint64_t runtime_hash(const char *p, size_t n)
     return h ^ n;
 }
 
-/* Append a formatted piece to buf, separated by sep when not first. */
-static void append(char *buf, size_t buflen, const char *sep, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void append(char *buf, size_t buflen, const char *sep, const char *fmt, ...)
-{
-    size_t used = strnlen(buf, buflen);
-    if (used + 1 >= buflen)
-        return;
-    if (used > 0) {
-        int n = snprintf(buf + used, buflen - used, "%s", sep);
-        if (n < 0)
-            return;
-        used = strnlen(buf, buflen);
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf + used, buflen - used, fmt, ap);
-    va_end(ap);
-}
-
-static bool streq_null(const char *a, const char *b)
-{
-    if (!a || !b)
-        return a == b;
-    return strcmp(a, b) == 0;
-}
-
 /* All messages of errs joined by "; " (for runtime refusals: no positions). */
 static void errors_sentence(const struct config_errors *errs, char *buf,
                             size_t buflen)
 {
     buf[0] = '\0';
     for (size_t i = 0; i < errs->n; i++)
-        append(buf, buflen, "; ", "%s", errs->v[i].msg);
+        util_append(buf, buflen, "; ", "%s", errs->v[i].msg);
     if (!buf[0])
         snprintf(buf, buflen, "the change would make the config invalid");
 }
@@ -159,361 +133,8 @@ void runtime_cfg_format_split(const struct config *cfg, char *buf, size_t buflen
     for (size_t i = 0; i < cfg->n_versions; i++) {
         char pct[16];
         util_format_bp(cfg->split_bp ? cfg->split_bp[i] : 0, pct, sizeof(pct));
-        append(buf, buflen, ",", "%s=%s", cfg->versions[i].name, pct);
+        util_append(buf, buflen, ",", "%s=%s", cfg->versions[i].name, pct);
     }
-}
-
-/* ---- config <-> state map ---------------------------------------------- */
-
-static const char rule_kinds[] = {
-    [RULE_M_HEADER_VALUE] = 'h',
-    [RULE_M_HEADER_PRESENT] = 'p',
-    [RULE_M_COOKIE_VALUE] = 'c',
-};
-
-static void rules_canon(const struct config *cfg, struct json_buf *b)
-{
-    json_buf_printf(b, "%zu;", cfg->n_rules);
-    for (size_t i = 0; i < cfg->n_rules; i++) {
-        const struct config_rule *r = &cfg->rules[i];
-        const char *parts[3] = {r->name ? r->name : "", r->value ? r->value : "",
-                                r->version ? r->version : ""};
-        if (i > 0)
-            json_buf_puts(b, ";");
-        json_buf_printf(b, "%c", rule_kinds[r->match]);
-        for (size_t k = 0; k < 3; k++) {
-            char *e = state_escape(parts[k], ",;");
-            json_buf_printf(b, ",%s", e);
-            free(e);
-        }
-    }
-}
-
-/*
- * The split's canonical value lists only versions with a share, in config
- * order: adding a version at 0 % to the file is not a change of the split,
- * so it does not override a runtime split.
- */
-static void split_canon(const struct config *cfg, char *buf, size_t buflen)
-{
-    buf[0] = '\0';
-    for (size_t i = 0; i < cfg->n_versions; i++) {
-        uint32_t bp = cfg->split_bp ? cfg->split_bp[i] : 0;
-        if (bp == 0)
-            continue;
-        char pct[16];
-        util_format_bp(bp, pct, sizeof(pct));
-        append(buf, buflen, ",", "%s=%s", cfg->versions[i].name, pct);
-    }
-    if (!buf[0])
-        snprintf(buf, buflen, "none");
-}
-
-static void config_to_map(const struct config *cfg, struct state_map *m)
-{
-    state_map_init(m);
-    if (!cfg)
-        return;
-    char split[CONFIG_MAX_VERSIONS * (CONFIG_NAME_MAX + 10) + 1];
-    split_canon(cfg, split, sizeof(split));
-    state_map_set(m, "split", split, 0);
-    struct json_buf b;
-    json_buf_init(&b);
-    rules_canon(cfg, &b);
-    state_map_set(m, "rules", b.p, 0);
-    for (size_t v = 0; v < cfg->n_versions; v++) {
-        const struct config_version *cv = &cfg->versions[v];
-        for (size_t i = 0; i < cv->n_endpoints; i++) {
-            const struct config_endpoint *e = &cv->endpoints[i];
-            char w[16];
-            snprintf(w, sizeof(w), "%u", e->weight);
-            json_buf_reset(&b);
-            json_buf_printf(&b, "endpoint/%s/%s", cv->name, e->address);
-            state_map_set(m, b.p, w, 0);
-            if (e->draining) {
-                json_buf_reset(&b);
-                json_buf_printf(&b, "drain/%s/%s", cv->name, e->address);
-                state_map_set(m, b.p, "1", 0);
-            }
-        }
-    }
-    json_buf_dispose(&b);
-}
-
-/* Order in which items apply: split, rules, endpoints, then drains. */
-static int key_category(const char *key)
-{
-    if (strcmp(key, "split") == 0)
-        return 0;
-    if (strcmp(key, "rules") == 0)
-        return 1;
-    if (strncmp(key, "endpoint/", 9) == 0)
-        return 2;
-    if (strncmp(key, "drain/", 6) == 0)
-        return 3;
-    return -1;
-}
-
-/* Split "endpoint/V/ADDR" after its prefix into version and address. */
-static int split_ep_key(const char *rest, char *ver, size_t verlen,
-                        const char **addr)
-{
-    const char *slash = strchr(rest, '/');
-    if (!slash || slash == rest || (size_t)(slash - rest) >= verlen || !slash[1])
-        return -1;
-    memcpy(ver, rest, (size_t)(slash - rest));
-    ver[slash - rest] = '\0';
-    *addr = slash + 1;
-    return 0;
-}
-
-static void rule_dispose(struct config_rule *r)
-{
-    free(r->name);
-    free(r->value);
-    free(r->version);
-}
-
-static int apply_split(struct config *cfg, const char *value, char *err,
-                       size_t errlen)
-{
-    uint32_t bp[CONFIG_MAX_VERSIONS] = {0};
-    char *copy = xstrdup(strcmp(value, "none") == 0 ? "" : value), *save = NULL;
-    int rc = 0;
-    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        char *eq = strrchr(t, '=');
-        uint32_t v;
-        if (!eq || util_parse_percent_bp(eq + 1, &v) < 0) {
-            snprintf(err, errlen, "malformed split \"%s\"", value);
-            rc = -1;
-            break;
-        }
-        *eq = '\0';
-        int vi = config_version_index(cfg, t);
-        if (vi < 0) {
-            if (v == 0)
-                continue;
-            snprintf(err, errlen, "version %s is no longer defined", t);
-            rc = -1;
-            break;
-        }
-        bp[vi] = v;
-    }
-    free(copy);
-    if (rc == 0 && cfg->n_versions <= CONFIG_MAX_VERSIONS)
-        runtime_cfg_set_split(cfg, bp);
-    return rc;
-}
-
-static int apply_rules(struct config *cfg, const char *value, char *err,
-                       size_t errlen)
-{
-    char *copy = xstrdup(value), *save = NULL;
-    char *count = strtok_r(copy, ";", &save);
-    char *end;
-    unsigned long n = count ? strtoul(count, &end, 10) : 0;
-    if (!count || *end || n > CONFIG_MAX_RULES) {
-        free(copy);
-        snprintf(err, errlen, "malformed rules value");
-        return -1;
-    }
-    struct config_rule *rules = xcalloc(n ? n : 1, sizeof(*rules));
-    size_t got = 0;
-    int rc = 0;
-    for (char *t = strtok_r(NULL, ";", &save); t; t = strtok_r(NULL, ";", &save)) {
-        char *f[4];
-        size_t nf = 0;
-        /* Empty fields (a presence rule's value) survive: walk by hand. */
-        for (char *q = t; nf < 4; nf++) {
-            f[nf] = q;
-            char *c = strchr(q, ',');
-            if (!c) {
-                nf++;
-                break;
-            }
-            *c = '\0';
-            q = c + 1;
-        }
-        if (got >= n || nf != 4 || strlen(f[0]) != 1) {
-            rc = -1;
-            break;
-        }
-        struct config_rule *r = &rules[got];
-        switch (f[0][0]) {
-        case 'h': r->match = RULE_M_HEADER_VALUE; break;
-        case 'p': r->match = RULE_M_HEADER_PRESENT; break;
-        case 'c': r->match = RULE_M_COOKIE_VALUE; break;
-        default: rc = -1;
-        }
-        if (rc < 0 || state_unescape(f[1]) < 0 || state_unescape(f[2]) < 0 ||
-            state_unescape(f[3]) < 0) {
-            rc = -1;
-            break;
-        }
-        r->name = xstrdup(f[1]);
-        r->value = r->match == RULE_M_HEADER_PRESENT ? NULL : xstrdup(f[2]);
-        r->version = xstrdup(f[3]);
-        got++;
-    }
-    free(copy);
-    if (rc == 0 && got != n)
-        rc = -1;
-    if (rc < 0) {
-        for (size_t i = 0; i < got; i++)
-            rule_dispose(&rules[i]);
-        free(rules);
-        snprintf(err, errlen, "malformed rules value");
-        return -1;
-    }
-    /* Rules that are the file's own keep their position (status, explain). */
-    for (size_t i = 0; i < n; i++) {
-        for (size_t k = 0; k < cfg->n_rules; k++) {
-            const struct config_rule *o = &cfg->rules[k];
-            if (o->match == rules[i].match && streq_null(o->name, rules[i].name) &&
-                streq_null(o->value, rules[i].value) &&
-                streq_null(o->version, rules[i].version)) {
-                rules[i].pos = o->pos;
-                rules[i].version_pos = o->version_pos;
-                break;
-            }
-        }
-    }
-    for (size_t i = 0; i < cfg->n_rules; i++)
-        rule_dispose(&cfg->rules[i]);
-    free(cfg->rules);
-    cfg->rules = rules;
-    cfg->n_rules = n;
-    return 0;
-}
-
-/* Apply one tracked key's value (STATE_ABSENT = remove) to cfg. */
-static int apply_item(struct config *cfg, const char *key, const char *value,
-                      char *err, size_t errlen)
-{
-    int cat = key_category(key);
-    bool absent = strcmp(value, STATE_ABSENT) == 0;
-    if (cat == 0)
-        return absent ? 0 : apply_split(cfg, value, err, errlen);
-    if (cat == 1)
-        return absent ? 0 : apply_rules(cfg, value, err, errlen);
-    if (cat < 0) {
-        snprintf(err, errlen, "unknown runtime setting \"%s\"", key);
-        return -1;
-    }
-    char ver[CONFIG_NAME_MAX + 1];
-    const char *addr;
-    if (split_ep_key(key + (cat == 2 ? 9 : 6), ver, sizeof(ver), &addr) < 0) {
-        snprintf(err, errlen, "malformed runtime setting \"%s\"", key);
-        return -1;
-    }
-    int vi = config_version_index(cfg, ver);
-    if (vi < 0) {
-        if (absent)
-            return 0;
-        snprintf(err, errlen, "version %s is no longer defined", ver);
-        return -1;
-    }
-    struct config_version *v = &cfg->versions[vi];
-    int ei = runtime_cfg_find_endpoint(v, addr);
-    if (cat == 2) {
-        if (absent) {
-            if (ei >= 0)
-                runtime_cfg_remove_endpoint(v, (size_t)ei);
-            return 0;
-        }
-        char *end;
-        unsigned long w = strtoul(value, &end, 10);
-        if (*end || w < 1 || w > 1000) {
-            snprintf(err, errlen, "malformed weight \"%s\" for %s", value, key);
-            return -1;
-        }
-        if (ei >= 0) {
-            v->endpoints[ei].weight = (uint32_t)w;
-            return 0;
-        }
-        return runtime_cfg_add_endpoint(v, addr, (uint32_t)w, err, errlen);
-    }
-    if (ei < 0) {
-        if (absent)
-            return 0;
-        snprintf(err, errlen, "endpoint %s of version %s is no longer defined",
-                 addr, ver);
-        return -1;
-    }
-    v->endpoints[ei].draining = !absent;
-    return 0;
-}
-
-/* Items of `to` that differ from `from` (absent keys as STATE_ABSENT). */
-static void map_diff(const struct state_map *from, const struct state_map *to,
-                     struct state_map *out)
-{
-    state_map_init(out);
-    for (size_t i = 0; i < to->n; i++)
-        if (strcmp(state_map_value(from, to->v[i].key), to->v[i].value) != 0)
-            state_map_set(out, to->v[i].key, to->v[i].value, to->v[i].ts_ms);
-    for (size_t i = 0; i < from->n; i++)
-        if (!state_map_find(to, from->v[i].key))
-            state_map_set(out, from->v[i].key, STATE_ABSENT, 0);
-}
-
-/* Apply all items of diff to cfg in category order. Stops at the first failure. */
-static int apply_all(struct config *cfg, const struct state_map *diff, char *err,
-                     size_t errlen)
-{
-    for (int cat = 0; cat < 4; cat++)
-        for (size_t i = 0; i < diff->n; i++)
-            if (key_category(diff->v[i].key) == cat &&
-                apply_item(cfg, diff->v[i].key, diff->v[i].value, err, errlen) < 0)
-                return -1;
-    return 0;
-}
-
-/* Human text of one key's change, for answers and logs. */
-static void describe_item(const char *key, const char *from, const char *to,
-                          char *buf, size_t buflen)
-{
-    int cat = key_category(key);
-    bool from_abs = strcmp(from, STATE_ABSENT) == 0;
-    bool to_abs = strcmp(to, STATE_ABSENT) == 0;
-    if (cat == 0) {
-        append(buf, buflen, "; ", "split %s -> %s", from, to);
-        return;
-    }
-    if (cat == 1) {
-        append(buf, buflen, "; ", "rules: %lu -> %lu",
-               from_abs ? 0ul : strtoul(from, NULL, 10),
-               to_abs ? 0ul : strtoul(to, NULL, 10));
-        return;
-    }
-    char ver[CONFIG_NAME_MAX + 1];
-    const char *addr;
-    if (cat < 0 || split_ep_key(key + (cat == 2 ? 9 : 6), ver, sizeof(ver), &addr) < 0) {
-        append(buf, buflen, "; ", "%s %s -> %s", key, from, to);
-        return;
-    }
-    if (cat == 3)
-        append(buf, buflen, "; ", "%s %s %s", to_abs ? "undrain" : "drain", ver, addr);
-    else if (to_abs)
-        append(buf, buflen, "; ", "remove-endpoint %s %s", ver, addr);
-    else if (from_abs)
-        append(buf, buflen, "; ", "add-endpoint %s %s weight=%s", ver, addr, to);
-    else
-        append(buf, buflen, "; ", "weight %s %s %s -> %s", ver, addr, from, to);
-}
-
-static void describe_diff(const struct state_map *a, const struct state_map *b,
-                          char *buf, size_t buflen)
-{
-    buf[0] = '\0';
-    struct state_map d;
-    map_diff(a, b, &d);
-    for (size_t i = 0; i < d.n; i++)
-        describe_item(d.v[i].key, state_map_value(a, d.v[i].key), d.v[i].value,
-                      buf, buflen);
-    state_map_dispose(&d);
-    if (!buf[0])
-        snprintf(buf, buflen, "no change");
 }
 
 /* ---- publish and save -------------------------------------------------- */
@@ -541,7 +162,7 @@ static void save_state(char *warn, size_t warnlen)
     if (state_save(path, &rt.st, err, sizeof(err)) < 0) {
         log_error("runtime state not saved, runtime changes will not survive a restart: %s",
                   err);
-        append(warn, warnlen, "; ", "runtime state not saved (%s): the change is live "
+        util_append(warn, warnlen, "; ", "runtime state not saved (%s): the change is live "
                "but will not survive a restart", err);
     }
 }
@@ -554,9 +175,9 @@ static void commit(struct config *newcfg, const char *what, bool push,
                    struct runtime_result *res, bool save)
 {
     struct state_map oldm, newm;
-    config_to_map(rt.running, &oldm);
-    config_to_map(newcfg, &newm);
-    describe_diff(&oldm, &newm, res->change, sizeof(res->change));
+    runtime_map_from_config(rt.running, &oldm);
+    runtime_map_from_config(newcfg, &newm);
+    runtime_map_describe(&oldm, &newm, res->change, sizeof(res->change));
     int64_t now = state_now_ms();
     if (push)
         state_history_push(&rt.st, now, what, &oldm);
@@ -564,7 +185,7 @@ static void commit(struct config *newcfg, const char *what, bool push,
     /* Changes = where running differs from the file; an item keeps its
      * timestamp while its value stays the same. */
     struct state_map changes;
-    map_diff(&rt.st.file, &newm, &changes);
+    runtime_map_diff(&rt.st.file, &newm, &changes);
     for (size_t i = 0; i < changes.n; i++) {
         const struct state_item *old = state_map_find(&rt.st.changes, changes.v[i].key);
         changes.v[i].ts_ms =
@@ -617,7 +238,7 @@ static struct config *merge(const struct config *fn, int64_t mtime_ms,
                             char *warn, size_t warnlen)
 {
     struct state_map fnm, kept;
-    config_to_map(fn, &fnm);
+    runtime_map_from_config(fn, &fnm);
     state_map_init(&kept);
     char t_file[40], t_rt[40];
     state_format_time(mtime_ms, t_file, sizeof(t_file));
@@ -650,11 +271,11 @@ static struct config *merge(const struct config *fn, int64_t mtime_ms,
     for (int cat = 0; cat < 4; cat++) {
         for (size_t i = 0; i < kept.n; i++) {
             const struct state_item *it = &kept.v[i];
-            if (key_category(it->key) != cat)
+            if (runtime_map_key_order(it->key) != cat)
                 continue;
             char err[512] = "";
             struct config *next = config_clone(cur);
-            int rc = apply_item(next, it->key, it->value, err, sizeof(err));
+            int rc = runtime_map_apply_item(next, it->key, it->value, err, sizeof(err));
             if (rc == 0) {
                 struct config_errors errs;
                 config_errors_init(&errs, rt.path);
@@ -666,7 +287,7 @@ static struct config *merge(const struct config *fn, int64_t mtime_ms,
             }
             if (rc < 0) {
                 log_warn("runtime change %s=%s dropped: %s", it->key, it->value, err);
-                append(warn, warnlen, "; ", "runtime change %s=%s dropped: %s",
+                util_append(warn, warnlen, "; ", "runtime change %s=%s dropped: %s",
                        it->key, it->value, err);
                 config_free(next);
                 continue;
@@ -715,7 +336,7 @@ int runtime_start(const char *config_path, struct config_errors *errs)
     state_map_copy(&loaded_changes, &rt.st.changes);
     struct config *running = merge(fn, mtime, res.warning, sizeof(res.warning));
     state_map_dispose(&rt.st.file);
-    config_to_map(fn, &rt.st.file);
+    runtime_map_from_config(fn, &rt.st.file);
     rt.file = fn;
     commit(running, "start", false, &res, false);
     /* Rewrite the state file only when the merge changed something: a
@@ -753,13 +374,13 @@ int runtime_reload_result(struct config_errors *errs, struct runtime_result *res
     struct config *running = merge(fn, mtime, res->warning, sizeof(res->warning));
     config_keep_restart(running, rt.running, res->restart, sizeof(res->restart));
     state_map_dispose(&rt.st.file);
-    config_to_map(fn, &rt.st.file);
+    runtime_map_from_config(fn, &rt.st.file);
     config_free(rt.file);
     rt.file = fn;
 
     struct state_map oldm, newm;
-    config_to_map(rt.running, &oldm);
-    config_to_map(running, &newm);
+    runtime_map_from_config(rt.running, &oldm);
+    runtime_map_from_config(running, &newm);
     bool changed = !state_map_equal(&oldm, &newm);
     state_map_dispose(&oldm);
     state_map_dispose(&newm);
@@ -855,12 +476,12 @@ int runtime_rollback(struct runtime_result *res, char *err, size_t errlen)
     }
     const struct state_history *h = &rt.st.hist[rt.st.n_hist - 1];
     struct state_map cur, diff;
-    config_to_map(rt.running, &cur);
-    map_diff(&cur, &h->map, &diff);
+    runtime_map_from_config(rt.running, &cur);
+    runtime_map_diff(&cur, &h->map, &diff);
     state_map_dispose(&cur);
     struct config *c = config_clone(rt.running);
     char why[512] = "";
-    int rc = apply_all(c, &diff, why, sizeof(why));
+    int rc = runtime_map_apply_all(c, &diff, why, sizeof(why));
     state_map_dispose(&diff);
     if (rc == 0) {
         struct config_errors errs;

@@ -116,7 +116,7 @@ uint64_t runtime_file_hash(void);
 uint64_t runtime_hash(const char *p, size_t n);
 
 /*
- * Config edit helpers shared with control_cmd.c. Endpoints are matched by
+ * Config edit helpers shared with control_edit.c and runtime_map.c. Endpoints are matched by
  * parsed address when it parses ("localhost:80" is "127.0.0.1:80"), else by
  * text. find returns the endpoint's index or -1; add/remove return 0 or -1
  * with err.

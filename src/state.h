@@ -4,7 +4,7 @@
  * history that `rollback` walks back through.
  *
  * Everything weir lets an operator change at runtime is described as a
- * flat map of keys to canonical text values (runtime.c builds it from a
+ * flat map of keys to canonical text values (runtime_map.c builds it from a
  * config and applies it back):
  *
  *   split              "v1=90,v2=10"          every version, file order
@@ -124,7 +124,7 @@ void state_format_time(int64_t ms, char *buf, size_t buflen);
 /*
  * %-escape s: bytes <= 0x20, '%', 0x7f and above, and any byte in `also`
  * become %XX. Returns a new string (caller frees). Shared with the rules
- * encoding of runtime.c.
+ * encoding of runtime_map.c.
  */
 char *state_escape(const char *s, const char *also);
 /* Unescape in place; returns 0, or -1 on a malformed escape or a %00. */

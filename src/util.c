@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,30 @@ bool util_sv_ieq(struct strview a, const char *b)
 {
     size_t n = strlen(b);
     return a.len == n && strncasecmp(a.p, b, n) == 0;
+}
+
+bool util_streq_null(const char *a, const char *b)
+{
+    if (!a || !b)
+        return a == b;
+    return strcmp(a, b) == 0;
+}
+
+void util_append(char *buf, size_t buflen, const char *sep, const char *fmt, ...)
+{
+    size_t used = strnlen(buf, buflen);
+    if (used + 1 >= buflen)
+        return;
+    if (used > 0) {
+        int n = snprintf(buf + used, buflen - used, "%s", sep);
+        if (n < 0)
+            return;
+        used = strnlen(buf, buflen);
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + used, buflen - used, fmt, ap);
+    va_end(ap);
 }
 
 int util_parse_duration_ms(const char *s, uint32_t *out_ms)

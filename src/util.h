@@ -43,6 +43,14 @@ struct strview {
 /* Case-insensitive equality of a view and a NUL-terminated ASCII string. */
 bool util_sv_ieq(struct strview a, const char *b);
 
+/* Both NULL, or equal strings. */
+bool util_streq_null(const char *a, const char *b);
+
+/* Append a formatted piece to the NUL-terminated buf (of buflen bytes),
+ * after sep unless buf is empty; cut at the end of buf. */
+void util_append(char *buf, size_t buflen, const char *sep, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /*
  * Parse a duration "250ms", "2s", "1m", "1h" (integer + unit) into
  * milliseconds. Returns 0 on success, -1 if malformed or above 24h.

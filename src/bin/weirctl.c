@@ -11,15 +11,12 @@
  * table the server dispatches on (control_cmd.c), without connecting.
  */
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "control_client.h"
 #include "control_cmd.h"
 #include "json.h"
 #include "util.h"
@@ -264,87 +261,6 @@ static void render_generic(const struct json_value *a)
     }
 }
 
-/* ---- talking to weir --------------------------------------------------- */
-
-static int connect_socket(const char *path)
-{
-    struct sockaddr_un sun;
-    memset(&sun, 0, sizeof(sun));
-    sun.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof(sun.sun_path)) {
-        fprintf(stderr, "weirctl: socket path too long: %s\n", path);
-        return -1;
-    }
-    memcpy(sun.sun_path, path, strlen(path) + 1);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-        fprintf(stderr, "weirctl: cannot connect to %s: %s (is weir running? use -s or "
-                        "WEIR_SOCKET)\n", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static long long ms_now(void)
-{
-    return (long long)util_now_ms();
-}
-
-/* Send line, read one answer line into ans. Returns 0 or -1 (printed). */
-static int exchange(int fd, const struct json_buf *line, struct json_buf *ans,
-                    int timeout_s, const char *path)
-{
-    size_t off = 0;
-    while (off < line->len) {
-        ssize_t w = send(fd, line->p + off, line->len - off, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0) {
-            fprintf(stderr, "weirctl: cannot send to %s: %s\n", path, strerror(errno));
-            return -1;
-        }
-        off += (size_t)w;
-    }
-    long long deadline = ms_now() + (long long)timeout_s * 1000;
-    for (;;) {
-        char *nl = ans->len ? memchr(ans->p, '\n', ans->len) : NULL;
-        if (nl) {
-            ans->len = (size_t)(nl - ans->p);
-            ans->p[ans->len] = '\0';
-            return 0;
-        }
-        long long left = deadline - ms_now();
-        if (left <= 0) {
-            fprintf(stderr, "weirctl: no answer from %s within %d s\n", path, timeout_s);
-            return -1;
-        }
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        int pr = poll(&pfd, 1, (int)(left > 1000 ? 1000 : left));
-        if (pr < 0 && errno != EINTR) {
-            fprintf(stderr, "weirctl: poll: %s\n", strerror(errno));
-            return -1;
-        }
-        if (pr <= 0)
-            continue;
-        char buf[65536];
-        ssize_t r = recv(fd, buf, sizeof(buf), 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            fprintf(stderr, "weirctl: %s closed the connection without an answer%s%s\n",
-                    path, r < 0 ? ": " : "", r < 0 ? strerror(errno) : "");
-            return -1;
-        }
-        if (ans->len + (size_t)r > (64u << 20)) {
-            fprintf(stderr, "weirctl: answer too large\n");
-            return -1;
-        }
-        json_buf_add(ans, buf, (size_t)r);
-    }
-}
-
 int main(int argc, char **argv)
 {
     const char *sock = getenv("WEIR_SOCKET");
@@ -433,17 +349,22 @@ int main(int argc, char **argv)
     }
     json_buf_puts(&line, "\n");
 
-    int fd = connect_socket(sock);
+    char cerr[512];
+    int fd = control_client_connect(sock, cerr, sizeof(cerr));
     if (fd < 0) {
+        fprintf(stderr, "weirctl: %s%s\n", cerr,
+                errno == ENAMETOOLONG ? "" : " (is weir running? use -s or WEIR_SOCKET)");
         json_buf_dispose(&line);
         return EXIT_USAGE;
     }
     struct json_buf ans;
     json_buf_init(&ans);
-    int rc = exchange(fd, &line, &ans, timeout_s, sock);
+    int rc = control_client_exchange(fd, line.p, line.len, timeout_s * 1000, sock, &ans,
+                                     cerr, sizeof(cerr));
     close(fd);
     json_buf_dispose(&line);
     if (rc < 0) {
+        fprintf(stderr, "weirctl: %s\n", cerr);
         json_buf_dispose(&ans);
         return EXIT_USAGE;
     }

@@ -1,0 +1,324 @@
+/*
+ * access_format.c — see access_format.h. Appends go into a bounded line
+ * (struct line): they stop at its end, and the fields that can be long
+ * (target, User-Agent, Referer, names) are cut earlier with "...", so a
+ * line of hostile input is still one well-formed line. Strings go through
+ * json.c's escaper (JSON) or nginx's \xHH escaping (combined).
+ */
+#include "access_format.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+
+#define ACCESS_TARGET_MAX 2048       /* bytes of the target kept in a line */
+#define ACCESS_HEADER_MAX 512        /* bytes of User-Agent / Referer kept */
+
+/* A bounded line under construction: appends stop at cap (fields that
+ * could be long are cut earlier, with "...", so the line stays whole). */
+struct line {
+    char *p;    /* borrowed: the caller's stack buffer */
+    size_t len;
+    size_t cap; /* bytes p may take */
+};
+
+static void put(struct line *l, const char *s, size_t n)
+{
+    if (n > l->cap - l->len)
+        n = l->cap - l->len;
+    memcpy(l->p + l->len, s, n);
+    l->len += n;
+}
+
+static void puts_(struct line *l, const char *s)
+{
+    put(l, s, strlen(s));
+}
+
+static void putc_(struct line *l, char c)
+{
+    if (l->len < l->cap)
+        l->p[l->len++] = c;
+}
+
+static void putu(struct line *l, uint64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n && l->len < l->cap)
+        l->p[l->len++] = tmp[--n];
+}
+
+/* Microseconds as milliseconds with three decimals: 1234 → "1.234". */
+static void put_ms(struct line *l, uint64_t us)
+{
+    putu(l, us / 1000);
+    char frac[4] = {'.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10),
+                    (char)('0' + us % 10)};
+    put(l, frac, sizeof(frac));
+}
+
+static const char hexdig[] = "0123456789abcdef";
+
+/* s as JSON string contents (RFC 8259 §7, json.c's escaper, every control
+ * character as \u00XX), at most max bytes of input; invalid UTF-8 becomes
+ * U+FFFD so the line is always valid JSON. */
+static void put_json(struct line *l, const char *s, size_t n, size_t max)
+{
+    bool cut = n > max;
+    if (cut)
+        n = max;
+    for (size_t i = 0; i < n;) {
+        if (l->cap - l->len < 8)
+            return;
+        size_t elen;
+        i += json_escape_char(s + i, n - i, JSON_ESC_UNICODE, l->p + l->len, &elen);
+        l->len += elen;
+    }
+    if (cut)
+        puts_(l, "...");
+}
+
+/* s as the inside of a quoted combined-log field: ", \, control bytes and
+ * non-ASCII as \xHH (nginx's escaping), at most max bytes of input. */
+static void put_clf(struct line *l, const char *s, size_t n, size_t max)
+{
+    bool cut = n > max;
+    if (cut)
+        n = max;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (l->cap - l->len < 4)
+            return;
+        if (c == '"' || c == '\\' || c < 0x20 || c >= 0x7f) {
+            char esc[4] = {'\\', 'x', hexdig[c >> 4], hexdig[c & 15]};
+            put(l, esc, 4);
+        } else {
+            l->p[l->len++] = (char)c;
+        }
+    }
+    if (cut)
+        puts_(l, "...");
+}
+
+/* A JSON string value or null. */
+static void put_json_opt(struct line *l, const char *s, size_t n, size_t max)
+{
+    if (!s) {
+        puts_(l, "null");
+        return;
+    }
+    putc_(l, '"');
+    put_json(l, s, n, max);
+    putc_(l, '"');
+}
+
+static const struct router_header *find_header(const struct access_entry *e,
+                                               const char *name)
+{
+    for (size_t i = 0; e->headers && i < e->n_headers; i++)
+        if (util_sv_ieq(e->headers[i].name, name))
+            return &e->headers[i];
+    return NULL;
+}
+
+/* The client's IP (no port) and port. */
+static void client_addr(const struct sockaddr *sa, char *ip, size_t iplen,
+                        unsigned *port)
+{
+    char buf[80];
+    util_format_addr(sa, buf, sizeof(buf));
+    *port = 0;
+    const char *colon = strrchr(buf, ':');
+    const char *start = buf;
+    size_t n = colon ? (size_t)(colon - buf) : strlen(buf);
+    if (colon)
+        *port = (unsigned)strtoul(colon + 1, NULL, 10);
+    if (n >= 2 && buf[0] == '[' && buf[n - 1] == ']') {
+        start++;
+        n -= 2;
+    }
+    if (n >= iplen)
+        n = iplen - 1;
+    memcpy(ip, start, n);
+    ip[n] = '\0';
+}
+
+static void format_json(struct line *l, struct access_format_clock *r,
+                        const struct timespec *ts, const struct access_entry *e)
+{
+    if (r->iso_sec != ts->tv_sec || !r->iso[0]) {
+        struct tm tm;
+        gmtime_r(&ts->tv_sec, &tm);
+        strftime(r->iso, sizeof(r->iso), "%Y-%m-%dT%H:%M:%S", &tm);
+        r->iso_sec = ts->tv_sec;
+    }
+    char ip[64];
+    unsigned port;
+    client_addr(e->client, ip, sizeof(ip), &port);
+    long ms = ts->tv_nsec / 1000000;
+    char msbuf[8] = {'.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10),
+                     (char)('0' + ms % 10), 'Z', '"', 0, 0};
+    puts_(l, "{\"time\":\"");
+    puts_(l, r->iso);
+    put(l, msbuf, 6);
+    puts_(l, ",\"client\":\"");
+    puts_(l, ip);
+    puts_(l, "\",\"client_port\":");
+    putu(l, port);
+    puts_(l, ",\"method\":\"");
+    put_json(l, e->method.p, e->method.len, 64);
+    puts_(l, "\",\"target\":\"");
+    put_json(l, e->target.p, e->target.len, ACCESS_TARGET_MAX);
+    puts_(l, "\",\"protocol\":");
+    if (e->method.len) {
+        puts_(l, "\"HTTP/1.");
+        putu(l, e->http_minor);
+        putc_(l, '"');
+    } else {
+        puts_(l, "null"); /* the request line did not parse */
+    }
+    puts_(l, ",\"status\":");
+    putu(l, (uint64_t)(e->status < 0 ? 0 : e->status));
+    puts_(l, ",\"bytes\":");
+    putu(l, e->bytes);
+    puts_(l, ",\"version\":");
+    put_json_opt(l, e->version, e->version ? strlen(e->version) : 0, 256);
+    puts_(l, ",\"endpoint\":");
+    put_json_opt(l, e->endpoint, e->endpoint ? strlen(e->endpoint) : 0, 256);
+    puts_(l, ",\"route\":");
+    if (e->version) {
+        putc_(l, '"');
+        puts_(l, router_reason_name(e->reason));
+        putc_(l, '"');
+    } else {
+        puts_(l, "null");
+    }
+    puts_(l, ",\"rule\":");
+    if (e->version && e->reason == ROUTE_R_RULE && e->rule >= 0)
+        putu(l, (uint64_t)e->rule);
+    else
+        puts_(l, "null");
+    puts_(l, ",\"bucket\":");
+    if (e->version && e->bucket >= 0)
+        putu(l, (uint64_t)e->bucket);
+    else
+        puts_(l, "null");
+    puts_(l, ",\"upstream_ms\":");
+    if (e->upstream_us)
+        put_ms(l, e->upstream_us);
+    else
+        puts_(l, "null");
+    puts_(l, ",\"duration_ms\":");
+    put_ms(l, e->total_us);
+    puts_(l, ",\"retries\":");
+    putu(l, e->retries);
+    const struct router_header *ua = find_header(e, "user-agent");
+    const struct router_header *ref = find_header(e, "referer");
+    puts_(l, ",\"user_agent\":");
+    put_json_opt(l, ua ? ua->value.p : NULL, ua ? ua->value.len : 0, ACCESS_HEADER_MAX);
+    puts_(l, ",\"referer\":");
+    put_json_opt(l, ref ? ref->value.p : NULL, ref ? ref->value.len : 0, ACCESS_HEADER_MAX);
+    puts_(l, ",\"error\":");
+    put_json_opt(l, e->error, e->error ? strlen(e->error) : 0, 256);
+    putc_(l, '}');
+}
+
+/*
+ * Combined log format (Apache/nginx), then weir's fields as key=value:
+ *   IP - - [28/Nov/2026:14:30:07 +0000] "GET /x HTTP/1.1" 200 512 "REFERER" "UA"
+ *   version=v1 endpoint=10.0.0.1:8080 route=split rule=- bucket=- upstream_ms=0.412
+ *   duration_ms=0.530 retries=0 error="-"
+ * (on one line). Absent values are "-", as in the combined format itself.
+ */
+static void format_combined(struct line *l, struct access_format_clock *r,
+                            const struct timespec *ts, const struct access_entry *e)
+{
+    if (r->clf_sec != ts->tv_sec || !r->clf[0]) {
+        struct tm tm;
+        gmtime_r(&ts->tv_sec, &tm);
+        strftime(r->clf, sizeof(r->clf), "%d/%b/%Y:%H:%M:%S +0000", &tm);
+        r->clf_sec = ts->tv_sec;
+    }
+    char ip[64];
+    unsigned port;
+    client_addr(e->client, ip, sizeof(ip), &port);
+    puts_(l, ip);
+    puts_(l, " - - [");
+    puts_(l, r->clf);
+    puts_(l, "] \"");
+    if (e->method.len) {
+        put_clf(l, e->method.p, e->method.len, 64);
+        putc_(l, ' ');
+        put_clf(l, e->target.p, e->target.len, ACCESS_TARGET_MAX);
+        puts_(l, " HTTP/1.");
+        putu(l, e->http_minor);
+    } else {
+        putc_(l, '-');
+    }
+    puts_(l, "\" ");
+    putu(l, (uint64_t)(e->status < 0 ? 0 : e->status));
+    putc_(l, ' ');
+    putu(l, e->bytes);
+    const struct router_header *ua = find_header(e, "user-agent");
+    const struct router_header *ref = find_header(e, "referer");
+    puts_(l, " \"");
+    if (ref)
+        put_clf(l, ref->value.p, ref->value.len, ACCESS_HEADER_MAX);
+    else
+        putc_(l, '-');
+    puts_(l, "\" \"");
+    if (ua)
+        put_clf(l, ua->value.p, ua->value.len, ACCESS_HEADER_MAX);
+    else
+        putc_(l, '-');
+    puts_(l, "\" version=");
+    puts_(l, e->version ? e->version : "-");
+    puts_(l, " endpoint=");
+    puts_(l, e->endpoint ? e->endpoint : "-");
+    puts_(l, " route=");
+    puts_(l, e->version ? router_reason_name(e->reason) : "-");
+    puts_(l, " rule=");
+    if (e->version && e->reason == ROUTE_R_RULE && e->rule >= 0)
+        putu(l, (uint64_t)e->rule);
+    else
+        putc_(l, '-');
+    puts_(l, " bucket=");
+    if (e->version && e->bucket >= 0)
+        putu(l, (uint64_t)e->bucket);
+    else
+        putc_(l, '-');
+    puts_(l, " upstream_ms=");
+    if (e->upstream_us)
+        put_ms(l, e->upstream_us);
+    else
+        putc_(l, '-');
+    puts_(l, " duration_ms=");
+    put_ms(l, e->total_us);
+    puts_(l, " retries=");
+    putu(l, e->retries);
+    puts_(l, " error=\"");
+    if (e->error)
+        put_clf(l, e->error, strlen(e->error), 256);
+    else
+        putc_(l, '-');
+    putc_(l, '"');
+}
+
+size_t access_format_line(char *buf, size_t cap, enum config_log_format format,
+                          struct access_format_clock *clock,
+                          const struct timespec *ts, const struct access_entry *e)
+{
+    struct line l = {buf, 0, cap};
+    if (format == LOG_F_COMBINED)
+        format_combined(&l, clock, ts, e);
+    else
+        format_json(&l, clock, ts, e);
+    return l.len;
+}

@@ -1,0 +1,37 @@
+/*
+ * access_format.h — what one access-log line says: the JSON line (the
+ * default) and the combined log format, as pure functions of an entry and
+ * a time, so they can be tested byte for byte. Delivery (rings, the
+ * writer thread, the file) is access.c's.
+ *
+ * Any thread; a struct access_format_clock belongs to one thread.
+ */
+#ifndef WEIR_ACCESS_FORMAT_H
+#define WEIR_ACCESS_FORMAT_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "access.h"
+#include "config.h"
+
+/* Formatted time stamps of the last second seen, per format; zero it
+ * before first use. */
+struct access_format_clock {
+    time_t iso_sec;
+    char iso[24]; /* "2026-11-28T14:30:07" */
+    time_t clf_sec;
+    char clf[32]; /* "28/Nov/2026:14:30:07 +0000" */
+};
+
+/*
+ * Format e, logged at wall-clock time ts, as one line (no newline) into
+ * buf[0..cap): a line that would be longer is cut at cap (long fields are
+ * shortened first, with "..."). Returns the length written (<= cap; no
+ * NUL). clock caches the formatted second between calls.
+ */
+size_t access_format_line(char *buf, size_t cap, enum config_log_format format,
+                          struct access_format_clock *clock,
+                          const struct timespec *ts, const struct access_entry *e);
+
+#endif
