@@ -542,6 +542,9 @@ static void validate_guard(const struct config *cfg, struct config_errors *errs,
 {
     const struct config_guard *g = &cfg->guard;
     const struct config_rollout *r = &cfg->rollout;
+    if (g->enabled && g->window_ms > 60000)
+        config_errors_add(errs, g->pos, "guard window must be at most 60s (it is %ums)",
+                          g->window_ms);
     if (g->enabled && g->baseline && config_version_index(cfg, g->baseline) < 0 &&
         !config_skip_name(skip, g->baseline))
         config_errors_add(errs, g->baseline_pos, "guard baseline names undefined version \"%s\"",

@@ -101,6 +101,9 @@ const struct control_cmd control_cmd_table[] = {
      "to, and why (rule, sticky bucket or split)", false, control_view_explain},
     {"history", "", "the changes rollback would undo, newest first", false,
      control_view_history},
+    {"guard", "", "the release guard: per judged version its verdict (hold, pass, "
+     "fail), requests, error rates and latency beside the baseline's, and why", false,
+     control_view_guard},
     {"version", "", "the weir version", false, cmd_version},
     {"help", "", "list the commands", false, cmd_help},
 };

@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "control_ctx.h"
+#include "release.h"
 #include "router.h"
 #include "runtime.h"
 #include "snapshot.h"
@@ -354,5 +355,13 @@ int control_view_history(struct control_ctx *ctx)
         json_buf_puts(b, "}");
     }
     json_buf_puts(b, "]");
+    return 0;
+}
+
+int control_view_guard(struct control_ctx *ctx)
+{
+    if (ctx->argc)
+        return control_ctx_usage(ctx);
+    release_render_guard(ctx->out);
     return 0;
 }

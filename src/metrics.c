@@ -9,6 +9,7 @@
  * txn could count against it.
  */
 #include "metrics.h"
+#include "outcome.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -42,6 +43,25 @@ static inline uint64_t rd(const _Atomic uint64_t *c)
     return atomic_load_explicit(c, memory_order_relaxed);
 }
 
+static unsigned n_outcome_workers; /* main thread */
+
+static void alloc_outcomes(struct vstats *vs)
+{
+    for (unsigned i = 0; i < n_outcome_workers && i < WORKERS_MAX; i++)
+        if (!vs->outcomes[i]) {
+            vs->outcomes[i] = xmalloc(sizeof(*vs->outcomes[i]));
+            outcome_window_init(vs->outcomes[i], OUTCOME_SLOT_MS);
+        }
+}
+
+void metrics_outcomes_enable(unsigned n_workers)
+{
+    n_outcome_workers = n_workers;
+    size_t n = atomic_load(&n_registry);
+    for (size_t i = 0; i < n; i++)
+        alloc_outcomes(registry[i]);
+}
+
 struct vstats *metrics_vstats(const char *name)
 {
     size_t n = atomic_load(&n_registry);
@@ -53,6 +73,7 @@ struct vstats *metrics_vstats(const char *name)
     struct vstats *vs = xcalloc(1, sizeof(*vs));
     vs->name = xstrdup(name);
     vs->ring = xcalloc(METRICS_WINDOW_SAMPLES, sizeof(*vs->ring));
+    alloc_outcomes(vs);
     registry[n] = vs;
     atomic_store(&n_registry, n + 1);
     return vs;
@@ -122,6 +143,13 @@ void metrics_txn_done(struct worker *w, const struct snapshot *s, int version,
         b++;
     bump(&vs->buckets[b], 1);
     bump(&vs->duration_us_sum, duration_us);
+    /* The guard's evidence: only while a guard is configured. A client
+     * that gave up counts with the time it waited, so a canary slow enough
+     * to make clients leave shows as slow. */
+    struct outcome_window *ow = s->cfg->guard.enabled
+                                    ? s->versions[version].stats->outcomes[w->id] : NULL;
+    if (ow)
+        outcome_record(ow, util_now_ms(), txn_error_is_failure(status, err), duration_us);
 }
 
 void metrics_connect_failure(struct worker *w, struct endpoint *ep)
@@ -292,6 +320,8 @@ void metrics_shutdown(void)
     for (size_t i = 0; i < n; i++) {
         free(registry[i]->name);
         free(registry[i]->ring);
+        for (size_t w = 0; w < WORKERS_MAX; w++)
+            free(registry[i]->outcomes[w]);
         free(registry[i]);
         registry[i] = NULL;
     }

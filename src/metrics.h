@@ -63,10 +63,16 @@ struct metrics_vtotals {
     uint64_t duration_us_sum;
 };
 
+struct outcome_window;
+
 struct vstats {
     char *name; /* owned */
     struct vstats_wslot slots[WORKERS_MAX];
     struct metrics_vtotals *ring; /* owned, METRICS_WINDOW_SAMPLES; main thread only */
+    /* The release guard's outcome windows, one per worker (owned; NULL
+     * before metrics_outcomes_enable, and beyond the worker count). A
+     * worker writes its own; the main thread sums them (release.c). */
+    struct outcome_window *outcomes[WORKERS_MAX];
 };
 
 /* Txns that ended before a version was chosen (bad request...). */
@@ -83,6 +89,13 @@ struct vstats *metrics_vstats(const char *name);
 /* Point every version of s (built, not yet published) at the stats of its
  * name (metrics_vstats). Main thread. */
 void metrics_bind(struct snapshot *s);
+
+/*
+ * Give every vstats, present and future, an outcome window per worker (n
+ * workers): the release guard's evidence. Before the workers start. Main
+ * thread.
+ */
+void metrics_outcomes_enable(unsigned n_workers);
 
 /* Every registered vstats, for readers. Any thread. */
 size_t metrics_vstats_count(void);

@@ -117,6 +117,39 @@ static void table_print(struct table *t)
     t->rows = t->cols = 0;
 }
 
+/* `guard`: one row per judged version, its numbers beside the baseline's. */
+static void render_guard(const struct json_value *a)
+{
+    const struct json_value *g = json_get(a, "guard");
+    if (!g || !json_get_bool(g, "enabled", false)) {
+        printf("guard: not configured (add guard: to the config)\n");
+        return;
+    }
+    printf("guard: baseline %s\n", json_get_str(g, "baseline", "-"));
+    const struct json_value *vs = json_get(g, "versions");
+    if (!vs || vs->type != JSON_T_OBJECT || vs->n == 0) {
+        printf("no version is judged (none has a share between 0 and 100 %%)\n");
+        return;
+    }
+    static struct table t;
+    const char *head[] = {"VERSION", "VERDICT", "REQUESTS", "ERRORS", "LATENCY", "WHY"};
+    table_add(&t, head, 6);
+    for (size_t i = 0; i < vs->n; i++) {
+        const struct json_value *v = vs->items[i];
+        char n[64], e[64], l[64];
+        snprintf(n, sizeof(n), "%s vs %s", num_text(json_get(v, "requests")),
+                 num_text(json_get(v, "baseline_requests")));
+        snprintf(e, sizeof(e), "%.2f%% vs %.2f%%", 100.0 * json_get_num(v, "error_rate", 0),
+                 100.0 * json_get_num(v, "baseline_error_rate", 0));
+        snprintf(l, sizeof(l), "%.1fms vs %.1fms", json_get_num(v, "latency_ms", 0),
+                 json_get_num(v, "baseline_latency_ms", 0));
+        const char *row[] = {vs->keys[i], json_get_str(v, "verdict", "?"), n, e, l,
+                             json_get_str(v, "reason", "")};
+        table_add(&t, row, 6);
+    }
+    table_print(&t);
+}
+
 static void render_status(const struct json_value *a)
 {
     printf("generation %s", num_text(json_get(a, "generation")));
@@ -384,6 +417,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "weirctl: %s\n", json_get_str(a, "error", "refused"));
     } else if (strcmp(argv[i], "status") == 0) {
         render_status(a);
+    } else if (strcmp(argv[i], "guard") == 0) {
+        render_guard(a);
     } else {
         render_generic(a);
     }
