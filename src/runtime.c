@@ -155,7 +155,8 @@ static void save_state(char *warn, size_t warnlen)
     if (!path)
         return;
     /* Nothing to remember and nothing to overwrite: leave no file behind. */
-    if (rt.st.changes.n == 0 && rt.st.n_hist == 0 && access(path, F_OK) < 0 &&
+    if (rt.st.changes.n == 0 && rt.st.n_hist == 0 && rt.st.extra.n == 0 &&
+        access(path, F_OK) < 0 &&
         errno == ENOENT)
         return;
     char err[512];
@@ -567,4 +568,17 @@ void runtime_stop(void)
     state_dispose(&rt.st);
     free(rt.path);
     memset(&rt, 0, sizeof(rt));
+}
+
+const char *runtime_extra_get(const char *key)
+{
+    const struct state_item *it = state_map_find(&rt.st.extra, key);
+    return it ? it->value : NULL;
+}
+
+void runtime_extra_set(const char *key, const char *value)
+{
+    state_map_set(&rt.st.extra, key, value, 0);
+    char warn[512] = "";
+    save_state(warn, sizeof(warn));
 }

@@ -147,4 +147,13 @@ void runtime_set_discovered(const struct discovery_set *sets, size_t n_sets,
 /* Free everything at exit. */
 void runtime_stop(void);
 
+/*
+ * Opaque state another module keeps in the state file (the rollout:
+ * release.c), outside rollback's history. get: the stored value or NULL
+ * (borrowed until the next set). set: store and save the file now. Main
+ * thread.
+ */
+const char *runtime_extra_get(const char *key);
+void runtime_extra_set(const char *key, const char *value);
+
 #endif

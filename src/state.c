@@ -134,6 +134,7 @@ void state_init(struct state *st)
     memset(st, 0, sizeof(*st));
     state_map_init(&st->file);
     state_map_init(&st->changes);
+    state_map_init(&st->extra);
 }
 
 static void history_dispose(struct state_history *h)
@@ -146,6 +147,7 @@ void state_dispose(struct state *st)
 {
     state_map_dispose(&st->file);
     state_map_dispose(&st->changes);
+    state_map_dispose(&st->extra);
     for (size_t i = 0; i < st->n_hist; i++)
         history_dispose(&st->hist[i]);
     free(st->hist);
@@ -292,6 +294,11 @@ static void render(const struct state *st, struct json_buf *b)
         json_buf_printf(b, "change %" PRId64 " ", st->changes.v[i].ts_ms);
         put_token(b, st->changes.v[i].key, ' ');
         put_token(b, st->changes.v[i].value, '\n');
+    }
+    for (size_t i = 0; i < st->extra.n; i++) {
+        json_buf_puts(b, "extra ");
+        put_token(b, st->extra.v[i].key, ' ');
+        put_token(b, st->extra.v[i].value, '\n');
     }
     for (size_t h = 0; h < st->n_hist; h++) {
         const struct state_history *e = &st->hist[h];
@@ -542,13 +549,15 @@ int state_load(const char *path, struct state *st, char *err, size_t errlen)
             struct state_map empty;
             state_map_init(&empty);
             state_history_push(st, ts, tok[2], &empty);
+        } else if (strcmp(tok[0], "extra") == 0 && nt == 3 && tok[1][0]) {
+            state_map_set(&st->extra, tok[1], tok[2], 0);
         } else if (strcmp(tok[0], "was") == 0 && nt == 3 && tok[1][0] &&
                    st->n_hist > 0) {
             /* Collected as a diff; resolved against `file` below. */
             state_map_set(&st->hist[st->n_hist - 1].map, tok[1], tok[2], 0);
         } else if (strcmp(tok[0], "file") == 0 || strcmp(tok[0], "change") == 0 ||
                    strcmp(tok[0], "history") == 0 || strcmp(tok[0], "was") == 0 ||
-                   strcmp(tok[0], "weir-state") == 0) {
+                   strcmp(tok[0], "extra") == 0 || strcmp(tok[0], "weir-state") == 0) {
             why = "malformed line";
             break;
         }

@@ -34,6 +34,8 @@
  *   history TS_MS WHAT
  *   was KEY VALUE        (in the history entry above: a key whose value
  *                         differed from the `file` section; "-" = absent)
+ *   extra KEY VALUE      opaque state another module keeps here (the
+ *                         rollout: release.c), not part of rollback
  *
  * Lines starting with '#' and blank lines are ignored; unknown line kinds
  * are skipped (forward compatibility), malformed ones reject the file.
@@ -72,6 +74,7 @@ struct state_history {
 struct state {
     struct state_map file;    /* the config file's values at last load */
     struct state_map changes; /* runtime values that differ from the file */
+    struct state_map extra;   /* state of other modules (the rollout), opaque */
     struct state_history *hist; /* owned array, oldest first */
     size_t n_hist, cap_hist;
 };
