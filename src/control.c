@@ -47,6 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "accept_guard.h"
 #include "control_cmd.h"
 #include "log.h"
 
@@ -80,6 +81,7 @@ struct control_conn {
 static struct {
     struct event_base *base;          /* borrowed */
     struct evconnlistener *listener;  /* owned */
+    struct accept_guard guard;        /* the listener's accept backoff */
     char *path;                       /* owned */
     dev_t dev;                        /* the socket file we created */
     ino_t ino;
@@ -309,6 +311,7 @@ static void on_accept(struct evconnlistener *lst, evutil_socket_t fd,
     (void)sa;
     (void)salen;
     (void)arg;
+    accept_guard_accepted(&ctl.guard);
     if (ctl.n_conns >= CONTROL_CONNS_MAX)
         evict_one();
     struct control_conn *c = xcalloc(1, sizeof(*c));
@@ -338,9 +341,7 @@ static void on_listen_error(struct evconnlistener *lst, void *arg)
 {
     (void)lst;
     (void)arg;
-    int e = EVUTIL_SOCKET_ERROR();
-    log_error("control socket %s: accept failed: %s", ctl.path,
-              evutil_socket_error_to_string(e));
+    accept_guard_failed(&ctl.guard, EVUTIL_SOCKET_ERROR());
 }
 
 /* mkdir -p for the directory holding path (new directories mode 0755). */
@@ -491,6 +492,13 @@ int control_start(struct event_base *base, const struct config *cfg)
         return -1;
     }
     evconnlistener_set_error_cb(ctl.listener, on_listen_error);
+    if (accept_guard_init(&ctl.guard, base, ctl.listener, "control socket") < 0) {
+        log_error("control socket %s: out of memory", path);
+        evconnlistener_free(ctl.listener);
+        ctl.listener = NULL;
+        unlink(path);
+        return -1;
+    }
     ctl.base = base;
     ctl.path = xstrdup(path);
     ctl.dev = st.st_dev;
@@ -504,6 +512,7 @@ void control_stop(void)
 {
     while (ctl.conns)
         conn_free(ctl.conns, "shutdown");
+    accept_guard_dispose(&ctl.guard);
     if (ctl.listener) {
         evconnlistener_free(ctl.listener);
         /* Remove the socket only if it is still the one we created. */

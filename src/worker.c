@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -27,12 +28,12 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
     struct worker *w = arg;
     (void)l;
     CHECK(w->magic == WORKER_MAGIC);
+    accept_guard_accepted(&w->guard);
     const struct config *cfg = worker_snapshot(w)->cfg;
     if (atomic_load_explicit(&worker_open_clients, memory_order_relaxed) >=
         cfg->max_connections) {
-        log_warn("max_connections (%u) reached: connection refused",
-                 cfg->max_connections);
         close(fd);
+        accept_guard_refused(&w->guard, "limits.max_connections reached");
         return;
     }
     int one = 1;
@@ -42,10 +43,12 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
 
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
+    struct worker *w = arg;
     (void)l;
-    (void)arg;
-    /* EMFILE and friends: keep serving what is open; libevent retries. */
-    log_warn("accept failed: %s", strerror(errno));
+    CHECK(w->magic == WORKER_MAGIC);
+    /* EMFILE and friends: keep serving what is open; pause accepting and
+     * retry with backoff (accept_guard.h), no busy loop. */
+    accept_guard_failed(&w->guard, EVUTIL_SOCKET_ERROR());
 }
 
 static void run_reap(struct worker *w)
@@ -158,6 +161,7 @@ static void begin_stop(struct worker *w)
         return;
     w->stopping = true;
     if (w->listener) {
+        accept_guard_dispose(&w->guard);
         evconnlistener_free(w->listener);
         w->listener = NULL;
     }
@@ -245,6 +249,9 @@ struct worker *worker_new(int id, int listen_fd)
     w->listener = evconnlistener_new(w->base, on_accept, w, LEV_OPT_CLOSE_ON_FREE,
                                      -1, listen_fd);
     evconnlistener_set_error_cb(w->listener, on_accept_error);
+    char what[32];
+    snprintf(what, sizeof(what), "worker %d", id);
+    CHECK(accept_guard_init(&w->guard, w->base, w->listener, what) == 0);
     w->snap = snapshot_acquire();
     CHECK(w->snap);
     rearm(w);
@@ -308,6 +315,7 @@ void worker_free(struct worker *w)
     upstream_close_all(w);
     run_reap(w);
     proxy_thread_cleanup(); /* txns reaped here went to this thread's cache */
+    accept_guard_dispose(&w->guard);
     if (w->listener)
         evconnlistener_free(w->listener);
     event_free(w->wake_ev);

@@ -81,4 +81,43 @@ check(c.ask("status")["ok"], "a persistent session works after the flood")
 c.close()
 w.stop()
 
+
+def cpu_s(pid):
+    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# --- issue 21 (5) / issue 13: at the fd limit weir backs off, then serves again
+w = Weir("""
+listen: {listen}
+control: {control}
+workers: 1
+access_log: false
+versions:
+  v1:
+    endpoints: [%s]
+split: {{v1: 100}}
+""" % pod.addr, start=False)
+Proc.__init__(w, ["prlimit", "--nofile=64", WEIR, "-c", w.config],
+              stdout=open(w.stdout_path, "ab"), stderr=open(w.stderr_path, "ab"))
+check(wait_port(w.port), "weir runs under prlimit --nofile=64")
+check(get(w.port).status == 200, "serves before the flood")
+flood = [socket.create_connection(("127.0.0.1", w.port), timeout=10) for _ in range(150)]
+check(wait_for(lambda: "accept failed" in w.stderr(), 10), "weir ran out of file descriptors")
+t0 = cpu_s(w.pid)
+time.sleep(3)
+used = cpu_s(w.pid) - t0
+check(used < 0.5, "no busy loop at EMFILE: %.2f s of CPU in 3 s" % used)
+check(w.p.poll() is None, "weir is still running")
+for s in flood:
+    s.close()
+r = wait_for(lambda: get(w.port).status == 200, 15)
+check(r, "serves again once descriptors are free")
+check(wait_for(lambda: "accepting again after" in w.stderr(), 10),
+      "the episode's end is logged with its count")
+err = w.stderr()
+fails = [ln for ln in err.splitlines() if "accept failed" in ln]
+check(len(fails) == 1, "one 'accept failed' line for the episode, not one per attempt (%d)" % len(fails))
+w.stop()
+
 done()
