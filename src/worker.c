@@ -199,7 +199,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
         begin_stop(w);
 }
 
-int worker_listen_socket(const struct sockaddr *sa, socklen_t len)
+int worker_listen_socket(const struct sockaddr *sa, socklen_t len, int backlog)
 {
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -207,7 +207,7 @@ int worker_listen_socket(const struct sockaddr *sa, socklen_t len)
     int one = 1;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-        bind(fd, sa, len) < 0 || listen(fd, 4096) < 0) {
+        bind(fd, sa, len) < 0 || listen(fd, backlog) < 0) {
         int e = errno;
         close(fd);
         errno = e;
@@ -246,8 +246,10 @@ struct worker *worker_new(int id, int listen_fd)
     w->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, w);
     struct timeval tick = {1, 0};
     event_add(w->tick_ev, &tick);
+    /* Backlog 0: the socket already listens with limits.listen_backlog
+     * (libevent's -1 would call listen() again with 128: issue 21.6). */
     w->listener = evconnlistener_new(w->base, on_accept, w, LEV_OPT_CLOSE_ON_FREE,
-                                     -1, listen_fd);
+                                     0, listen_fd);
     evconnlistener_set_error_cb(w->listener, on_accept_error);
     char what[32];
     snprintf(what, sizeof(what), "worker %d", id);

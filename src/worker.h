@@ -119,7 +119,8 @@ void worker_defer_free(struct worker *w, struct reap_item *item,
 void worker_client_gone(struct worker *w);
 
 /* Create a listening socket for addr (SO_REUSEADDR + SO_REUSEPORT,
- * non-blocking). Returns fd or -1 (errno set). Main thread. */
-int worker_listen_socket(const struct sockaddr *sa, socklen_t len);
+ * non-blocking) with this listen() backlog. Returns fd or -1 (errno set).
+ * Main thread. */
+int worker_listen_socket(const struct sockaddr *sa, socklen_t len, int backlog);
 
 #endif

@@ -6,6 +6,7 @@ backlog it uses is the configured one, capped by net.core.somaxconn."""
 import os
 import resource
 import socket
+import subprocess
 import sys
 import time
 
@@ -80,6 +81,34 @@ c = CtlConn(w.control)
 check(c.ask("status")["ok"], "a persistent session works after the flood")
 c.close()
 w.stop()
+
+
+# --- issue 21 (6): every worker's listener has the configured backlog (capped
+# by net.core.somaxconn), and the startup log says which applies
+def backlogs(port):
+    out = subprocess.run(["ss", "-ltnH", "sport = :%d" % port], stdout=subprocess.PIPE,
+                         timeout=10).stdout.decode()
+    return sorted(int(ln.split()[2]) for ln in out.splitlines() if ln.strip())
+
+
+somaxconn = int(open("/proc/sys/net/core/somaxconn").read())
+for setting in (None, 1000):
+    w = Weir("""
+listen: {listen}
+control: {control}
+workers: 2
+%s
+versions:
+  v1:
+    endpoints: [%s]
+split: {{v1: 100}}
+""" % ("limits: {{listen_backlog: %d}}" % setting if setting else "", pod.addr))
+    want = min(setting or 4096, somaxconn)
+    got = backlogs(w.port)
+    check(got == [want, want], "listen_backlog %s: both workers listen with backlog %d (%s)"
+          % (setting, want, got))
+    check("listen backlog %d each" % want in w.stderr(), "the startup log says the backlog")
+    w.stop()
 
 
 def cpu_s(pid):
