@@ -369,7 +369,8 @@ check(wait_for(lambda: jctl("status")[1]["split"]["v1"] == 35, 5), "file watch r
 g = gen()
 with open(w.config, "a") as f:  # in-place append
     f.write("# comment\n")
-time.sleep(0.8)
+wait_for(lambda: gen() > g, 5)  # loaded once it settled (watch.h)
+time.sleep(0.5)
 check(gen() == g + 1, "in-place write reloaded once (generation %d -> %d)" % (g, gen()))
 os.utime(w.config)
 time.sleep(0.6)
