@@ -6,7 +6,7 @@ talks raw HTTP/1.1 over sockets, and stops only the processes it started
 
   tap      check(), cases (@case, run()), done()
   cleanup  what a case started, stopped when it ends
-  procs    processes: Proc, Weir, Pod, PodAt, ports, wait_for
+  procs    processes: Proc, Weir, Pod, PodAt, ports, wait_for, holds_for
   http     raw HTTP/1.1 client (Conn, get) and scripted Upstream
   control  the control socket: status, weirctl, CtlConn
   load     steady request load (Load)
@@ -37,8 +37,8 @@ from .files import ConfigMapDir, write_atomic  # noqa: F401
 from .http import Conn, Response, Upstream, admin_get, get  # noqa: F401
 from .load import Load  # noqa: F401
 from .procs import (BUILD, SRC, WEIR, WEIR_POD, WEIRCTL, Pod, PodAt, Proc, Weir,  # noqa: F401
-                    dead_address, endpoints_yaml, free_port, free_port_on, stop_all, tmpdir,
-                    wait_for, wait_port)
+                    dead_address, endpoints_yaml, free_port, free_port_on, holds_for, stop_all,
+                    tmpdir, wait_for, wait_port)
 from .prom import parse_prom, prom_select, prom_sum, prom_value, scrape  # noqa: F401
 from .routing import fnv1a_bucket  # noqa: F401
 from .tap import case, check, done, run  # noqa: F401

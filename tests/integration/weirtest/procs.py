@@ -124,6 +124,22 @@ def wait_for(pred, timeout=10.0, interval=0.05):
         time.sleep(interval)
 
 
+def holds_for(pred, seconds, interval=0.05):
+    """Poll pred() for `seconds`: True when it held at every poll, False as
+    soon as it does not (for "nothing happens" checks, which no event can
+    confirm; a slow machine can only make them pass late, never fail)."""
+    end = time.time() + seconds
+    while True:
+        try:
+            if not pred():
+                return False
+        except Exception:
+            return False
+        if time.time() >= end:
+            return True
+        time.sleep(interval)
+
+
 class Pod(Proc):
     """A weir-pod upstream on a free port (it prints `listening ADDR`)."""
 
