@@ -231,8 +231,8 @@ for i in range(5):
     request(w.port, "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
 s = scrape(admin)[0]
 check(prom_sum(s, "weir_requests_total") == 5, "the requests were served")
-time.sleep(0.3)  # give a (wrongly) enabled writer time to write; nothing may appear
-check(w.stdout() == "", "enabled: false writes nothing")
+# give a (wrongly) enabled writer time to write (it flushes every 10 ms)
+check(holds_for(lambda: w.stdout() == "", 0.3), "enabled: false writes nothing")
 w.stop()
 
 admin = free_port()
@@ -246,8 +246,8 @@ w.signal(signal.SIGHUP)
 check(wait_for(lambda: "reloaded" in w.stderr(), timeout=5), "reloaded with access_log: false")
 for i in range(3):
     request(w.port, "GET /off HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-time.sleep(0.3)
-check(len(stdout_lines()) == 1 and "/off" not in w.stdout(), "after the reload nothing more is logged")
+check(holds_for(lambda: len(stdout_lines()) == 1 and "/off" not in w.stdout(), 0.3),
+      "after the reload nothing more is logged")
 w.stop()
 
 # ===== 4. a stdout nobody reads never blocks a worker ======================

@@ -71,6 +71,14 @@ class Load:
         with self._lock:
             return [p for (t, p) in self.served if t >= t0]
 
+    def wait_since(self, t0, n, timeout=15.0):
+        """Wait (bounded) until at least n answers came at or after t0, then
+        return the pods that gave them (all answers since t0)."""
+        end = time.time() + timeout
+        while len(self.pods_since(t0)) < n and time.time() < end:
+            time.sleep(0.02)
+        return self.pods_since(t0)
+
     def count(self):
         with self._lock:
             return self.ok + len(self.failures)
