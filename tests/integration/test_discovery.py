@@ -171,8 +171,7 @@ check(wait_for(lambda: (endpoint_status(w, "v1", a("127.0.0.2")) or {}).get("hea
                timeout=10),
       "the ready pod behind the new name passes its check")
 t = time.time()
-time.sleep(0.5)
-after = set(load.pods_since(t + 0.2))
+after = set(load.wait_since(t + 0.2, 50))
 check(after == {"pod-2"}, "only the checked, ready pod serves v1 (not the unready pod-4, "
       "not the old name's pod-3): %s" % sorted(after))
 check((endpoint_status(w, "v1", a("127.0.0.4")) or {}).get("healthy") is False,
