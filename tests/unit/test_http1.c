@@ -141,10 +141,54 @@ int main(void)
     out = drain_str(b);
     ok(rc == 1 && strcmp(out, "Wikipedia") == 0, "chunked decoded byte by byte: '%s'", out);
     free(out);
-    char rest[8] = {0};
-    evbuffer_add(in, "NEXT" + 0, 0);
-    evbuffer_remove(in, rest, sizeof(rest) - 1);
-    is_str(rest, "", "decoder stops exactly at the message end");
+    is_int(evbuffer_get_length(in), 0, "byte by byte: every byte of the message consumed");
+
+    /* The message followed by the next pipelined request in the same
+     * buffer, in one piece and cut at every byte: the decoder must stop at
+     * the end of the terminating CRLF and leave the next request unread. */
+    const char *msg = "4;a=b\r\nWiki\r\n5\r\npedia\r\n0\r\nX-T: 1\r\n\r\n";
+    const char *next = "GET /next HTTP/1.1\r\n\r\n";
+    size_t msg_len = strlen(msg), next_len = strlen(next);
+    size_t bad_cut = 0, bad_rest = 0;
+    for (size_t cut = 0; cut <= msg_len; cut++) {
+        http1_chunked_init(&ch);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        evbuffer_drain(b, evbuffer_get_length(b));
+        evbuffer_add(in, msg, cut);
+        rc = http1_chunked_step(&ch, in, b, false, SIZE_MAX, &err);
+        const char *want_rest = ""; /* the whole message was there: nothing follows */
+        if (rc == 0) {
+            want_rest = next;
+            evbuffer_add(in, msg + cut, msg_len - cut);
+            evbuffer_add(in, next, next_len);
+            while (rc == 0 && evbuffer_get_length(in) > 0)
+                rc = http1_chunked_step(&ch, in, b, false, SIZE_MAX, &err);
+        }
+        char rest[64] = {0};
+        size_t left = evbuffer_get_length(in);
+        if (left < sizeof(rest))
+            evbuffer_copyout(in, rest, left);
+        out = drain_str(b);
+        if (rc != 1 || strcmp(out, "Wikipedia") != 0)
+            bad_cut++;
+        if (strcmp(rest, want_rest) != 0)
+            bad_rest++;
+        free(out);
+    }
+    is_int(bad_cut, 0, "message followed by the next request, cut at every byte: decoded completely");
+    is_int(bad_rest, 0, "decoder stops exactly at the message end: the next request is left unconsumed");
+
+    /* a trailer-less message and the next request in one buffer, one call,
+     * re-chunked toward the upstream */
+    http1_chunked_init(&ch);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    evbuffer_add_printf(in, "3\r\nabc\r\n0\r\n\r\n%s", next);
+    rc = http1_chunked_step(&ch, in, b, true, SIZE_MAX, &err);
+    out = drain_str(b);
+    ok(rc == 1 && strcmp(out, "3\r\nabc\r\n0\r\n\r\n") == 0,
+       "re-chunked without trailers (terminating chunk written once)");
+    free(out);
+    is_int(evbuffer_get_length(in), next_len, "the next request's %zu bytes are left in the input", next_len);
 
     const char *badc[] = {"5\r\nhelloX\r\n", "g\r\n", "5\nhello\r\n", "5\r\nhello\r0\r\n"};
     for (size_t i = 0; i < 4; i++) {
