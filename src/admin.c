@@ -35,7 +35,9 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 
+#include "accept_guard.h"
 #include "control_cmd.h"
 #include "json.h"
 #include "log.h"
@@ -54,6 +56,7 @@ struct admin {
     struct evhttp *http;              /* owned */
     int fd;                           /* owned by http once accepted */
     struct event *tick;               /* owned: window sampler */
+    struct accept_guard guard;        /* the listener's accept backoff */
     bool draining;
 };
 
@@ -184,6 +187,13 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     metrics_window_tick(util_now_ms());
 }
 
+static void on_listen_error(struct evconnlistener *l, void *arg)
+{
+    (void)l;
+    (void)arg;
+    accept_guard_failed(&adm.guard, EVUTIL_SOCKET_ERROR());
+}
+
 static int listen_socket(const struct config *cfg)
 {
     int fd = socket(cfg->admin_sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -228,14 +238,19 @@ int admin_start(struct event_base *base, const struct config *cfg)
     evhttp_set_timeout(adm.http, ADMIN_TIMEOUT_S);
     evhttp_set_default_content_type(adm.http, "text/plain; charset=utf-8");
     evhttp_set_gencb(adm.http, on_request, NULL);
-    if (!evhttp_accept_socket_with_handle(adm.http, fd)) {
-        close(fd);
+    struct evhttp_bound_socket *bound = evhttp_accept_socket_with_handle(adm.http, fd);
+    if (!bound || accept_guard_init(&adm.guard, base, evhttp_bound_socket_get_listener(bound),
+                                    "admin listener") < 0) {
+        if (!bound)
+            close(fd); /* else evhttp_free closes it */
         evhttp_free(adm.http);
         adm.http = NULL;
         log_error("admin: cannot accept on %s", cfg->admin);
         return -1;
     }
     adm.fd = fd;
+    /* evhttp sets no error callback: at EMFILE its listener would spin. */
+    evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(bound), on_listen_error);
 
     metrics_window_tick(util_now_ms());
     adm.tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
@@ -263,6 +278,7 @@ void admin_stop(void)
         event_free(adm.tick);
         adm.tick = NULL;
     }
+    accept_guard_dispose(&adm.guard);
     if (adm.http) {
         evhttp_free(adm.http); /* closes the bound socket and every connection */
         adm.http = NULL;

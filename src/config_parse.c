@@ -1256,6 +1256,8 @@ static const struct config_type limit_type = {
          .off = CFG(max_header_count)},
         {.name = "upstream_idle_per_endpoint", .type = F_UINT, .min = 0, .max = 100000,
          .def = 256, .off = CFG(max_idle_upstream)},
+        {.name = "listen_backlog", .type = F_UINT, .min = 1, .max = 65535, .def = 4096,
+         .restart = true, .off = CFG(listen_backlog)},
         {.name = NULL},
     },
 };

@@ -16,8 +16,19 @@
  *   closing  after EOF (an unterminated last line is answered with an
  *            error, not executed: a half-written command must not act),
  *            the queued answers are flushed, then the connection is freed.
- * Idle connections are closed after CONTROL_IDLE_S; at most
- * CONTROL_CONNS_MAX are served at once.
+ *
+ * Limits (issue 21: an operator's command must always get through):
+ *   - a command connection that sends nothing for CONTROL_IDLE_S is closed;
+ *   - at most CONTROL_CONNS_MAX command connections are kept. They sit in
+ *     ctl.conns by last activity (accept or a read), most recent first; a
+ *     new one arriving at the limit closes the least recently active one
+ *     to make room, so idle connections can fill the table but never keep
+ *     a new command out. Evictions are logged at most once per
+ *     CONTROL_EVICT_LOG_S, with their count.
+ *   - room for event streams (`events`, long-lived on purpose): a stream
+ *     connection (CONTROL_K_STREAM) has no idle timeout and is never
+ *     evicted, so it has a cap of its own, CONTROL_STREAMS_MAX, and a full
+ *     stream table refuses streams, never commands.
  */
 #include "control.h"
 
@@ -33,19 +44,31 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "accept_guard.h"
 #include "control_cmd.h"
 #include "log.h"
 
 #define CONTROL_MAGIC 0x4354524cu /* "CTRL" */
-#define CONTROL_CONNS_MAX 64
+#define CONTROL_CONNS_MAX 64     /* command connections kept at once */
+#define CONTROL_STREAMS_MAX 16   /* event-stream connections, on top */
 #define CONTROL_OUT_HIGH (256u * 1024u)
-#define CONTROL_IDLE_S 600
+#define CONTROL_IDLE_S 60        /* a command connection's idle timeout */
+#define CONTROL_EVICT_LOG_S 10
+
+/* What a connection is for; decides its timeout and whether it may be
+ * evicted. */
+enum control_kind {
+    CONTROL_K_COMMAND = 0, /* command lines and answers: idle timeout, LRU */
+    CONTROL_K_STREAM,      /* an event stream: no timeout, never evicted */
+};
 
 struct control_conn {
     uint32_t magic;
     uint64_t id;
+    enum control_kind kind;
     struct bufferevent *bev; /* owned */
     struct control_caller caller;
     bool discarding; /* inside an over-long line: drop up to its newline */
@@ -58,25 +81,61 @@ struct control_conn {
 static struct {
     struct event_base *base;          /* borrowed */
     struct evconnlistener *listener;  /* owned */
+    struct accept_guard guard;        /* the listener's accept backoff */
     char *path;                       /* owned */
     dev_t dev;                        /* the socket file we created */
     ino_t ino;
-    struct control_conn *conns;       /* owned list */
-    size_t n_conns;
+    struct control_conn *conns;       /* owned list, most recently active first */
+    struct control_conn *lru;         /* borrowed: the list's last element */
+    size_t n_conns;                   /* of kind CONTROL_K_COMMAND */
+    size_t n_streams;                 /* of kind CONTROL_K_STREAM */
     uint64_t next_id;
+    uint64_t evicted;                 /* evictions not yet logged */
+    time_t evict_logged;              /* when the last eviction was logged */
 } ctl;
 
-static void conn_free(struct control_conn *c, const char *reason)
+static void list_unlink(struct control_conn *c)
 {
-    CHECK(c->magic == CONTROL_MAGIC);
-    log_debug("control c#%llu closed: %s", (unsigned long long)c->id, reason);
     if (c->prev)
         c->prev->next = c->next;
     else
         ctl.conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    ctl.n_conns--;
+    else
+        ctl.lru = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void list_push_front(struct control_conn *c)
+{
+    c->prev = NULL;
+    c->next = ctl.conns;
+    if (ctl.conns)
+        ctl.conns->prev = c;
+    else
+        ctl.lru = c;
+    ctl.conns = c;
+}
+
+/* Activity on c: it becomes the most recently active. */
+static void touch(struct control_conn *c)
+{
+    if (ctl.conns != c) {
+        list_unlink(c);
+        list_push_front(c);
+    }
+}
+
+static void conn_free(struct control_conn *c, const char *reason)
+{
+    CHECK(c->magic == CONTROL_MAGIC);
+    log_debug("control c#%llu closed: %s", (unsigned long long)c->id, reason);
+    list_unlink(c);
+    if (c->kind == CONTROL_K_STREAM)
+        ctl.n_streams--;
+    else
+        ctl.n_conns--;
     bufferevent_free(c->bev);
     c->magic = 0;
     free(c);
@@ -163,6 +222,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 {
     struct control_conn *c = arg;
     CHECK(c->magic == CONTROL_MAGIC && c->bev == bev);
+    touch(c);
     process(c);
 }
 
@@ -220,6 +280,30 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     }
 }
 
+/*
+ * At the limit: close the least recently active command connection, so the
+ * one just accepted is served (an idle or stuck client never locks the
+ * operator out). Streams are not candidates.
+ */
+static void evict_one(void)
+{
+    struct control_conn *c = ctl.lru;
+    while (c && c->kind != CONTROL_K_COMMAND)
+        c = c->prev;
+    if (!c)
+        return;
+    ctl.evicted++;
+    time_t now = time(NULL);
+    if (now - ctl.evict_logged >= CONTROL_EVICT_LOG_S) {
+        log_warn("control: %d connections open; closed the least recently active "
+                 "(%llu so closed since the last such line)", CONTROL_CONNS_MAX,
+                 (unsigned long long)ctl.evicted);
+        ctl.evicted = 0;
+        ctl.evict_logged = now;
+    }
+    conn_free(c, "evicted: connection limit, least recently active");
+}
+
 static void on_accept(struct evconnlistener *lst, evutil_socket_t fd,
                       struct sockaddr *sa, int salen, void *arg)
 {
@@ -227,15 +311,9 @@ static void on_accept(struct evconnlistener *lst, evutil_socket_t fd,
     (void)sa;
     (void)salen;
     (void)arg;
-    if (ctl.n_conns >= CONTROL_CONNS_MAX) {
-        static const char busy[] =
-            "{\"ok\":false,\"error\":\"too many control connections; try again\"}\n";
-        ssize_t w = send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-        (void)w; /* best effort */
-        evutil_closesocket(fd);
-        log_warn("control: refused a connection: %d already open", CONTROL_CONNS_MAX);
-        return;
-    }
+    accept_guard_accepted(&ctl.guard);
+    if (ctl.n_conns >= CONTROL_CONNS_MAX)
+        evict_one();
     struct control_conn *c = xcalloc(1, sizeof(*c));
     c->magic = CONTROL_MAGIC;
     c->id = ++ctl.next_id;
@@ -253,10 +331,7 @@ static void on_accept(struct evconnlistener *lst, evutil_socket_t fd,
     struct timeval idle = {CONTROL_IDLE_S, 0};
     bufferevent_set_timeouts(c->bev, &idle, NULL);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    c->next = ctl.conns;
-    if (ctl.conns)
-        ctl.conns->prev = c;
-    ctl.conns = c;
+    list_push_front(c);
     ctl.n_conns++;
     log_debug("control c#%llu accepted (uid=%u pid=%d)", (unsigned long long)c->id,
               (unsigned)c->caller.uid, (int)c->caller.pid);
@@ -266,9 +341,7 @@ static void on_listen_error(struct evconnlistener *lst, void *arg)
 {
     (void)lst;
     (void)arg;
-    int e = EVUTIL_SOCKET_ERROR();
-    log_error("control socket %s: accept failed: %s", ctl.path,
-              evutil_socket_error_to_string(e));
+    accept_guard_failed(&ctl.guard, EVUTIL_SOCKET_ERROR());
 }
 
 /* mkdir -p for the directory holding path (new directories mode 0755). */
@@ -419,6 +492,13 @@ int control_start(struct event_base *base, const struct config *cfg)
         return -1;
     }
     evconnlistener_set_error_cb(ctl.listener, on_listen_error);
+    if (accept_guard_init(&ctl.guard, base, ctl.listener, "control socket") < 0) {
+        log_error("control socket %s: out of memory", path);
+        evconnlistener_free(ctl.listener);
+        ctl.listener = NULL;
+        unlink(path);
+        return -1;
+    }
     ctl.base = base;
     ctl.path = xstrdup(path);
     ctl.dev = st.st_dev;
@@ -432,6 +512,7 @@ void control_stop(void)
 {
     while (ctl.conns)
         conn_free(ctl.conns, "shutdown");
+    accept_guard_dispose(&ctl.guard);
     if (ctl.listener) {
         evconnlistener_free(ctl.listener);
         /* Remove the socket only if it is still the one we created. */

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -143,6 +144,52 @@ static int run_llhttp(llhttp_t *parser, llhttp_type_t type, struct parse_ctx *c,
     llhttp_init(parser, type, &head_settings);
     parser->data = c;
     llhttp_errno_t e = llhttp_execute(parser, p, len);
+    if (e == HPE_PAUSED)
+        return 0;
+    *err = c->too_many ? "too many header fields" : llhttp_get_error_reason(parser);
+    if (!*err)
+        *err = llhttp_errno_name(e);
+    return -1;
+}
+
+/*
+ * The request line with octets >= 0x80 in its target. llhttp's strict mode
+ * refuses them in a URL, yet raw UTF-8 targets are common from non-browser
+ * clients and nginx forwards them. The line is parsed from a copy whose
+ * target carries 'x' in their place (llhttp then checks every other byte as
+ * before: the scanner already refused control characters and DEL, and a
+ * space ends the target); the target view is then pointed back at the
+ * original bytes, which are forwarded unchanged (no normalisation). Only
+ * the target is treated so: obs-text in the method or the version still
+ * fails. Returns 0, or -1 with *err set.
+ */
+static int run_llhttp_request(llhttp_t *parser, struct parse_ctx *c,
+                              const char *p, size_t len, const char **err)
+{
+    const char *lf = memchr(p, '\n', len);
+    const char *sp1 = lf ? memchr(p, ' ', (size_t)(lf - p)) : NULL;
+    const char *sp2 = sp1 ? memrchr(p, ' ', (size_t)(lf - p)) : NULL;
+    bool high = false;
+    if (sp2 && sp2 > sp1)
+        for (const char *q = sp1 + 1; q < sp2 && !high; q++)
+            high = (unsigned char)*q >= 0x80;
+    if (!high)
+        return run_llhttp(parser, HTTP_REQUEST, c, p, len, err);
+
+    size_t line_len = (size_t)(lf - p) + 1;
+    char *copy = xmalloc(line_len);
+    memcpy(copy, p, line_len);
+    for (size_t i = (size_t)(sp1 - p) + 1; i < (size_t)(sp2 - p); i++)
+        if ((unsigned char)copy[i] >= 0x80)
+            copy[i] = 'x';
+    llhttp_init(parser, HTTP_REQUEST, &head_settings);
+    parser->data = c;
+    llhttp_errno_t e = llhttp_execute(parser, copy, line_len);
+    if (c->url.p >= copy && c->url.p < copy + line_len)
+        c->url.p = p + (c->url.p - copy);
+    free(copy);
+    if (e == HPE_OK)
+        e = llhttp_execute(parser, p + line_len, len - line_len);
     if (e == HPE_PAUSED)
         return 0;
     *err = c->too_many ? "too many header fields" : llhttp_get_error_reason(parser);
@@ -318,10 +365,65 @@ static enum http1_method method_id(struct strview m)
     return H1_M_OTHER;
 }
 
+/* RFC 3986 §2.3 unreserved and §2.2 sub-delims. */
+static bool is_host_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || (c && strchr("-._~!$&'()*+,;=", c));
+}
+
+static bool is_hex(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/*
+ * True when v is `uri-host [ ":" port ]` (RFC 9112 §3.2, RFC 3986 §3.2.2,
+ * §3.2.3): an IP-literal in brackets (IPv6 or IPvFuture characters), or a
+ * reg-name / IPv4 of unreserved, sub-delims and pct-encoded octets; then
+ * optionally ':' and digits. Empty is allowed (a target without authority,
+ * RFC 9112 §3.2); no whitespace, no userinfo, no path.
+ */
+static bool host_is_valid(struct strview v)
+{
+    size_t i = 0;
+    if (v.len && v.p[0] == '[') {
+        for (i = 1; i < v.len && v.p[i] != ']'; i++) {
+            unsigned char c = (unsigned char)v.p[i];
+            if (!is_host_char(c) && c != ':')
+                return false;
+        }
+        if (i == v.len || i == 1)
+            return false;
+        i++; /* past ']' */
+    } else {
+        for (; i < v.len && v.p[i] != ':'; i++) {
+            unsigned char c = (unsigned char)v.p[i];
+            if (c == '%') {
+                if (i + 2 >= v.len || !is_hex((unsigned char)v.p[i + 1]) ||
+                    !is_hex((unsigned char)v.p[i + 2]))
+                    return false;
+                i += 2;
+            } else if (!is_host_char(c)) {
+                return false;
+            }
+        }
+    }
+    if (i == v.len)
+        return true;
+    if (v.p[i] != ':')
+        return false;
+    for (i++; i < v.len; i++)
+        if (!isdigit((unsigned char)v.p[i]))
+            return false;
+    return true;
+}
+
 /*
  * Turn the request target into origin-form (RFC 9112 §3.2). Absolute-form
- * keeps only path and query: weir connects to configured endpoints only,
- * never to the authority named in a request.
+ * keeps only path and query for the request line: weir connects to
+ * configured endpoints only, never to the authority named in a request.
+ * Its authority is kept in req->authority (it replaces Host, §3.2.2).
  */
 static int origin_form(struct http1_request *req, const char **err)
 {
@@ -346,6 +448,15 @@ static int origin_form(struct http1_request *req, const char **err)
     const char *p = t.p + scheme, *end = t.p + t.len;
     while (p < end && *p != '/' && *p != '?')
         p++;
+    /* An http(s) URI needs a host (RFC 9110 §4.2.1); userinfo is refused
+     * (§4.2.4) and whatever else the authority holds must be a valid Host. */
+    struct strview auth = {t.p + scheme, (size_t)(p - (t.p + scheme))};
+    if (auth.len == 0 || auth.p[0] == ':' || memchr(auth.p, '@', auth.len) ||
+        !host_is_valid(auth)) {
+        *err = "invalid authority in request target";
+        return -1;
+    }
+    req->authority = auth;
     if (p == end) {
         req->path.p = "/";
         req->path.len = 1;
@@ -362,7 +473,7 @@ int http1_parse_request(struct http1_request *req, const char *p, size_t len,
 {
     llhttp_t parser;
     struct parse_ctx c = {.headers = req->headers, .max = req->max_headers};
-    if (run_llhttp(&parser, HTTP_REQUEST, &c, p, len, err) < 0)
+    if (run_llhttp_request(&parser, &c, p, len, err) < 0)
         return c.too_many ? 431 : 400;
     if (!names_are_tokens(&c, p + len)) {
         *err = "invalid header field name";
@@ -384,13 +495,22 @@ int http1_parse_request(struct http1_request *req, const char *p, size_t len,
         *err = "CONNECT is not supported";
         return 405;
     }
+    /* TRACE echoes the request, headers added by proxies included (cookies,
+     * X-Forwarded-For): refused as nginx does (RFC 9110 §9.3.8 lets a
+     * server refuse it). */
+    if (req->method_id == H1_M_TRACE) {
+        *err = "TRACE is not supported";
+        return 405;
+    }
+    req->authority.p = NULL;
+    req->authority.len = 0;
     if (origin_form(req, err) < 0)
         return 400;
     if (decide_framing(req->headers, req->n_headers, req->minor, true,
                        &req->framing, &req->content_length, err) < 0)
         return 400;
 
-    size_t hosts = 0;
+    size_t hosts = 0, host_i = 0;
     bool conn_close = false, conn_keep = false, conn_upgrade = false;
     bool has_upgrade = false;
     req->expect_continue = false;
@@ -398,6 +518,7 @@ int http1_parse_request(struct http1_request *req, const char *p, size_t len,
         const struct router_header *h = &req->headers[i];
         if (sv_eq_lit(h->name, "host")) {
             hosts++;
+            host_i = i;
         } else if (sv_eq_lit(h->name, "connection")) {
             conn_close |= list_has(h->value, "close");
             conn_keep |= list_has(h->value, "keep-alive");
@@ -412,6 +533,18 @@ int http1_parse_request(struct http1_request *req, const char *p, size_t len,
     if (hosts > 1 || (hosts == 0 && req->minor == 1)) {
         *err = hosts ? "multiple Host fields" : "missing Host field";
         return 400;
+    }
+    if (hosts) {
+        /* §3.2: 400 for a Host whose value is not uri-host [":" port],
+         * also when an absolute-form target makes it moot. */
+        struct strview hv = sv_trim(req->headers[host_i].value);
+        if (!host_is_valid(hv)) {
+            *err = "invalid Host field";
+            return 400;
+        }
+        /* §3.2.2: an absolute-form target's authority replaces Host, for
+         * the rules and toward the upstream alike. */
+        req->headers[host_i].value = req->authority.len ? req->authority : hv;
     }
     req->keep_alive = req->minor == 1 ? !conn_close : (conn_keep && !conn_close);
     req->upgrade = conn_upgrade && has_upgrade && req->minor == 1;
@@ -636,8 +769,9 @@ void http1_write_request(struct evbuffer *buf, const struct http1_request *req,
     size_t n = req->n_headers;
     struct conn_fields cf;
     find_connection(h, n, &cf);
-    bool have_xff = false, have_via = false;
+    bool have_xff = false, have_via = false, have_host = false;
     for (size_t i = 0; i < n; i++) {
+        have_host |= h[i].name.len == 4 && sv_eq_lit(h[i].name, "host");
         if (is_hop_by_hop(h[i].name) || named_in_connection(h, n, &cf, h[i].name) ||
             sv_eq_lit(h[i].name, "x-forwarded-proto"))
             continue;
@@ -657,6 +791,13 @@ void http1_write_request(struct evbuffer *buf, const struct http1_request *req,
         out_sv(&o, h[i].name);
         out_str(&o, ": ");
         out_sv(&o, h[i].value);
+        out_str(&o, "\r\n");
+    }
+    /* HTTP/1.0 with an absolute-form target and no Host: the target's
+     * authority is the Host (RFC 9112 §3.2.2). */
+    if (!have_host && req->authority.len) {
+        out_str(&o, "Host: ");
+        out_sv(&o, req->authority);
         out_str(&o, "\r\n");
     }
     /* Every X-Forwarded-For the client sent, merged, then the client. */
@@ -745,8 +886,10 @@ enum http1_framing http1_write_response(struct evbuffer *buf,
         struct strview name = h[i].name;
         if (sv_eq_lit(name, "content-length")) {
             /* Kept when it frames the body, or states the length for HEAD
-             * and 304; dropped when TE overrode it. */
-            if (res->framing == H1_F_CHUNKED)
+             * and 304; dropped when TE overrode it, and on 1xx and 204,
+             * which must not carry one (RFC 9110 §8.6). */
+            if (res->framing == H1_F_CHUNKED || res->status < 200 ||
+                res->status == 204)
                 continue;
         } else if (upgrade && (sv_eq_lit(name, "upgrade") ||
                                sv_eq_lit(name, "connection"))) {
@@ -839,10 +982,14 @@ static int chunked_framing(struct http1_chunked *c, struct evbuffer *in,
             case H1_C_SIZE: {
                 int hv = hexval(ch);
                 if (hv >= 0) {
-                    if (++c->ndigits > 15) {
+                    /* chunk-size = 1*HEXDIG of any length (RFC 9112 §7.1):
+                     * leading zeros are fine, only the value is bounded
+                     * (below 2^60, so the sum never overflows). */
+                    if (c->remaining >= (UINT64_C(1) << 56)) {
                         *err = "chunk size too large";
                         return -1;
                     }
+                    c->ndigits = 1;
                     c->remaining = c->remaining * 16 + (uint64_t)hv;
                 } else if (c->ndigits == 0) {
                     *err = "invalid chunk size";

@@ -75,6 +75,8 @@ struct http1_request {
     enum http1_method method_id;
     struct strview target;  /* as sent */
     struct strview path;    /* origin-form: what is sent upstream */
+    struct strview authority; /* absolute-form target's authority, else empty;
+                                 borrowed; the Host field carries it */
     uint8_t minor;          /* HTTP/1.minor */
     struct router_header *headers; /* borrowed array (caller supplies) */
     size_t n_headers;
@@ -103,7 +105,8 @@ struct http1_response {
 /*
  * Parse a vetted request head p[0..len) (len = head_len from the scanner).
  * req->headers/max_headers must be set by the caller. Returns 0, or the
- * status to answer: 400 (malformed, smuggling shapes), 405 (CONNECT),
+ * status to answer: 400 (malformed, smuggling shapes, a missing, repeated
+ * or invalid Host), 405 (CONNECT, TRACE),
  * 431 (too many headers), 505 (not HTTP/1.x); *err names the reason.
  */
 int http1_parse_request(struct http1_request *req, const char *p, size_t len,
@@ -166,7 +169,7 @@ enum http1_chunk_state {
 struct http1_chunked {
     enum http1_chunk_state state;
     uint64_t remaining;
-    unsigned ndigits;
+    unsigned ndigits;  /* 1 once a size digit was seen on this line */
     size_t ext_len;
     size_t trailer_len;
     size_t line_len;   /* bytes on the current trailer line */

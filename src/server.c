@@ -159,13 +159,36 @@ int server_check_config(const char *config_path)
     return rc;
 }
 
-/* Open one listening socket per worker on the same address. */
+/* net.core.somaxconn, the kernel's silent cap on any listen() backlog;
+ * 0 when it cannot be read. */
+static unsigned read_somaxconn(void)
+{
+    FILE *f = fopen("/proc/sys/net/core/somaxconn", "re");
+    unsigned v = 0;
+    if (f) {
+        if (fscanf(f, "%u", &v) != 1)
+            v = 0;
+        fclose(f);
+    }
+    return v;
+}
+
+/* Open one listening socket per worker on the same address, each with
+ * limits.listen_backlog, which the kernel caps at somaxconn: the log says
+ * what applies. */
 static int open_listeners(const struct config *cfg, int *fds, unsigned n)
 {
     struct sockaddr_storage sa = cfg->listen_sa;
     socklen_t len = cfg->listen_sa_len;
+    unsigned somaxconn = read_somaxconn();
+    unsigned backlog = cfg->listen_backlog;
+    if (somaxconn && somaxconn < backlog) {
+        log_warn("limits.listen_backlog %u is capped by net.core.somaxconn to %u "
+                 "(raise it with sysctl to honour the setting)", backlog, somaxconn);
+        backlog = somaxconn;
+    }
     for (unsigned i = 0; i < n; i++) {
-        fds[i] = worker_listen_socket((struct sockaddr *)&sa, len);
+        fds[i] = worker_listen_socket((struct sockaddr *)&sa, len, (int)cfg->listen_backlog);
         if (fds[i] < 0) {
             log_error("cannot listen on %s: %s", cfg->listen, strerror(errno));
             while (i--)
@@ -177,7 +200,7 @@ static int open_listeners(const struct config *cfg, int *fds, unsigned n)
     }
     char addr[80];
     util_format_addr((struct sockaddr *)&sa, addr, sizeof(addr));
-    log_info("listening on %s with %u workers", addr, n);
+    log_info("listening on %s with %u workers, listen backlog %u each", addr, n, backlog);
     return 0;
 }
 

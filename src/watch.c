@@ -9,6 +9,18 @@
  * (realpath). Which events count: structural ones (create, delete, move,
  * attrib) always; writes (modify, close-after-write) only when they name a
  * file of the chain, so a busy log file next to the config costs nothing.
+ *
+ * When to load (issue 21: a half-written file that parses must never
+ * apply):
+ *   swap     only structural events (a rename onto the path, a ConfigMap
+ *            symlink swap: atomic, the file is complete): load after the
+ *            WATCH_DEBOUNCE_MS debounce.
+ *   write    the file itself was written in place (an editor, `cat >`):
+ *            wait while a writer still has it open (a modify not yet
+ *            followed by close-after-write; at most WATCH_OPEN_MAX_MS), then
+ *            until size, mtime and content hash are the same at two
+ *            samples WATCH_SETTLE_MS apart with no event in between; every
+ *            new write restarts the wait.
  */
 #include "watch.h"
 
@@ -37,6 +49,16 @@ static struct {
     struct event *ev_timer;  /* owned */
     bool pending;            /* timer armed */
     uint64_t first_ms;       /* first event of the pending burst */
+    bool written;            /* the burst wrote a chain file in place */
+    bool writing;            /* a writer has it open (modify, no close yet) */
+    uint64_t writing_ms;     /* when writing began */
+    bool have_sample;        /* `sample` holds the previous timer's look */
+    struct watch_sample {
+        off_t size;
+        struct timespec mtime;
+        ino_t ino;
+        uint64_t hash;
+    } sample;
     int wd[WATCH_DIRS_MAX];
     size_t n_wd;
     char *names[WATCH_DIRS_MAX]; /* owned: basenames along the chain */
@@ -177,6 +199,19 @@ static int hash_file(uint64_t *out)
     return rc;
 }
 
+static void arm(uint64_t delay_ms)
+{
+    struct timeval tv = {(time_t)(delay_ms / 1000), (suseconds_t)((delay_ms % 1000) * 1000)};
+    evtimer_add(w.ev_timer, &tv);
+    w.pending = true;
+}
+
+static bool sample_equal(const struct watch_sample *a, const struct watch_sample *b)
+{
+    return a->size == b->size && a->ino == b->ino && a->hash == b->hash &&
+           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
 static void on_settled(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -187,13 +222,34 @@ static void on_settled(evutil_socket_t fd, short what, void *arg)
     const struct config *cfg = runtime_config();
     if (cfg && !cfg->watch) {
         log_debug("watch: %s changed, but watch is off", w.path);
+        w.written = w.have_sample = false;
+        return;
+    }
+    if (w.written && w.writing && util_now_ms() - w.writing_ms < WATCH_OPEN_MAX_MS) {
+        log_debug("watch: %s is still open for writing; waiting", w.path);
+        arm(WATCH_SETTLE_MS);
         return;
     }
     uint64_t h;
-    if (hash_file(&h) < 0) {
+    struct stat st;
+    if (stat(w.path, &st) < 0 || hash_file(&h) < 0) {
         log_debug("watch: %s not readable right now: %s", w.path, strerror(errno));
+        w.have_sample = false;
         return;
     }
+    if (w.written) {
+        /* Written in place: load only what stayed the same for a settle
+         * period (no half-written file, whatever the writer's pauses
+         * short of that). */
+        struct watch_sample now = {st.st_size, st.st_mtim, st.st_ino, h};
+        if (!w.have_sample || !sample_equal(&now, &w.sample)) {
+            w.sample = now;
+            w.have_sample = true;
+            arm(WATCH_SETTLE_MS);
+            return;
+        }
+    }
+    w.written = w.have_sample = false;
     if (h == runtime_file_hash())
         return; /* touched, not changed, or already reloaded */
     log_info("config file %s changed; reloading", w.path);
@@ -205,6 +261,17 @@ static void on_settled(evutil_socket_t fd, short what, void *arg)
         log_warn("config file %s changed but has errors; still running the previous "
                  "config", w.path);
     config_errors_dispose(&errs);
+}
+
+/* True when the event names a file of the chain. */
+static bool names_chain(const struct inotify_event *ev)
+{
+    if (ev->len == 0)
+        return false;
+    for (size_t i = 0; i < w.n_names; i++)
+        if (strcmp(ev->name, w.names[i]) == 0)
+            return true;
+    return false;
 }
 
 static bool relevant(const struct inotify_event *ev)
@@ -243,6 +310,18 @@ static void on_inotify(evutil_socket_t fd, short what, void *arg)
                     }
             }
             any |= relevant(ev);
+            if (names_chain(ev)) {
+                if (ev->mask & IN_MODIFY) {
+                    if (!w.writing)
+                        w.writing_ms = util_now_ms();
+                    w.writing = w.written = true;
+                }
+                /* Closed after writing, or replaced by a new inode. */
+                if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE))
+                    w.writing = false;
+                if (ev->mask & IN_CLOSE_WRITE)
+                    w.written = true;
+            }
             p += sizeof(*ev) + ev->len;
         }
     }
@@ -251,12 +330,15 @@ static void on_inotify(evutil_socket_t fd, short what, void *arg)
     uint64_t now = util_now_ms();
     if (!w.pending)
         w.first_ms = now;
+    if (w.written) {
+        /* Every write restarts the settle wait; no deadline. */
+        w.have_sample = false;
+        arm(WATCH_SETTLE_MS);
+        return;
+    }
     uint64_t left = w.first_ms + WATCH_MAX_DELAY_MS > now ? w.first_ms + WATCH_MAX_DELAY_MS - now
                                                           : 0;
-    uint64_t delay = left < WATCH_DEBOUNCE_MS ? left : WATCH_DEBOUNCE_MS;
-    struct timeval tv = {(time_t)(delay / 1000), (suseconds_t)((delay % 1000) * 1000)};
-    evtimer_add(w.ev_timer, &tv);
-    w.pending = true;
+    arm(left < WATCH_DEBOUNCE_MS ? left : WATCH_DEBOUNCE_MS);
 }
 
 int watch_start(struct event_base *base, const char *path)

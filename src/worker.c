@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -27,12 +28,12 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
     struct worker *w = arg;
     (void)l;
     CHECK(w->magic == WORKER_MAGIC);
+    accept_guard_accepted(&w->guard);
     const struct config *cfg = worker_snapshot(w)->cfg;
     if (atomic_load_explicit(&worker_open_clients, memory_order_relaxed) >=
         cfg->max_connections) {
-        log_warn("max_connections (%u) reached: connection refused",
-                 cfg->max_connections);
         close(fd);
+        accept_guard_refused(&w->guard, "limits.max_connections reached");
         return;
     }
     int one = 1;
@@ -42,10 +43,12 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
 
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
+    struct worker *w = arg;
     (void)l;
-    (void)arg;
-    /* EMFILE and friends: keep serving what is open; libevent retries. */
-    log_warn("accept failed: %s", strerror(errno));
+    CHECK(w->magic == WORKER_MAGIC);
+    /* EMFILE and friends: keep serving what is open; pause accepting and
+     * retry with backoff (accept_guard.h), no busy loop. */
+    accept_guard_failed(&w->guard, EVUTIL_SOCKET_ERROR());
 }
 
 static void run_reap(struct worker *w)
@@ -158,6 +161,7 @@ static void begin_stop(struct worker *w)
         return;
     w->stopping = true;
     if (w->listener) {
+        accept_guard_dispose(&w->guard);
         evconnlistener_free(w->listener);
         w->listener = NULL;
     }
@@ -195,7 +199,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
         begin_stop(w);
 }
 
-int worker_listen_socket(const struct sockaddr *sa, socklen_t len)
+int worker_listen_socket(const struct sockaddr *sa, socklen_t len, int backlog)
 {
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -203,7 +207,7 @@ int worker_listen_socket(const struct sockaddr *sa, socklen_t len)
     int one = 1;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-        bind(fd, sa, len) < 0 || listen(fd, 4096) < 0) {
+        bind(fd, sa, len) < 0 || listen(fd, backlog) < 0) {
         int e = errno;
         close(fd);
         errno = e;
@@ -242,9 +246,14 @@ struct worker *worker_new(int id, int listen_fd)
     w->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, w);
     struct timeval tick = {1, 0};
     event_add(w->tick_ev, &tick);
+    /* Backlog 0: the socket already listens with limits.listen_backlog
+     * (libevent's -1 would call listen() again with 128: issue 21.6). */
     w->listener = evconnlistener_new(w->base, on_accept, w, LEV_OPT_CLOSE_ON_FREE,
-                                     -1, listen_fd);
+                                     0, listen_fd);
     evconnlistener_set_error_cb(w->listener, on_accept_error);
+    char what[32];
+    snprintf(what, sizeof(what), "worker %d", id);
+    CHECK(accept_guard_init(&w->guard, w->base, w->listener, what) == 0);
     w->snap = snapshot_acquire();
     CHECK(w->snap);
     rearm(w);
@@ -308,6 +317,7 @@ void worker_free(struct worker *w)
     upstream_close_all(w);
     run_reap(w);
     proxy_thread_cleanup(); /* txns reaped here went to this thread's cache */
+    accept_guard_dispose(&w->guard);
     if (w->listener)
         evconnlistener_free(w->listener);
     event_free(w->wake_ev);

@@ -22,6 +22,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "accept_guard.h"
 #include "balancer.h"
 #include "router.h"
 #include "snapshot.h"
@@ -50,6 +51,7 @@ struct worker {
     struct event_base *base;        /* owned */
     struct evconnlistener *listener;/* owned; NULL once stopping */
     int listen_fd;                  /* borrowed by listener */
+    struct accept_guard guard;      /* the listener's accept backoff */
     struct snapshot *snap;          /* refcounted: the cached snapshot */
     struct router_state router;
     struct balancer_state balancer;
@@ -117,7 +119,8 @@ void worker_defer_free(struct worker *w, struct reap_item *item,
 void worker_client_gone(struct worker *w);
 
 /* Create a listening socket for addr (SO_REUSEADDR + SO_REUSEPORT,
- * non-blocking). Returns fd or -1 (errno set). Main thread. */
-int worker_listen_socket(const struct sockaddr *sa, socklen_t len);
+ * non-blocking) with this listen() backlog. Returns fd or -1 (errno set).
+ * Main thread. */
+int worker_listen_socket(const struct sockaddr *sa, socklen_t len, int backlog);
 
 #endif

@@ -62,7 +62,8 @@ for i in range(FLIPS):
     if r.status != 200 or r.header("X-Weir-Version") != target:
         wrong.append((i, r.status, r.header("X-Weir-Version"), target))
 t_end = time.time()
-time.sleep(0.3)
+n_end = load.count()
+wait_for(lambda: load.count() >= n_end + 100, timeout=10)  # the load runs on past the last flip
 load.stop()
 n_during = load.count() - n_start
 probe.close()

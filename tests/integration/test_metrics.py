@@ -173,7 +173,12 @@ for v in ("v1", "v2", "v3"):
         check(le01 <= count - slow[v], "%s: the %d slow requests are above le=0.1" % (v, slow[v]))
 
 # --- series unique, names and labels as INTERFACE.md fixes them
-check(True, "no duplicate series (parse_prom refuses them)")
+# read independently of parse_prom: each sample line's series (name and
+# labels as written) appears once, and the parser saw as many series
+series_in_text = [ln.rsplit(" ", 1)[0] for ln in text.split("\n") if ln and not ln.startswith("#")]
+dups = sorted({k for k in series_in_text if series_in_text.count(k) > 1})
+check(not dups and len(series_in_text) == len(s),
+      "no duplicate series: %d sample lines, %d distinct series %s" % (len(series_in_text), len(s), dups[:3]))
 rt_labels = {tuple(sorted(dict(k[1]))) for k in s if k[0] == "weir_requests_total"}
 check(rt_labels == {("code", "endpoint", "version")},
       "weir_requests_total labels are version, endpoint, code: %s" % rt_labels)

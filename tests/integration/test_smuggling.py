@@ -85,11 +85,17 @@ check(w.p.poll() is None, "weir did not crash")
 # Every refusal is in the access log (JSON lines on stdout), including those
 # refused before a request existed (bad head bytes, 431).
 import json as _json
-import time as _time
-_time.sleep(0.3)  # the access log writer flushes every 10 ms
-logged = [_json.loads(l) for l in w.stdout().splitlines() if l.startswith("{")]
-refused = [e for e in logged if e.get("status") in (400, 431, 505, 405)]
 want_refused = sum(1 for _, _, st in shapes if st is not None) + 1  # + the "\r\n\rX" tail
+
+
+def logged_refusals():
+    logged = [_json.loads(l) for l in w.stdout().splitlines() if l.startswith("{")]
+    return [e for e in logged if e.get("status") in (400, 431, 505, 405)]
+
+
+# the access log writer flushes every 10 ms: poll until they are all there
+wait_for(lambda: len(logged_refusals()) >= want_refused, timeout=5)
+refused = logged_refusals()
 check(len(refused) >= want_refused, "every refused shape is in the access log (%d of %d)" % (len(refused), want_refused))
 
 # The 1.0 client with chunked body on a keep-alive connection can not smuggle

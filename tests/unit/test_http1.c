@@ -141,10 +141,54 @@ int main(void)
     out = drain_str(b);
     ok(rc == 1 && strcmp(out, "Wikipedia") == 0, "chunked decoded byte by byte: '%s'", out);
     free(out);
-    char rest[8] = {0};
-    evbuffer_add(in, "NEXT" + 0, 0);
-    evbuffer_remove(in, rest, sizeof(rest) - 1);
-    is_str(rest, "", "decoder stops exactly at the message end");
+    is_int(evbuffer_get_length(in), 0, "byte by byte: every byte of the message consumed");
+
+    /* The message followed by the next pipelined request in the same
+     * buffer, in one piece and cut at every byte: the decoder must stop at
+     * the end of the terminating CRLF and leave the next request unread. */
+    const char *msg = "4;a=b\r\nWiki\r\n5\r\npedia\r\n0\r\nX-T: 1\r\n\r\n";
+    const char *next = "GET /next HTTP/1.1\r\n\r\n";
+    size_t msg_len = strlen(msg), next_len = strlen(next);
+    size_t bad_cut = 0, bad_rest = 0;
+    for (size_t cut = 0; cut <= msg_len; cut++) {
+        http1_chunked_init(&ch);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        evbuffer_drain(b, evbuffer_get_length(b));
+        evbuffer_add(in, msg, cut);
+        rc = http1_chunked_step(&ch, in, b, false, SIZE_MAX, &err);
+        const char *want_rest = ""; /* the whole message was there: nothing follows */
+        if (rc == 0) {
+            want_rest = next;
+            evbuffer_add(in, msg + cut, msg_len - cut);
+            evbuffer_add(in, next, next_len);
+            while (rc == 0 && evbuffer_get_length(in) > 0)
+                rc = http1_chunked_step(&ch, in, b, false, SIZE_MAX, &err);
+        }
+        char rest[64] = {0};
+        size_t left = evbuffer_get_length(in);
+        if (left < sizeof(rest))
+            evbuffer_copyout(in, rest, left);
+        out = drain_str(b);
+        if (rc != 1 || strcmp(out, "Wikipedia") != 0)
+            bad_cut++;
+        if (strcmp(rest, want_rest) != 0)
+            bad_rest++;
+        free(out);
+    }
+    is_int(bad_cut, 0, "message followed by the next request, cut at every byte: decoded completely");
+    is_int(bad_rest, 0, "decoder stops exactly at the message end: the next request is left unconsumed");
+
+    /* a trailer-less message and the next request in one buffer, one call,
+     * re-chunked toward the upstream */
+    http1_chunked_init(&ch);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    evbuffer_add_printf(in, "3\r\nabc\r\n0\r\n\r\n%s", next);
+    rc = http1_chunked_step(&ch, in, b, true, SIZE_MAX, &err);
+    out = drain_str(b);
+    ok(rc == 1 && strcmp(out, "3\r\nabc\r\n0\r\n\r\n") == 0,
+       "re-chunked without trailers (terminating chunk written once)");
+    free(out);
+    is_int(evbuffer_get_length(in), next_len, "the next request's %zu bytes are left in the input", next_len);
 
     const char *badc[] = {"5\r\nhelloX\r\n", "g\r\n", "5\nhello\r\n", "5\r\nhello\r0\r\n"};
     for (size_t i = 0; i < 4; i++) {
@@ -155,6 +199,115 @@ int main(void)
         is_int(rc, -1, "bad chunk framing %zu refused (%s)", i, err ? err : "-");
         evbuffer_drain(b, evbuffer_get_length(b));
     }
+
+    /* issue 13: chunk sizes with leading zeros (33 zeros, then 4e) */
+    {
+        char big[256];
+        char data[0x4e];
+        memset(data, 'z', sizeof(data));
+        int k = snprintf(big, sizeof(big), "%s4e\r\n", "000000000000000000000000000000000");
+        http1_chunked_init(&ch);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        evbuffer_add(in, big, (size_t)k);
+        evbuffer_add(in, data, sizeof(data));
+        evbuffer_add(in, "\r\n0000\r\n\r\n", 11);
+        rc = http1_chunked_step(&ch, in, b, false, SIZE_MAX, &err);
+        is_int(rc, 1, "33 leading zeros in a chunk size accepted (%s)", rc < 0 ? err : "-");
+        is_int((int)evbuffer_get_length(b), 0x4e, "all 0x4e data bytes decoded");
+        evbuffer_drain(b, evbuffer_get_length(b));
+        const char *sizes[] = {"0000000000000000000fffffffffffffff\r\n", "1000000000000000\r\n"};
+        for (size_t i = 0; i < 2; i++) {
+            http1_chunked_init(&ch);
+            evbuffer_drain(in, evbuffer_get_length(in));
+            evbuffer_add(in, sizes[i], strlen(sizes[i]));
+            rc = http1_chunked_step(&ch, in, b, false, 0, &err);
+            is_int(rc, i == 0 ? 0 : -1, "chunk size %zu: %s", i,
+                   i == 0 ? "2^60-1 behind zeros accepted" : "2^60 refused as too large");
+        }
+    }
+
+    /* issue 13: Host must be uri-host [":" port] (RFC 9112 §3.2) */
+    struct {
+        const char *raw;
+        int status;
+    } hosts[] = {
+        {"GET / HTTP/1.1\r\nHost: a b/c\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost: a\tb\r\n\r\n", 400},
+        {"GET http://a/ HTTP/1.1\r\nHost: a b\r\n\r\n", 400},
+        {"GET http://a/ HTTP/1.1\r\nHost: a\tb\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost: a\xd1\x81\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nX: 1\r\n\r\n", 400},
+        {"GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+        {"GET http:///p HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+        {"GET http://a b/ HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost: example.com:8080\r\n\r\n", 0},
+        {"GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", 0},
+        {"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 0},
+        {"GET / HTTP/1.1\r\nHost: xn--e1a.b-c_d~e%41\r\n\r\n", 0},
+        {"GET / HTTP/1.1\r\nHost:\r\n\r\n", 0},
+        {"GET / HTTP/1.1\r\nHost: a:\r\n\r\n", 0},
+    };
+    for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++)
+        is_int(parse(hosts[i].raw, &req, &err), hosts[i].status, "Host case %zu (%s)", i,
+               err ? err : "-");
+
+    /* issue 21: the absolute-form target's authority wins over Host */
+    parse("GET http://target:81/p HTTP/1.1\r\nHost: other\r\n\r\n", &req, &err);
+    http1_write_request(b, &req, &fwd);
+    out = drain_str(b);
+    ok(strncmp(out, "GET /p HTTP/1.1\r\nHost: target:81\r\n", 34) == 0 && !strstr(out, "other"),
+       "absolute-form: Host upstream is the target's authority (%s)", out);
+    free(out);
+    is_int(parse("GET http://t/x HTTP/1.0\r\n\r\n", &req, &err), 0, "1.0 absolute-form without Host");
+    http1_write_request(b, &req, &fwd);
+    out = drain_str(b);
+    ok(strstr(out, "\r\nHost: t\r\n") != NULL, "1.0 absolute-form: Host added from the target");
+    free(out);
+
+    /* issue 21: TRACE refused */
+    is_int(parse("TRACE / HTTP/1.1\r\nHost: a\r\n\r\n", &req, &err), 405, "TRACE gets 405");
+
+    /* issue 13: raw octets >= 0x80 in the target pass unchanged */
+    const char *utf = "GET /\xd1\x81\xd1\x82?q=\xff HTTP/1.1\r\nHost: a\r\n\r\n";
+    is_int(parse(utf, &req, &err), 0, "raw UTF-8 target accepted (%s)", err ? err : "-");
+    ok(req.target.len == 9 && memcmp(req.target.p, "/\xd1\x81\xd1\x82?q=\xff", 9) == 0,
+       "target view holds the original octets");
+    http1_write_request(b, &req, &fwd);
+    out = drain_str(b);
+    ok(strncmp(out, "GET /\xd1\x81\xd1\x82?q=\xff HTTP/1.1\r\nHost: a\r\n", 33) == 0,
+       "raw octets forwarded byte for byte");
+    free(out);
+    const char *badt[] = {
+        "GET /a\x7f HTTP/1.1\r\nHost: a\r\n\r\n",   /* DEL */
+        "GET /a\x01 HTTP/1.1\r\nHost: a\r\n\r\n",   /* control */
+        "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n",      /* space */
+        "GET /\xd1 b HTTP/1.1\r\nHost: a\r\n\r\n",  /* space next to obs-text */
+        "G\xd1T / HTTP/1.1\r\nHost: a\r\n\r\n",     /* obs-text in the method */
+        "GET /\xd1 HTTP/1.\xd1\r\nHost: a\r\n\r\n", /* ... in the version */
+    };
+    for (size_t i = 0; i < sizeof(badt) / sizeof(badt[0]); i++)
+        is_int(parse(badt[i], &req, &err), 400, "bad target %zu refused (%s)", i, err ? err : "-");
+
+    /* issue 21: no Content-Length on 204 and 1xx toward the client; 304 keeps it */
+    const char *r204 = "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nX-A: 1\r\n\r\n";
+    is_int(http1_parse_response(&res, r204, strlen(r204), false, &err), 0, "204 parses");
+    http1_write_response(b, &res, &(struct http1_back){.client_minor = 1});
+    out = drain_str(b);
+    is_str(out, "HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n", "204: Content-Length removed");
+    free(out);
+    const char *r304 = "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n";
+    http1_parse_response(&res, r304, strlen(r304), false, &err);
+    http1_write_response(b, &res, &(struct http1_back){.client_minor = 1});
+    out = drain_str(b);
+    is_str(out, "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n", "304 keeps its Content-Length");
+    free(out);
+
     evbuffer_free(in);
     evbuffer_free(b);
     return tap_done();
