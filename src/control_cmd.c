@@ -82,6 +82,10 @@ const struct control_cmd control_cmd_table[] = {
      control_edit_flip},
     {"rollback", "", "undo the last change (repeat to walk further back)", true,
      control_edit_rollback},
+    {"rollout", "[start VERSION steps=P,P,... hold=DUR | pause | resume | promote | abort]",
+     "progressive rollout: show it, or start one (step 1 at once, each next after the "
+     "hold on the guard's pass), pause, resume, promote (100 % now) or abort (back to "
+     "the split before the start)", true, control_edit_rollout},
     {"reload", "", "re-read the config file; on any error the running config stays",
      true, control_edit_reload},
     {"drain", "VERSION ADDRESS", "stop sending new requests to an endpoint; "

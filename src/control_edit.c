@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "control_ctx.h"
+#include "release.h"
 #include "runtime.h"
 #include "snapshot.h"
 
@@ -478,4 +479,57 @@ int control_edit_remove_rule(struct control_ctx *ctx)
         return control_ctx_fail(ctx, "bad rule index \"%s\" (status lists the rules with their index)",
                     ctx->argv[0]);
     return apply(ctx, on_edit_remove_rule, &at);
+}
+
+/* ---- rollout ------------------------------------------------------------- */
+
+int control_edit_rollout(struct control_ctx *ctx)
+{
+    const char *sub = ctx->argc ? ctx->argv[0] : NULL;
+    int rc = 0;
+    bool changes_split = false;
+    if (!sub) {
+        /* just show it */
+    } else if (strcmp(sub, "start") == 0) {
+        const char *version = NULL, *steps = NULL, *hold = NULL;
+        for (size_t i = 1; i < ctx->argc; i++) {
+            char *a = ctx->argv[i];
+            if (strncmp(a, "steps=", 6) == 0)
+                steps = a + 6;
+            else if (strncmp(a, "hold=", 5) == 0)
+                hold = a + 5;
+            else if (!strchr(a, '=') && !version)
+                version = a;
+            else
+                return control_ctx_fail(ctx, "bad argument \"%s\": expected VERSION "
+                                             "steps=P,P,... hold=DUR", a);
+        }
+        if (!version)
+            return control_ctx_usage(ctx);
+        if (find_version(ctx, version) < 0)
+            return -1;
+        rc = release_rollout_start(version, steps, hold, &ctx->res, ctx->err, sizeof(ctx->err));
+        changes_split = true;
+    } else if (ctx->argc > 1) {
+        return control_ctx_usage(ctx);
+    } else if (strcmp(sub, "pause") == 0) {
+        rc = release_rollout_pause(ctx->err, sizeof(ctx->err));
+    } else if (strcmp(sub, "resume") == 0) {
+        rc = release_rollout_resume(ctx->err, sizeof(ctx->err));
+    } else if (strcmp(sub, "promote") == 0) {
+        rc = release_rollout_promote(&ctx->res, ctx->err, sizeof(ctx->err));
+        changes_split = true;
+    } else if (strcmp(sub, "abort") == 0) {
+        rc = release_rollout_abort(&ctx->res, ctx->err, sizeof(ctx->err));
+        changes_split = true;
+    } else {
+        return control_ctx_fail(ctx, "unknown rollout command \"%s\": expected start, pause, "
+                                     "resume, promote or abort", sub);
+    }
+    if (rc < 0)
+        return -1;
+    if (changes_split)
+        ctx->applied = true;
+    release_render_rollout(ctx->out);
+    return 0;
 }

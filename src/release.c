@@ -24,7 +24,10 @@
 #include "log.h"
 #include "metrics.h"
 #include "outcome.h"
+#include "rollout.h"
 #include "runtime.h"
+#include "state.h"
+#include "util.h"
 
 struct judgement {
     bool used;                    /* the slot holds a version name */
@@ -39,6 +42,8 @@ struct judgement {
 };
 
 static struct judgement judgements[CONFIG_MAX_VERSIONS * 2];
+static struct rollout ro;          /* the rollout (state NONE: never started) */
+static bool config_rollout_due;    /* check the config's rollout: at the next tick */
 static char current_baseline[CONFIG_NAME_MAX + 1]; /* "" when no guard */
 static bool guard_on;
 
@@ -94,15 +99,259 @@ static void sum_version(const char *name, uint64_t since_ms, uint64_t now_ms,
 
 /* The baseline: guard.baseline, or the version with the largest share
  * (the first of equals). */
+static bool rollout_live(void)
+{
+    return ro.state == ROLLOUT_S_RUNNING || ro.state == ROLLOUT_S_PAUSED;
+}
+
 static int baseline_of(const struct config *cfg)
 {
     if (cfg->guard.baseline)
         return config_version_index(cfg, cfg->guard.baseline);
+    /* During a rollout its version is the canary even past 50 %. */
+    const char *skip = rollout_live() ? ro.plan.version : NULL;
     int best = -1;
-    for (size_t i = 0; i < cfg->n_versions; i++)
+    for (size_t i = 0; i < cfg->n_versions; i++) {
+        if (skip && strcmp(cfg->versions[i].name, skip) == 0)
+            continue;
         if (best < 0 || cfg->split_bp[i] > cfg->split_bp[best])
             best = (int)i;
+    }
     return best;
+}
+
+/* ---- the rollout: splits through runtime_edit, state in the state file -- */
+
+struct rollout_edit {
+    const struct rollout *r;
+    const uint32_t *bp; /* per r->names */
+};
+
+static int on_rollout_edit(struct config *cfg, void *arg, char *err, size_t errlen)
+{
+    const struct rollout_edit *e = arg;
+    uint32_t bp[CONFIG_MAX_VERSIONS] = {0};
+    for (unsigned i = 0; i < e->r->n_versions; i++) {
+        int vi = config_version_index(cfg, e->r->names[i]);
+        if (vi < 0 && e->bp[i]) {
+            snprintf(err, errlen, "version %s of the rollout is no longer configured",
+                     e->r->names[i]);
+            return -1;
+        }
+        if (vi >= 0)
+            bp[vi] = e->bp[i];
+    }
+    runtime_cfg_set_split(cfg, bp);
+    return 0;
+}
+
+static int apply_rollout_split(const char *what, const struct rollout *r, const uint32_t *bp,
+                               struct runtime_result *res, char *err, size_t errlen)
+{
+    struct rollout_edit e = {r, bp};
+    struct runtime_result scratch;
+    return runtime_edit(what, on_rollout_edit, &e, res ? res : &scratch, err, errlen);
+}
+
+static void save_rollout(void)
+{
+    char line[2048];
+    rollout_encode(&ro, line, sizeof(line));
+    runtime_extra_set("rollout", line);
+}
+
+/* Every configured version and its share now, for rollout_start. */
+static unsigned current_split(const struct config *cfg, char (*names)[ROLLOUT_NAME_MAX],
+                              uint32_t *bp)
+{
+    unsigned n = 0;
+    for (size_t i = 0; i < cfg->n_versions && n < ROLLOUT_VERSIONS_MAX; i++, n++) {
+        snprintf(names[n], ROLLOUT_NAME_MAX, "%s", cfg->versions[i].name);
+        bp[n] = cfg->split_bp[i];
+    }
+    return n;
+}
+
+static int start_plan(const struct rollout_plan *plan, const char *what,
+                      struct runtime_result *res, char *err, size_t errlen)
+{
+    const struct config *cfg = runtime_config();
+    if (cfg->guard.enabled && cfg->guard.baseline &&
+        strcmp(cfg->guard.baseline, plan->version) == 0) {
+        snprintf(err, errlen, "%s is the guard's baseline; it cannot be rolled out",
+                 plan->version);
+        return -1;
+    }
+    char names[ROLLOUT_VERSIONS_MAX][ROLLOUT_NAME_MAX];
+    uint32_t bp[ROLLOUT_VERSIONS_MAX], out[ROLLOUT_VERSIONS_MAX];
+    unsigned n = current_split(cfg, names, bp);
+    struct rollout next = ro;
+    if (rollout_start(&next, plan, (const char(*)[ROLLOUT_NAME_MAX])names, bp, n,
+                      state_now_ms(), out, err, errlen) < 0)
+        return -1;
+    if (apply_rollout_split(what, &next, out, res, err, errlen) < 0)
+        return -1;
+    ro = next;
+    save_rollout();
+    log_info("rollout of %s started: step 1 of %u (%s)", ro.plan.version, ro.plan.n_steps, what);
+    return 0;
+}
+
+int release_rollout_start(const char *version, const char *steps, const char *hold,
+                          struct runtime_result *res, char *err, size_t errlen)
+{
+    struct rollout_plan plan;
+    if (rollout_plan_parse(version, steps, hold, &plan, err, errlen) < 0)
+        return -1;
+    char what[256];
+    snprintf(what, sizeof(what), "rollout start %s steps=%s hold=%s", version, steps, hold);
+    return start_plan(&plan, what, res, err, errlen);
+}
+
+int release_rollout_pause(char *err, size_t errlen)
+{
+    if (rollout_pause(&ro, "paused by hand", err, errlen) < 0)
+        return -1;
+    save_rollout();
+    log_info("rollout of %s paused by hand", ro.plan.version);
+    return 0;
+}
+
+int release_rollout_resume(char *err, size_t errlen)
+{
+    if (rollout_resume(&ro, state_now_ms(), err, errlen) < 0)
+        return -1;
+    save_rollout();
+    log_info("rollout of %s resumed", ro.plan.version);
+    return 0;
+}
+
+int release_rollout_promote(struct runtime_result *res, char *err, size_t errlen)
+{
+    struct rollout next = ro;
+    uint32_t out[ROLLOUT_VERSIONS_MAX];
+    if (rollout_promote(&next, state_now_ms(), out, err, errlen) < 0)
+        return -1;
+    char what[128];
+    snprintf(what, sizeof(what), "rollout promote %s", next.plan.version);
+    if (apply_rollout_split(what, &next, out, res, err, errlen) < 0)
+        return -1;
+    ro = next;
+    save_rollout();
+    log_info("rollout of %s promoted by hand", ro.plan.version);
+    return 0;
+}
+
+int release_rollout_abort(struct runtime_result *res, char *err, size_t errlen)
+{
+    struct rollout next = ro;
+    uint32_t out[ROLLOUT_VERSIONS_MAX];
+    if (rollout_abort(&next, "aborted by hand", out, err, errlen) < 0)
+        return -1;
+    char what[128];
+    snprintf(what, sizeof(what), "rollout abort %s", next.plan.version);
+    if (apply_rollout_split(what, &next, out, res, err, errlen) < 0)
+        return -1;
+    ro = next;
+    save_rollout();
+    log_warn("rollout of %s aborted by hand", ro.plan.version);
+    return 0;
+}
+
+/* The config's rollout: as a plan; false when there is none. */
+static bool config_plan(const struct config *cfg, struct rollout_plan *plan)
+{
+    const struct config_rollout *r = &cfg->rollout;
+    if (!r->enabled || !r->version || r->n_steps > ROLLOUT_STEPS_MAX)
+        return false;
+    memset(plan, 0, sizeof(*plan));
+    snprintf(plan->version, sizeof(plan->version), "%s", r->version);
+    memcpy(plan->steps_bp, r->steps_bp, r->n_steps * sizeof(uint32_t));
+    plan->n_steps = (unsigned)r->n_steps;
+    plan->hold_ms = r->hold_ms;
+    return true;
+}
+
+static bool same_plan(const struct rollout_plan *a, const struct rollout_plan *b)
+{
+    return strcmp(a->version, b->version) == 0 && a->n_steps == b->n_steps &&
+           a->hold_ms == b->hold_ms &&
+           memcmp(a->steps_bp, b->steps_bp, a->n_steps * sizeof(uint32_t)) == 0;
+}
+
+/* `rollout:` in the config starts once per plan: a plan that ran (whatever
+ * its end) is not started again by a reload or a restart. */
+static void check_config_rollout(void)
+{
+    struct rollout_plan plan;
+    const struct config *cfg = runtime_config();
+    if (!cfg || !config_plan(cfg, &plan))
+        return;
+    if (ro.state != ROLLOUT_S_NONE && same_plan(&ro.plan, &plan))
+        return;
+    if (rollout_live()) {
+        log_warn("config rollout of %s not started: a rollout of %s is %s", plan.version,
+                 ro.plan.version, rollout_state_name(ro.state));
+        return;
+    }
+    char err[256];
+    if (start_plan(&plan, "rollout start (config file)", NULL, err, sizeof(err)) < 0)
+        log_error("config rollout of %s not started: %s", plan.version, err);
+}
+
+void release_start(void)
+{
+    const char *line = runtime_extra_get("rollout");
+    if (line) {
+        struct rollout r;
+        if (rollout_decode(line, &r) == 0) {
+            ro = r;
+            if (ro.state != ROLLOUT_S_NONE)
+                log_info("rollout of %s restored from the state file: %s, step %u of %u",
+                         ro.plan.version, rollout_state_name(ro.state), ro.step,
+                         ro.plan.n_steps);
+        } else {
+            log_warn("ignoring a malformed rollout in the state file");
+        }
+    }
+    config_rollout_due = true;
+}
+
+void release_on_reload(const struct config *cfg)
+{
+    (void)cfg;
+    config_rollout_due = true; /* not from inside the reload: at the next tick */
+}
+
+
+/* Advance a running rollout whose hold passed on "pass" (or with no guard). */
+static void advance_rollout(void)
+{
+    if (ro.state != ROLLOUT_S_RUNNING)
+        return;
+    enum rollout_verdict vd = guard_on ? ROLLOUT_V_HOLD : ROLLOUT_V_PASS;
+    for (size_t i = 0; guard_on && i < sizeof(judgements) / sizeof(judgements[0]); i++) {
+        const struct judgement *j = &judgements[i];
+        if (j->used && j->active && strcmp(j->name, ro.plan.version) == 0)
+            vd = (enum rollout_verdict)j->last.verdict;
+    }
+    struct rollout next = ro;
+    uint32_t out[ROLLOUT_VERSIONS_MAX];
+    if (!rollout_tick(&next, vd, state_now_ms(), out))
+        return;
+    char what[160], pct[16];
+    util_format_bp(rollout_percent_bp(&next), pct, sizeof(pct));
+    snprintf(what, sizeof(what), "rollout %s step %u of %u: %s%%%s", next.plan.version,
+             next.step, next.plan.n_steps, pct,
+             next.state == ROLLOUT_S_PROMOTED ? " (promoted)" : "");
+    char err[256];
+    if (apply_rollout_split(what, &next, out, NULL, err, sizeof(err)) < 0) {
+        log_error("rollout of %s cannot advance: %s", next.plan.version, err);
+        return;
+    }
+    ro = next;
+    save_rollout();
+    log_info("%s", what);
 }
 
 struct trip_edit {
@@ -125,10 +374,44 @@ static int on_trip_edit(struct config *cfg, void *arg, char *err, size_t errlen)
     return 0;
 }
 
+/* A trip of the rolled-out version: the rollout aborts (rollback) or pauses. */
+static void trip_rollout(const struct config *cfg, struct judgement *j)
+{
+    int b = -1;
+    for (unsigned i = 0; i < ro.n_versions; i++)
+        if (strcmp(ro.names[i], j->baseline) == 0)
+            b = (int)i;
+    char reason[ROLLOUT_REASON_MAX];
+    size_t rl = strlen(j->last.reason);
+    if (rl > sizeof(reason) - 8)
+        rl = sizeof(reason) - 8;
+    snprintf(reason, sizeof(reason), "guard: %.*s", (int)rl, j->last.reason);
+    struct rollout next = ro;
+    uint32_t out[ROLLOUT_VERSIONS_MAX];
+    bool rollback = cfg->guard.action == GUARD_A_ROLLBACK;
+    if (rollout_trip(&next, rollback, b, reason, state_now_ms(), out)) {
+        char what[512], err[256];
+        snprintf(what, sizeof(what), "guard abort rollout %s -> %s: %s", next.plan.version,
+                 j->baseline, j->last.reason);
+        if (apply_rollout_split(what, &next, out, NULL, err, sizeof(err)) < 0) {
+            log_error("guard: aborting the rollout of %s failed: %s", next.plan.version, err);
+            return;
+        }
+    }
+    ro = next;
+    save_rollout();
+    log_warn("guard: rollout of %s %s (%s)", ro.plan.version,
+             rollback ? "aborted, its share back to the baseline" : "paused", j->last.reason);
+}
+
 static void trip(const struct config *cfg, struct judgement *j, int v, int b)
 {
     j->tripped = true;
     j->trips++;
+    if (rollout_live() && strcmp(ro.plan.version, j->name) == 0) {
+        trip_rollout(cfg, j);
+        return;
+    }
     if (cfg->guard.action != GUARD_A_ROLLBACK) {
         log_warn("guard: %s fails against %s (%s); action pause: the split stays", j->name,
                  j->baseline, j->last.reason);
@@ -148,7 +431,19 @@ static void trip(const struct config *cfg, struct judgement *j, int v, int b)
              j->baseline, res.generation, res.change, j->last.reason);
 }
 
+static void judge(uint64_t now_ms);
+
 void release_tick(uint64_t now_ms)
+{
+    if (config_rollout_due) {
+        config_rollout_due = false;
+        check_config_rollout();
+    }
+    judge(now_ms);
+    advance_rollout();
+}
+
+static void judge(uint64_t now_ms)
 {
     const struct config *cfg = runtime_config();
     for (size_t i = 0; i < sizeof(judgements) / sizeof(judgements[0]); i++)
@@ -250,8 +545,56 @@ void release_render_guard(struct json_buf *out)
     json_buf_puts(out, "}}");
 }
 
+void release_render_rollout(struct json_buf *out)
+{
+    json_buf_puts(out, ",\"rollout\":{\"version\":");
+    if (ro.state != ROLLOUT_S_NONE)
+        json_buf_str(out, ro.plan.version);
+    else
+        json_buf_puts(out, "null");
+    json_buf_puts(out, ",\"state\":");
+    json_buf_str(out, rollout_state_name(ro.state));
+    json_buf_printf(out, ",\"step\":%u,\"steps\":[", ro.state ? ro.step : 0);
+    char pct[16];
+    for (unsigned i = 0; ro.state && i < ro.plan.n_steps; i++) {
+        util_format_bp(ro.plan.steps_bp[i], pct, sizeof(pct));
+        json_buf_printf(out, "%s%s", i ? "," : "", pct);
+    }
+    util_format_bp(rollout_percent_bp(&ro), pct, sizeof(pct));
+    json_buf_printf(out, "],\"percent\":%s,\"hold_s\":%.3f,\"step_started\":", pct,
+                    ro.state ? (double)ro.plan.hold_ms / 1000.0 : 0.0);
+    if (ro.state != ROLLOUT_S_NONE) {
+        char when[64];
+        state_format_time(ro.step_started_ms, when, sizeof(when));
+        json_buf_str(out, when);
+    } else {
+        json_buf_puts(out, "null");
+    }
+    json_buf_puts(out, ",\"reason\":");
+    if (ro.reason[0])
+        json_buf_str(out, ro.reason);
+    else
+        json_buf_puts(out, "null");
+    json_buf_puts(out, "}");
+}
+
 void release_render_metrics(struct json_buf *out)
 {
+    json_buf_puts(out, "# HELP weir_rollout_percent The rolled-out version's share at its "
+                       "current step.\n# TYPE weir_rollout_percent gauge\n");
+    if (ro.state != ROLLOUT_S_NONE) {
+        char pct[16];
+        util_format_bp(rollout_percent_bp(&ro), pct, sizeof(pct));
+        json_buf_puts(out, "weir_rollout_percent{version=");
+        json_buf_str(out, ro.plan.version);
+        json_buf_printf(out, "} %s\n", pct);
+    }
+    json_buf_puts(out, "# HELP weir_rollout_state The rollout's state (1 for the current "
+                       "one).\n# TYPE weir_rollout_state gauge\n");
+    for (int st = ROLLOUT_S_NONE; st <= ROLLOUT_S_ABORTED; st++)
+        json_buf_printf(out, "weir_rollout_state{state=\"%s\"} %d\n",
+                        rollout_state_name((enum rollout_state)st), st == (int)ro.state);
+
     json_buf_puts(out, "# HELP weir_guard_verdict The guard's verdict on a judged version "
                        "(0 hold, 1 pass, 2 fail).\n# TYPE weir_guard_verdict gauge\n");
     for (size_t i = 0; i < sizeof(judgements) / sizeof(judgements[0]); i++) {
@@ -277,6 +620,8 @@ void release_render_metrics(struct json_buf *out)
 void release_shutdown(void)
 {
     memset(judgements, 0, sizeof(judgements));
+    memset(&ro, 0, sizeof(ro));
+    config_rollout_due = false;
     current_baseline[0] = '\0';
     guard_on = false;
 }

@@ -12,16 +12,28 @@
  * becomes judged and again whenever its share or the baseline changes, so
  * each step of a canary is judged on its own evidence.
  *
- * Owns: the judgements (verdict, numbers, trips) per version name. Does not
+ * The rollout (rollout.c's state machine) lives here too: started by the
+ * `rollout start` command or by `rollout:` in the config (once per plan: a
+ * plan that ended, promoted or aborted, is not started again by a reload or
+ * restart), advanced by each tick when its step's hold has passed and the
+ * guard says "pass" (without a guard: when the hold has passed), rolled back
+ * (aborted) or paused by a guard trip. It is kept in the state file
+ * (runtime_extra_set) after every transition.
+ *
+ * Owns: the judgements (verdict, numbers, trips) per version name, the
+ * rollout. Does not
  * own: the outcome windows (metrics.c), the statistics (guard.c), the split
  * (runtime.c). Main thread only.
  */
 #ifndef WEIR_RELEASE_H
 #define WEIR_RELEASE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct json_buf;
+struct config;
+struct runtime_result;
 
 /* Judge every judged version now (now_ms: util_now_ms()); act on "fail".
  * Call about every 250 ms. Main thread. */
@@ -37,6 +49,30 @@ void release_render_guard(struct json_buf *out);
 /* The guard's Prometheus families (weir_guard_verdict, weir_guard_trips_total).
  * Main thread. */
 void release_render_metrics(struct json_buf *out);
+
+/*
+ * Load the rollout kept in the state file and start the config's rollout:
+ * (if its plan has not run yet). After runtime_start. Main thread.
+ */
+void release_start(void);
+
+/* After a reload: start the config's rollout: when its plan is new. */
+void release_on_reload(const struct config *cfg);
+
+/*
+ * The rollout commands. Each returns 0, with *res filled and *applied set
+ * when the split changed (start, promote, abort), or -1 with a sentence in
+ * err and nothing changed. Main thread.
+ */
+int release_rollout_start(const char *version, const char *steps, const char *hold,
+                          struct runtime_result *res, char *err, size_t errlen);
+int release_rollout_pause(char *err, size_t errlen);
+int release_rollout_resume(char *err, size_t errlen);
+int release_rollout_promote(struct runtime_result *res, char *err, size_t errlen);
+int release_rollout_abort(struct runtime_result *res, char *err, size_t errlen);
+
+/* The `rollout` command's answer members: ,"rollout":{...} (INTERFACE.md). */
+void release_render_rollout(struct json_buf *out);
 
 /* Forget every judgement (at exit). Main thread. */
 void release_shutdown(void);

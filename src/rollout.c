@@ -3,7 +3,11 @@
  */
 #include "rollout.h"
 
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char *rollout_state_name(enum rollout_state s)
@@ -346,5 +350,129 @@ int rollout_abort(struct rollout *r, const char *reason, uint32_t *out_bp, char 
     memcpy(out_bp, r->prior_bp, r->n_versions * sizeof(*out_bp));
     r->state = ROLLOUT_S_ABORTED;
     set_reason(r, reason ? reason : "aborted by hand");
+    return 0;
+}
+
+/* ---- the state file's line ----------------------------------------------- */
+
+static void put(char *buf, size_t buflen, size_t *o, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void put(char *buf, size_t buflen, size_t *o, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(*o < buflen ? buf + *o : NULL, *o < buflen ? buflen - *o : 0, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        *o += (size_t)n;
+}
+
+size_t rollout_encode(const struct rollout *r, char *buf, size_t buflen)
+{
+    size_t o = 0;
+    if (buflen)
+        buf[0] = '\0';
+    put(buf, buflen, &o, "state=%s;version=%s;step=%u;steps=", rollout_state_name(r->state),
+        r->plan.version, r->step);
+    for (unsigned i = 0; i < r->plan.n_steps; i++)
+        put(buf, buflen, &o, "%s%" PRIu32, i ? "," : "", r->plan.steps_bp[i]);
+    put(buf, buflen, &o, ";hold=%" PRIu32 ";started=%" PRId64 ";step_started=%" PRId64
+        ";pause_seq=%" PRIu32 ";versions=", r->plan.hold_ms, r->started_ms,
+        r->step_started_ms, r->pause_seq);
+    for (unsigned i = 0; i < r->n_versions; i++)
+        put(buf, buflen, &o, "%s%s:%" PRIu32, i ? "," : "", r->names[i], r->prior_bp[i]);
+    put(buf, buflen, &o, ";reason=%s", r->reason);
+    return o;
+}
+
+/* The value of "key=" at *p up to ';' (copied into out); advances *p. */
+static int field(const char **p, const char *key, char *out, size_t outlen)
+{
+    size_t kl = strlen(key);
+    if (strncmp(*p, key, kl) != 0 || (*p)[kl] != '=')
+        return -1;
+    const char *v = *p + kl + 1;
+    const char *end = strchr(v, ';');
+    if (!end)
+        return -1;
+    size_t n = (size_t)(end - v);
+    if (n >= outlen)
+        return -1;
+    memcpy(out, v, n);
+    out[n] = '\0';
+    *p = end + 1;
+    return 0;
+}
+
+static int parse_i64(const char *s, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || errno)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int rollout_decode(const char *text, struct rollout *out)
+{
+    struct rollout r;
+    memset(&r, 0, sizeof(r));
+    const char *p = text;
+    char v[1024];
+    int64_t n;
+    if (field(&p, "state", v, sizeof(v)) < 0)
+        return -1;
+    bool known = false;
+    for (int s = ROLLOUT_S_NONE; s <= ROLLOUT_S_ABORTED; s++)
+        if (strcmp(v, rollout_state_name((enum rollout_state)s)) == 0) {
+            r.state = (enum rollout_state)s;
+            known = true;
+        }
+    if (!known || field(&p, "version", r.plan.version, sizeof(r.plan.version)) < 0)
+        return -1;
+    if (field(&p, "step", v, sizeof(v)) < 0 || parse_i64(v, &n) < 0 || n < 0 ||
+        n > ROLLOUT_STEPS_MAX)
+        return -1;
+    r.step = (unsigned)n;
+    if (field(&p, "steps", v, sizeof(v)) < 0)
+        return -1;
+    for (char *tok = strtok(v, ","); tok; tok = strtok(NULL, ",")) {
+        if (r.plan.n_steps == ROLLOUT_STEPS_MAX || parse_i64(tok, &n) < 0 || n < 0 ||
+            n > ROLLOUT_TOTAL_BP)
+            return -1;
+        r.plan.steps_bp[r.plan.n_steps++] = (uint32_t)n;
+    }
+    if (field(&p, "hold", v, sizeof(v)) < 0 || parse_i64(v, &n) < 0 || n < 0 ||
+        n > UINT32_MAX)
+        return -1;
+    r.plan.hold_ms = (uint32_t)n;
+    if (field(&p, "started", v, sizeof(v)) < 0 || parse_i64(v, &r.started_ms) < 0 ||
+        field(&p, "step_started", v, sizeof(v)) < 0 || parse_i64(v, &r.step_started_ms) < 0)
+        return -1;
+    if (field(&p, "pause_seq", v, sizeof(v)) < 0 || parse_i64(v, &n) < 0 || n < 0 ||
+        n > UINT32_MAX)
+        return -1;
+    r.pause_seq = (uint32_t)n;
+    if (field(&p, "versions", v, sizeof(v)) < 0)
+        return -1;
+    for (char *tok = strtok(v, ","); tok; tok = strtok(NULL, ",")) {
+        char *colon = strrchr(tok, ':');
+        if (!colon || r.n_versions == ROLLOUT_VERSIONS_MAX || colon == tok ||
+            (size_t)(colon - tok) >= ROLLOUT_NAME_MAX || parse_i64(colon + 1, &n) < 0 ||
+            n < 0 || n > ROLLOUT_TOTAL_BP)
+            return -1;
+        memcpy(r.names[r.n_versions], tok, (size_t)(colon - tok));
+        r.prior_bp[r.n_versions++] = (uint32_t)n;
+    }
+    if (strncmp(p, "reason=", 7) != 0)
+        return -1;
+    snprintf(r.reason, sizeof(r.reason), "%s", p + 7);
+    if (r.state != ROLLOUT_S_NONE &&
+        (r.step == 0 || r.step > r.plan.n_steps || r.n_versions < 2))
+        return -1;
+    *out = r;
     return 0;
 }

@@ -144,6 +144,16 @@ int rollout_version_index(const struct rollout *r);
 void rollout_split_for(const uint32_t *prior_bp, unsigned n, int v, uint32_t target_bp,
                        uint32_t *out_bp);
 
+/*
+ * The rollout as one line of text for the state file, and back:
+ * "state=S;version=V;step=N;steps=BP,..;hold=MS;started=MS;step_started=MS;
+ * pause_seq=N;versions=NAME:BP,..;reason=TEXT" (reason last, any bytes but
+ * NUL). encode returns the length written (truncated like snprintf);
+ * decode returns 0, or -1 for a malformed line (r untouched).
+ */
+size_t rollout_encode(const struct rollout *r, char *buf, size_t buflen);
+int rollout_decode(const char *text, struct rollout *r) WUR;
+
 /* "none", "running", "paused", "promoted", "aborted". */
 const char *rollout_state_name(enum rollout_state s);
 

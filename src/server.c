@@ -61,6 +61,7 @@ static void on_reloaded(const struct config *cfg)
         log_error("access log settings not applied");
     if (srv.discovery)
         discovery_configure(srv.discovery, cfg);
+    release_on_reload(cfg);
 }
 
 /* Discovery's sets changed: they are an input of the snapshot. */
@@ -273,6 +274,7 @@ int server_run(const char *config_path)
     event_add(srv.sig_term, NULL);
     event_add(srv.sig_int, NULL);
     event_add(srv.sig_usr1, NULL);
+    release_start();
     srv.guard_tick = event_new(srv.base, -1, EV_PERSIST, on_guard_tick, NULL);
     if (srv.guard_tick) {
         struct timeval tick = {0, 250 * 1000};

@@ -154,8 +154,41 @@ static void test_walk(void)
     is_str(rollout_state_name(ROLLOUT_S_PAUSED), "paused", "state names");
 }
 
+static void test_codec(void)
+{
+    struct rollout r, back;
+    memset(&r, 0, sizeof(r));
+    struct rollout_plan p;
+    char err[256], line[2048];
+    uint32_t prior[3] = {9000, 0, 1000}, out[3];
+    if (rollout_plan_parse("v2", "1,5,25,50,100", "2m", &p, err, sizeof(err)) < 0 ||
+        rollout_start(&r, &p, names3, prior, 3, 1764340207123, out, err, sizeof(err)) < 0)
+        return;
+    (void)rollout_tick(&r, ROLLOUT_V_PASS, 1764340207123 + 200000, out);
+    (void)rollout_trip(&r, true, 0, "v2: error rate 5.1% vs 0.0%; p99 3 ms", 0, out);
+    size_t n = rollout_encode(&r, line, sizeof(line));
+    ok(n > 0 && n < sizeof(line), "encodes: %s", line);
+    ok(rollout_decode(line, &back) == 0, "decodes its own line");
+    ok(back.state == ROLLOUT_S_ABORTED && back.step == 2 && back.plan.n_steps == 5 &&
+           back.plan.steps_bp[4] == 10000 && back.plan.hold_ms == 120000 &&
+           back.n_versions == 3 && back.prior_bp[2] == 1000 && strcmp(back.names[2], "v3") == 0 &&
+           back.started_ms == r.started_ms && back.step_started_ms == r.step_started_ms &&
+           strcmp(back.reason, r.reason) == 0 && strcmp(back.plan.version, "v2") == 0,
+       "the round trip keeps every field, a reason with ';' too");
+    const char *bad[] = {"", "state=flying;version=v2;", "state=running;version=v2;step=9;steps=100,10000;"
+                         "hold=1;started=0;step_started=0;pause_seq=0;versions=v1:10000,v2:0;reason=",
+                         "state=running;version=v2;step=1;steps=100,10000;hold=1;started=0;"
+                         "step_started=0;pause_seq=0;versions=v1:10000,v2:0;"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(&back, 0x5a, sizeof(back));
+        ok(rollout_decode(bad[i], &back) < 0 && back.step == 0x5a5a5a5a,
+           "malformed line %zu refused, nothing changed", i);
+    }
+}
+
 int main(void)
 {
+    test_codec();
     test_plan();
     test_split();
     test_walk();
