@@ -49,6 +49,7 @@
 
 #include "accept_guard.h"
 #include "control_cmd.h"
+#include "events.h"
 #include "log.h"
 
 #define CONTROL_MAGIC 0x4354524cu /* "CTRL" */
@@ -155,6 +156,42 @@ static void answer_error(struct control_conn *c, const char *msg)
     json_buf_dispose(&b);
 }
 
+/*
+ * `events`: the connection becomes a stream of event lines (events.h) until
+ * its client closes. Streams have their own cap and no idle timeout; one
+ * whose client does not read is dropped rather than buffered without bound.
+ */
+static void start_stream(struct control_conn *c)
+{
+    if (ctl.n_streams >= CONTROL_STREAMS_MAX) {
+        answer_error(c, "too many event streams (at most 16); close one first");
+        return;
+    }
+    c->kind = CONTROL_K_STREAM;
+    ctl.n_conns--;
+    ctl.n_streams++;
+    bufferevent_set_timeouts(c->bev, NULL, NULL);
+    static const char ok[] = "{\"ok\":true,\"events\":\"streaming\"}\n";
+    bufferevent_write(c->bev, ok, sizeof(ok) - 1);
+    log_debug("control c#%llu: event stream", (unsigned long long)c->id);
+}
+
+static void on_event_line(const char *line, size_t len, void *arg)
+{
+    (void)arg;
+    struct control_conn *next;
+    for (struct control_conn *c = ctl.conns; c; c = next) {
+        next = c->next;
+        if (c->kind != CONTROL_K_STREAM || c->closing)
+            continue;
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) > CONTROL_OUT_HIGH) {
+            conn_free(c, "event stream not read");
+            continue;
+        }
+        bufferevent_write(c->bev, line, len);
+    }
+}
+
 /* Execute every complete line in the input, within the output limit. */
 static void process(struct control_conn *c)
 {
@@ -211,6 +248,15 @@ static void process(struct control_conn *c)
             k++;
         if (k == len)
             continue; /* blank line: not a command */
+        if (c->kind == CONTROL_K_STREAM)
+            continue; /* a stream only sends; what its client writes is ignored */
+        size_t e = len;
+        while (e > k && (line[e - 1] == ' ' || line[e - 1] == '\t'))
+            e--;
+        if (e - k == 6 && memcmp(line + k, "events", 6) == 0) {
+            start_stream(c);
+            continue;
+        }
         json_buf_reset(&b);
         control_cmd_execute(line, len, &c->caller, &b);
         answer(c, &b);
@@ -505,11 +551,13 @@ int control_start(struct event_base *base, const struct config *cfg)
     ctl.ino = st.st_ino;
     log_info("control socket listening on %s (mode %04o)", path,
              (unsigned)(cfg->control_mode & 07777));
+    events_set_sink(on_event_line, NULL);
     return 0;
 }
 
 void control_stop(void)
 {
+    events_set_sink(NULL, NULL);
     while (ctl.conns)
         conn_free(ctl.conns, "shutdown");
     accept_guard_dispose(&ctl.guard);

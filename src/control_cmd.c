@@ -105,6 +105,9 @@ const struct control_cmd control_cmd_table[] = {
      "to, and why (rule, sticky bucket or split)", false, control_view_explain},
     {"history", "", "the changes rollback would undo, newest first", false,
      control_view_history},
+    {"events", "", "follow what changes, one JSON line per event (change, guard, rollout, "
+     "reload) until the client closes; on a connection of its own", false,
+     control_view_events},
     {"guard", "", "the release guard: per judged version its verdict (hold, pass, "
      "fail), requests, error rates and latency beside the baseline's, and why", false,
      control_view_guard},

@@ -365,3 +365,13 @@ int control_view_guard(struct control_ctx *ctx)
     release_render_guard(ctx->out);
     return 0;
 }
+
+/* Reached only when `events` is not a line of its own on the control socket
+ * (control.c turns that connection into a stream before dispatch). */
+int control_view_events(struct control_ctx *ctx)
+{
+    if (ctx->argc)
+        return control_ctx_usage(ctx);
+    return control_ctx_fail(ctx, "events streams on the control socket: send \"events\" "
+                                 "as a line of its own");
+}

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "events.h"
 #include "guard.h"
 #include "json.h"
 #include "log.h"
@@ -26,6 +27,7 @@
 #include "outcome.h"
 #include "rollout.h"
 #include "runtime.h"
+#include "snapshot.h"
 #include "state.h"
 #include "util.h"
 
@@ -153,11 +155,19 @@ static int apply_rollout_split(const char *what, const struct rollout *r, const 
     return runtime_edit(what, on_rollout_edit, &e, res ? res : &scratch, err, errlen);
 }
 
+/* Keep the rollout in the state file and tell the event stream. */
 static void save_rollout(void)
 {
     char line[2048];
     rollout_encode(&ro, line, sizeof(line));
     runtime_extra_set("rollout", line);
+    char step[16], pct[16], members[1024];
+    snprintf(step, sizeof(step), "%u", ro.step);
+    util_format_bp(rollout_percent_bp(&ro), pct, sizeof(pct));
+    events_members(members, sizeof(members), "version", ro.plan.version, "state",
+                   rollout_state_name(ro.state), "step", step, "percent", pct, "reason",
+                   ro.reason[0] ? ro.reason : NULL, (const char *)NULL);
+    events_publish("rollout", snapshot_generation(), members);
 }
 
 /* Every configured version and its share now, for rollout_start. */
@@ -408,6 +418,12 @@ static void trip(const struct config *cfg, struct judgement *j, int v, int b)
 {
     j->tripped = true;
     j->trips++;
+    char members[1024];
+    events_publish("guard", snapshot_generation(),
+                   events_members(members, sizeof(members), "version", j->name, "baseline",
+                                  j->baseline, "verdict", "fail", "action",
+                                  cfg->guard.action == GUARD_A_ROLLBACK ? "rollback" : "pause",
+                                  "reason", j->last.reason, (const char *)NULL));
     if (rollout_live() && strcmp(ro.plan.version, j->name) == 0) {
         trip_rollout(cfg, j);
         return;

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "discovery.h"
+#include "events.h"
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
@@ -203,6 +204,10 @@ static void commit(struct config *newcfg, const char *what, bool push,
     res->generation = snapshot_generation();
     if (save)
         save_state(res->warning, sizeof(res->warning));
+    char members[2048];
+    events_publish(strcmp(what, "reload") == 0 ? "reload" : "change", res->generation,
+                   events_members(members, sizeof(members), "what", what, "change",
+                                  res->change, (const char *)NULL));
 }
 
 /* ---- reading the file and merging -------------------------------------- */

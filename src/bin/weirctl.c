@@ -117,6 +117,81 @@ static void table_print(struct table *t)
     t->rows = t->cols = 0;
 }
 
+/* One event line for people: "TIME EVENT gen N: what/change/reason". */
+static void print_event(const char *text, size_t len, bool raw)
+{
+    if (raw) {
+        printf("%.*s\n", (int)len, text);
+        fflush(stdout);
+        return;
+    }
+    char err[128];
+    struct json_value *e = json_parse(text, len, err, sizeof(err));
+    if (!e || e->type != JSON_T_OBJECT) {
+        printf("%.*s\n", (int)len, text);
+    } else {
+        const char *detail = json_get_str(e, "change", NULL);
+        if (!detail)
+            detail = json_get_str(e, "reason", NULL);
+        printf("%s  %-8s gen %s  %s%s%s\n", json_get_str(e, "time", "?"),
+               json_get_str(e, "event", "?"), num_text(json_get(e, "generation")),
+               json_get_str(e, "what", json_get_str(e, "version", "")), detail ? ": " : "",
+               detail ? detail : "");
+    }
+    json_free(e);
+    fflush(stdout);
+}
+
+/* `events`: send the line, then print every event line until weir closes
+ * the stream (or the user stops weirctl). 0 at the end of the stream, 1
+ * when refused, 2 on a connection error. */
+static int follow_events(int fd, const char *line, size_t len, bool raw)
+{
+    if (write(fd, line, len) != (ssize_t)len) {
+        fprintf(stderr, "weirctl: cannot send: %s\n", strerror(errno));
+        return EXIT_USAGE;
+    }
+    struct json_buf buf;
+    json_buf_init(&buf);
+    bool first = true;
+    char chunk[4096];
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        json_buf_add(&buf, chunk, (size_t)n);
+        char *nl;
+        while ((nl = memchr(buf.p, '\n', buf.len)) != NULL) {
+            size_t l = (size_t)(nl - buf.p);
+            if (first) {
+                first = false;
+                char err[128];
+                struct json_value *a = json_parse(buf.p, l, err, sizeof(err));
+                bool ok = a && json_get_bool(a, "ok", false);
+                if (!ok)
+                    fprintf(stderr, "weirctl: %s\n",
+                            a ? json_get_str(a, "error", "refused") : "unexpected answer");
+                json_free(a);
+                if (!ok) {
+                    json_buf_dispose(&buf);
+                    return EXIT_REFUSED;
+                }
+                if (raw)
+                    print_event(buf.p, l, true);
+            } else {
+                print_event(buf.p, l, raw);
+            }
+            memmove(buf.p, nl + 1, buf.len - l - 1);
+            buf.len -= l + 1;
+            buf.p[buf.len] = '\0';
+        }
+    }
+    json_buf_dispose(&buf);
+    return first ? EXIT_USAGE : EXIT_OK;
+}
+
 /* `guard`: one row per judged version, its numbers beside the baseline's. */
 static void render_guard(const struct json_value *a)
 {
@@ -389,6 +464,12 @@ int main(int argc, char **argv)
                 errno == ENAMETOOLONG ? "" : " (is weir running? use -s or WEIR_SOCKET)");
         json_buf_dispose(&line);
         return EXIT_USAGE;
+    }
+    if (strcmp(argv[i], "events") == 0 && i + 1 == argc) {
+        int frc = follow_events(fd, line.p, line.len, raw);
+        close(fd);
+        json_buf_dispose(&line);
+        return frc;
     }
     struct json_buf ans;
     json_buf_init(&ans);
