@@ -7,7 +7,8 @@ Builds two graphs from the quoted #include lines of src/*.c and src/*.h
   headers  x.h → y.h when x.h includes y.h; must have no cycle at all;
   modules  x → y when x.c or x.h includes y.h (a .c and its .h are one
            module; a module including its own header is no edge); its only
-           allowed cycle is the callback pair client ↔ proxy.
+           allowed cycle is the callback pair client ↔ proxy; the lowest
+           layer (loop, conn, iobatch) includes only itself, util and log.
 
 Every other cycle is listed with the file and line of each edge on it, and
 the script exits 1. Usage: include_graph.py [SRC_DIR] (default: ../src next
@@ -18,6 +19,9 @@ import re
 import sys
 
 ALLOWED = [frozenset({"client", "proxy"})]
+# The lowest layer of the data path and what it may include (DESIGN.md §7).
+LOWEST = {"loop", "conn", "iobatch"}
+BOTTOM = LOWEST | {"util", "log"}
 INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"')
 MAX_LISTED = 40
 
@@ -148,6 +152,11 @@ def main(argv):
     headers, modules = build(src)
     ok = check("header", headers, [])
     ok = check("module", modules, ALLOWED) and ok
+    for m in sorted(LOWEST):
+        for inc, where in sorted(modules.get(m, {}).items()):
+            if inc not in BOTTOM:
+                print("lowest layer: %s includes %s (%s)" % (m, inc, where))
+                ok = False
     print("include graph: " + ("clean (only client <-> proxy)" if ok else "FAILED"))
     return 0 if ok else 1
 
