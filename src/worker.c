@@ -14,6 +14,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+#include <event2/listener.h>
+
 #include "conn.h"
 #include "log.h"
 #include "proxy.h"

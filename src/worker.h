@@ -25,9 +25,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <event2/event.h>
-#include <event2/listener.h>
-
 #include "accept_guard.h"
 #include "balancer.h"
 #include "client.h"
@@ -36,6 +33,10 @@
 #include "upstream.h"
 
 #define WORKER_MAGIC 0x574b5231u /* "WKR1" */
+
+struct event;
+struct evconnlistener;
+struct snapshot;
 
 struct worker {
     uint32_t magic;
