@@ -201,8 +201,8 @@ void upstream_release(struct upstream_conn *uc, bool reusable)
         upstream_close(uc, UPSTREAM_CLOSE_RETIRED);
         return;
     }
-    struct upstream_pool *pool = pool_find(tab, uc->ep);
-    if (pool && pool->n_idle >= cfg->max_idle_upstream) {
+    const struct upstream_pool *pool = pool_find(tab, uc->ep);
+    if ((pool ? pool->n_idle : 0) >= cfg->max_idle_upstream) {
         upstream_close(uc, UPSTREAM_CLOSE_FULL);
         return;
     }

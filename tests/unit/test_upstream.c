@@ -9,7 +9,7 @@
  * (the extra conn is closed: its peer sees EOF); a peer closing an idle conn
  * evicts it; a retired endpoint's pooled conns close on
  * upstream_flush_pool() and a conn released to it is not pooled; the open
- * conns gauge follows. Then the endpoint index: carried over with its
+ * conns gauge follows; a limit of 0 pools nothing. Then the endpoint index: carried over with its
  * endpoint into the next snapshot, distinct for live endpoints, reused only
  * after an endpoint is freed. alarm() turns a hang into a failure.
  */
@@ -170,6 +170,20 @@ static struct upstream_conn *connect_one(struct loop *l, struct upstream_table *
 
 static void check_pool(struct loop *l, struct upstream_table *tab, struct endpoint *ep)
 {
+    /* 0. upstream_idle_per_endpoint: 0 pools nothing (before any pool exists). */
+    struct snapshot *pooled = cur;
+    cur = make_for(ntohs(((struct sockaddr_in *)&ep->sa)->sin_port), 0, 0, pooled);
+    ok(cur->versions[0].eps[0].ep == ep, "0. the endpoint is carried over");
+    struct probe p0;
+    int peer_0;
+    struct upstream_conn *z = connect_one(l, tab, ep, true, &p0, &peer_0);
+    upstream_release(z, true);
+    ok(tab->n_pools == 0 && peer_sees_eof(l, peer_0),
+       "0. a limit of 0 idle conns: a released conn is closed, not pooled");
+    close(peer_0);
+    snapshot_unref(cur);
+    cur = pooled;
+
     /* 1. A first acquire connects. */
     struct probe pa;
     int peer_a;
