@@ -119,7 +119,7 @@ static struct snapshot *make_for(int port, unsigned max_idle, int other_port,
     }
     config_errors_dispose(&errs);
     CHECK(cfg);
-    return snapshot_new(cfg, prev);
+    return snapshot_new(cfg, prev, NULL, 0);
 }
 
 /* Accept one pending connection (-1 when none is waiting). */
