@@ -53,23 +53,23 @@ typedef struct snapshot *(*loop_snapshot_cb)(struct loop *l);
 
 struct loop {
     uint32_t magic;
-    int id;                         /* 0..workers-1: index of per-worker slots */
-    struct event_base *base;        /* owned */
-    struct event *reap_ev;          /* owned: runs the reap after dispatch */
-    struct reap_item *reap;         /* objects to free after dispatch */
-    uint64_t n_reaped;              /* objects the reap freed so far */
-    struct iobatch *iob;            /* owned; NULL: one syscall per read/send */
+    int id;                           /* 0..workers-1: index of per-worker slots */
+    struct event_base *base;          /* owned */
+    struct event *reap_ev;            /* owned: runs the reap after dispatch */
+    struct reap_item *reap;           /* objects to free after dispatch */
+    uint64_t n_reaped;                /* objects the reap freed so far */
+    struct iobatch *iob;              /* owned; NULL: one syscall per read/send */
     struct conn *readq, **readq_tail; /* conns to read in this turn's batch */
     struct conn *sendq, **sendq_tail; /* conns to send in this turn's batch */
-    unsigned n_timeouts;            /* common-timeout cache (loop_timeout) */
+    unsigned n_timeouts;              /* common-timeout cache (loop_timeout) */
     uint32_t timeout_ms[LOOP_TIMEOUTS_MAX];
     const struct timeval *timeout_tv[LOOP_TIMEOUTS_MAX];
     struct timeval timeout_scratch;
     /* Lent by the owner; the loop never reads them. */
-    bool stopping;                  /* draining: keep no connection alive */
-    loop_snapshot_cb snapshot_fn;   /* see loop_snapshot() */
-    struct router_state *router;    /* borrowed: the owner's SWRR state */
-    struct balancer_state *balancer;/* borrowed: the owner's balancer state */
+    bool stopping;                    /* draining: keep no connection alive */
+    loop_snapshot_cb snapshot_fn;     /* see loop_snapshot() */
+    struct router_state *router;      /* borrowed: the owner's SWRR state */
+    struct balancer_state *balancer;  /* borrowed: the owner's balancer state */
     struct upstream_table *upstreams; /* borrowed: pools and conns (upstream.c) */
 };
 

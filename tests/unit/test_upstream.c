@@ -35,7 +35,7 @@
 #include "tap.h"
 #include "upstream.h"
 
-static struct snapshot *cur;  /* what loop_snapshot() answers */
+static struct snapshot *cur; /* what loop_snapshot() answers */
 static struct event *tick;
 static int listen_fd = -1;
 
