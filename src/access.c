@@ -51,7 +51,8 @@
 #include "access_format.h"
 #include "config.h"
 #include "log.h"
-#include "worker.h"
+#include "loop.h"
+#include "snapshot.h"
 
 #define ACCESS_RING_BYTES (1u << 20) /* per worker; a power of two */
 #define ACCESS_LINE_MAX 4096         /* a longer line is cut (fields shortened) */
@@ -383,10 +384,10 @@ void access_shutdown(void)
     applied_once = false;
 }
 
-static struct access_ring *worker_ring(struct worker *w)
+static struct access_ring *worker_ring(const struct loop *loop)
 {
-    CHECK(w && w->id >= 0 && w->id < WORKERS_MAX);
-    struct access_ring *r = atomic_load_explicit(&rings[w->id], memory_order_relaxed);
+    CHECK(loop && loop->id >= 0 && loop->id < WORKERS_MAX);
+    struct access_ring *r = atomic_load_explicit(&rings[loop->id], memory_order_relaxed);
     if (r)
         return r;
     /* First line of this worker: only it ever stores this slot. The data
@@ -396,15 +397,15 @@ static struct access_ring *worker_ring(struct worker *w)
     atomic_init(&r->head, 0);
     atomic_init(&r->tail, 0);
     atomic_init(&r->dropped, 0);
-    atomic_store_explicit(&rings[w->id], r, memory_order_release);
+    atomic_store_explicit(&rings[loop->id], r, memory_order_release);
     return r;
 }
 
-void access_log_txn(struct worker *w, const struct access_entry *e)
+void access_log_txn(const struct loop *loop, const struct access_entry *e)
 {
     if (!atomic_load_explicit(&enabled, memory_order_relaxed))
         return;
-    struct access_ring *r = worker_ring(w);
+    struct access_ring *r = worker_ring(loop);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     char buf[ACCESS_LINE_MAX];

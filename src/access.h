@@ -17,7 +17,7 @@
 #include "router.h"
 #include "util.h"
 
-struct worker;
+struct loop;
 struct config;
 
 struct access_entry {
@@ -49,7 +49,7 @@ struct access_entry {
 int access_configure(const struct config *cfg) WUR;
 
 /* Log one txn. Worker thread; never blocks on the output. */
-void access_log_txn(struct worker *w, const struct access_entry *e);
+void access_log_txn(const struct loop *loop, const struct access_entry *e);
 
 /* Reopen the log file (SIGUSR1); no-op for stdout. Main thread (async:
  * the writer thread reopens). */

@@ -4,22 +4,26 @@
 #include "client.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "conn.h"
 #include "log.h"
 #include "proxy.h"
-#include "worker.h"
+#include "snapshot.h"
 
 #define LINGER_MS 2000
 
 const char CLIENT_CLOSE_PEER[] = "client closed";
 const char CLIENT_CLOSE_STOP[] = "worker stopping";
+
+static atomic_uint open_clients;
 
 static void on_read(struct conn *cn, void *arg);
 static void on_write(struct conn *cn, void *arg);
@@ -44,7 +48,7 @@ void client_label(const struct client *c, char *buf, size_t len)
 
 static const struct config *cur_config(struct client *c)
 {
-    return worker_snapshot(c->w)->cfg;
+    return loop_snapshot(c->loop)->cfg;
 }
 
 static void ms_to_tv(uint32_t ms, struct timeval *tv)
@@ -55,7 +59,7 @@ static void ms_to_tv(uint32_t ms, struct timeval *tv)
 
 static void arm_timer(struct client *c, uint32_t ms)
 {
-    evtimer_add(c->timer, worker_timeout(c->w, ms));
+    evtimer_add(c->timer, loop_timeout(c->loop, ms));
 }
 
 /* Idle: wait for the next request, at most until the keep-alive timeout;
@@ -81,7 +85,7 @@ static void park(struct client *c)
     conn_free(c->cn); /* not owning the fd: it stays ours */
     c->cn = NULL;
     c->state = CL_S_PARKED;
-    event_assign(&c->park_ev, c->w->base, c->fd, EV_READ, on_parked, c);
+    event_assign(&c->park_ev, c->loop->base, c->fd, EV_READ, on_parked, c);
     struct timeval tv;
     ms_to_tv(spent >= idle ? 1 : (uint32_t)(idle - spent), &tv);
     event_add(&c->park_ev, &tv);
@@ -91,8 +95,8 @@ static void park(struct client *c)
 static int unpark(struct client *c)
 {
     event_del(&c->park_ev);
-    c->cn = conn_new(c->w, c->fd, false);
-    c->timer = evtimer_new(c->w->base, on_timer, c);
+    c->cn = conn_new(c->loop, c->fd, false);
+    c->timer = evtimer_new(c->loop->base, on_timer, c);
     if (!c->cn || !c->timer)
         return -1;
     conn_setcb(c->cn, on_read, on_write, on_event, c);
@@ -119,25 +123,57 @@ static void on_parked(evutil_socket_t fd, short what, void *arg)
     conn_read_soon(c->cn);
 }
 
-struct client *client_new(struct worker *w, int fd, const struct sockaddr *sa,
-                          socklen_t len)
+void client_table_init(struct client_table *tab, struct loop *l,
+                       void (*on_empty)(void *arg), void *arg)
 {
+    memset(tab, 0, sizeof(*tab));
+    tab->loop = l;
+    tab->on_empty = on_empty;
+    tab->arg = arg;
+}
+
+void client_table_drain(struct client_table *tab)
+{
+    struct client *c = tab->head;
+    while (c) {
+        struct client *next = c->next;
+        client_drain(c);
+        c = next;
+    }
+}
+
+void client_table_close_all(struct client_table *tab, const char *why)
+{
+    while (tab->head)
+        client_close(tab->head, why);
+}
+
+unsigned client_open_count(void)
+{
+    return atomic_load_explicit(&open_clients, memory_order_relaxed);
+}
+
+struct client *client_new(struct client_table *tab, int fd,
+                          const struct sockaddr *sa, socklen_t len)
+{
+    struct loop *l = tab->loop;
     struct client *c = xcalloc(1, sizeof(*c));
     c->magic = CLIENT_MAGIC;
-    c->w = w;
+    c->loop = l;
+    c->tab = tab;
     c->fd = fd;
-    c->id = ++w->next_client_id * 64 + (uint64_t)w->id;
+    c->id = ++tab->next_id * 64 + (uint64_t)l->id;
     memcpy(&c->addr, sa, len < sizeof(c->addr) ? len : sizeof(c->addr));
-    c->next = w->clients;
-    if (w->clients)
-        w->clients->prev = c;
-    w->clients = c;
-    w->n_clients++;
-    atomic_fetch_add_explicit(&worker_open_clients, 1, memory_order_relaxed);
+    c->next = tab->head;
+    if (tab->head)
+        tab->head->prev = c;
+    tab->head = c;
+    tab->n++;
+    atomic_fetch_add_explicit(&open_clients, 1, memory_order_relaxed);
     /* Start parked: a connection that never sends costs no buffers. */
     c->state = CL_S_PARKED;
     c->idle_since_ms = util_now_ms();
-    event_assign(&c->park_ev, w->base, fd, EV_READ, on_parked, c);
+    event_assign(&c->park_ev, l->base, fd, EV_READ, on_parked, c);
     struct timeval tv;
     ms_to_tv(cur_config(c)->client_idle_timeout_ms, &tv);
     event_add(&c->park_ev, &tv);
@@ -169,17 +205,18 @@ void client_close(struct client *c, const char *why)
     }
     close(c->fd);
     c->fd = -1;
-    struct worker *w = c->w;
+    struct client_table *tab = c->tab;
     if (c->prev)
         c->prev->next = c->next;
     else
-        w->clients = c->next;
+        tab->head = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    w->n_clients--;
-    atomic_fetch_sub_explicit(&worker_open_clients, 1, memory_order_relaxed);
-    worker_defer_free(w, &c->reap, client_free, c);
-    worker_client_gone(w);
+    tab->n--;
+    atomic_fetch_sub_explicit(&open_clients, 1, memory_order_relaxed);
+    loop_defer_free(c->loop, &c->reap, client_free, c);
+    if (tab->n == 0 && tab->loop->stopping && tab->on_empty)
+        tab->on_empty(tab->arg);
 }
 
 /* Output flushed: stop sending, discard what the peer still sends, close on
@@ -283,7 +320,7 @@ void client_txn_done(struct client *c, bool close)
     c->requests++;
     if (c->state != CL_S_TXN)
         return;
-    if (close || c->close_after || c->w->stopping) {
+    if (close || c->close_after || c->loop->stopping) {
         client_close_after_flush(c);
         return;
     }

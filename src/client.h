@@ -15,7 +15,11 @@
  *   CLOSING: flush output, shut down writes, discard input until EOF or the
  *   linger timer, then close (so a final response is not destroyed by RST).
  *
- * While a txn runs, client.c hands socket events to proxy.c. Worker thread.
+ * While a txn runs, client.c hands socket events to proxy.c.
+ *
+ * The clients of one worker are listed in its client_table (owned by the
+ * worker, filled and emptied only here). Worker thread, except the
+ * process-wide count client_open_count().
  */
 #ifndef WEIR_CLIENT_H
 #define WEIR_CLIENT_H
@@ -26,16 +30,14 @@
 
 #include <netinet/in.h>
 
-#include <event2/event.h>
 #include <event2/event_struct.h>
 
 #include "http1.h"
-#include "worker.h"
+#include "loop.h"
 
 #define CLIENT_MAGIC 0x434c4e54u /* "CLNT" */
 #define CLIENT_PARK_MS 1000u /* idle this long → release buffers */
 
-struct worker;
 struct txn;
 struct conn;
 
@@ -54,13 +56,14 @@ struct client {
     bool close_after;           /* no further requests on this connection */
     int fd;                     /* owned */
     uint32_t requests;          /* requests served */
-    struct worker *w;           /* borrowed */
+    struct loop *loop;          /* borrowed: the worker's loop */
+    struct client_table *tab;   /* borrowed: the list it is on */
     uint64_t id;                /* c#N in logs */
     uint64_t idle_since_ms;     /* when it last became idle */
     struct conn *cn;            /* owned; NULL while parked */
     struct event *timer;        /* owned; NULL while parked */
     struct txn *txn;            /* borrowed while CL_S_TXN (proxy.c owns it) */
-    struct client *next, *prev; /* worker's client list */
+    struct client *next, *prev; /* tab's list */
     struct reap_item reap;      /* deferred-free link */
     struct http1_scan scan;
     union {
@@ -76,9 +79,33 @@ struct client {
 extern const char CLIENT_CLOSE_PEER[];
 extern const char CLIENT_CLOSE_STOP[];
 
+/* One worker's clients. */
+struct client_table {
+    struct loop *loop;          /* borrowed */
+    struct client *head;        /* live clients (links in struct client) */
+    size_t n;                   /* how many */
+    uint64_t next_id;           /* c#N numbering */
+    void (*on_empty)(void *arg); /* the last client went while draining */
+    void *arg;                  /* borrowed: on_empty's argument */
+};
+
+/* An empty table of clients on loop l; on_empty(arg) runs when the last
+ * client closes while l->stopping. Worker thread. */
+void client_table_init(struct client_table *tab, struct loop *l,
+                       void (*on_empty)(void *arg), void *arg);
+
+/* Drain every client of tab (client_drain). */
+void client_table_drain(struct client_table *tab);
+
+/* Close every client of tab now, for why. */
+void client_table_close_all(struct client_table *tab, const char *why);
+
+/* Clients open in all workers, for limits.max_connections. Any thread. */
+unsigned client_open_count(void);
+
 /* Take over an accepted socket. Returns NULL (fd closed) on failure. */
-struct client *client_new(struct worker *w, int fd, const struct sockaddr *sa,
-                          socklen_t len);
+struct client *client_new(struct client_table *tab, int fd,
+                          const struct sockaddr *sa, socklen_t len);
 
 /*
  * The txn is over; `close` says the connection cannot carry another request.

@@ -51,13 +51,13 @@ static void conn_reap(void *obj)
     free(cn);
 }
 
-struct conn *conn_new(struct worker *w, int fd, bool close_fd)
+struct conn *conn_new(struct loop *l, int fd, bool close_fd)
 {
     struct conn *cn = xcalloc(1, sizeof(*cn));
     cn->magic = CONN_MAGIC;
     cn->fd = fd;
     cn->close_fd = close_fd;
-    cn->w = w;
+    cn->loop = l;
     cn->in = evbuffer_new();
     cn->out = evbuffer_new();
     if (!cn->in || !cn->out) {
@@ -68,8 +68,8 @@ struct conn *conn_new(struct worker *w, int fd, bool close_fd)
         free(cn);
         return NULL;
     }
-    event_assign(&cn->rev, w->base, fd, EV_READ | EV_PERSIST, on_readable, cn);
-    event_assign(&cn->wev, w->base, fd, EV_WRITE | EV_PERSIST, on_writable, cn);
+    event_assign(&cn->rev, l->base, fd, EV_READ | EV_PERSIST, on_readable, cn);
+    event_assign(&cn->wev, l->base, fd, EV_WRITE | EV_PERSIST, on_writable, cn);
     return cn;
 }
 
@@ -89,7 +89,7 @@ void conn_free(struct conn *cn)
     cn->fd = -1;
     /* Still queued for a batch: the batch reaps it when it dequeues it. */
     if (!cn->in_readq && !cn->in_sendq)
-        worker_defer_free(cn->w, &cn->reap, conn_reap, cn);
+        loop_defer_free(cn->loop, &cn->reap, conn_reap, cn);
 }
 
 void conn_setcb(struct conn *cn, conn_data_cb readcb, conn_data_cb writecb,
@@ -104,13 +104,13 @@ void conn_setcb(struct conn *cn, conn_data_cb readcb, conn_data_cb writecb,
 static void add_rev(struct conn *cn)
 {
     event_add(&cn->rev, cn->read_timeout_ms
-                  ? worker_timeout(cn->w, cn->read_timeout_ms) : NULL);
+                  ? loop_timeout(cn->loop, cn->read_timeout_ms) : NULL);
 }
 
 static void add_wev(struct conn *cn)
 {
     event_add(&cn->wev, cn->write_timeout_ms
-                  ? worker_timeout(cn->w, cn->write_timeout_ms) : NULL);
+                  ? loop_timeout(cn->loop, cn->write_timeout_ms) : NULL);
 }
 
 void conn_set_timeouts(struct conn *cn, uint32_t read_ms, uint32_t write_ms)
@@ -179,7 +179,7 @@ static ssize_t read_now(struct conn *cn)
     return n;
 }
 
-/* The worker's two batch queues are FIFO lists, each through its own link
+/* The loop's two batch queues are FIFO lists, each through its own link
  * of the conn (a conn can be in both). */
 static void enqueue(struct conn *cn, bool *queued, struct conn **link,
                     struct conn ***tail)
@@ -203,7 +203,7 @@ static struct conn *dequeue(struct conn **head, struct conn ***tail, bool sendq)
 
 static void queue_read(struct conn *cn)
 {
-    enqueue(cn, &cn->in_readq, &cn->rq_next, &cn->w->readq_tail);
+    enqueue(cn, &cn->in_readq, &cn->rq_next, &cn->loop->readq_tail);
 }
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
@@ -216,7 +216,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         cn->eventcb(cn, CONN_READING | CONN_TIMEOUT, cn->arg);
         return;
     }
-    if (cn->w->iob) {
+    if (cn->loop->iob) {
         queue_read(cn);
         return;
     }
@@ -230,7 +230,7 @@ bool conn_has_pending_read(const struct conn *cn)
 
 void conn_read_soon(struct conn *cn)
 {
-    if (cn->w->iob)
+    if (cn->loop->iob)
         queue_read(cn);
     else
         event_active(&cn->rev, EV_READ, 1);
@@ -260,7 +260,7 @@ static void wrote(struct conn *cn, size_t before, ssize_t n)
 
 static void queue_send(struct conn *cn)
 {
-    enqueue(cn, &cn->in_sendq, &cn->sq_next, &cn->w->sendq_tail);
+    enqueue(cn, &cn->in_sendq, &cn->sq_next, &cn->loop->sendq_tail);
 }
 
 void conn_send(struct conn *cn)
@@ -270,7 +270,7 @@ void conn_send(struct conn *cn)
     size_t before = evbuffer_get_length(cn->out);
     if (before == 0 || event_pending(&cn->wev, EV_WRITE, NULL))
         return; /* nothing to do, or on_writable writes it */
-    if (cn->w->iob) {
+    if (cn->loop->iob) {
         queue_send(cn);
         return;
     }
@@ -380,12 +380,12 @@ static void on_op_done(uint64_t tag, int res, void *arg)
 /* Run the n ops queued in ops[]; false if there were none. An op the
  * kernel never took keeps -ECANCELED (or -ENOMEM when it could not even be
  * queued), and the caller does it the plain way. */
-static bool issue(struct worker *w, unsigned n)
+static bool issue(struct loop *l, unsigned n)
 {
     if (n == 0)
         return false;
-    if (iobatch_run(w->iob, on_op_done, NULL) < 0)
-        log_debug("worker %d: io_uring batch: %s (plain syscalls)", w->id, strerror(errno));
+    if (iobatch_run(l->iob, on_op_done, NULL) < 0)
+        log_debug("worker %d: io_uring batch: %s (plain syscalls)", l->id, strerror(errno));
     return true;
 }
 
@@ -397,15 +397,15 @@ static bool dequeued(struct conn *cn, bool *flag)
     if (!cn->closed)
         return true;
     if (!cn->in_readq && !cn->in_sendq)
-        worker_defer_free(cn->w, &cn->reap, conn_reap, cn);
+        loop_defer_free(cn->loop, &cn->reap, conn_reap, cn);
     return false;
 }
 
-static void run_reads(struct worker *w)
+static void run_reads(struct loop *l)
 {
     unsigned n = 0;
-    while (w->readq && n < BATCH_MAX) {
-        struct conn *cn = dequeue(&w->readq, &w->readq_tail, false);
+    while (l->readq && n < BATCH_MAX) {
+        struct conn *cn = dequeue(&l->readq, &l->readq_tail, false);
         if (!dequeued(cn, &cn->in_readq) || !cn->reading)
             continue;
         struct batch_op *op = &ops[n];
@@ -414,11 +414,11 @@ static void run_reads(struct worker *w)
         op->want = read_size(cn);
         if (evbuffer_reserve_space(cn->in, (ev_ssize_t)op->want, &op->v, 1) < 1)
             op->v.iov_base = NULL; /* nothing to commit; read the plain way */
-        else if (iobatch_recv(w->iob, cn->fd, op->v.iov_base, op->want, n) < 0)
+        else if (iobatch_recv(l->iob, cn->fd, op->v.iov_base, op->want, n) < 0)
             op->res = -ENOMEM;
         n++;
     }
-    if (!issue(w, n))
+    if (!issue(l, n))
         return;
     for (unsigned i = 0; i < n; i++) {
         if (!ops[i].v.iov_base)
@@ -440,11 +440,11 @@ static void run_reads(struct worker *w)
     }
 }
 
-static void run_sends(struct worker *w)
+static void run_sends(struct loop *l)
 {
     unsigned n = 0;
-    while (w->sendq && n < BATCH_MAX) {
-        struct conn *cn = dequeue(&w->sendq, &w->sendq_tail, true);
+    while (l->sendq && n < BATCH_MAX) {
+        struct conn *cn = dequeue(&l->sendq, &l->sendq_tail, true);
         if (!dequeued(cn, &cn->in_sendq) || cn->connecting ||
             event_pending(&cn->wev, EV_WRITE, NULL))
             continue;
@@ -462,11 +462,11 @@ static void run_sends(struct worker *w)
         struct batch_op *op = &ops[n];
         op->cn = cn;
         op->before = evbuffer_get_length(cn->out);
-        op->res = iobatch_send(w->iob, cn->fd, iov, (unsigned)k, n) < 0
+        op->res = iobatch_send(l->iob, cn->fd, iov, (unsigned)k, n) < 0
                       ? -ENOMEM : -ECANCELED;
         n++;
     }
-    if (!issue(w, n))
+    if (!issue(l, n))
         return;
     for (unsigned i = 0; i < n; i++) {
         struct conn *cn = ops[i].cn;
@@ -481,13 +481,13 @@ static void run_sends(struct worker *w)
     }
 }
 
-void conn_run_batch(struct worker *w)
+void conn_run_batch(struct loop *l)
 {
-    if (!w->iob)
+    if (!l->iob)
         return;
-    while (w->readq || w->sendq) {
-        run_reads(w);
-        if (!w->readq)
-            run_sends(w);
+    while (l->readq || l->sendq) {
+        run_reads(l);
+        if (!l->readq)
+            run_sends(l);
     }
 }

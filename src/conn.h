@@ -8,9 +8,10 @@
  *   - writes happen when the owner says (conn_send), at once, and EPOLLOUT
  *     is registered only for what the socket refused;
  *   - timeouts use libevent's common-timeout queues (O(1) re-arm).
- * When the worker has an iobatch (io_uring), reads and sends of a whole
- * event-loop turn are queued instead and issued as one batch by
- * conn_run_batch() after the loop turn (one io_uring_enter for all of them).
+ * When the loop has an iobatch (io_uring), reads and sends of a whole
+ * event-loop turn are queued instead (on the loop's read and send queues)
+ * and issued as one batch by conn_run_batch() after the loop turn (one
+ * io_uring_enter for all of them).
  *
  * Callbacks (never called from inside the conn_* call that caused them; a
  * drain notification is delivered from the loop):
@@ -19,8 +20,8 @@
  *   eventcb  CONN_CONNECTED, or CONN_EOF / CONN_ERROR / CONN_TIMEOUT with
  *            CONN_READING or CONN_WRITING; after EOF, an error or a timeout
  *            that direction is stopped.
- * Worker thread only. conn_free() may be called from any callback; the
- * memory is reaped after dispatch.
+ * The loop's thread only. conn_free() may be called from any callback; the
+ * memory is reaped after dispatch (loop_defer_free).
  */
 #ifndef WEIR_CONN_H
 #define WEIR_CONN_H
@@ -34,7 +35,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
-#include "worker.h"
+#include "loop.h"
 
 #define CONN_MAGIC 0x434f4e4eu /* "CONN" */
 
@@ -44,6 +45,10 @@
 #define CONN_ERROR     0x20
 #define CONN_TIMEOUT   0x40
 #define CONN_CONNECTED 0x80
+
+/* Flow control of the conns' owners: above this many bytes queued toward a
+ * peer, stop reading the source; resume once it drained to half. */
+#define FLOW_HIGH_WATER (256u * 1024u)
 
 struct conn;
 typedef void (*conn_data_cb)(struct conn *cn, void *arg);
@@ -59,7 +64,7 @@ struct conn {
     bool in_readq, in_sendq;      /* queued for the next batch */
     bool read_big;                /* the last read filled its space */
     int connect_errno;            /* a connect() refused at once */
-    struct worker *w;             /* borrowed */
+    struct loop *loop;            /* borrowed */
     struct evbuffer *in;          /* owned */
     struct evbuffer *out;         /* owned */
     size_t write_low;             /* writecb when the output drains to this */
@@ -69,7 +74,7 @@ struct conn {
     conn_data_cb readcb, writecb; /* may be NULL */
     conn_event_cb eventcb;
     void *arg;                    /* borrowed: the callbacks' argument */
-    struct conn *rq_next;         /* batch queue links (worker's readq/sendq) */
+    struct conn *rq_next;         /* batch queue links (loop's readq/sendq) */
     struct conn *sq_next;
     struct reap_item reap;        /* deferred-free link */
     struct event rev;             /* EV_READ|EV_PERSIST, read timeout */
@@ -80,7 +85,7 @@ struct conn {
  * A conn over an open non-blocking socket. close_fd: conn_free() closes it.
  * Reading and writing start stopped. Returns NULL on failure (fd untouched).
  */
-struct conn *conn_new(struct worker *w, int fd, bool close_fd);
+struct conn *conn_new(struct loop *l, int fd, bool close_fd);
 
 /* Stop everything, drop the buffers (and close the fd when owned); the
  * struct is freed after dispatch. NULL is a no-op. */
@@ -127,8 +132,8 @@ int conn_connect(struct conn *cn, const struct sockaddr *sa, socklen_t len) WUR;
 bool conn_has_pending_read(const struct conn *cn);
 
 /* Issue the reads and sends queued during this loop turn as batches and run
- * their callbacks, until nothing is queued. Called by the worker after each
- * loop turn; a no-op without an iobatch. */
-void conn_run_batch(struct worker *w);
+ * their callbacks, until nothing is queued. Called by the loop's owner after
+ * each loop turn; a no-op without an iobatch. */
+void conn_run_batch(struct loop *l);
 
 #endif

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "worker.h"
+#include "loop.h"
 
 const uint64_t metrics_bucket_us[METRICS_BUCKETS - 1] = {
     50,     100,    250,    500,     1000,    2500,    5000,
@@ -102,21 +102,21 @@ int metrics_status_class(int status)
     return status / 100 - 1;
 }
 
-void metrics_txn_done(struct worker *w, const struct snapshot *s, int version,
+void metrics_txn_done(const struct loop *loop, const struct snapshot *s, int version,
                       struct endpoint *ep, int status, enum txn_error err,
                       bool aborted, uint64_t duration_us)
 {
     int cls = metrics_status_class(status);
     if (version < 0) {
         if (cls >= 0)
-            bump(&unrouted[w->id].requests[cls], 1);
+            bump(&unrouted[loop->id].requests[cls], 1);
         if (aborted || cls < 0)
-            bump(&unrouted[w->id].aborted, 1);
+            bump(&unrouted[loop->id].aborted, 1);
         return;
     }
     if (!s->versions[version].stats)
         return;
-    struct vstats_wslot *vs = &s->versions[version].stats->slots[w->id];
+    struct vstats_wslot *vs = &s->versions[version].stats->slots[loop->id];
     if (aborted)
         bump(&vs->aborted, 1);
     if (err > TXN_E_NONE && err < TXN_E_COUNT)
@@ -132,7 +132,7 @@ void metrics_txn_done(struct worker *w, const struct snapshot *s, int version,
     /* The endpoint after its version: a reader that sums endpoints first
      * and versions second never sees an endpoint ahead of its version. */
     if (ep)
-        bump(&ep->slots[w->id].requests[cls], 1);
+        bump(&ep->slots[loop->id].requests[cls], 1);
     if (!ep) {
         bump(&vs->no_ep_requests[cls], 1);
         if (status == 503)
@@ -147,24 +147,24 @@ void metrics_txn_done(struct worker *w, const struct snapshot *s, int version,
      * that gave up counts with the time it waited, so a canary slow enough
      * to make clients leave shows as slow. */
     struct outcome_window *ow = s->cfg->guard.enabled
-                                    ? s->versions[version].stats->outcomes[w->id] : NULL;
+                                    ? s->versions[version].stats->outcomes[loop->id] : NULL;
     if (ow)
         outcome_record(ow, util_now_ms(), txn_error_is_failure(status, err), duration_us);
 }
 
-void metrics_connect_failure(struct worker *w, struct endpoint *ep)
+void metrics_connect_failure(const struct loop *loop, struct endpoint *ep)
 {
-    bump(&ep->slots[w->id].connect_failures, 1);
+    bump(&ep->slots[loop->id].connect_failures, 1);
 }
 
-void metrics_retry(struct worker *w, struct endpoint *ep)
+void metrics_retry(const struct loop *loop, struct endpoint *ep)
 {
-    bump(&ep->slots[w->id].retries, 1);
+    bump(&ep->slots[loop->id].retries, 1);
 }
 
-void metrics_upstream_conn(struct worker *w, struct endpoint *ep, int delta)
+void metrics_upstream_conn(const struct loop *loop, struct endpoint *ep, int delta)
 {
-    _Atomic uint64_t *c = &ep->slots[w->id].conns;
+    _Atomic uint64_t *c = &ep->slots[loop->id].conns;
     atomic_store_explicit(c, rd(c) + (uint64_t)(int64_t)delta, memory_order_relaxed);
 }
 

@@ -81,7 +81,7 @@ struct metrics_unrouted_wslot {
     _Atomic uint64_t aborted;
 } __attribute__((aligned(64)));
 
-struct worker;
+struct loop;
 
 /* The stats of a version name, created on first use. Main thread. */
 struct vstats *metrics_vstats(const char *name);
@@ -107,13 +107,13 @@ struct vstats *metrics_vstats_at(size_t i);
  * (the client went away first), duration until the end. version < 0: it
  * ended before routing. Worker thread.
  */
-void metrics_txn_done(struct worker *w, const struct snapshot *s, int version,
+void metrics_txn_done(const struct loop *loop, const struct snapshot *s, int version,
                       struct endpoint *ep, int status, enum txn_error err,
                       bool aborted, uint64_t duration_us);
-void metrics_connect_failure(struct worker *w, struct endpoint *ep);
-void metrics_retry(struct worker *w, struct endpoint *ep);
+void metrics_connect_failure(const struct loop *loop, struct endpoint *ep);
+void metrics_retry(const struct loop *loop, struct endpoint *ep);
 /* An upstream conn to ep was opened (+1) or closed (-1). Worker thread. */
-void metrics_upstream_conn(struct worker *w, struct endpoint *ep, int delta);
+void metrics_upstream_conn(const struct loop *loop, struct endpoint *ep, int delta);
 
 /* Sum of one counter over the worker slots. Any thread. */
 uint64_t metrics_vstats_requests(const struct vstats *vs, int status_class);

@@ -25,11 +25,11 @@
 #include <string.h>
 
 #include "access.h"
+#include "client.h"
 #include "metrics.h"
 #include "release.h"
 #include "snapshot.h"
 #include "util.h"
-#include "worker.h"
 
 #ifndef WEIR_VERSION
 #define WEIR_VERSION "unknown"
@@ -413,7 +413,7 @@ void metrics_prom_render(struct json_buf *out)
 
     family(out, "weir_client_connections", "gauge", "Open client connections.");
     json_buf_printf(out, "weir_client_connections %u\n",
-                    atomic_load_explicit(&worker_open_clients, memory_order_relaxed));
+                    client_open_count());
 
     render_availability(out, s, now_ms);
     render_split(out, s, now_ms);

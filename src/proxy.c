@@ -42,7 +42,10 @@
 #include "metrics.h"
 #include "txn_error.h"
 #include "upstream.h"
-#include "worker.h"
+#include "balancer.h"
+#include "loop.h"
+#include "router.h"
+#include "snapshot.h"
 
 #define TXN_MAGIC 0x54584e31u /* "TXN1" */
 #define RES_HEAD_MAX (64u * 1024u)
@@ -76,7 +79,7 @@ struct txn {
     enum req_state req_state;
     enum res_state res_state;
     struct client *c;             /* borrowed */
-    struct worker *w;             /* borrowed */
+    struct loop *loop;            /* borrowed */
     struct snapshot *snap;        /* refcounted */
     struct route_decision route;
     int version;                  /* serving version (after fallback) */
@@ -218,9 +221,9 @@ static void flow_resume(struct conn *src, bool *paused)
 
 /* The endpoint's in-flight gauge in this worker's slot (only this worker
  * writes it: a relaxed load and store, no read-modify-write). */
-static void inflight_add(struct worker *w, struct endpoint *ep, int delta)
+static void inflight_add(struct loop *l, struct endpoint *ep, int delta)
 {
-    _Atomic uint64_t *g = &ep->slots[w->id].inflight;
+    _Atomic uint64_t *g = &ep->slots[l->id].inflight;
     uint64_t v = atomic_load_explicit(g, memory_order_relaxed);
     atomic_store_explicit(g, v + (uint64_t)(int64_t)delta, memory_order_relaxed);
 }
@@ -274,13 +277,13 @@ static void txn_warn(const struct txn *t, enum txn_error e)
 /* ---- ending a txn: the one place that accounts for a request ----------- */
 
 /* One count and one access-log line per request; e.client must be set. */
-static void account(struct worker *w, const struct snapshot *s, int version,
+static void account(struct loop *l, const struct snapshot *s, int version,
                     struct endpoint *ep, enum txn_error err,
                     struct access_entry *e)
 {
     bool aborted = err == TXN_E_CLIENT_HEAD || err == TXN_E_CLIENT_BODY;
-    metrics_txn_done(w, s, version, ep, e->status, err, aborted, e->total_us);
-    access_log_txn(w, e);
+    metrics_txn_done(l, s, version, ep, e->status, err, aborted, e->total_us);
+    access_log_txn(l, e);
 }
 
 static void txn_end(struct txn *t, enum txn_outcome how)
@@ -295,10 +298,10 @@ static void txn_end(struct txn *t, enum txn_outcome how)
     if (t->client_paused && how <= TXN_O_CLOSE)
         flow_resume(c->cn, &t->client_paused);
     if (t->ep)
-        inflight_add(t->w, t->ep, -1);
+        inflight_add(t->loop, t->ep, -1);
     uint64_t now_us = util_now_us();
     const char *reason = t->error_detail ? t->error_detail : txn_errors[t->error].reason;
-    account(t->w, t->snap, t->version, t->ep, t->error, &(struct access_entry){
+    account(t->loop, t->snap, t->version, t->ep, t->error, &(struct access_entry){
         .client = (const struct sockaddr *)&c->addr,
         .method = t->req.method,
         .target = t->req.target,
@@ -320,7 +323,7 @@ static void txn_end(struct txn *t, enum txn_outcome how)
     snapshot_unref(t->snap);
     t->snap = NULL;
     c->txn = NULL;
-    worker_defer_free(t->w, &t->reap, txn_dispose, t);
+    loop_defer_free(t->loop, &t->reap, txn_dispose, t);
     switch (how) {
     case TXN_O_KEEP:
     case TXN_O_CLOSE:
@@ -338,7 +341,7 @@ static void txn_end(struct txn *t, enum txn_outcome how)
 void proxy_log_refused(struct client *c, int status, enum txn_error err,
                        const char *detail)
 {
-    account(c->w, NULL, -1, NULL, err, &(struct access_entry){
+    account(c->loop, NULL, -1, NULL, err, &(struct access_entry){
         .client = (const struct sockaddr *)&c->addr,
         .http_minor = 1,
         .status = status,
@@ -434,14 +437,14 @@ void proxy_abort(struct txn *t, const char *why)
 
 void proxy_start(struct client *c, size_t head_len)
 {
-    struct worker *w = c->w;
+    struct loop *l = c->loop;
     struct txn *t = txn_new();
     t->c = c;
-    t->w = w;
+    t->loop = l;
     t->version = -1;
     t->start_us = util_now_us();
     c->txn = t;
-    t->snap = worker_snapshot(w);
+    t->snap = loop_snapshot(l);
     snapshot_ref(t->snap);
     const struct config *cfg = t->snap->cfg;
 
@@ -474,7 +477,7 @@ void proxy_start(struct client *c, size_t head_len)
         t->close_client = true;
 
     struct router_request rr = {t->req.headers, t->req.n_headers};
-    router_pick(t->snap, &w->router, &rr, &t->route);
+    router_pick(t->snap, l->router, &rr, &t->route);
     if (t->route.reason == ROUTE_R_SPLIT && cfg->sticky.assign)
         assign_sticky_key(t);
     t->version = t->route.version;
@@ -513,16 +516,16 @@ static void assign_sticky_key(struct txn *t)
  * available) and start an upstream conn to it. */
 static void connect_upstream(struct txn *t)
 {
-    struct worker *w = t->w;
+    struct loop *l = t->loop;
     uint64_t now = util_now_ms();
     int v = t->version;
-    int i = balancer_pick(t->snap, &w->balancer, v, t->failed_ep, now);
+    int i = balancer_pick(t->snap, l->balancer, v, t->failed_ep, now);
     if (i < 0 && t->failed_ep)
-        i = balancer_pick(t->snap, &w->balancer, v, NULL, now);
+        i = balancer_pick(t->snap, l->balancer, v, NULL, now);
     if (i < 0 && t->snap->versions[t->route.version].fallback >= 0 &&
         t->attempts == 0) {
         v = t->snap->versions[t->route.version].fallback;
-        i = balancer_pick(t->snap, &w->balancer, v, NULL, now);
+        i = balancer_pick(t->snap, l->balancer, v, NULL, now);
         if (i >= 0)
             t->version = v;
     }
@@ -533,21 +536,21 @@ static void connect_upstream(struct txn *t)
     struct endpoint *ep = t->snap->versions[v].eps[i].ep;
     if (t->ep != ep) {
         if (t->ep)
-            inflight_add(w, t->ep, -1);
-        inflight_add(w, ep, +1);
+            inflight_add(l, t->ep, -1);
+        inflight_add(l, ep, +1);
         t->ep = ep;
     }
     t->attempts++;
     t->upstream_start_us = util_now_us();
     bool fresh = t->stale_retry_used;
-    struct upstream_conn *uc = upstream_acquire(w, ep, fresh, on_up_read,
+    struct upstream_conn *uc = upstream_acquire(l->upstreams, ep, fresh, on_up_read,
                                                 on_up_write, on_up_event, t);
     if (!uc) {
-        metrics_connect_failure(w, ep);
+        metrics_connect_failure(l, ep);
         health_report_failure(ep);
         t->failed_ep = ep;
         if (t->attempts <= t->snap->cfg->retries) {
-            metrics_retry(w, ep);
+            metrics_retry(l, ep);
             connect_upstream(t);
             return;
         }
@@ -737,7 +740,7 @@ static bool read_response_head(struct txn *t)
             .version = t->snap->versions[t->version].name,
             .client_minor = t->req.minor,
             .close = t->close_client || !req_whole(t) || t->c->close_after ||
-                     t->w->stopping,
+                     t->loop->stopping,
             .head_request = t->req.method_id == H1_M_HEAD,
             .set_cookie = t->set_cookie[0] ? t->set_cookie : NULL,
         };
@@ -912,7 +915,7 @@ static void upstream_failed(struct txn *t, enum txn_error e)
         }
         if (t->attempts <= t->snap->cfg->retries) {
             t->failed_ep = t->ep;
-            metrics_retry(t->w, t->ep);
+            metrics_retry(t->loop, t->ep);
             txn_warn(t, e);
             connect_upstream(t);
             return;
@@ -946,7 +949,7 @@ static void up_event(struct conn *cn, short what, struct txn *t)
         return;
     }
     if (!uc->connected) {
-        metrics_connect_failure(t->w, t->ep);
+        metrics_connect_failure(t->loop, t->ep);
         health_report_failure(t->ep);
         upstream_failed(t, (what & CONN_TIMEOUT) ? TXN_E_CONNECT_TIMEOUT : TXN_E_CONNECT);
         return;

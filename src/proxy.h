@@ -25,9 +25,6 @@
 
 #include "txn_error.h"
 
-/* Above this many bytes queued toward a peer, stop reading the source. */
-#define FLOW_HIGH_WATER (256u * 1024u)
-
 struct client;
 struct txn;
 

@@ -22,6 +22,39 @@ static _Atomic uint64_t generation;
 static pthread_mutex_t swap_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_uint next_endpoint_id = 1;
 
+/* Endpoint indexes in use, one bit each; endpoints are made on the main
+ * thread but freed by their last holder, on any thread. */
+static pthread_mutex_t index_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t *index_used;
+static size_t index_words;
+
+/* The lowest free index, marked used. */
+static uint32_t index_take(void)
+{
+    pthread_mutex_lock(&index_lock);
+    size_t w = 0;
+    while (w < index_words && index_used[w] == UINT64_MAX)
+        w++;
+    if (w == index_words) {
+        size_t n = index_words ? index_words * 2 : 1;
+        index_used = xrealloc(index_used, n * sizeof(*index_used));
+        memset(index_used + index_words, 0, (n - index_words) * sizeof(*index_used));
+        index_words = n;
+    }
+    unsigned bit = (unsigned)__builtin_ctzll(~index_used[w]);
+    index_used[w] |= 1ull << bit;
+    pthread_mutex_unlock(&index_lock);
+    return (uint32_t)(w * 64 + bit);
+}
+
+static void index_put(uint32_t i)
+{
+    pthread_mutex_lock(&index_lock);
+    CHECK(i / 64 < index_words && (index_used[i / 64] & (1ull << (i % 64))));
+    index_used[i / 64] &= ~(1ull << (i % 64));
+    pthread_mutex_unlock(&index_lock);
+}
+
 static struct endpoint *endpoint_new(const char *version,
                                      const struct config_endpoint *ce)
 {
@@ -29,6 +62,7 @@ static struct endpoint *endpoint_new(const char *version,
     ep->magic = ENDPOINT_MAGIC;
     atomic_init(&ep->refs, 1);
     ep->id = atomic_fetch_add(&next_endpoint_id, 1);
+    ep->index = index_take();
     ep->version = xstrdup(version);
     ep->address = xstrdup(ce->address);
     ep->sa = ce->sa;
@@ -50,9 +84,9 @@ void endpoint_unref(struct endpoint *ep)
     CHECK(ep->magic == ENDPOINT_MAGIC);
     if (atomic_fetch_sub_explicit(&ep->refs, 1, memory_order_acq_rel) != 1)
         return;
-    /* Idle pools hold references, so no pool can be non-empty here. */
-    for (size_t i = 0; i < WORKERS_MAX; i++)
-        CHECK(ep->slots[i].pool == NULL);
+    /* Idle pools hold references, so no pool can still hold a conn to ep,
+     * and its index is free to name another endpoint. */
+    index_put(ep->index);
     ep->magic = 0;
     free(ep->version);
     free(ep->address);

@@ -16,7 +16,8 @@
  *
  * Endpoints are refcounted too and carried over from one snapshot to the next
  * when the version name and address are unchanged, so their health state,
- * counters and per-worker idle pools survive a change. Health lives in
+ * counters and per-worker idle pools (upstream.c's tables, indexed by the
+ * endpoint's small `index`) survive a change. Health lives in
  * atomics (read relaxed on the hot path); counters are per worker slots,
  * summed by the reader.
  */
@@ -40,21 +41,22 @@ struct vstats;
 /* Status classes counted per endpoint: 1xx..5xx → index 0..4. */
 #define STATUS_CLASSES 5
 
-/* One worker's counters and pool for one endpoint; only that worker writes. */
+/* One worker's counters for one endpoint; only that worker writes. */
 struct endpoint_wslot {
     _Atomic uint64_t requests[STATUS_CLASSES]; /* finished txns by class */
     _Atomic uint64_t inflight;   /* txns currently using the endpoint (gauge) */
     _Atomic uint64_t connect_failures;
     _Atomic uint64_t retries;
     _Atomic uint64_t conns;      /* open upstream conns, idle or lent (gauge) */
-    void *pool;  /* owned by upstream.c of this worker: idle conn list head */
-    size_t n_idle; /* idle conns in pool (worker-only) */
 } __attribute__((aligned(64)));
 
 struct endpoint {
     uint32_t magic;
     atomic_uint refs;
     uint32_t id;        /* unique for the process lifetime */
+    uint32_t index;     /* small and dense: per-worker tables are indexed by
+                           it; the same for the endpoint's whole life (so
+                           across snapshots), reused only once it is freed */
     char *version;      /* owned: version name */
     char *address;      /* owned: "10.0.0.1:8080" */
     struct sockaddr_storage sa;

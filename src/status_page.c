@@ -29,10 +29,10 @@
 #include <sys/time.h>
 
 #include "access.h"
+#include "client.h"
 #include "metrics.h"
 #include "snapshot.h"
 #include "util.h"
-#include "worker.h"
 
 /* The page, around its inlined stats (see the design comment). */
 static const char *const page_head[] = {
@@ -352,7 +352,7 @@ void status_page_render_stats(struct json_buf *b)
                     "},\"totals\":{\"requests\":%" PRIu64 ",\"rps\":%.3f,\"error_rate\":%.6f}"
                     ",\"versions\":[",
                     wall_ms, s ? s->generation : 0, span_ms ? span_s : 0.0,
-                    atomic_load_explicit(&worker_open_clients, memory_order_relaxed),
+                    client_open_count(),
                     access_dropped(), unrouted_all, life_all + unrouted_all,
                     (double)win_all / span_s,
                     win_all ? (double)win_5xx / (double)win_all : 0.0);

@@ -2,9 +2,12 @@
  * upstream.c — see upstream.h.
  *
  * The pool of an endpoint in a worker is a LIFO list hung off
- * ep->slots[worker].pool (the warmest conn is reused first; the coldest
- * ones time out). A pooled conn holds an endpoint reference and keeps
- * reading, so a peer's close or stray bytes evict it at once.
+ * tab->pools[ep->index] (the warmest conn is reused first; the coldest
+ * ones time out); the array grows on the first conn pooled for an index
+ * beyond it. A pooled conn holds an endpoint reference and keeps reading,
+ * so a peer's close or stray bytes evict it at once. The reference also
+ * keeps the endpoint's index from being reused while its pool is not
+ * empty, so an index never names two endpoints' conns.
  */
 #include "upstream.h"
 
@@ -19,8 +22,7 @@
 
 #include "log.h"
 #include "metrics.h"
-#include "proxy.h"
-#include "worker.h"
+#include "snapshot.h"
 
 const char UPSTREAM_CLOSE_DONE[] = "not reusable";
 const char UPSTREAM_CLOSE_IDLE[] = "idle";
@@ -40,28 +42,68 @@ static void uc_free(void *obj)
     free(uc);
 }
 
+void upstream_table_init(struct upstream_table *tab, struct loop *l)
+{
+    memset(tab, 0, sizeof(*tab));
+    tab->loop = l;
+}
+
+void upstream_table_dispose(struct upstream_table *tab)
+{
+    CHECK(!tab->all);
+    for (size_t i = 0; i < tab->n_pools; i++)
+        CHECK(!tab->pools[i].head && tab->pools[i].n_idle == 0);
+    free(tab->pools);
+    tab->pools = NULL;
+    tab->n_pools = 0;
+}
+
+/* ep's pool, or NULL when none was ever made (it is empty). */
+static struct upstream_pool *pool_find(struct upstream_table *tab,
+                                       const struct endpoint *ep)
+{
+    return ep->index < tab->n_pools ? &tab->pools[ep->index] : NULL;
+}
+
+/* ep's pool, made (the array grown) if need be. */
+static struct upstream_pool *pool_get(struct upstream_table *tab,
+                                      const struct endpoint *ep)
+{
+    if (ep->index >= tab->n_pools) {
+        size_t n = tab->n_pools ? tab->n_pools : 16;
+        while (n <= ep->index)
+            n *= 2;
+        tab->pools = xrealloc(tab->pools, n * sizeof(*tab->pools));
+        memset(tab->pools + tab->n_pools, 0,
+               (n - tab->n_pools) * sizeof(*tab->pools));
+        tab->n_pools = n;
+    }
+    return &tab->pools[ep->index];
+}
+
 static void pool_unlink(struct upstream_conn *uc)
 {
-    struct endpoint_wslot *slot = &uc->ep->slots[uc->w->id];
+    struct upstream_pool *pool = pool_find(uc->tab, uc->ep);
+    CHECK(pool && pool->n_idle > 0);
     if (uc->pool_prev)
         uc->pool_prev->pool_next = uc->pool_next;
     else
-        slot->pool = uc->pool_next;
+        pool->head = uc->pool_next;
     if (uc->pool_next)
         uc->pool_next->pool_prev = uc->pool_prev;
     uc->pool_next = uc->pool_prev = NULL;
-    slot->n_idle--;
+    pool->n_idle--;
 }
 
 static void pool_push(struct upstream_conn *uc)
 {
-    struct endpoint_wslot *slot = &uc->ep->slots[uc->w->id];
+    struct upstream_pool *pool = pool_get(uc->tab, uc->ep);
     uc->pool_prev = NULL;
-    uc->pool_next = slot->pool;
+    uc->pool_next = pool->head;
     if (uc->pool_next)
         uc->pool_next->pool_prev = uc;
-    slot->pool = uc;
-    slot->n_idle++;
+    pool->head = uc;
+    pool->n_idle++;
 }
 
 void upstream_close(struct upstream_conn *uc, const char *why)
@@ -76,32 +118,34 @@ void upstream_close(struct upstream_conn *uc, const char *why)
     uc->txn = NULL;
     conn_free(uc->cn);
     uc->cn = NULL;
-    struct worker *w = uc->w;
+    struct upstream_table *tab = uc->tab;
     if (uc->all_prev)
         uc->all_prev->all_next = uc->all_next;
     else
-        w->upstreams = uc->all_next;
+        tab->all = uc->all_next;
     if (uc->all_next)
         uc->all_next->all_prev = uc->all_prev;
-    metrics_upstream_conn(w, uc->ep, -1);
+    metrics_upstream_conn(tab->loop, uc->ep, -1);
     endpoint_unref(uc->ep);
     uc->ep = NULL;
-    worker_defer_free(w, &uc->reap, uc_free, uc);
+    loop_defer_free(tab->loop, &uc->reap, uc_free, uc);
 }
 
-struct upstream_conn *upstream_acquire(struct worker *w, struct endpoint *ep,
+struct upstream_conn *upstream_acquire(struct upstream_table *tab,
+                                       struct endpoint *ep,
                                        bool fresh, conn_data_cb readcb,
                                        conn_data_cb writecb,
                                        conn_event_cb eventcb, void *arg)
 {
-    struct endpoint_wslot *slot = &ep->slots[w->id];
-    struct upstream_conn *uc = fresh ? NULL : slot->pool;
+    struct loop *l = tab->loop;
+    struct upstream_pool *pool = fresh ? NULL : pool_find(tab, ep);
+    struct upstream_conn *uc = pool ? pool->head : NULL;
     /* An idle conn whose socket turned readable in this loop turn (queued
      * for the turn's read batch) has been closed by the peer or sent stray
      * bytes: evict it rather than lend it to a txn. */
     while (uc && conn_has_pending_read(uc->cn)) {
         upstream_close(uc, UPSTREAM_CLOSE_IDLE);
-        uc = slot->pool;
+        uc = pool->head;
     }
     if (uc) {
         pool_unlink(uc);
@@ -113,25 +157,25 @@ struct upstream_conn *upstream_acquire(struct worker *w, struct endpoint *ep,
         return NULL;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    struct conn *cn = conn_new(w, fd, true);
+    struct conn *cn = conn_new(l, fd, true);
     if (!cn) {
         close(fd);
         return NULL;
     }
     uc = xcalloc(1, sizeof(*uc));
     uc->magic = UPSTREAM_MAGIC;
-    uc->w = w;
+    uc->tab = tab;
     endpoint_ref(ep);
     uc->ep = ep;
     uc->cn = cn;
-    metrics_upstream_conn(w, ep, +1);
-    uc->all_next = w->upstreams;
-    if (w->upstreams)
-        w->upstreams->all_prev = uc;
-    w->upstreams = uc;
+    metrics_upstream_conn(l, ep, +1);
+    uc->all_next = tab->all;
+    if (tab->all)
+        tab->all->all_prev = uc;
+    tab->all = uc;
     conn_setcb(cn, readcb, writecb, eventcb, arg);
     conn_set_write_low(cn, FLOW_HIGH_WATER / 2);
-    conn_set_timeouts(cn, 0, worker_snapshot(w)->cfg->upstream_connect_timeout_ms);
+    conn_set_timeouts(cn, 0, loop_snapshot(l)->cfg->upstream_connect_timeout_ms);
     /* The txn pointer must be set before events can fire: events of a
      * connect are delivered from the loop, never from inside this call. */
     uc->txn = arg;
@@ -146,19 +190,19 @@ struct upstream_conn *upstream_acquire(struct worker *w, struct endpoint *ep,
 
 void upstream_release(struct upstream_conn *uc, bool reusable)
 {
-    struct worker *w = uc->w;
-    const struct config *cfg = worker_snapshot(w)->cfg;
-    struct endpoint_wslot *slot = &uc->ep->slots[w->id];
+    struct upstream_table *tab = uc->tab;
+    const struct config *cfg = loop_snapshot(tab->loop)->cfg;
     if (!reusable) {
         upstream_close(uc, UPSTREAM_CLOSE_DONE);
         return;
     }
     if (atomic_load_explicit(&uc->ep->retired, memory_order_relaxed) ||
-        w->stopping) {
+        tab->loop->stopping) {
         upstream_close(uc, UPSTREAM_CLOSE_RETIRED);
         return;
     }
-    if (slot->n_idle >= cfg->max_idle_upstream) {
+    const struct upstream_pool *pool = pool_find(tab, uc->ep);
+    if ((pool ? pool->n_idle : 0) >= cfg->max_idle_upstream) {
         upstream_close(uc, UPSTREAM_CLOSE_FULL);
         return;
     }
@@ -184,17 +228,17 @@ static void on_idle_event(struct conn *cn, short what, void *arg)
     upstream_close(arg, UPSTREAM_CLOSE_IDLE);
 }
 
-void upstream_flush_pool(struct worker *w, struct endpoint *ep)
+void upstream_flush_pool(struct upstream_table *tab, struct endpoint *ep)
 {
-    struct endpoint_wslot *slot = &ep->slots[w->id];
-    while (slot->pool)
-        upstream_close(slot->pool, UPSTREAM_CLOSE_RETIRED);
+    struct upstream_pool *pool = pool_find(tab, ep);
+    while (pool && pool->head)
+        upstream_close(pool->head, UPSTREAM_CLOSE_RETIRED);
 }
 
-void upstream_close_all(struct worker *w)
+void upstream_close_all(struct upstream_table *tab)
 {
     /* Conns lent to txns close with their clients; these are the idle ones. */
-    struct upstream_conn *uc = w->upstreams;
+    struct upstream_conn *uc = tab->all;
     while (uc) {
         struct upstream_conn *next = uc->all_next;
         if (!uc->txn)
