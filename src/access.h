@@ -14,31 +14,12 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "router.h"
+#include "access_format.h"
 #include "util.h"
 
 struct loop;
 struct config;
 
-struct access_entry {
-    const struct sockaddr *client;
-    struct strview method;
-    struct strview target;
-    uint8_t http_minor;    /* the request's HTTP/1.minor */
-    const struct router_header *headers; /* borrowed: request headers (User-Agent, Referer), may be NULL */
-    size_t n_headers;
-    int status;            /* 0 = none sent */
-    uint64_t bytes;        /* response body bytes sent */
-    const char *version;   /* NULL = not routed */
-    const char *endpoint;  /* NULL = none */
-    enum route_reason reason;
-    int rule;
-    int32_t bucket;
-    uint64_t upstream_us;  /* to the first response byte */
-    uint64_t total_us;
-    unsigned retries;
-    const char *error;     /* weir's reason, NULL if none */
-};
 
 /*
  * Apply the access_log settings of cfg: enable/disable, format, and the

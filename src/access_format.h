@@ -10,10 +10,34 @@
 #define WEIR_ACCESS_FORMAT_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
 #include <time.h>
 
-#include "access.h"
 #include "config.h"
+#include "router.h"
+#include "util.h"
+
+/* One finished request, as access_log_txn() (access.h) takes it. */
+struct access_entry {
+    const struct sockaddr *client;
+    struct strview method;
+    struct strview target;
+    uint8_t http_minor;    /* the request's HTTP/1.minor */
+    const struct router_header *headers; /* borrowed: request headers (User-Agent, Referer), may be NULL */
+    size_t n_headers;
+    int status;            /* 0 = none sent */
+    uint64_t bytes;        /* response body bytes sent */
+    const char *version;   /* NULL = not routed */
+    const char *endpoint;  /* NULL = none */
+    enum route_reason reason;
+    int rule;
+    int32_t bucket;
+    uint64_t upstream_us;  /* to the first response byte */
+    uint64_t total_us;
+    unsigned retries;
+    const char *error;     /* weir's reason, NULL if none */
+};
 
 /* Formatted time stamps of the last second seen, per format; zero it
  * before first use. */

@@ -278,6 +278,10 @@ void control_cmd_execute(const char *line, size_t len,
     ctx.line = text;
     ctx.caller = caller;
     ctx.cmd = lookup(argv[0]);
+    if (ctx.cmd) {
+        ctx.name = ctx.cmd->name;
+        ctx.args = ctx.cmd->args;
+    }
     struct json_buf body;
     json_buf_init(&body);
     ctx.out = &body;

@@ -11,12 +11,16 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "control_cmd.h"
 #include "json.h"
 #include "runtime.h"
 
+struct control_cmd;
+struct control_caller;
+
 struct control_ctx {
-    const struct control_cmd *cmd;
+    const struct control_cmd *cmd; /* borrowed: the table row */
+    const char *name;  /* borrowed: the row's command word */
+    const char *args;  /* borrowed: the row's argument synopsis */
     char **argv;  /* borrowed: arguments after the command word */
     size_t argc;
     const char *line; /* borrowed: the whole validated line */
@@ -42,8 +46,8 @@ static inline int control_ctx_fail(struct control_ctx *ctx, const char *fmt, ...
 /* Refuse with the command's synopsis ("usage: split VERSION=PERCENT..."). */
 static inline int control_ctx_usage(struct control_ctx *ctx)
 {
-    return control_ctx_fail(ctx, "usage: %s%s%s", ctx->cmd->name, ctx->cmd->args[0] ? " " : "",
-                ctx->cmd->args);
+    return control_ctx_fail(ctx, "usage: %s%s%s", ctx->name, ctx->args[0] ? " " : "",
+                            ctx->args);
 }
 
 /* Handlers of control_cmd_table: 0 done (ctx->out has the answer members),

@@ -18,6 +18,7 @@
 #include "release.h"
 #include "runtime.h"
 #include "snapshot.h"
+#include "config_edit.h"
 
 /* "v1, v2, v3" into buf. */
 static void version_list(const struct config *cfg, char *buf, size_t buflen)
@@ -95,7 +96,7 @@ static int on_edit_split(struct config *cfg, void *arg, char *err, size_t errlen
 {
     (void)err;
     (void)errlen;
-    runtime_cfg_set_split(cfg, ((struct split_edit *)arg)->bp);
+    config_edit_set_split(cfg, ((struct split_edit *)arg)->bp);
     return 0;
 }
 
@@ -215,7 +216,7 @@ struct endpoint_edit {
 static int find_edited(const struct config_version *v, const struct endpoint_edit *e,
                        char *err, size_t errlen)
 {
-    int i = runtime_cfg_find_endpoint(v, e->address);
+    int i = config_edit_find_endpoint(v, e->address);
     if (i < 0)
         snprintf(err, errlen, "version %s has no endpoint %s", v->name, e->address);
     return i;
@@ -236,13 +237,13 @@ static int on_edit_add(struct config *cfg, void *arg, char *err, size_t errlen)
 {
     struct endpoint_edit *e = arg;
     struct config_version *v = &cfg->versions[e->vi];
-    int i = runtime_cfg_find_endpoint(v, e->address);
+    int i = config_edit_find_endpoint(v, e->address);
     if (i >= 0) {
         snprintf(err, errlen, "version %s already has endpoint %s", v->name,
                  v->endpoints[i].address);
         return -1;
     }
-    return runtime_cfg_add_endpoint(v, e->address, e->weight, err, errlen);
+    return config_edit_add_endpoint(v, e->address, e->weight, err, errlen);
 }
 
 static int on_edit_remove(struct config *cfg, void *arg, char *err, size_t errlen)
@@ -252,7 +253,7 @@ static int on_edit_remove(struct config *cfg, void *arg, char *err, size_t errle
     int i = find_edited(v, e, err, errlen);
     if (i < 0)
         return -1;
-    runtime_cfg_remove_endpoint(v, (size_t)i);
+    config_edit_remove_endpoint(v, (size_t)i);
     return 0;
 }
 
@@ -298,7 +299,7 @@ static int endpoint_args(struct control_ctx *ctx, struct endpoint_edit *e,
 static int refuse_discovered(struct control_ctx *ctx, const struct endpoint_edit *e)
 {
     const struct config_version *cv = &runtime_config()->versions[e->vi];
-    if (runtime_cfg_find_endpoint(cv, e->address) >= 0)
+    if (config_edit_find_endpoint(cv, e->address) >= 0)
         return 0;
     struct snapshot *s = snapshot_acquire();
     bool discovered = false;

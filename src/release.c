@@ -30,6 +30,7 @@
 #include "snapshot.h"
 #include "state.h"
 #include "util.h"
+#include "config_edit.h"
 
 struct judgement {
     bool used;                    /* the slot holds a version name */
@@ -143,7 +144,7 @@ static int on_rollout_edit(struct config *cfg, void *arg, char *err, size_t errl
         if (vi >= 0)
             bp[vi] = e->bp[i];
     }
-    runtime_cfg_set_split(cfg, bp);
+    config_edit_set_split(cfg, bp);
     return 0;
 }
 
@@ -380,7 +381,7 @@ static int on_trip_edit(struct config *cfg, void *arg, char *err, size_t errlen)
     memcpy(bp, cfg->split_bp, cfg->n_versions * sizeof(bp[0]));
     bp[e->baseline] += bp[e->version];
     bp[e->version] = 0;
-    runtime_cfg_set_split(cfg, bp);
+    config_edit_set_split(cfg, bp);
     return 0;
 }
 

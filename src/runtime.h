@@ -115,20 +115,6 @@ uint64_t runtime_file_hash(void);
 /* The hash runtime_file_hash() uses, over any bytes. */
 uint64_t runtime_hash(const char *p, size_t n);
 
-/*
- * Config edit helpers shared with control_edit.c and runtime_map.c. Endpoints are matched by
- * parsed address when it parses ("localhost:80" is "127.0.0.1:80"), else by
- * text. find returns the endpoint's index or -1; add/remove return 0 or -1
- * with err.
- */
-int runtime_cfg_find_endpoint(const struct config_version *v, const char *address);
-int runtime_cfg_add_endpoint(struct config_version *v, const char *address,
-                             uint32_t weight, char *err, size_t errlen) WUR;
-void runtime_cfg_remove_endpoint(struct config_version *v, size_t i);
-/* Replace cfg's split: bp[i] for version i (n_versions entries). */
-void runtime_cfg_set_split(struct config *cfg, const uint32_t *bp);
-/* Render the split "v1=90,v2=10" (all versions, config order). */
-void runtime_cfg_format_split(const struct config *cfg, char *buf, size_t buflen);
 
 /* The running config (borrowed; valid until the next change). */
 const struct config *runtime_config(void);

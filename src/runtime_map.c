@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "json.h"
-#include "runtime.h"
+#include "config_edit.h"
 
 static const char rule_kinds[] = {
     [RULE_M_HEADER_VALUE] = 'h',
@@ -151,7 +151,7 @@ static int apply_split(struct config *cfg, const char *value, char *err,
     }
     free(copy);
     if (rc == 0 && cfg->n_versions <= CONFIG_MAX_VERSIONS)
-        runtime_cfg_set_split(cfg, bp);
+        config_edit_set_split(cfg, bp);
     return rc;
 }
 
@@ -264,11 +264,11 @@ int runtime_map_apply_item(struct config *cfg, const char *key, const char *valu
         return -1;
     }
     struct config_version *v = &cfg->versions[vi];
-    int ei = runtime_cfg_find_endpoint(v, addr);
+    int ei = config_edit_find_endpoint(v, addr);
     if (cat == 2) {
         if (absent) {
             if (ei >= 0)
-                runtime_cfg_remove_endpoint(v, (size_t)ei);
+                config_edit_remove_endpoint(v, (size_t)ei);
             return 0;
         }
         char *end;
@@ -281,7 +281,7 @@ int runtime_map_apply_item(struct config *cfg, const char *key, const char *valu
             v->endpoints[ei].weight = (uint32_t)w;
             return 0;
         }
-        return runtime_cfg_add_endpoint(v, addr, (uint32_t)w, err, errlen);
+        return config_edit_add_endpoint(v, addr, (uint32_t)w, err, errlen);
     }
     if (ei < 0) {
         if (absent)
