@@ -499,8 +499,12 @@ static void judge(uint64_t now_ms)
         sum_version(current_baseline, since, now_ms, &base_sum);
         sum_version(j->name, since, now_ms, &canary_sum);
         guard_judge(&gc, &base_sum, &canary_sum, epoch, &j->last);
-        if (j->last.verdict == GUARD_V_FAIL && !j->tripped)
+        if (j->last.verdict == GUARD_V_FAIL && !j->tripped) {
             trip(cfg, j, (int)v, b);
+            /* A rollback replaced the running config (the old one is
+             * freed); the same versions, only the split moved. */
+            cfg = runtime_config();
+        }
     }
     /* A version no longer judged starts afresh when it is judged again. */
     for (size_t i = 0; i < sizeof(judgements) / sizeof(judgements[0]); i++)
