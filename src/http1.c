@@ -670,8 +670,9 @@ struct out {
 
 static void out_add(struct out *o, const void *p, size_t n)
 {
-    if (o->len + n > o->cap)
-        n = o->cap - o->len; /* cannot happen: capacity is computed */
+    /* The capacity is computed to fit; a cut head would let the next
+     * message's bytes read as its headers, so never write one. */
+    CHECK(o->len + n <= o->cap);
     memcpy(o->p + o->len, p, n);
     o->len += n;
 }
@@ -756,7 +757,9 @@ void http1_write_request(struct evbuffer *buf, const struct http1_request *req,
                          const struct http1_fwd *fwd)
 {
     const char *ip = client_ip(fwd->client);
-    size_t cap = req->head_len + 256 + strlen(ip);
+    /* Each field line can grow by one byte ("a:b" is written "a: b"); the
+     * lines weir adds fit in 256 bytes. */
+    size_t cap = req->head_len + req->n_headers + 256 + strlen(ip);
     struct evbuffer_iovec iov;
     struct out o;
     out_begin(&o, buf, cap, &iov);
@@ -848,7 +851,7 @@ enum http1_framing http1_write_response(struct evbuffer *buf,
                                         const struct http1_response *res,
                                         const struct http1_back *back)
 {
-    size_t cap = res->head_len + 256 +
+    size_t cap = res->head_len + res->n_headers + 256 + /* see write_request */
                  (back->version_header ? strlen(back->version_header) +
                                              strlen(back->version) : 0) +
                  (back->set_cookie ? strlen(back->set_cookie) + 16 : 0);

@@ -39,6 +39,53 @@ static char *drain_str(struct evbuffer *b)
     return s;
 }
 
+/*
+ * Found by tests/fuzz (fuzz_http1_request, fuzz_http1_response): a head of
+ * many "a:b" lines grows by one byte per line when rewritten ("a: b"), and
+ * past 256 bytes of growth the rewrite was cut short — no blank line, so
+ * the upstream (or the client) would read the next bytes as more headers.
+ */
+static void test_rewrite_many_fields(void)
+{
+    static struct router_header many[1000], back[1100];
+    char raw[8192];
+    size_t n = (size_t)snprintf(raw, sizeof(raw), "GET / HTTP/1.1\r\nHost: a\r\n");
+    for (int i = 0; i < 900; i++)
+        n += (size_t)snprintf(raw + n, sizeof(raw) - n, "a:b\r\n");
+    n += (size_t)snprintf(raw + n, sizeof(raw) - n, "\r\n");
+    struct http1_request req = {.headers = many, .max_headers = 1000};
+    const char *err = NULL;
+    is_int(http1_parse_request(&req, raw, n, &err), 0, "900 short fields parse");
+    struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};
+    memset(&a6.sin6_addr, 0xfe, sizeof(a6.sin6_addr));
+    struct evbuffer *b = evbuffer_new();
+    http1_write_request(b, &req, &(struct http1_fwd){.client = (struct sockaddr *)&a6, .close = true});
+    char *out = drain_str(b);
+    size_t olen = strlen(out);
+    ok(olen > 4 && strcmp(out + olen - 4, "\r\n\r\n") == 0 && strstr(out, "Connection: close\r\n"),
+       "rewritten request with 900 fields is complete (%zu bytes)", olen);
+    struct http1_request again = {.headers = back, .max_headers = 1100};
+    is_int(http1_parse_request(&again, out, olen, &err), 0, "and parses back");
+    is_int(again.n_headers, 905, "with every field plus XFF, XFP, Via, Connection");
+    free(out);
+
+    n = (size_t)snprintf(raw, sizeof(raw), "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n");
+    for (int i = 0; i < 250; i++)
+        n += (size_t)snprintf(raw + n, sizeof(raw) - n, "a:b\r\n");
+    n += (size_t)snprintf(raw + n, sizeof(raw) - n, "\r\n");
+    struct http1_response res = {.headers = many, .max_headers = 256};
+    is_int(http1_parse_response(&res, raw, n, false, &err), 0, "250 short response fields parse");
+    enum http1_framing f = http1_write_response(b, &res, &(struct http1_back){
+        .client_minor = 1, .close = true, .version_header = "X-Version", .version = "v2"});
+    out = drain_str(b);
+    olen = strlen(out);
+    ok(f == H1_F_CHUNKED && olen > 4 && strcmp(out + olen - 4, "\r\n\r\n") == 0 &&
+       strstr(out, "Transfer-Encoding: chunked\r\nConnection: close\r\n"),
+       "rewritten response with 250 fields is complete and states its framing");
+    free(out);
+    evbuffer_free(b);
+}
+
 int main(void)
 {
     struct http1_request req;
@@ -310,5 +357,6 @@ int main(void)
 
     evbuffer_free(in);
     evbuffer_free(b);
+    test_rewrite_many_fields();
     return tap_done();
 }
