@@ -673,6 +673,8 @@ static void out_add(struct out *o, const void *p, size_t n)
     /* The capacity is computed to fit; a cut head would let the next
      * message's bytes read as its headers, so never write one. */
     CHECK(o->len + n <= o->cap);
+    if (n == 0)
+        return; /* p may be NULL: an empty reason phrase is never set */
     memcpy(o->p + o->len, p, n);
     o->len += n;
 }

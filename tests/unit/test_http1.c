@@ -83,6 +83,16 @@ static void test_rewrite_many_fields(void)
        strstr(out, "Transfer-Encoding: chunked\r\nConnection: close\r\n"),
        "rewritten response with 250 fields is complete and states its framing");
     free(out);
+
+    /* Found by fuzz_http1_response under UBSan: an empty reason phrase
+     * leaves reason.p NULL, which the writer passed to memcpy. */
+    const char *empty = "HTTP/1.1 500 \r\nContent-Length: 0\r\n\r\n";
+    is_int(http1_parse_response(&res, empty, strlen(empty), false, &err), 0,
+           "empty reason phrase parses");
+    http1_write_response(b, &res, &(struct http1_back){.client_minor = 1});
+    out = drain_str(b);
+    is_str(out, "HTTP/1.1 500 \r\nContent-Length: 0\r\n\r\n", "and is written back empty");
+    free(out);
     evbuffer_free(b);
 }
 
