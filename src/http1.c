@@ -569,6 +569,12 @@ int http1_parse_response(struct http1_response *res, const char *p, size_t len,
     res->n_headers = c.n;
     res->head_len = len;
     res->status = parser.status_code;
+    /* RFC 9112 §4: status-code = 3DIGIT. llhttp 8.1 takes "HTTP/1.0 \r\n"
+     * as status 0, which weir would write as "HTTP/1.1 0" and frame as 1xx. */
+    if (res->status < 100 || res->status > 999) {
+        *err = "invalid status code from upstream";
+        return -1;
+    }
     res->minor = parser.http_minor;
     res->reason = c.reason;
     if (decide_framing(res->headers, res->n_headers, res->minor, false,

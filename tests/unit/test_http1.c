@@ -93,6 +93,13 @@ static void test_rewrite_many_fields(void)
     out = drain_str(b);
     is_str(out, "HTTP/1.1 500 \r\nContent-Length: 0\r\n\r\n", "and is written back empty");
     free(out);
+
+    /* Found by fuzz_http1_response: llhttp reads a missing status code as
+     * 0; weir wrote "HTTP/1.1 0" and dropped the Content-Length framing
+     * the body it then sent. A status must be three digits from 100. */
+    const char *nocode = "HTTP/1.0 \r\nContent-Length:55\r\n\r\n";
+    ok(http1_parse_response(&res, nocode, strlen(nocode), false, &err) < 0,
+       "response without a status code refused (%s)", err ? err : "-");
     evbuffer_free(b);
 }
 
