@@ -569,7 +569,8 @@ static void validate_guard(const struct config *cfg, struct config_errors *errs,
         config_errors_add(errs, r->steps_pos, "rollout: at most %d steps", ROLLOUT_STEPS_MAX);
         return;
     }
-    memcpy(plan.steps_bp, r->steps_bp, r->n_steps * sizeof(uint32_t));
+    if (r->n_steps) /* steps_bp is NULL when `steps` was missing or bad */
+        memcpy(plan.steps_bp, r->steps_bp, r->n_steps * sizeof(uint32_t));
     plan.n_steps = (unsigned)r->n_steps;
     plan.hold_ms = r->hold_ms;
     char why[160];
