@@ -758,10 +758,27 @@ void config_errors_add(struct config_errors *errs, struct config_pos pos,
     }
     struct config_error *e = &errs->v[errs->n++];
     e->pos = pos;
+    char raw[sizeof(e->msg)];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+    vsnprintf(raw, sizeof(raw), fmt, ap);
     va_end(ap);
+    /* Names in messages come from the file or a control client: control
+     * bytes are written \xNN (as config_yaml_quote does), so no message
+     * carries a raw tab or terminal escape into a log or an answer. */
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)raw; *p; p++) {
+        if (*p >= 0x20 && *p != 0x7f) {
+            if (o + 1 >= sizeof(e->msg))
+                break;
+            e->msg[o++] = (char)*p;
+        } else {
+            if (o + 5 > sizeof(e->msg))
+                break;
+            o += (size_t)snprintf(e->msg + o, 5, "\\x%02x", *p);
+        }
+    }
+    e->msg[o] = '\0';
 }
 
 void config_errors_format(const struct config_errors *errs, char *buf,
