@@ -53,7 +53,7 @@ static bool guard_on;
 static struct judgement *judgement_for(const char *name)
 {
     struct judgement *free_slot = NULL;
-    for (size_t i = 0; i < sizeof(judgements) / sizeof(judgements[0]); i++) {
+    for (size_t i = 0; i < ARRAY_LEN(judgements); i++) {
         struct judgement *j = &judgements[i];
         if (j->used && strcmp(j->name, name) == 0)
             return j;
@@ -62,7 +62,7 @@ static struct judgement *judgement_for(const char *name)
     }
     if (!free_slot) {
         /* Reuse one that is not judged now (keeps the table bounded). */
-        for (size_t i = 0; i < sizeof(judgements) / sizeof(judgements[0]); i++)
+        for (size_t i = 0; i < ARRAY_LEN(judgements); i++)
             if (!judgements[i].active) {
                 free_slot = &judgements[i];
                 break;
@@ -148,12 +148,25 @@ static int on_rollout_edit(struct config *cfg, void *arg, char *err, size_t errl
     return 0;
 }
 
-static int apply_rollout_split(const char *what, const struct rollout *r, const uint32_t *bp,
-                               struct runtime_result *res, char *err, size_t errlen)
+static void save_rollout(void);
+
+/*
+ * Make next the rollout: apply its split bp (per next->names; NULL when the
+ * split stays) through runtime_edit as the change `what`, then keep it.
+ * Returns 0, or -1 with err when the split was refused (nothing changed).
+ */
+static int commit_rollout(const char *what, const struct rollout *next, const uint32_t *bp,
+                          struct runtime_result *res, char *err, size_t errlen)
 {
-    struct rollout_edit e = {r, bp};
-    struct runtime_result scratch;
-    return runtime_edit(what, on_rollout_edit, &e, res ? res : &scratch, err, errlen);
+    if (bp) {
+        struct rollout_edit e = {next, bp};
+        struct runtime_result scratch;
+        if (runtime_edit(what, on_rollout_edit, &e, res ? res : &scratch, err, errlen) < 0)
+            return -1;
+    }
+    ro = *next;
+    save_rollout();
+    return 0;
 }
 
 /* Keep the rollout in the state file and tell the event stream. */
@@ -200,10 +213,8 @@ static int start_plan(const struct rollout_plan *plan, const char *what,
     if (rollout_start(&next, plan, (const char(*)[ROLLOUT_NAME_MAX])names, bp, n,
                       state_now_ms(), out, err, errlen) < 0)
         return -1;
-    if (apply_rollout_split(what, &next, out, res, err, errlen) < 0)
+    if (commit_rollout(what, &next, out, res, err, errlen) < 0)
         return -1;
-    ro = next;
-    save_rollout();
     log_info("rollout of %s started: step 1 of %u (%s)", ro.plan.version, ro.plan.n_steps, what);
     return 0;
 }
@@ -237,36 +248,33 @@ int release_rollout_resume(char *err, size_t errlen)
     return 0;
 }
 
-int release_rollout_promote(struct runtime_result *res, char *err, size_t errlen)
+/* promote or abort by hand: a transition with a split of its own. */
+static int end_by_hand(bool promote, struct runtime_result *res, char *err, size_t errlen)
 {
     struct rollout next = ro;
     uint32_t out[ROLLOUT_VERSIONS_MAX];
-    if (rollout_promote(&next, state_now_ms(), out, err, errlen) < 0)
+    int rc = promote ? rollout_promote(&next, state_now_ms(), out, err, errlen)
+                     : rollout_abort(&next, "aborted by hand", out, err, errlen);
+    if (rc < 0)
         return -1;
     char what[128];
-    snprintf(what, sizeof(what), "rollout promote %s", next.plan.version);
-    if (apply_rollout_split(what, &next, out, res, err, errlen) < 0)
+    snprintf(what, sizeof(what), "rollout %s %s", promote ? "promote" : "abort",
+             next.plan.version);
+    if (commit_rollout(what, &next, out, res, err, errlen) < 0)
         return -1;
-    ro = next;
-    save_rollout();
-    log_info("rollout of %s promoted by hand", ro.plan.version);
+    log_msg(promote ? LOG_L_INFO : LOG_L_WARN, "rollout of %s %s by hand", ro.plan.version,
+            promote ? "promoted" : "aborted");
     return 0;
+}
+
+int release_rollout_promote(struct runtime_result *res, char *err, size_t errlen)
+{
+    return end_by_hand(true, res, err, errlen);
 }
 
 int release_rollout_abort(struct runtime_result *res, char *err, size_t errlen)
 {
-    struct rollout next = ro;
-    uint32_t out[ROLLOUT_VERSIONS_MAX];
-    if (rollout_abort(&next, "aborted by hand", out, err, errlen) < 0)
-        return -1;
-    char what[128];
-    snprintf(what, sizeof(what), "rollout abort %s", next.plan.version);
-    if (apply_rollout_split(what, &next, out, res, err, errlen) < 0)
-        return -1;
-    ro = next;
-    save_rollout();
-    log_warn("rollout of %s aborted by hand", ro.plan.version);
-    return 0;
+    return end_by_hand(false, res, err, errlen);
 }
 
 /* The config's rollout: as a plan; false when there is none. */
@@ -341,7 +349,7 @@ static void advance_rollout(void)
     if (ro.state != ROLLOUT_S_RUNNING)
         return;
     enum rollout_verdict vd = guard_on ? ROLLOUT_V_HOLD : ROLLOUT_V_PASS;
-    for (size_t i = 0; guard_on && i < sizeof(judgements) / sizeof(judgements[0]); i++) {
+    for (size_t i = 0; guard_on && i < ARRAY_LEN(judgements); i++) {
         const struct judgement *j = &judgements[i];
         if (j->used && j->active && strcmp(j->name, ro.plan.version) == 0)
             vd = (enum rollout_verdict)j->last.verdict;
@@ -356,12 +364,10 @@ static void advance_rollout(void)
              next.step, next.plan.n_steps, pct,
              next.state == ROLLOUT_S_PROMOTED ? " (promoted)" : "");
     char err[256];
-    if (apply_rollout_split(what, &next, out, NULL, err, sizeof(err)) < 0) {
+    if (commit_rollout(what, &next, out, NULL, err, sizeof(err)) < 0) {
         log_error("rollout of %s cannot advance: %s", next.plan.version, err);
         return;
     }
-    ro = next;
-    save_rollout();
     log_info("%s", what);
 }
 
@@ -400,17 +406,14 @@ static void trip_rollout(const struct config *cfg, struct judgement *j)
     struct rollout next = ro;
     uint32_t out[ROLLOUT_VERSIONS_MAX];
     bool rollback = cfg->guard.action == GUARD_A_ROLLBACK;
-    if (rollout_trip(&next, rollback, b, reason, state_now_ms(), out)) {
-        char what[512], err[256];
-        snprintf(what, sizeof(what), "guard abort rollout %s -> %s: %s", next.plan.version,
-                 j->baseline, j->last.reason);
-        if (apply_rollout_split(what, &next, out, NULL, err, sizeof(err)) < 0) {
-            log_error("guard: aborting the rollout of %s failed: %s", next.plan.version, err);
-            return;
-        }
+    bool moves = rollout_trip(&next, rollback, b, reason, state_now_ms(), out);
+    char what[512], err[256];
+    snprintf(what, sizeof(what), "guard abort rollout %s -> %s: %s", next.plan.version,
+             j->baseline, j->last.reason);
+    if (commit_rollout(what, &next, moves ? out : NULL, NULL, err, sizeof(err)) < 0) {
+        log_error("guard: aborting the rollout of %s failed: %s", next.plan.version, err);
+        return;
     }
-    ro = next;
-    save_rollout();
     log_warn("guard: rollout of %s %s (%s)", ro.plan.version,
              rollback ? "aborted, its share back to the baseline" : "paused", j->last.reason);
 }
@@ -463,13 +466,13 @@ void release_tick(uint64_t now_ms)
 static void judge(uint64_t now_ms)
 {
     const struct config *cfg = runtime_config();
-    for (size_t i = 0; i < sizeof(judgements) / sizeof(judgements[0]); i++)
+    for (size_t i = 0; i < ARRAY_LEN(judgements); i++)
         judgements[i].active = false;
     guard_on = cfg && cfg->guard.enabled;
     current_baseline[0] = '\0';
     int b = guard_on ? baseline_of(cfg) : -1;
     if (b < 0) {
-        for (size_t i = 0; i < sizeof(judgements) / sizeof(judgements[0]); i++)
+        for (size_t i = 0; i < ARRAY_LEN(judgements); i++)
             judgements[i].start_ms = 0;
         return;
     }
@@ -507,7 +510,7 @@ static void judge(uint64_t now_ms)
         }
     }
     /* A version no longer judged starts afresh when it is judged again. */
-    for (size_t i = 0; i < sizeof(judgements) / sizeof(judgements[0]); i++)
+    for (size_t i = 0; i < ARRAY_LEN(judgements); i++)
         if (!judgements[i].active)
             judgements[i].start_ms = 0;
 }
@@ -539,7 +542,7 @@ void release_render_guard(struct json_buf *out)
         json_buf_puts(out, "null");
     json_buf_puts(out, ",\"versions\":{");
     bool first = true;
-    for (size_t i = 0; i < sizeof(judgements) / sizeof(judgements[0]); i++) {
+    for (size_t i = 0; i < ARRAY_LEN(judgements); i++) {
         const struct judgement *j = &judgements[i];
         if (!on || !j->used || !j->active)
             continue;
@@ -618,7 +621,7 @@ void release_render_metrics(struct json_buf *out)
 
     json_buf_puts(out, "# HELP weir_guard_verdict The guard's verdict on a judged version "
                        "(0 hold, 1 pass, 2 fail).\n# TYPE weir_guard_verdict gauge\n");
-    for (size_t i = 0; i < sizeof(judgements) / sizeof(judgements[0]); i++) {
+    for (size_t i = 0; i < ARRAY_LEN(judgements); i++) {
         const struct judgement *j = &judgements[i];
         if (!j->used || !j->active)
             continue;
@@ -628,7 +631,7 @@ void release_render_metrics(struct json_buf *out)
     }
     json_buf_puts(out, "# HELP weir_guard_trips_total Times the guard acted on a failing "
                        "version.\n# TYPE weir_guard_trips_total counter\n");
-    for (size_t i = 0; i < sizeof(judgements) / sizeof(judgements[0]); i++) {
+    for (size_t i = 0; i < ARRAY_LEN(judgements); i++) {
         const struct judgement *j = &judgements[i];
         if (!j->used)
             continue;
