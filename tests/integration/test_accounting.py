@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from weirtest import *  # noqa: E402,F401,F403
 
 
-class Scripted:
+class Scripted(ScriptedServer):
     """An upstream whose answer depends on the request path:
       /ok            200 with a 2-byte body
       /slow          waits (watching the socket) up to 20 s, then 200
@@ -33,22 +33,9 @@ class Scripted:
     was still working (closed_early)."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(128)
-        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
         self.closed_early = []
         self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+        super().__init__()
 
     def _wait_peer(self, c, path, seconds):
         """Wait up to seconds; True if weir closed the conn meanwhile."""
@@ -66,64 +53,44 @@ class Scripted:
                     return True
         return False
 
-    def _serve(self, c):
+    def serve(self, c):
         buf = b""
-        c.settimeout(15)
-        try:
-            while True:
-                while b"\r\n\r\n" not in buf:
+        while True:
+            head, buf = read_head(c, buf)
+            if head is None:
+                return
+            _, path, hdrs = parse_head(head)
+            _, buf = read_exact(c, buf, int(hdrs.get("content-length", "0")))
+            if path == "/ok":
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            elif path == "/slow":
+                if self._wait_peer(c, path, 20):
+                    return
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            elif path == "/slowbody":
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+                if self._wait_peer(c, path, 20):
+                    return
+                c.sendall(b"x" * 90)
+            elif path == "/brokenchunk":
+                c.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n")
+                return
+            elif path == "/headthenbreak":
+                c.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n")
+                time.sleep(0.3)
+                c.sendall(b"zz\r\n")
+                return
+            elif path == "/ws":
+                c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                          b"Connection: Upgrade\r\n\r\n")
+                while True:
                     d = c.recv(65536)
                     if not d:
                         return
-                    buf += d
-                head, buf = buf.split(b"\r\n\r\n", 1)
-                lines = head.decode("latin-1").split("\r\n")
-                path = lines[0].split(" ")[1]
-                n = 0
-                for ln in lines[1:]:
-                    k, _, v = ln.partition(":")
-                    if k.strip().lower() == "content-length":
-                        n = int(v.strip())
-                while len(buf) < n:
-                    d = c.recv(65536)
-                    if not d:
-                        return
-                    buf += d
-                buf = buf[n:]
-                if path == "/ok":
-                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                elif path == "/slow":
-                    if self._wait_peer(c, path, 20):
-                        return
-                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                elif path == "/slowbody":
-                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
-                    if self._wait_peer(c, path, 20):
-                        return
-                    c.sendall(b"x" * 90)
-                elif path == "/brokenchunk":
-                    c.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n")
-                    return
-                elif path == "/headthenbreak":
-                    c.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n")
-                    time.sleep(0.3)
-                    c.sendall(b"zz\r\n")
-                    return
-                elif path == "/ws":
-                    c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                              b"Connection: Upgrade\r\n\r\n")
-                    while True:
-                        d = c.recv(65536)
-                        if not d:
-                            return
-                        c.sendall(d)
-                elif path == "/timeout":
-                    self._wait_peer(c, path, 10)
-                    return
-        except OSError:
-            return
-        finally:
-            c.close()
+                    c.sendall(d)
+            elif path == "/timeout":
+                self._wait_peer(c, path, 10)
+                return
 
     def was_closed_early(self, path):
         with self.lock:

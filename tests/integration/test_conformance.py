@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from weirtest import *  # noqa: E402,F401,F403
 
 
-class RawUpstream:
+class RawUpstream(ScriptedServer):
     """Records each request (head bytes, decoded body) and answers by path:
     /204 a 204 with Content-Length: 0, /zeros a chunked body whose size has
     33 leading zeros, anything else 200 "ok"."""
@@ -21,59 +21,41 @@ class RawUpstream:
         self.heads = []
         self.bodies = []
         self.lock = threading.Lock()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
-        c.settimeout(10)
+    def serve(self, c):
         buf = b""
-        try:
-            while True:
-                while b"\r\n\r\n" not in buf:
+        while True:
+            head, buf = read_head(c, buf)
+            if head is None:
+                return
+            lower = head.lower()
+            body = b""
+            if b"\r\ntransfer-encoding: chunked" in lower:
+                while b"\r\n0\r\n\r\n" not in buf and not buf.startswith(b"0\r\n\r\n"):
                     d = c.recv(65536)
                     if not d:
                         return
                     buf += d
-                head, buf = buf.split(b"\r\n\r\n", 1)
-                lower = head.lower()
-                body = b""
-                if b"\r\ntransfer-encoding: chunked" in lower:
-                    while b"\r\n0\r\n\r\n" not in buf and not buf.startswith(b"0\r\n\r\n"):
-                        buf += c.recv(65536)
-                    end = buf.index(b"0\r\n\r\n") + 5
-                    body, buf = buf[:end], buf[end:]
-                elif b"\r\ncontent-length: " in lower:
-                    n = int(lower.split(b"\r\ncontent-length: ")[1].split(b"\r\n")[0])
-                    while len(buf) < n:
-                        buf += c.recv(65536)
-                    body, buf = buf[:n], buf[n:]
-                with self.lock:
-                    self.heads.append(head + b"\r\n\r\n")
-                    self.bodies.append(body)
-                path = head.split(b" ")[1]
-                if path == b"/204":
-                    c.sendall(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nX-A: 1\r\n\r\n")
-                elif path == b"/zeros":
-                    c.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
-                              b"0" * 33 + b"4e\r\n" + b"z" * 0x4e + b"\r\n" +
-                              b"0" * 33 + b"0\r\n\r\n")
-                else:
-                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-        except OSError:
-            return
-        finally:
-            c.close()
+                end = buf.index(b"0\r\n\r\n") + 5
+                body, buf = buf[:end], buf[end:]
+            elif b"\r\ncontent-length: " in lower:
+                n = int(lower.split(b"\r\ncontent-length: ")[1].split(b"\r\n")[0])
+                body, buf = read_exact(c, buf, n)
+                if body is None:
+                    return
+            with self.lock:
+                self.heads.append(head + b"\r\n\r\n")
+                self.bodies.append(body)
+            path = head.split(b" ")[1]
+            if path == b"/204":
+                c.sendall(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nX-A: 1\r\n\r\n")
+            elif path == b"/zeros":
+                c.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                          b"0" * 33 + b"4e\r\n" + b"z" * 0x4e + b"\r\n" +
+                          b"0" * 33 + b"0\r\n\r\n")
+            else:
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 
     def count(self):
         with self.lock:

@@ -34,7 +34,8 @@ from .cleanup import add as on_case_end  # noqa: F401
 from .control import CtlConn, endpoint_addresses, endpoint_status, status, weirctl  # noqa: F401
 from .dns import Dnsmasq  # noqa: F401
 from .files import ConfigMapDir, write_atomic  # noqa: F401
-from .http import Conn, Response, Upstream, admin_get, get  # noqa: F401
+from .http import (Conn, Response, ScriptedServer, Upstream, admin_get, get,  # noqa: F401
+                   parse_head, read_exact, read_head)
 from .load import Load  # noqa: F401
 from .procs import (BUILD, SRC, WEIR, WEIR_POD, WEIRCTL, Pod, PodAt, Proc, Weir,  # noqa: F401
                     dead_address, endpoints_yaml, free_port, free_port_on, holds_for, stop_all,

@@ -2,7 +2,9 @@
 
 Conn/get are a client that sends exact bytes and reads responses with every
 framing (Content-Length, chunked with trailers, close-delimited, bodiless);
-Upstream is a scripted server for failure shapes weir-pod does not make.
+Upstream is a scripted server for failure shapes weir-pod does not make;
+ScriptedServer, read_head, read_exact and parse_head are what scripted
+upstreams of single tests build on.
 """
 import socket
 import struct
@@ -142,19 +144,13 @@ def admin_get(port, path, method="GET", headers=None):
     return get(port, path, method=method, headers=headers)
 
 
-class Upstream:
-    """A scripted HTTP/1.1 upstream on 127.0.0.1 (thread per connection) for
-    failure shapes weir-pod does not make. mode:
-      "ok"          answer 200 with body NAME (keep-alive)
-      "reset_head"  read the request head, then reset the connection
-      "reset_body"  read the head and the whole Content-Length body, then reset
-    Every request seen is recorded as (method, path, X-Id header, body)."""
+class ScriptedServer:
+    """A TCP server on HOST:0 that runs self.serve(conn) in a thread per
+    connection: the base of the scripted upstreams. serve() may raise
+    OSError; the connection is closed when it returns. Subclasses set their
+    own state before calling __init__ (the server starts accepting in it)."""
 
-    def __init__(self, name, mode="ok", host="127.0.0.1"):
-        self.name = name
-        self.mode = mode
-        self.seen = []
-        self._lock = threading.Lock()
+    def __init__(self, host="127.0.0.1"):
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, 0))
@@ -171,50 +167,96 @@ class Upstream:
                 c, _ = self.sock.accept()
             except OSError:
                 return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+            threading.Thread(target=self._run, args=(c,), daemon=True).start()
 
-    def _serve(self, c):
-        buf = b""
+    def _run(self, c):
         c.settimeout(10)
         try:
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    d = c.recv(65536)
-                    if not d:
-                        return
-                    buf += d
-                head, buf = buf.split(b"\r\n\r\n", 1)
-                lines = head.decode("latin-1").split("\r\n")
-                method, path = lines[0].split(" ")[:2]
-                hdrs = {}
-                for ln in lines[1:]:
-                    k, _, v = ln.partition(":")
-                    hdrs[k.strip().lower()] = v.strip()
-                n = int(hdrs.get("content-length", "0"))
-                if self.mode != "reset_head":
-                    while len(buf) < n:
-                        d = c.recv(65536)
-                        if not d:
-                            return
-                        buf += d
-                body, buf = buf[:n], buf[n:]
-                with self._lock:
-                    self.seen.append((method, path, hdrs.get("x-id"), body))
-                if self.mode in ("reset_head", "reset_body"):
-                    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                    return
-                out = self.name.encode()
-                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nX-Pod: %s\r\n\r\n%s"
-                          % (len(out), out, out))
+            self.serve(c)
         except OSError:
-            return
+            pass
         finally:
             c.close()
 
-    def ids(self):
-        with self._lock:
-            return [s[2] for s in self.seen]
+    def serve(self, c):
+        raise NotImplementedError
 
     def close(self):
         self._closed = True
         self.sock.close()
+
+
+def read_head(c, buf):
+    """Read from socket c until buf holds a whole request head. Returns
+    (head without its blank line, the bytes after it), or (None, buf) at EOF."""
+    while b"\r\n\r\n" not in buf:
+        d = c.recv(65536)
+        if not d:
+            return None, buf
+        buf += d
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    return head, rest
+
+
+def read_exact(c, buf, n):
+    """Read from socket c until buf holds n bytes. Returns (those n bytes,
+    the rest), or (None, buf) at EOF."""
+    while len(buf) < n:
+        d = c.recv(65536)
+        if not d:
+            return None, buf
+        buf += d
+    return buf[:n], buf[n:]
+
+
+def parse_head(head):
+    """(method, path, {lower-case name: value}) of a request head."""
+    lines = head.decode("latin-1").split("\r\n")
+    method, path = lines[0].split(" ")[:2]
+    hdrs = {}
+    for ln in lines[1:]:
+        k, _, v = ln.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    return method, path, hdrs
+
+
+class Upstream(ScriptedServer):
+    """A scripted HTTP/1.1 upstream on 127.0.0.1 (thread per connection) for
+    failure shapes weir-pod does not make. mode:
+      "ok"          answer 200 with body NAME (keep-alive)
+      "reset_head"  read the request head, then reset the connection
+      "reset_body"  read the head and the whole Content-Length body, then reset
+    Every request seen is recorded as (method, path, X-Id header, body)."""
+
+    def __init__(self, name, mode="ok", host="127.0.0.1"):
+        self.name = name
+        self.mode = mode
+        self.seen = []
+        self._lock = threading.Lock()
+        super().__init__(host)
+
+    def serve(self, c):
+        buf = b""
+        while True:
+            head, buf = read_head(c, buf)
+            if head is None:
+                return
+            method, path, hdrs = parse_head(head)
+            n = int(hdrs.get("content-length", "0"))
+            body = b""
+            if self.mode != "reset_head":
+                body, buf = read_exact(c, buf, n)
+                if body is None:
+                    return
+            with self._lock:
+                self.seen.append((method, path, hdrs.get("x-id"), body))
+            if self.mode in ("reset_head", "reset_body"):
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                return
+            out = self.name.encode()
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nX-Pod: %s\r\n\r\n%s"
+                      % (len(out), out, out))
+
+    def ids(self):
+        with self._lock:
+            return [s[2] for s in self.seen]
