@@ -60,8 +60,9 @@ samples, _, _ = scrape(admin)
 check(prom_value(samples, "weir_guard_trips_total", version="v2") == 1,
       "weir_guard_trips_total{version=\"v2\"} is 1")
 hist = json.loads(w.command("history"))
-check(any("guard" in json.dumps(h) for h in hist.get("history", [hist])),
-      "the rollback is in the change history, named as the guard's")
+check(any(h["what"].startswith("guard rollback v2 -> v1") for h in hist["history"]),
+      "the rollback is in the change history, named as the guard's: %s"
+      % [h["what"][:40] for h in hist["history"]])
 check("guard" in w.stderr() and "rolled back" in w.stderr(),
       "the log says the guard rolled v2 back, and why")
 r = get(w.port, "/")
