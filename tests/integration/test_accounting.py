@@ -33,6 +33,7 @@ class Scripted(ScriptedServer):
     was still working (closed_early)."""
 
     def __init__(self):
+        self.heads = {}  # path -> request heads received
         self.closed_early = []
         self.lock = threading.Lock()
         super().__init__()
@@ -60,6 +61,8 @@ class Scripted(ScriptedServer):
             if head is None:
                 return
             _, path, hdrs = parse_head(head)
+            with self.lock:
+                self.heads[path] = self.heads.get(path, 0) + 1
             _, buf = read_exact(c, buf, int(hdrs.get("content-length", "0")))
             if path == "/ok":
                 c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
@@ -91,6 +94,13 @@ class Scripted(ScriptedServer):
             elif path == "/timeout":
                 self._wait_peer(c, path, 10)
                 return
+
+    def arrived(self, path, n):
+        """Wait until the upstream has seen n request heads for path."""
+        def seen():
+            with self.lock:
+                return self.heads.get(path, 0) >= n
+        return wait_for(seen, timeout=10)
 
     def was_closed_early(self, path):
         with self.lock:
@@ -199,7 +209,7 @@ check(len(to_lines) == 1 and json.loads(to_lines[0]).get("status") == 504 and
 # ---- client gone before the response head ----------------------------------
 s = raw_conn()
 s.sendall(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
-time.sleep(0.2)  # the request reaches the upstream; not a timing assertion
+up.arrived("/slow", 1)  # the upstream works on it
 s.close()
 expected.append(("gone-head", 499, "client closed before response head", "v1"))
 check(wait_for(lambda: up.was_closed_early("/slow"), timeout=10),
@@ -209,7 +219,7 @@ check(wait_for(lambda: up.was_closed_early("/slow"), timeout=10),
 before = len([e for e in log_entries() if e.get("status") == 499])
 s = raw_conn()
 s.sendall(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
-time.sleep(0.2)
+up.arrived("/slow", 2)
 s.shutdown(socket.SHUT_WR)
 got = read_all(s, 5)
 s.close()
@@ -219,7 +229,7 @@ expected.append(("half-close", 499, "client closed before response head", "v1"))
 # ---- client gone while sending its request body ----------------------------
 s = raw_conn()
 s.sendall(b"POST /ok HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n" + b"x" * 100)
-time.sleep(0.2)
+up.arrived("/ok", 4)  # (after 3 earlier /ok) the head went upstream; the body is still coming
 s.close()
 expected.append(("gone-reqbody", 499, "client closed before response head", "v1"))
 
@@ -279,18 +289,19 @@ s.sendall(b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\nGET /slow HTTP/1.1\r\nHost: a\r\n
 s.settimeout(5)
 got = s.recv(65536)
 check(got.startswith(b"HTTP/1.1 200"), "the first of two pipelined requests is answered")
-time.sleep(0.2)
+up.arrived("/slow", 3)
 s.close()
 expected.append(("pipelined-1", 200, None, "v1"))
 expected.append(("pipelined-2", 499, "client closed before response head", "v1"))
 
 # ---- compare: log lines, counters, requests sent ---------------------------
 n = len(expected)
-entries = wait_for(lambda: (lambda es: es if len(es) >= n else None)(log_entries()), timeout=10) \
-    or log_entries()
-time.sleep(0.5)  # a duplicate line would show up here; the count is checked exactly
+wait_for(lambda: len(log_entries()) >= n, timeout=10)
+# No line more may follow (a request logged twice would show up late).
+stable = holds_for(lambda: len(log_entries()) == n, 0.5)
 entries = log_entries()
-check(len(entries) == n, "one access-log line per request: %d sent, %d lines" % (n, len(entries)))
+check(stable and len(entries) == n, "one access-log line per request: %d sent, %d lines"
+      % (n, len(entries)))
 
 got_status = sorted(e.get("status") for e in entries)
 want_status = sorted(x[1] for x in expected)
