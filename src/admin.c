@@ -11,7 +11,8 @@
  *   /stats.json  what the status page polls (status_page.c)
  *   /, /index.html  the status page
  * Any method but GET and HEAD gets 405 with `Allow: GET, HEAD`; an unknown
- * path 404. HEAD is answered by evhttp without the body.
+ * path 404. The one exception: with a fleet, POST /fleet takes a peer's
+ * message (fleet.c authenticates it; a peer changes nothing else). HEAD is answered by evhttp without the body.
  *
  * Hostile input: evhttp parses; we bound what it may buffer (head size,
  * body size) and how long a connection may sit idle, and we accept every
@@ -39,6 +40,8 @@
 
 #include "accept_guard.h"
 #include "control_cmd.h"
+#include "fleet.h"
+#include "fleet_msg.h"
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
@@ -152,10 +155,43 @@ static const struct {
     {"/", serve_page},             {"/index.html", serve_page},
 };
 
+/* POST /fleet: a peer's message (fleet.c judges and answers). */
+static void serve_fleet(struct evhttp_request *req)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
+    const char *mac = evhttp_find_header(evhttp_request_get_input_headers(req),
+                                         FLEET_MAC_HEADER);
+    char *ip = NULL;
+    ev_uint16_t port = 0;
+    evhttp_connection_get_peer(evhttp_request_get_connection(req), &ip, &port);
+    char why[256];
+    int code = fleet_receive(body ? body : "", body ? len : 0, mac, ip ? ip : "?", why,
+                             sizeof(why));
+    if (code == 204) {
+        evhttp_send_reply(req, 204, "No Content", NULL);
+        return;
+    }
+    char text[300];
+    snprintf(text, sizeof(text), "%s\n", why);
+    reply_text(req, code, code == 404 ? "Not Found" : code == 413 ? "Payload Too Large"
+                          : code == 400 ? "Bad Request" : code == 503 ? "Service Unavailable"
+                          : "Forbidden", text);
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     (void)arg;
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    if (cmd == EVHTTP_REQ_POST && fleet_enabled()) {
+        const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+        const char *p = u ? evhttp_uri_get_path(u) : NULL;
+        if (p && strcmp(p, "/fleet") == 0) {
+            serve_fleet(req);
+            return;
+        }
+    }
     if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
         reply_text(req, 405, "Method Not Allowed",
@@ -234,7 +270,10 @@ int admin_start(struct event_base *base, const struct config *cfg)
                                    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
                                    EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
     evhttp_set_max_headers_size(adm.http, ADMIN_MAX_HEADERS_BYTES);
-    evhttp_set_max_body_size(adm.http, ADMIN_MAX_BODY_BYTES);
+    /* With a fleet, peers POST their state here (fleet_msg.h bounds it;
+     * twice that, so a body just over is refused and counted by fleet.c). */
+    evhttp_set_max_body_size(adm.http, cfg->fleet.n_peers ? 2 * (ev_ssize_t)FLEET_MSG_MAX_BYTES
+                                                          : ADMIN_MAX_BODY_BYTES);
     evhttp_set_timeout(adm.http, ADMIN_TIMEOUT_S);
     evhttp_set_default_content_type(adm.http, "text/plain; charset=utf-8");
     evhttp_set_gencb(adm.http, on_request, NULL);

@@ -141,6 +141,18 @@ struct config_rollout {
     uint32_t hold_ms;
 };
 
+/* fleet: (INTERFACE.md, "Fleet"): the other replicas and the shared key. */
+struct config_fleet {
+    bool enabled;             /* the key is present */
+    struct config_pos pos;    /* the `fleet` key */
+    char **peers;             /* owned array of owned "host:port" (n_peers) */
+    size_t n_peers;
+    bool peers_dns;           /* peers was one DNS name:port, re-resolved */
+    struct config_pos peers_pos;
+    char *key_file;           /* owned; required when peers is set */
+    uint32_t interval_ms;     /* how often each peer is told the state */
+};
+
 struct config {
     char *path; /* owned: the file this came from (for errors and reload) */
 
@@ -195,6 +207,7 @@ struct config {
 
     struct config_guard guard;
     struct config_rollout rollout;
+    struct config_fleet fleet;
 };
 
 /* One problem found; messages are collected, every problem not only the first. */

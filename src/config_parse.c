@@ -1199,6 +1199,96 @@ static void on_rollout(struct config_pctx *p, const struct config_field *f,
     parse_map(p, val, f->sub->rows, r, NULL);
 }
 
+/* ---- fleet: ------------------------------------------------------------- */
+
+#define FLT(member) offsetof(struct config_fleet, member)
+
+/* host:port with a port 1..65535 and a host that is an IP or a DNS name. */
+static bool is_peer(const char *s)
+{
+    struct sockaddr_storage sa;
+    socklen_t len;
+    const char *why;
+    if (util_parse_addr(s, &sa, &len, &why) == 0)
+        return ((struct sockaddr_in *)&sa)->sin_port != 0;
+    const char *colon = strrchr(s, ':');
+    uint32_t port = 0;
+    return colon && is_hostname(s, (size_t)(colon - s)) &&
+           parse_uint(colon + 1, 65535, &port) == 0 && port > 0;
+}
+
+/* `peers`: one DNS name:port (re-resolved, every address a peer) or a list
+ * of host:port. */
+static void on_fleet_peers(struct config_pctx *p, const struct config_field *f,
+                           const struct config_node *key, const struct config_node *val,
+                           void *base)
+{
+    struct config_fleet *fl = base;
+    struct config_qbuf q;
+    fl->peers_pos = key->pos;
+    if (val->kind == CN_SCALAR) {
+        if (!is_peer(val->text)) {
+            perr(p, val->pos, "invalid fleet peer %s: expected host:port", quote(&q, val->text));
+            return;
+        }
+        fl->peers = xcalloc(1, sizeof(char *));
+        fl->peers[0] = xstrdup(val->text);
+        fl->n_peers = 1;
+        struct sockaddr_storage sa;
+        socklen_t len;
+        const char *why;
+        fl->peers_dns = util_parse_addr(val->text, &sa, &len, &why) < 0;
+        return;
+    }
+    if (!want_seq(p, f->name, val))
+        return;
+    if (val->n > 64) {
+        perr(p, val->pos, "too many fleet peers (at most 64)");
+        return;
+    }
+    fl->peers = xcalloc(val->n ? val->n : 1, sizeof(char *));
+    for (size_t i = 0; i < val->n; i++) {
+        const struct config_node *it = val->kids[i];
+        if (it->kind == CN_BAD) {
+            p->rep.taint++;
+        } else if (it->kind != CN_SCALAR) {
+            perr(p, it->pos, "fleet peer must be host:port, not %s", describe(&q, it));
+        } else if (!is_peer(it->text)) {
+            perr(p, it->pos, "invalid fleet peer %s: expected host:port", quote(&q, it->text));
+        } else {
+            fl->peers[fl->n_peers++] = xstrdup(it->text);
+        }
+    }
+}
+
+static const struct config_type fleet_type = {
+    sizeof(struct config_fleet),
+    (const struct config_field[]){
+        {.name = "peers", .type = F_FN, .fn = on_fleet_peers, .store = CS_STRV,
+         .off = FLT(peers), .off_n = FLT(n_peers),
+         .what = "a DNS name:port or a list of host:port"},
+        {.name = "key_file", .type = F_PATH, .restart = true, .off = FLT(key_file)},
+        {.name = "interval", .type = F_DUR, .min = 50, .def = 250, .restart = true,
+         .off = FLT(interval_ms)},
+        {.name = NULL},
+    },
+};
+
+static void on_fleet(struct config_pctx *p, const struct config_field *f,
+                     const struct config_node *key, const struct config_node *val, void *base)
+{
+    struct config_fleet *fl = AT(base, f->off, struct config_fleet);
+    if (!want_map(p, f->name, val))
+        return;
+    fl->enabled = true;
+    fl->pos = key->pos;
+    unsigned t0 = p->rep.taint;
+    parse_map(p, val, f->sub->rows, fl, NULL);
+    if (p->rep.taint == t0 && fl->n_peers && !fl->key_file)
+        perr(p, key->pos, "fleet: \"key_file\" is required when \"peers\" is set "
+                          "(the replicas' shared key)");
+}
+
 static void on_workers(struct config_pctx *p, const struct config_field *f,
                        const struct config_node *key, const struct config_node *val, void *base)
 {
@@ -1303,6 +1393,8 @@ const struct config_type config_type_top = {
          .sub = &guard_type},
         {.name = "rollout", .type = F_FN, .fn = on_rollout, .store = CS_SUB,
          .off = CFG(rollout), .sub = &rollout_type},
+        {.name = "fleet", .type = F_FN, .fn = on_fleet, .store = CS_SUB, .off = CFG(fleet),
+         .sub = &fleet_type},
         {.name = "path", .type = F_DATA, .store = CS_STR, .off = CFG(path)}, /* the file */
         {.name = NULL},
     },
@@ -1343,6 +1435,9 @@ struct config *config_parse(const char *file, const char *text, size_t len,
     if (!p.versions_seen)
         skip->all_names = true; /* `versions` missing or not a mapping: reported */
     resolve_split(&p);
+    if (cfg->fleet.n_peers && !cfg->admin)
+        perr(&p, cfg->fleet.pos, "fleet: peers talk to each other's admin listener; set "
+                                 "\"admin\" too");
     if (!cfg->state) {
         size_t n = strlen(cfg->control) + sizeof(".state");
         cfg->state = xmalloc(n);

@@ -106,11 +106,14 @@ const struct control_cmd control_cmd_table[] = {
     {"history", "", "the changes rollback would undo, newest first", false,
      control_view_history},
     {"events", "", "follow what changes, one JSON line per event (change, guard, rollout, "
-     "reload) until the client closes; on a connection of its own", false,
+     "reload, fleet) until the client closes; on a connection of its own", false,
      control_view_events},
     {"guard", "", "the release guard: per judged version its verdict (hold, pass, "
      "fail), requests, error rates and latency beside the baseline's, and why", false,
      control_view_guard},
+    {"fleet", "", "the fleet: this replica, and per peer its address, when it was last "
+     "heard, the rollout state and generation it reported, and refused messages", false,
+     control_view_fleet},
     {"version", "", "the weir version", false, cmd_version},
     {"help", "", "list the commands", false, cmd_help},
 };

@@ -56,6 +56,7 @@ int control_view_status(struct control_ctx *ctx);
 int control_view_explain(struct control_ctx *ctx);
 int control_view_history(struct control_ctx *ctx);
 int control_view_guard(struct control_ctx *ctx);
+int control_view_fleet(struct control_ctx *ctx);
 int control_view_events(struct control_ctx *ctx);
 int control_edit_split(struct control_ctx *ctx);
 int control_edit_flip(struct control_ctx *ctx);

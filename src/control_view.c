@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "control_ctx.h"
+#include "fleet.h"
 #include "release.h"
 #include "router.h"
 #include "runtime.h"
@@ -363,6 +364,14 @@ int control_view_guard(struct control_ctx *ctx)
     if (ctx->argc)
         return control_ctx_usage(ctx);
     release_render_guard(ctx->out);
+    return 0;
+}
+
+int control_view_fleet(struct control_ctx *ctx)
+{
+    if (ctx->argc)
+        return control_ctx_usage(ctx);
+    fleet_render(ctx->out);
     return 0;
 }
 

@@ -27,6 +27,7 @@
 #include "access.h"
 #include "client.h"
 #include "metrics.h"
+#include "fleet.h"
 #include "release.h"
 #include "snapshot.h"
 #include "util.h"
@@ -387,6 +388,7 @@ void metrics_prom_render(struct json_buf *out)
     render_requests(out, s, tot, n_vs);
     render_histogram(out, tot, n_vs);
     release_render_metrics(out);
+    fleet_render_metrics(out);
     per_endpoint(out, s, "weir_upstream_connect_failures_total", "counter",
                  "Failed connects to an endpoint.", on_connect_failures, now_ms);
     per_endpoint(out, s, "weir_upstream_retries_total", "counter",

@@ -49,6 +49,8 @@ static struct rollout ro;          /* the rollout (state NONE: never started) */
 static bool config_rollout_due;    /* check the config's rollout: at the next tick */
 static char current_baseline[CONFIG_NAME_MAX + 1]; /* "" when no guard */
 static bool guard_on;
+static struct release_fleet_hooks fleet;    /* all NULL without a fleet */
+static char replica_name[ROLLOUT_NAME_MAX]; /* fleet.replica, copied */
 
 static struct judgement *judgement_for(const char *name)
 {
@@ -98,6 +100,8 @@ static void sum_version(const char *name, uint64_t since_ms, uint64_t now_ms,
     for (size_t w = 0; w < WORKERS_MAX; w++)
         if (vs->outcomes[w])
             outcome_window_add(vs->outcomes[w], since_ms, now_ms, sum);
+    if (fleet.counts)
+        fleet.counts(name, since_ms, now_ms, sum, fleet.arg);
 }
 
 /* The baseline: guard.baseline, or the version with the largest share
@@ -182,6 +186,8 @@ static void save_rollout(void)
                    rollout_state_name(ro.state), "step", step, "percent", pct, "reason",
                    ro.reason[0] ? ro.reason : NULL, (const char *)NULL);
     events_publish("rollout", snapshot_generation(), members);
+    if (fleet.changed)
+        fleet.changed(fleet.arg);
 }
 
 /* Every configured version and its share now, for rollout_start. */
@@ -213,6 +219,7 @@ static int start_plan(const struct rollout_plan *plan, const char *what,
     if (rollout_start(&next, plan, (const char(*)[ROLLOUT_NAME_MAX])names, bp, n,
                       state_now_ms(), out, err, errlen) < 0)
         return -1;
+    snprintf(next.starter, sizeof(next.starter), "%s", replica_name);
     if (commit_rollout(what, &next, out, res, err, errlen) < 0)
         return -1;
     log_info("rollout of %s started: step 1 of %u (%s)", ro.plan.version, ro.plan.n_steps, what);
@@ -455,7 +462,8 @@ static void judge(uint64_t now_ms);
 
 void release_tick(uint64_t now_ms)
 {
-    if (config_rollout_due) {
+    if (config_rollout_due && !(fleet.hold_config_rollout &&
+                                fleet.hold_config_rollout(fleet.arg))) {
         config_rollout_due = false;
         check_config_rollout();
     }
@@ -641,6 +649,99 @@ void release_render_metrics(struct json_buf *out)
     }
 }
 
+/* ---- the fleet ------------------------------------------------------------ */
+
+void release_set_fleet(const struct release_fleet_hooks *hooks)
+{
+    if (hooks) {
+        fleet = *hooks;
+        snprintf(replica_name, sizeof(replica_name), "%s", hooks->replica ? hooks->replica : "");
+    } else {
+        memset(&fleet, 0, sizeof(fleet));
+        replica_name[0] = '\0';
+    }
+    fleet.replica = replica_name;
+}
+
+const struct rollout *release_rollout(void)
+{
+    return &ro;
+}
+
+/*
+ * The split the state r asks for, per r->names; false for none (NONE). An
+ * abort goes back to the split before the start, and a guard's abort
+ * (reason "guard: ...") moves the version's share of that split to the
+ * baseline, as trip_rollout() does where the guard tripped.
+ */
+static bool split_of(const struct rollout *r, const struct config *cfg, uint32_t *out)
+{
+    int v = rollout_version_index(r);
+    if (v < 0 || r->step == 0 || r->step > r->plan.n_steps)
+        return false;
+    switch (r->state) {
+    case ROLLOUT_S_NONE:
+        return false;
+    case ROLLOUT_S_RUNNING:
+    case ROLLOUT_S_PAUSED:
+        rollout_split_for(r->prior_bp, r->n_versions, v, r->plan.steps_bp[r->step - 1], out);
+        return true;
+    case ROLLOUT_S_PROMOTED:
+        rollout_split_for(r->prior_bp, r->n_versions, v, ROLLOUT_TOTAL_BP, out);
+        return true;
+    case ROLLOUT_S_ABORTED:
+        memcpy(out, r->prior_bp, r->n_versions * sizeof(*out));
+        if (strncmp(r->reason, "guard:", 6) == 0) {
+            int b = -1;
+            for (unsigned i = 0; i < r->n_versions; i++) {
+                if ((int)i == v)
+                    continue;
+                if (cfg->guard.baseline ? strcmp(r->names[i], cfg->guard.baseline) == 0
+                                        : (b < 0 || r->prior_bp[i] > r->prior_bp[b]))
+                    b = (int)i;
+            }
+            if (b >= 0) {
+                out[b] += out[v];
+                out[v] = 0;
+            }
+        }
+        return true;
+    }
+    return false;
+}
+
+/* Is bp (per r->names) the split in force already? */
+static bool split_in_force(const struct config *cfg, const struct rollout *r,
+                           const uint32_t *bp)
+{
+    uint32_t want[CONFIG_MAX_VERSIONS] = {0};
+    for (unsigned i = 0; i < r->n_versions; i++) {
+        int vi = config_version_index(cfg, r->names[i]);
+        if (vi < 0 && bp[i])
+            return false; /* the edit says why */
+        if (vi >= 0)
+            want[vi] = bp[i];
+    }
+    return memcmp(want, cfg->split_bp, cfg->n_versions * sizeof(want[0])) == 0;
+}
+
+int release_rollout_adopt(const struct rollout *next, const char *from, char *err,
+                          size_t errlen)
+{
+    const struct config *cfg = runtime_config();
+    uint32_t bp[ROLLOUT_VERSIONS_MAX];
+    bool moves = cfg && split_of(next, cfg, bp) && !split_in_force(cfg, next, bp);
+    char what[384], pct[16];
+    util_format_bp(rollout_percent_bp(next), pct, sizeof(pct));
+    snprintf(what, sizeof(what), "fleet: rollout %s %s, step %u of %u: %s%% (from %s)",
+             next->plan.version, rollout_state_name(next->state), next->step,
+             next->plan.n_steps, pct, from);
+    if (commit_rollout(what, next, moves ? bp : NULL, NULL, err, errlen) < 0)
+        return -1;
+    log_msg(next->state == ROLLOUT_S_ABORTED ? LOG_L_WARN : LOG_L_INFO, "%s", what);
+    return 0;
+}
+
 void release_shutdown(void)
 {
     memset(judgements, 0, sizeof(judgements));
@@ -648,4 +749,5 @@ void release_shutdown(void)
     config_rollout_due = false;
     current_baseline[0] = '\0';
     guard_on = false;
+    release_set_fleet(NULL);
 }

@@ -28,8 +28,11 @@
 #ifndef WEIR_RELEASE_H
 #define WEIR_RELEASE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "util.h"
 
 struct json_buf;
 struct config;
@@ -73,6 +76,46 @@ int release_rollout_abort(struct runtime_result *res, char *err, size_t errlen);
 
 /* The `rollout` command's answer members: ,"rollout":{...} (INTERFACE.md). */
 void release_render_rollout(struct json_buf *out);
+
+/* ---- the fleet's hooks (fleet.c; release.c knows no fleet) -------------- */
+
+struct outcome_sum;
+struct rollout;
+
+/*
+ * What the fleet plugs in. counts: add to *sum the peers' outcomes of a
+ * version over [since_ms, now_ms] (util_now_ms() clock), after this
+ * replica's own are summed, for every judgement. changed: the rollout
+ * changed here (tell the peers now). hold_config_rollout: true while the
+ * config's `rollout:` must wait (a joining replica takes up the fleet's
+ * rollout first instead of starting its own). replica names this replica
+ * as the starter of the rollouts it starts (copied). Any callback may be
+ * NULL. Main thread.
+ */
+struct release_fleet_hooks {
+    const char *replica;
+    void (*counts)(const char *version, uint64_t since_ms, uint64_t now_ms,
+                   struct outcome_sum *sum, void *arg);
+    void (*changed)(void *arg);
+    bool (*hold_config_rollout)(void *arg);
+    void *arg; /* borrowed: the callbacks' argument */
+};
+
+/* Install the hooks (NULL removes them). Main thread. */
+void release_set_fleet(const struct release_fleet_hooks *hooks);
+
+/* The rollout in force (borrowed until the next change). Main thread. */
+const struct rollout *release_rollout(void);
+
+/*
+ * Make next (the join of ours and a peer's) the rollout: its split through
+ * the snapshot path when it differs from the split in force (a new
+ * generation), kept in the state file, announced; from names the peer for
+ * the change and the log. Returns 0, or -1 with err (nothing changed).
+ * Main thread.
+ */
+int release_rollout_adopt(const struct rollout *next, const char *from, char *err,
+                          size_t errlen) WUR;
 
 /* Forget every judgement (at exit). Main thread. */
 void release_shutdown(void);

@@ -353,6 +353,96 @@ int rollout_abort(struct rollout *r, const char *reason, uint32_t *out_bp, char 
     return 0;
 }
 
+/* ---- the join ------------------------------------------------------------ */
+
+int rollout_id_cmp(const struct rollout *a, const struct rollout *b)
+{
+    bool an = a->state == ROLLOUT_S_NONE, bn = b->state == ROLLOUT_S_NONE;
+    if (an || bn)
+        return (int)bn - (int)an; /* NONE below every started rollout */
+    if (a->started_ms != b->started_ms)
+        return a->started_ms < b->started_ms ? -1 : 1;
+    int c = strcmp(a->starter, b->starter);
+    if (!c)
+        c = strcmp(a->plan.version, b->plan.version);
+    if (c)
+        return c < 0 ? -1 : 1;
+    if (a->plan.n_steps != b->plan.n_steps)
+        return a->plan.n_steps < b->plan.n_steps ? -1 : 1;
+    for (unsigned i = 0; i < a->plan.n_steps; i++)
+        if (a->plan.steps_bp[i] != b->plan.steps_bp[i])
+            return a->plan.steps_bp[i] < b->plan.steps_bp[i] ? -1 : 1;
+    if (a->plan.hold_ms != b->plan.hold_ms)
+        return a->plan.hold_ms < b->plan.hold_ms ? -1 : 1;
+    /* The split before the start is the starter's, the same in every view
+     * of one rollout; compared so that the order stays total. */
+    if (a->n_versions != b->n_versions)
+        return a->n_versions < b->n_versions ? -1 : 1;
+    for (unsigned i = 0; i < a->n_versions; i++) {
+        c = strcmp(a->names[i], b->names[i]);
+        if (c)
+            return c < 0 ? -1 : 1;
+        if (a->prior_bp[i] != b->prior_bp[i])
+            return a->prior_bp[i] < b->prior_bp[i] ? -1 : 1;
+    }
+    return 0;
+}
+
+/* The latch: 0 live, 1 promoted, 2 aborted (aborted wins: the safe end). */
+static int end_rank(const struct rollout *r)
+{
+    return r->state == ROLLOUT_S_ABORTED ? 2 : r->state == ROLLOUT_S_PROMOTED ? 1 : 0;
+}
+
+/*
+ * Each part of the joined state is the maximum of a total order over the
+ * views, and the joined state holds exactly that maximum, which is what
+ * makes the whole a semilattice (associative, not only commutative):
+ *   step, pause_seq, end rank     each the larger;
+ *   step_started_ms               of the larger (step, step_started_ms);
+ *   reason                        of the larger (end rank, pause_seq while
+ *                                 live else 0, reason text).
+ */
+void rollout_join(const struct rollout *a, const struct rollout *b, struct rollout *out)
+{
+    int c = rollout_id_cmp(a, b);
+    if (a->state == ROLLOUT_S_NONE && b->state == ROLLOUT_S_NONE) {
+        memset(out, 0, sizeof(*out));
+        return;
+    }
+    if (c != 0) {
+        if (out != (c > 0 ? a : b))
+            *out = c > 0 ? *a : *b;
+        return;
+    }
+    struct rollout r = *a;
+    r.step = a->step > b->step ? a->step : b->step;
+    r.pause_seq = a->pause_seq > b->pause_seq ? a->pause_seq : b->pause_seq;
+    if (a->step != b->step)
+        r.step_started_ms = a->step > b->step ? a->step_started_ms : b->step_started_ms;
+    else
+        r.step_started_ms = a->step_started_ms > b->step_started_ms ? a->step_started_ms
+                                                                    : b->step_started_ms;
+    int ea = end_rank(a), eb = end_rank(b);
+    int e = ea > eb ? ea : eb;
+    uint32_t pa = ea ? 0 : a->pause_seq, pb = eb ? 0 : b->pause_seq;
+    const struct rollout *why;
+    if (ea != eb)
+        why = ea > eb ? a : b;
+    else if (pa != pb)
+        why = pa > pb ? a : b;
+    else
+        why = strcmp(a->reason, b->reason) >= 0 ? a : b;
+    memcpy(r.reason, why->reason, sizeof(r.reason));
+    if (e == 2)
+        r.state = ROLLOUT_S_ABORTED;
+    else if (e == 1)
+        r.state = ROLLOUT_S_PROMOTED;
+    else
+        r.state = (r.pause_seq & 1u) ? ROLLOUT_S_PAUSED : ROLLOUT_S_RUNNING;
+    *out = r;
+}
+
 /* ---- the state file's line ----------------------------------------------- */
 
 static void put(char *buf, size_t buflen, size_t *o, const char *fmt, ...)
@@ -382,6 +472,8 @@ size_t rollout_encode(const struct rollout *r, char *buf, size_t buflen)
         r->step_started_ms, r->pause_seq);
     for (unsigned i = 0; i < r->n_versions; i++)
         put(buf, buflen, &o, "%s%s:%" PRIu32, i ? "," : "", r->names[i], r->prior_bp[i]);
+    if (r->starter[0])
+        put(buf, buflen, &o, ";starter=%s", r->starter);
     put(buf, buflen, &o, ";reason=%s", r->reason);
     return o;
 }
@@ -467,6 +559,9 @@ int rollout_decode(const char *text, struct rollout *out)
         memcpy(r.names[r.n_versions], tok, (size_t)(colon - tok));
         r.prior_bp[r.n_versions++] = (uint32_t)n;
     }
+    if (strncmp(p, "starter=", 8) == 0 &&
+        field(&p, "starter", r.starter, sizeof(r.starter)) < 0)
+        return -1;
     if (strncmp(p, "reason=", 7) != 0)
         return -1;
     snprintf(r.reason, sizeof(r.reason), "%s", p + 7);

@@ -75,6 +75,9 @@ struct rollout {
     char names[ROLLOUT_VERSIONS_MAX][ROLLOUT_NAME_MAX];
     uint32_t prior_bp[ROLLOUT_VERSIONS_MAX];
     char reason[ROLLOUT_REASON_MAX]; /* why it paused/aborted/promoted; "" if none */
+    /* Who started it (the fleet's replica name; "" for a lone weir): with
+     * started_ms and the plan, the rollout's id (rollout_id_cmp). */
+    char starter[ROLLOUT_NAME_MAX];
 };
 
 /*
@@ -147,12 +150,33 @@ void rollout_split_for(const uint32_t *prior_bp, unsigned n, int v, uint32_t tar
 /*
  * The rollout as one line of text for the state file, and back:
  * "state=S;version=V;step=N;steps=BP,..;hold=MS;started=MS;step_started=MS;
- * pause_seq=N;versions=NAME:BP,..;reason=TEXT" (reason last, any bytes but
- * NUL). encode returns the length written (truncated like snprintf);
+ * pause_seq=N;versions=NAME:BP,..;starter=NAME;reason=TEXT" (reason last,
+ * any bytes but NUL; starter= may be missing, as in lines of older weirs). encode returns the length written (truncated like snprintf);
  * decode returns 0, or -1 for a malformed line (r untouched).
  */
 size_t rollout_encode(const struct rollout *r, char *buf, size_t buflen);
 int rollout_decode(const char *text, struct rollout *r) WUR;
+
+/*
+ * The total order of rollout ids: (started_ms, starter, plan), a rollout
+ * that never started (NONE) below every other. <0, 0, >0 like strcmp;
+ * 0 means "the same rollout". Pure.
+ */
+int rollout_id_cmp(const struct rollout *a, const struct rollout *b);
+
+/*
+ * The join (least upper bound) of two views of the rollout, for replicas
+ * that exchange their state in any order, with repeats and losses: the one
+ * with the newer id wins whole; for one id the step is the larger, ABORTED
+ * and PROMOTED latch (ABORTED over PROMOTED: the safe end), pause_seq is
+ * the larger and decides paused (odd) or running (even), and the fields
+ * that go with a step (step_started_ms, reason) come from the view furthest
+ * along (step, then pause_seq; ties: the earlier step_started_ms, the
+ * smaller reason). Commutative, associative, idempotent; an ABORTED
+ * rollout is never made live again by a join (only a newer id replaces
+ * it). out may alias a or b. Pure.
+ */
+void rollout_join(const struct rollout *a, const struct rollout *b, struct rollout *out);
 
 /* "none", "running", "paused", "promoted", "aborted". */
 const char *rollout_state_name(enum rollout_state s);

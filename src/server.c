@@ -31,6 +31,7 @@
 #include "config.h"
 #include "control.h"
 #include "discovery.h"
+#include "fleet.h"
 #include "health.h"
 #include "log.h"
 #include "metrics.h"
@@ -62,6 +63,7 @@ static void on_reloaded(const struct config *cfg)
     if (srv.discovery)
         discovery_configure(srv.discovery, cfg);
     release_on_reload(cfg);
+    fleet_configure(cfg);
 }
 
 /* Discovery's sets changed: they are an input of the snapshot. */
@@ -275,6 +277,8 @@ int server_run(const char *config_path)
     event_add(srv.sig_int, NULL);
     event_add(srv.sig_usr1, NULL);
     release_start();
+    if (fleet_start(srv.base, cfg) < 0)
+        goto out_workers;
     srv.guard_tick = event_new(srv.base, -1, EV_PERSIST, on_guard_tick, NULL);
     if (srv.guard_tick) {
         struct timeval tick = {0, 250 * 1000};
@@ -291,6 +295,7 @@ out_workers:
             worker_request_stop(srv.workers[i]);
     for (unsigned i = 0; i < srv.n_workers; i++)
         worker_free(srv.workers[i]);
+    fleet_stop();
     health_stop();
     discovery_free(srv.discovery);
     srv.discovery = NULL;
