@@ -176,7 +176,7 @@ static void serve_fleet(struct evhttp_request *req)
     char text[300];
     snprintf(text, sizeof(text), "%s\n", why);
     reply_text(req, code, code == 404 ? "Not Found" : code == 413 ? "Payload Too Large"
-                          : code == 400 ? "Bad Request" : code == 503 ? "Service Unavailable"
+                          : code == 400 ? "Bad Request" : code == 409 ? "Conflict" : code == 503 ? "Service Unavailable"
                           : "Forbidden", text);
 }
 

@@ -109,6 +109,7 @@ static struct {
     size_t key_len;
     char replica[FLEET_REPLICA_MAX];
     char boot[FLEET_BOOT_HEX + 1];
+    char local_ip[64];              /* the admin listener's IP; "" for a wildcard */
     uint64_t seq;
     uint32_t interval_ms;
     uint64_t started_ms;            /* util_now_ms() at fleet_start */
@@ -365,7 +366,12 @@ static void on_sent(struct evhttp_request *req, void *arg)
     CHECK(t->magic == TARGET_MAGIC);
     t->in_flight = false;
     int code = req ? evhttp_request_get_response_code(req) : 0;
-    if (code >= 200 && code < 300) {
+    if (code == 409) {
+        /* "this is me": the address is this replica's own (fleet_receive). */
+        if (!t->self)
+            log_info("fleet: %s is this replica; not telling it", t->addr);
+        t->self = true;
+    } else if (code >= 200 && code < 300) {
         t->last_ok_ms = state_now_ms();
         t->last_error[0] = '\0';
     } else {
@@ -411,6 +417,10 @@ static void send_to(struct target *t, const struct json_buf *body, const char *m
             snprintf(t->last_error, sizeof(t->last_error), "cannot make a connection");
             return;
         }
+        /* From the admin listener's address when it is a specific one, so
+         * that peers see where to find us (and a DNS name lists us). */
+        if (fl.local_ip[0])
+            evhttp_connection_set_local_address(t->conn, fl.local_ip);
         evhttp_connection_set_timeout(t->conn, FLEET_SEND_TIMEOUT_S);
         evhttp_connection_set_retries(t->conn, 0);
     }
@@ -623,7 +633,7 @@ int fleet_receive(const char *body, size_t len, const char *mac, const char *src
         }
         fleet_msg_dispose(&m);
         snprintf(why, whylen, "this is me");
-        return 204;
+        return 409;
     }
     bool fresh;
     struct replica *r = replica_slot(m.replica, &fresh);
@@ -718,6 +728,13 @@ int fleet_start(struct event_base *base, const struct config *cfg)
         if (*c == ';' || *c == ',' || (unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f)
             *c = '-';
     const struct sockaddr_in *sin = (const struct sockaddr_in *)&cfg->admin_sa;
+    if (cfg->admin_sa.ss_family == AF_INET && sin->sin_addr.s_addr != htonl(INADDR_ANY))
+        inet_ntop(AF_INET, &sin->sin_addr, fl.local_ip, sizeof(fl.local_ip));
+    else if (cfg->admin_sa.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&cfg->admin_sa;
+        if (!IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr))
+            inet_ntop(AF_INET6, &s6->sin6_addr, fl.local_ip, sizeof(fl.local_ip));
+    }
     snprintf(fl.replica, sizeof(fl.replica), "%s:%u", host, (unsigned)ntohs(sin->sin_port));
     bool names = false;
     for (size_t i = 0; !cfg->fleet.peers_dns && i < cfg->fleet.n_peers; i++) {

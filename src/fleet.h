@@ -62,7 +62,8 @@ bool fleet_enabled(void);
  * A message POSTed to /fleet: body (len bytes), the MAC header (NULL when
  * absent), the sender's IP as text. Returns the HTTP status to answer:
  * 204 taken, 400/403/413 refused (counted in weir_fleet_rejected_total,
- * logged, nothing changed), 404 when the fleet is off; why gets a short
+ * logged, nothing changed), 409 when it is our own (a DNS name that lists
+ * this replica too), 404 when the fleet is off; why gets a short
  * reason for the answer's body.
  */
 int fleet_receive(const char *body, size_t len, const char *mac, const char *src_ip,

@@ -225,6 +225,57 @@ static void render_guard(const struct json_value *a)
     table_print(&t);
 }
 
+/* `fleet`: this replica, then one row per peer: address, replica, last
+ * heard, the rollout and generation it reported, how sending to it goes. */
+static void render_fleet(const struct json_value *a)
+{
+    const struct json_value *f = json_get(a, "fleet");
+    if (!f || !json_get_bool(f, "enabled", false)) {
+        printf("fleet: not configured (add fleet: with peers and key_file to the config)\n");
+        return;
+    }
+    printf("fleet: this replica is %s (boot %s), telling its peers every %sms\n",
+           json_get_str(f, "replica", "?"), json_get_str(f, "boot", "?"),
+           num_text(json_get(f, "interval_ms")));
+    const struct json_value *rej = json_get(f, "rejected");
+    printf("messages: %s sent, %s received; refused:", num_text(json_get(f, "sent")),
+           num_text(json_get(f, "received")));
+    for (size_t i = 0; rej && rej->type == JSON_T_OBJECT && i < rej->n; i++)
+        printf(" %s=%s", rej->keys[i], num_text(rej->items[i]));
+    printf("\n\n");
+    static struct table t;
+    const char *head[] = {"PEER", "REPLICA", "LAST HEARD", "ROLLOUT", "GENERATION", "SENDING"};
+    table_add(&t, head, 6);
+    const struct json_value *ps = json_get(f, "peers");
+    for (size_t i = 0; ps && ps->type == JSON_T_ARRAY && i < ps->n; i++) {
+        const struct json_value *p = ps->items[i];
+        const struct json_value *r = json_get(p, "rollout");
+        char heard[64] = "never", ro[96] = "-", gen[32] = "-";
+        const struct json_value *ago = json_get(p, "heard_ago_s");
+        if (ago && ago->type == JSON_T_NUMBER)
+            snprintf(heard, sizeof(heard), "%.1fs ago%s", ago->num,
+                     json_get_bool(p, "lost", false) ? " (lost)" : "");
+        if (r && r->type == JSON_T_OBJECT) {
+            const char *st = json_get_str(r, "state", "?");
+            if (strcmp(st, "none") == 0)
+                snprintf(ro, sizeof(ro), "none");
+            else
+                snprintf(ro, sizeof(ro), "%s %s step %s (%s%%)", json_get_str(r, "version", "?"),
+                         st, num_text(json_get(r, "step")), num_text(json_get(r, "percent")));
+            snprintf(gen, sizeof(gen), "%s", num_text(json_get(p, "generation")));
+        }
+        const char *err = json_get_str(p, "last_error", NULL);
+        const char *row[] = {json_get_str(p, "address", "?"), json_get_str(p, "replica", "-"),
+                             heard, ro, gen, err ? err : "ok"};
+        table_add(&t, row, 6);
+    }
+    if (t.rows == 1) {
+        const char *row[] = {"(no peers yet)", "", "", "", "", ""};
+        table_add(&t, row, 6);
+    }
+    table_print(&t);
+}
+
 static void render_status(const struct json_value *a)
 {
     printf("generation %s", num_text(json_get(a, "generation")));
@@ -500,6 +551,8 @@ int main(int argc, char **argv)
         render_status(a);
     } else if (strcmp(argv[i], "guard") == 0) {
         render_guard(a);
+    } else if (strcmp(argv[i], "fleet") == 0) {
+        render_fleet(a);
     } else {
         render_generic(a);
     }
