@@ -646,8 +646,8 @@ int fleet_receive(const char *body, size_t len, const char *mac, const char *src
     if (bad) {
         if (fresh)
             r->used = false;
-        fleet_msg_dispose(&m);
         snprintf(detail, sizeof(detail), "%s seq %" PRIu64 " boot %s", m.replica, m.seq, m.boot);
+        fleet_msg_dispose(&m);
         return reject(strcmp(bad, "stale") == 0 ? REJ_STALE : REJ_REPLAYED, 403, detail, src_ip,
                       why, whylen);
     }
@@ -735,7 +735,11 @@ int fleet_start(struct event_base *base, const struct config *cfg)
         if (!IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr))
             inet_ntop(AF_INET6, &s6->sin6_addr, fl.local_ip, sizeof(fl.local_ip));
     }
-    snprintf(fl.replica, sizeof(fl.replica), "%s:%u", host, (unsigned)ntohs(sin->sin_port));
+    /* Host name and admin port; with a specific admin address, that too
+     * (replicas on one host must not share a name: replay state is kept
+     * per name). */
+    snprintf(fl.replica, sizeof(fl.replica), "%s%s%s:%u", host, fl.local_ip[0] ? "@" : "",
+             fl.local_ip, (unsigned)ntohs(sin->sin_port));
     bool names = false;
     for (size_t i = 0; !cfg->fleet.peers_dns && i < cfg->fleet.n_peers; i++) {
         struct sockaddr_storage sa;

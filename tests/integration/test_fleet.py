@@ -52,21 +52,21 @@ fleet:
 GUARD = """guard:
   window: 10s
   min_requests: %d
-  errors: {max_increase: 2%%}
-  latency: {quantile: p90, max_ratio: 5, floor: 200ms}
+  errors: {{max_increase: 2%%}}
+  latency: {{quantile: p90, max_ratio: 5, floor: 200ms}}
 """
 
 
 class Fleet:
     """n weirs on 127.0.0.1, each listing the others' admin listeners."""
 
-    def __init__(self, n=3, v2_extra=(), guard=None, admin_hosts=None, peers=None,
-                 resolvers=None):
+    def __init__(self, n=3, v2_extra=(), guard=None, admin_hosts=None, admin_port=None,
+                 peers=None, resolvers=None):
         self.v1 = Pod("v1-a", "v1", extra=["--quiet"])
         self.v2 = Pod("v2-a", "v2", extra=["--quiet"] + list(v2_extra))
         self.key = key_file(tmpdir())
         if admin_hosts:
-            port = free_port_on(admin_hosts)
+            port = admin_port or free_port_on(admin_hosts)
             self.admins = ["%s:%d" % (h, port) for h in admin_hosts]
         else:
             self.admins = ["127.0.0.1:%d" % free_port() for _ in range(n)]
@@ -160,6 +160,9 @@ def rollout_everywhere():
                                for w in fl.weirs), timeout=15),
           "every replica hears both others: %s" % [len(fleet_view(w)["peers"]) for w in fl.weirs])
     gens = [ask(w, "status")["generation"] for w in fl.weirs]
+    stream = CtlConn(b.control)
+    stream.send("events\n")
+    check(json.loads(stream.read_line()).get("ok") is True, "an event stream on replica 1 opens")
     r = ask(a, "rollout start v2 steps=10,50,100 hold=1h")
     check(r["ok"] and r["rollout"]["state"] == "running", "rollout start on one replica: %s" % r)
     check(all_state(fl, "running", 1), "running at step 1 on all three: %s" % states(fl))
@@ -167,6 +170,16 @@ def rollout_everywhere():
           "every replica's split gives v2 its 10 %%: %s" % [split(w) for w in fl.weirs])
     check(all(ask(w, "status")["generation"] > g for w, g in zip(fl.weirs, gens)),
           "the split came through the snapshot path on every replica (a new generation)")
+    fleet_events = []
+    while not fleet_events:
+        e = json.loads(stream.read_line())  # the socket's timeout bounds the wait
+        if e.get("event") == "fleet" and e.get("what") == "adopted":
+            fleet_events.append(e)
+    stream.close()
+    e = fleet_events[0]
+    check(e.get("replica", "").endswith(fl.admins[0].rsplit(":", 1)[1]) and
+          "running" in e.get("detail", "") and e.get("generation", 0) > gens[1],
+          "replica 1 announces a fleet event: the rollout adopted from replica 0: %s" % e)
     ids = set(rollout(w)["step_started"] for w in fl.weirs)
     check(len(ids) == 1, "one rollout, the same on all (step_started %s)" % ids)
     hist = ask(b, "history")["history"]
@@ -248,7 +261,7 @@ def merged_counts():
     r = ask(fl.weirs[0], "rollout start v2 steps=50,100 hold=1h")
     check(r["ok"] and all_state(fl, "running", 1) and
           wait_for(lambda: all(split(w).get("v2") == 50 for w in fl.weirs), timeout=10),
-          "v2 at 50 %% on all")
+          "v2 at 50 % on all")
     check(wait_for(lambda: all("v2" in ask(w, "guard")["guard"]["versions"] for w in fl.weirs),
                    timeout=10), "v2 is judged on every replica")
     served = {"v1": 0, "v2": 0}
@@ -388,7 +401,7 @@ def dns_name():
     hosts = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
     port = free_port_on(hosts)
     dns.set("weir-peers.weir.test", hosts)
-    fl = Fleet(admin_hosts=hosts, peers="weir-peers.weir.test:%d" % port,
+    fl = Fleet(admin_hosts=hosts, admin_port=port, peers="weir-peers.weir.test:%d" % port,
                resolvers="127.0.0.1:%d" % dns.port)
     check(wait_for(lambda: all(len([p for p in fleet_view(w)["peers"] if p["replica"]]) == 2
                                for w in fl.weirs), timeout=20),
