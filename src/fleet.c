@@ -114,6 +114,7 @@ static struct {
     uint32_t interval_ms;
     uint64_t started_ms;            /* util_now_ms() at fleet_start */
     bool heard_any;
+    bool too_large_logged;          /* counts did not fit once (said once) */
     struct event *tick;             /* owned: every interval */
     struct event *kick;             /* owned: send now (a change) */
     struct evdns_base *dns;         /* owned: for peers given by host name */
@@ -354,6 +355,23 @@ static void build(struct json_buf *body, char mac[FLEET_MAC_HEX + 1])
     m.rollout = *release_rollout();
     add_counts(&m);
     fleet_msg_encode(&m, body);
+    if (body->len > FLEET_MSG_MAX_BYTES) {
+        /* Peers would refuse it: the rollout state matters most. */
+        if (!fl.too_large_logged)
+            log_warn("fleet: the outcome counts (%zu bytes) do not fit in a message; sent "
+                     "without them", body->len);
+        fl.too_large_logged = true;
+        fleet_msg_dispose(&m);
+        fleet_msg_init(&m);
+        snprintf(m.replica, sizeof(m.replica), "%s", fl.replica);
+        memcpy(m.boot, fl.boot, sizeof(m.boot));
+        m.seq = fl.seq;
+        m.time_ms = state_now_ms();
+        m.generation = snapshot_generation();
+        m.rollout = *release_rollout();
+        json_buf_reset(body);
+        fleet_msg_encode(&m, body);
+    }
     fleet_msg_dispose(&m);
     fleet_mac_hex(fl.key, fl.key_len, body->p, body->len, mac);
 }

@@ -58,8 +58,11 @@ int fleet_counts_add_slot(struct fleet_counts *c, int64_t start_ms,
 {
     if (c->n_slots == FLEET_SLOTS_MAX)
         return -1;
-    if (!c->slots)
-        c->slots = xcalloc(FLEET_SLOTS_MAX, sizeof(*c->slots));
+    /* Grown by doubling: a slot is ~3 KiB and most messages carry few. */
+    if ((c->n_slots & (c->n_slots - 1)) == 0) {
+        size_t cap = c->n_slots ? 2 * c->n_slots : 1;
+        c->slots = xrealloc(c->slots, cap * sizeof(*c->slots));
+    }
     c->slots[c->n_slots].start_ms = start_ms;
     c->slots[c->n_slots].sum = *sum;
     c->n_slots++;

@@ -61,7 +61,7 @@ class Fleet:
     """n weirs on 127.0.0.1, each listing the others' admin listeners."""
 
     def __init__(self, n=3, v2_extra=(), guard=None, admin_hosts=None, admin_port=None,
-                 peers=None, resolvers=None):
+                 peers=None, resolvers=None, extra="", start=None):
         self.v1 = Pod("v1-a", "v1", extra=["--quiet"])
         self.v2 = Pod("v2-a", "v2", extra=["--quiet"] + list(v2_extra))
         self.key = key_file(tmpdir())
@@ -77,7 +77,7 @@ class Fleet:
                              "v2": self.v2.addr, "peers": p, "key": self.key}
             if resolvers:
                 text += "resolvers: [%s]\n" % resolvers
-            self.weirs.append(Weir(text))
+            self.weirs.append(Weir(text + extra, start=start is None or i in start))
 
     def admin_port(self, i):
         return int(self.admins[i].rsplit(":", 1)[1])
@@ -413,6 +413,28 @@ def dns_name():
     r = ask(fl.weirs[2], "rollout start v2 steps=10,100 hold=1h")
     check(r["ok"] and all_state(fl, "running", 1), "a rollout started on one runs on all: %s"
           % states(fl))
+
+
+@case
+def config_rollout_joins():
+    """A replica whose config has `rollout:` and that joins a fleet already
+    running that plan takes up the fleet's rollout instead of starting its
+    own (which, being newer, would restart it at step 1 everywhere)."""
+    fl = Fleet(extra="rollout: {{version: v2, steps: [10, 50, 100], hold: 1h}}\n",
+               start=(0, 1))
+    a, b, c = fl.weirs
+    check(wait_for(lambda: rollout(a)["state"] == "running" and
+                   rollout(b)["step_started"] == rollout(a)["step_started"], timeout=15),
+          "two replicas with the config's rollout run one rollout: %s %s"
+          % (rollout(a)["step_started"], rollout(b)["step_started"]))
+    started = rollout(a)["step_started"]
+    c.start()
+    check(wait_for(lambda: rollout(c)["state"] == "running", timeout=15) and
+          rollout(c)["step_started"] == started,
+          "the joining replica takes up the fleet's rollout (started %s, its own %s)"
+          % (started, rollout(c)["step_started"]))
+    check(holds_for(lambda: rollout(a)["step_started"] == started, 1.0),
+          "the fleet's rollout was not restarted by the joining replica")
 
 
 @case
