@@ -184,11 +184,14 @@ static int load_key(const char *path)
         close(fd);
         return -1;
     }
-    /* Like ssh with a private key: a key others can read is not secret. */
-    if (st.st_mode & 077) {
+    /* A key others can read is not secret. The rule is PostgreSQL's for
+     * its ssl_key_file: no access at all for others, no write for the
+     * group, and group read only on a file owned by root (a Kubernetes
+     * Secret volume with fsGroup: root:fsGroup, mode 0440). */
+    if ((st.st_mode & 027) || ((st.st_mode & 040) && st.st_uid != 0)) {
         log_error("fleet: key_file %s is readable or writable by group or others (mode "
-                  "%04o); chmod 600 it (in Kubernetes: defaultMode: 0400)",
-                  path, (unsigned)(st.st_mode & 07777));
+                  "%04o, owner uid %u); chmod 600 it (a root-owned file may be 0640)",
+                  path, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
         close(fd);
         return -1;
     }

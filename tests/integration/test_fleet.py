@@ -442,6 +442,7 @@ def key_file_checks():
     v1 = Pod("v1-a", "v1", extra=["--quiet"])
     d = tmpdir()
     for mode, key, want in ((0o644, KEY, "readable or writable by group or others"),
+                            (0o660, KEY, "readable or writable by group or others"),
                             (0o600, b"short", "at least 16")):
         path = key_file(d, key=key, mode=mode)
         cfg = os.path.join(d, "weir.yaml")

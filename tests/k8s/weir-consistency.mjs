@@ -17,6 +17,8 @@
 //  - every `discover:` name is <service>.<namespace>.svc.cluster.local of a
 //    headless Service of the bundle, and its port and the health port are
 //    container ports of the pods that Service selects;
+//  - fleet.peers names a headless Service that selects the weir pods, on the
+//    admin port; fleet.key_file is on a Secret volume others cannot read;
 //  - every pod's prometheus.io/port annotation names one of its ports.
 // Prints `ERROR where: message` lines and `weir-consistency: N passed, N failed`.
 import fs from "node:fs";
@@ -101,7 +103,10 @@ export function checkWeir(objs) {
     if (check(listen, cw, `listen ${JSON.stringify(cfg.listen)} is not host:port`)) {
       check(listen.host === "0.0.0.0" || listen.host === "::", cw, `listen ${cfg.listen} is not reachable from outside the pod (use 0.0.0.0)`);
       check(portNums.has(listen.port), where, `listen port ${listen.port} is not a containerPort`);
-      const fronts = services.filter((s) => (s.metadata?.namespace ?? "") === pod.ns && selects(s.spec?.selector, pod.labels));
+      // The fleet's peers Service selects the weir pods too, on the admin port.
+      const peersHost = isObj(cfg.fleet) ? hostPort(cfg.fleet.peers)?.host : undefined;
+      const isPeers = (s) => typeof peersHost === "string" && peersHost.split(".")[0] === s.metadata?.name;
+      const fronts = services.filter((s) => (s.metadata?.namespace ?? "") === pod.ns && selects(s.spec?.selector, pod.labels) && !isPeers(s));
       check(fronts.length > 0, where, "no Service selects the weir pods");
       for (const s of fronts)
         for (const sp of s.spec?.ports ?? [])
@@ -123,6 +128,32 @@ export function checkWeir(objs) {
       check(an["prometheus.io/scrape"] === "true" && an["prometheus.io/port"] === String(admin.port) &&
         (an["prometheus.io/path"] ?? "/metrics") === "/metrics", pod.id,
         `Prometheus annotations must point at the admin port ${admin.port} /metrics (have ${JSON.stringify(an)})`);
+    }
+
+    // fleet: peers is a headless Service of these pods on the admin port;
+    // the key is on a Secret volume.
+    if (isObj(cfg.fleet) && typeof cfg.fleet.peers === "string") {
+      const fw = `${cw} fleet`;
+      const hp = hostPort(cfg.fleet.peers);
+      const m = hp && /^([a-z0-9-]+)\.([a-z0-9-]+)\.svc(?:\.cluster\.local)?\.?$/.exec(hp.host);
+      if (check(m, fw, `fleet.peers ${JSON.stringify(cfg.fleet.peers)} is not <service>.<namespace>.svc.cluster.local:<port>`)) {
+        const svc = services.find((x) => x.metadata?.name === m[1] && (x.metadata?.namespace ?? "") === m[2]);
+        if (check(svc, fw, `fleet.peers names Service ${m[1]} in namespace ${m[2]}, which the bundle does not have`)) {
+          check(svc.spec?.clusterIP === "None", fw,
+            `fleet.peers names Service ${m[1]}, which is not headless (clusterIP: None): the replicas would not find each other`);
+          check(m[2] === pod.ns && selects(svc.spec?.selector, pod.labels), fw,
+            `fleet.peers names Service ${m[1]}, which does not select the weir pods`);
+          check(admin && hp.port === admin.port, fw,
+            `fleet.peers port ${hp.port} is not weir's admin port ${admin?.port} (peers talk to each other's admin listener)`);
+        }
+      }
+      const kf = typeof cfg.fleet.key_file === "string" ? cfg.fleet.key_file : "";
+      const km = mounts.filter((x) => under(kf, x)).sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
+      const kv = km && (pod.spec.volumes ?? []).find((x) => x?.name === km.name);
+      check(kf && kv && isObj(kv.secret), where, `fleet.key_file ${JSON.stringify(kf)} is not on a Secret volume`);
+      const mode = kv?.secret?.defaultMode;
+      check(mode === undefined || (mode & 0o027) === 0, where,
+        `the fleet key's Secret volume mode ${mode?.toString(8)} lets others read it (weir refuses it)`);
     }
 
     // control socket and state file: on a writable volume (root fs read-only).
