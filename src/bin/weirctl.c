@@ -276,6 +276,25 @@ static void render_fleet(const struct json_value *a)
     table_print(&t);
 }
 
+/* `rollout ...`: one line, "rollout: v2 running, step 1 of 4 (5%)[: reason]". */
+static void render_rollout(const struct json_value *a)
+{
+    const struct json_value *r = json_get(a, "rollout");
+    if (!r || r->type != JSON_T_OBJECT)
+        return;
+    const char *st = json_get_str(r, "state", "none");
+    if (strcmp(st, "none") == 0) {
+        printf("rollout: none\n");
+        return;
+    }
+    const struct json_value *steps = json_get(r, "steps");
+    printf("rollout: %s %s, step %s of %zu (%s%%)", json_get_str(r, "version", "?"), st,
+           num_text(json_get(r, "step")), steps && steps->type == JSON_T_ARRAY ? steps->n : 0,
+           num_text(json_get(r, "percent")));
+    const char *why = json_get_str(r, "reason", NULL);
+    printf(why ? ": %s\n" : "\n", why);
+}
+
 static void render_status(const struct json_value *a)
 {
     printf("generation %s", num_text(json_get(a, "generation")));
@@ -553,6 +572,9 @@ int main(int argc, char **argv)
         render_guard(a);
     } else if (strcmp(argv[i], "fleet") == 0) {
         render_fleet(a);
+    } else if (strcmp(argv[i], "rollout") == 0) {
+        render_generic(a);
+        render_rollout(a);
     } else {
         render_generic(a);
     }
