@@ -109,7 +109,7 @@ static struct {
     size_t key_len;
     char replica[FLEET_REPLICA_MAX];
     char boot[FLEET_BOOT_HEX + 1];
-    char local_ip[64];              /* the admin listener's IP; "" for a wildcard */
+    char local_ip[INET6_ADDRSTRLEN]; /* the admin listener's IP; "" for a wildcard */
     uint64_t seq;
     uint32_t interval_ms;
     uint64_t started_ms;            /* util_now_ms() at fleet_start */
