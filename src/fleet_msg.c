@@ -246,6 +246,11 @@ int fleet_msg_decode(const char *body, size_t len, struct fleet_msg *m, char *wh
     } else if (m->rollout.state != ROLLOUT_S_NONE &&
                rollout_plan_check(&m->rollout.plan, err, sizeof(err)) < 0) {
         snprintf(why, whylen, "the rollout's plan is invalid: %s", err);
+    } else if ((m->rollout.state == ROLLOUT_S_RUNNING && (m->rollout.pause_seq & 1u)) ||
+               (m->rollout.state == ROLLOUT_S_PAUSED && !(m->rollout.pause_seq & 1u))) {
+        /* Every pause and resume counts one: paused is odd, running even
+         * (rollout.c keeps it so; the join relies on it). */
+        fail(why, whylen, "the rollout's pause_seq does not match its state");
     } else if (decode_counts(json_get(root, "counts"), m, why, whylen) == 0) {
         memcpy(m->replica, rep->str, rep->str_len + 1);
         memcpy(m->boot, boot->str, FLEET_BOOT_HEX + 1);

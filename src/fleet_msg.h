@@ -24,7 +24,8 @@
  *
  * Refusals (each a label of weir_fleet_rejected_total): too_large (body
  * over FLEET_MSG_MAX_BYTES), bad_mac (missing, malformed or wrong MAC),
- * malformed (not the shape above, or numbers out of range), stale (time_ms
+ * malformed (not the shape above, numbers out of range, a rollout whose
+ * plan is invalid or whose pause_seq parity is not its state), stale (time_ms
  * more than FLEET_SKEW_MS away from the receiver's clock), replayed (a seq
  * not above the last one accepted from this sender's boot, or an older
  * boot of the sender). The MAC is checked before anything of the body is

@@ -12,7 +12,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-30}
 [ $# -gt 0 ] && shift
-all=(http1_request http1_response http1_chunked config control state json)
+all=(http1_request http1_response http1_chunked config control state json fleet_msg)
 names=("$@")
 [ ${#names[@]} -eq 0 ] && names=("${all[@]}")
 build=${FUZZ_BUILD:-build-fuzz}
@@ -22,6 +22,7 @@ build=${FUZZ_BUILD:-build-fuzz}
 max_len() {
     case "$1" in
         control|state|json) echo 8192 ;;
+        fleet_msg) echo 65536 ;;
         *) echo 16384 ;;
     esac
 }

@@ -317,6 +317,37 @@ def restart_takes_up():
 
 
 @case
+def partition_heals():
+    """A replica that hears nothing (stopped with SIGSTOP) while the others
+    abort converges when it comes back, and never resumes the rollout; the
+    others see it lost, then back."""
+    fl = Fleet()
+    a, b, c = fl.weirs
+    check(wait_for(lambda: all(len([p for p in fleet_view(w)["peers"] if p["replica"]]) == 2
+                               for w in fl.weirs), timeout=15), "the fleet formed")
+    r = ask(a, "rollout start v2 steps=10,50,100 hold=1h")
+    check(r["ok"] and all_state(fl, "running", 1), "a rollout runs on all")
+    c.signal(signal.SIGSTOP)
+    on_case_end(lambda: c.signal(signal.SIGCONT))
+    r = ask(b, "rollout abort")
+    check(r["ok"] and wait_for(lambda: rollout(a)["state"] == "aborted", timeout=10),
+          "the reachable replicas abort")
+
+    def c_lost():
+        peer = [p for p in fleet_view(a)["peers"] if p["address"] == fl.admins[2]]
+        return peer and peer[0]["lost"]
+    check(wait_for(c_lost, timeout=15), "the stopped replica is reported lost")
+    samples, _, _ = scrape(fl.admin_port(0))
+    check(prom_value(samples, "weir_fleet_peers") == 1, "weir_fleet_peers drops to 1")
+    c.signal(signal.SIGCONT)
+    check(wait_for(lambda: rollout(c)["state"] == "aborted" and split(c).get("v2") == 0,
+                   timeout=15),
+          "the replica that was cut off comes back aborted: %s %s" % (rollout(c)["state"], split(c)))
+    check(wait_for(lambda: not c_lost(), timeout=15), "and is heard again")
+    check(all_state(fl, "aborted"), "nobody resumed the aborted rollout: %s" % states(fl))
+
+
+@case
 def bad_messages():
     fl = Fleet()
     check(wait_for(lambda: all(len([p for p in fleet_view(w)["peers"] if p["replica"]]) == 2

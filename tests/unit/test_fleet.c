@@ -244,6 +244,7 @@ static void test_codec(void)
         {"[[1764000000000,10,3,[", "[[1764000000000,9,3,[", "buckets that do not add up"},
         {"\"slot_ms\":1000", "\"slot_ms\":0", "a zero slot width"},
         {"\"generation\":7", "\"generation\":null", "a null generation"},
+        {"pause_seq=0", "pause_seq=1", "a running rollout with an odd pause_seq"},
     };
     for (size_t i = 0; i < sizeof(breaks) / sizeof(breaks[0]); i++) {
         char *p = strstr(b.p, breaks[i].from);
