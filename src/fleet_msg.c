@@ -214,6 +214,15 @@ static bool is_hex(const char *s, size_t n)
     return true;
 }
 
+/* Is text exactly what rollout_encode writes for r? (No reason cut short,
+ * no "step=01": one state, one spelling, so a message means one thing.) */
+static bool canonical(const struct rollout *r, const char *text)
+{
+    char line[2048];
+    size_t n = rollout_encode(r, line, sizeof(line));
+    return n < sizeof(line) && strcmp(line, text) == 0;
+}
+
 int fleet_msg_decode(const char *body, size_t len, struct fleet_msg *m, char *why,
                      size_t whylen)
 {
@@ -241,7 +250,8 @@ int fleet_msg_decode(const char *body, size_t len, struct fleet_msg *m, char *wh
                !as_uint(json_get(root, "generation"), INT_EXACT_MAX, &gen)) {
         fail(why, whylen, "seq, time_ms or generation is malformed");
     } else if (!ro || ro->type != JSON_T_STRING || strlen(ro->str) != ro->str_len ||
-               rollout_decode(ro->str, &m->rollout) < 0) {
+               !json_is_utf8(ro->str, ro->str_len) || rollout_decode(ro->str, &m->rollout) < 0 ||
+               !canonical(&m->rollout, ro->str)) {
         fail(why, whylen, "the rollout is malformed");
     } else if (m->rollout.state != ROLLOUT_S_NONE &&
                rollout_plan_check(&m->rollout.plan, err, sizeof(err)) < 0) {
