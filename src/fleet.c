@@ -407,12 +407,10 @@ static void on_sent(struct evhttp_request *req, void *arg)
             log_warn("fleet: peer %s: %s", t->addr, why);
         snprintf(t->last_error, sizeof(t->last_error), "%s", why);
     }
-    if (!fl.on)
+    /* An unlisted target is freed by the next tick, not here: its
+     * connection is still working on this answer. */
+    if (!fl.on || !t->listed)
         return;
-    if (!t->listed) {
-        targets_reap();
-        return;
-    }
     if (t->resend && !t->self) {
         t->resend = false;
         struct json_buf body;
@@ -508,6 +506,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     (void)arg;
+    targets_reap();
     check_lost();
     send_all();
 }
@@ -588,7 +587,10 @@ static struct replica *replica_slot(const char *name, bool *fresh)
             return r;
         if (!r->used && !free_r)
             free_r = r;
-        if (r->used && r->lost && (!oldest_lost || r->last_heard_ms < oldest_lost->last_heard_ms))
+        /* Only one silent for longer than the clock window may go: any
+         * message of its that could be replayed is stale by now. */
+        if (r->used && r->lost && state_now_ms() - r->last_heard_ms > FLEET_SKEW_MS &&
+            (!oldest_lost || r->last_heard_ms < oldest_lost->last_heard_ms))
             oldest_lost = r;
     }
     struct replica *r = free_r ? free_r : oldest_lost;
