@@ -184,17 +184,22 @@ static int load_key(const char *path)
         close(fd);
         return -1;
     }
-    /* A key others can read is not secret. The rule is PostgreSQL's for
-     * its ssl_key_file: no access at all for others, no write for the
-     * group, and group read only on a file owned by root (a Kubernetes
-     * Secret volume with fsGroup: root:fsGroup, mode 0440). */
-    if ((st.st_mode & 027) || ((st.st_mode & 040) && st.st_uid != 0)) {
-        log_error("fleet: key_file %s is readable or writable by group or others (mode "
-                  "%04o, owner uid %u); chmod 600 it (a root-owned file may be 0640)",
-                  path, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
+    /* Who may touch the key. Writable by group or others: refused (anyone
+     * could make this replica trust them). Readable by others than the
+     * owner (and its group when root owns it, as a Kubernetes Secret
+     * volume with fsGroup has it, root:fsGroup 0440; PostgreSQL's rule for
+     * its ssl_key_file): started, with a warning, as nginx and HAProxy do
+     * with their keys; ssh's refusal would stop a fleet over a umask. */
+    if (st.st_mode & 022) {
+        log_error("fleet: key_file %s is writable by group or others (mode %04o); chmod 600 it",
+                  path, (unsigned)(st.st_mode & 07777));
         close(fd);
         return -1;
     }
+    if ((st.st_mode & 004) || ((st.st_mode & 040) && st.st_uid != 0))
+        log_warn("fleet: key_file %s is readable by others (mode %04o, owner uid %u): anyone "
+                 "who reads it can speak for this fleet; chmod 600 it (a root-owned file may "
+                 "be 0640)", path, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
     ssize_t n = read(fd, fl.key, sizeof(fl.key));
     char extra;
     bool more = n == (ssize_t)sizeof(fl.key) && read(fd, &extra, 1) == 1;
@@ -207,11 +212,13 @@ static int load_key(const char *path)
     while (n > 0 && (fl.key[n - 1] == '\n' || fl.key[n - 1] == '\r' || fl.key[n - 1] == ' ' ||
                      fl.key[n - 1] == '\t'))
         n--;
-    if ((size_t)n < FLEET_KEY_MIN_BYTES) {
-        log_error("fleet: key_file %s holds %zd bytes; at least %u are needed (e.g. openssl "
-                  "rand -hex 32)", path, n, FLEET_KEY_MIN_BYTES);
+    if (n == 0) {
+        log_error("fleet: key_file %s is empty (make one with openssl rand -hex 32)", path);
         return -1;
     }
+    if ((size_t)n < FLEET_KEY_MIN_BYTES)
+        log_warn("fleet: key_file %s holds only %zd bytes, easy to guess; use at least %u "
+                 "(openssl rand -hex 32)", path, n, FLEET_KEY_MIN_BYTES);
     fl.key_len = (size_t)n;
     return 0;
 }

@@ -40,9 +40,9 @@ struct event_base;
 struct json_buf;
 
 /*
- * Start when cfg->fleet has peers: read and check the key file (at least
- * FLEET_KEY_MIN_BYTES, a regular file readable by its owner only, or also
- * by its group when root owns it, as PostgreSQL has it for its key), hook
+ * Start when cfg->fleet has peers: read and check the key file (a regular
+ * file, not empty, writable by its owner only; a warning when others may
+ * read it or it is shorter than FLEET_KEY_MIN_BYTES), hook
  * into release.c, start telling the peers. After admin_start and
  * release_start. Returns 0 (also when there is no fleet), or -1 with the
  * reason logged (the first load fails hard).

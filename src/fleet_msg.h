@@ -48,7 +48,7 @@ struct json_buf;
 #define FLEET_MAC_HEADER "X-Weir-Fleet-Mac"
 #define FLEET_MAC_BYTES 32u                /* HMAC-SHA256 */
 #define FLEET_MAC_HEX (2u * FLEET_MAC_BYTES)
-#define FLEET_KEY_MIN_BYTES 16u            /* a shorter key is refused at load */
+#define FLEET_KEY_MIN_BYTES 16u            /* a shorter key is warned about at load */
 #define FLEET_KEY_MAX_BYTES 4096u
 #define FLEET_SKEW_MS 10000                /* |sender's time_ms - ours| allowed */
 #define FLEET_REPLICA_MAX 128              /* replica name and NUL */

@@ -472,21 +472,39 @@ def config_rollout_joins():
 def key_file_checks():
     v1 = Pod("v1-a", "v1", extra=["--quiet"])
     d = tmpdir()
-    for mode, key, want in ((0o644, KEY, "readable or writable by group or others"),
-                            (0o660, KEY, "readable or writable by group or others"),
-                            (0o600, b"short", "at least 16")):
+
+    def try_key(mode, key):
         path = key_file(d, key=key, mode=mode)
+        if key == b"":
+            with open(path, "wb"):
+                pass
         cfg = os.path.join(d, "weir.yaml")
+        port = free_port()
         with open(cfg, "w") as f:
             f.write("listen: 127.0.0.1:%d\ncontrol: %s/weir.sock\nadmin: 127.0.0.1:%d\n"
                     "versions: {v1: {endpoints: [%s]}}\nsplit: {v1: 100}\n"
                     "fleet: {peers: [127.0.0.1:1], key_file: %s}\n"
-                    % (free_port(), d, free_port(), v1.addr, path))
-        r = subprocess.run([WEIR, "-c", cfg], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           timeout=20)
-        check(r.returncode != 0 and want in r.stderr.decode(),
-              "weir refuses to start with a key file %s: %s"
-              % (want, r.stderr.decode().strip().splitlines()[-1:]))
+                    % (port, d, free_port(), v1.addr, path))
+        p = subprocess.Popen([WEIR, "-c", cfg], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        up = wait_for(lambda: p.poll() is not None or wait_port(port, timeout=0.2), timeout=20)
+        running = p.poll() is None
+        if running:
+            p.terminate()
+        err = p.communicate(timeout=20)[1].decode()
+        return up and running, err
+
+    for mode, key, why in ((0o666, KEY, "is writable by group or others"),
+                           (0o620, KEY, "is writable by group or others"),
+                           (0o600, b"", "is empty")):
+        running, err = try_key(mode, key)
+        check(not running and why in err,
+              "weir refuses to start with a key file that %s: %s" % (why, err.strip().splitlines()[-1:]))
+    running, err = try_key(0o644, KEY)
+    check(running and "readable by others" in err,
+          "a key others can read starts, with a warning: %s" % [l for l in err.splitlines()
+                                                               if "key_file" in l][:1])
+    running, err = try_key(0o600, b"short")
+    check(running and "only 5 bytes" in err, "a short key starts, with a warning")
 
 
 run()

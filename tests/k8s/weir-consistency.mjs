@@ -153,7 +153,7 @@ export function checkWeir(objs) {
       check(kf && kv && isObj(kv.secret), where, `fleet.key_file ${JSON.stringify(kf)} is not on a Secret volume`);
       const mode = kv?.secret?.defaultMode;
       check(mode === undefined || (mode & 0o027) === 0, where,
-        `the fleet key's Secret volume mode ${mode?.toString(8)} lets others read it (weir refuses it)`);
+        `the fleet key's Secret volume mode ${mode?.toString(8)} lets others read it (weir warns)`);
     }
 
     // control socket and state file: on a writable volume (root fs read-only).
