@@ -242,6 +242,10 @@ int server_run(const char *config_path)
      * connect to weir can also steer it. */
     if (control_start(srv.base, cfg) < 0 || admin_start(srv.base, cfg) < 0)
         goto out_workers;
+    /* Before the port opens: a fleet that cannot start (its key) is a
+     * refusal to start, not a replica serving on its own. */
+    if (fleet_start(srv.base, cfg) < 0)
+        goto out_workers;
     srv.n_workers = worker_count(cfg);
     metrics_outcomes_enable(srv.n_workers);
     int fds[WORKERS_MAX];
@@ -277,8 +281,6 @@ int server_run(const char *config_path)
     event_add(srv.sig_int, NULL);
     event_add(srv.sig_usr1, NULL);
     release_start();
-    if (fleet_start(srv.base, cfg) < 0)
-        goto out_workers;
     srv.guard_tick = event_new(srv.base, -1, EV_PERSIST, on_guard_tick, NULL);
     if (srv.guard_tick) {
         struct timeval tick = {0, 250 * 1000};
