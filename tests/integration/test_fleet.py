@@ -136,8 +136,8 @@ def post(fl, i, body, mac=None, headers=None):
 
 
 def rejected(fl, i, reason):
-    samples, _, _ = scrape(fl.admin_port(i)) if fl.admin_host(i) == "127.0.0.1" else (None,)*3
-    return prom_value(samples, "weir_fleet_rejected_total", reason=reason)
+    samples, _, _ = scrape(fl.admin_port(i))
+    return prom_value(samples, "weir_fleet_rejected_total", reason=reason) or 0
 
 
 NONE_ROLLOUT = ("state=none;version=;step=0;steps=;hold=0;started=0;step_started=0;"
@@ -345,6 +345,57 @@ def partition_heals():
           "the replica that was cut off comes back aborted: %s %s" % (rollout(c)["state"], split(c)))
     check(wait_for(lambda: not c_lost(), timeout=15), "and is heard again")
     check(all_state(fl, "aborted"), "nobody resumed the aborted rollout: %s" % states(fl))
+
+
+@case
+def wrong_key_replica():
+    """A replica with another key is not part of the fleet: what it says is
+    refused (bad_mac) and its rollout goes nowhere; it hears nothing either."""
+    fl = Fleet()
+    a, b, c = fl.weirs
+    other = key_file(tmpdir(), key=b"another fleet's key, also long enough")
+    with open(c.config) as f:
+        text = f.read().replace(fl.key, other)
+    c.stop()
+    with open(c.config, "w") as f:
+        f.write(text)
+    c.start()
+    check(wait_for(lambda: rejected(fl, 0, "bad_mac") > 0 and rejected(fl, 2, "bad_mac") > 0,
+                   timeout=15),
+          "both sides refuse the other's messages as bad_mac (%s, %s)"
+          % (rejected(fl, 0, "bad_mac"), rejected(fl, 2, "bad_mac")))
+    r = ask(c, "rollout start v2 steps=10,100 hold=1h")
+    check(r["ok"], "the odd replica starts a rollout of its own")
+    sent = fleet_view(c)["sent"]
+    wait_for(lambda: fleet_view(c)["sent"] >= sent + 6, timeout=15)
+    check(rollout(a)["state"] == "none" and rollout(b)["state"] == "none" and
+          split(a) == {"v1": 100, "v2": 0},
+          "the fleet did not take it: %s %s" % (rollout(a)["state"], rollout(b)["state"]))
+    check(all(p["replica"] is None for p in fleet_view(c)["peers"]),
+          "the odd replica heard no one: %s" % [p["replica"] for p in fleet_view(c)["peers"]])
+
+
+@case
+def reload_peers():
+    """A reload with another peers list is followed (the key and interval
+    need a restart)."""
+    fl = Fleet()
+    a, b, c = fl.weirs
+    check(wait_for(lambda: len([p for p in fleet_view(a)["peers"] if p["replica"]]) == 2,
+                   timeout=15), "replica 0 hears two peers")
+    with open(a.config) as f:
+        text = f.read()
+    with open(a.config, "w") as f:
+        f.write(text.replace(", " + fl.admins[2], ""))
+    r = ask(a, "reload")
+    check(r["ok"], "the reload with one peer fewer is taken: %s" % r)
+    check(wait_for(lambda: [p["address"] for p in fleet_view(a)["peers"]
+                            if p["last_error"] != "not in this replica's peers"] == [fl.admins[1]],
+                   timeout=10),
+          "replica 0 now tells only replica 1: %s" % [p["address"] for p in fleet_view(a)["peers"]])
+    r = ask(a, "rollout start v2 steps=10,100 hold=1h")
+    check(r["ok"] and all_state(fl, "running", 1),
+          "the fleet still converges (replica 2 hears it through replica 1): %s" % states(fl))
 
 
 @case
