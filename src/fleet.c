@@ -82,7 +82,7 @@ struct replica {
     bool used;
     char name[FLEET_REPLICA_MAX];
     char addr[128];                 /* source IP : admin port of its last message */
-    struct fleet_replay replay;
+    struct fleet_msg_replay replay;
     int64_t last_heard_ms;          /* wall clock */
     bool lost;                      /* not heard for FLEET_LOST_MS (announced) */
     uint64_t generation;
@@ -333,7 +333,7 @@ static void add_counts(struct fleet_msg *m)
         if (n > OUTCOME_SLOTS - 4)
             n = OUTCOME_SLOTS - 4;
         uint64_t cur = mono / slot_ms;
-        struct fleet_counts *c = NULL;
+        struct fleet_msg_counts *c = NULL;
         for (uint64_t k = cur + 1 > n ? cur + 1 - n : 0; k <= cur; k++) {
             uint64_t since = k * slot_ms, until = since + slot_ms - 1;
             if (until > mono)
@@ -346,7 +346,7 @@ static void add_counts(struct fleet_msg *m)
                 continue;
             if (!c && !(c = fleet_msg_add_counts(m, cfg->versions[v].name, slot_ms)))
                 return;
-            if (fleet_counts_add_slot(c, (int64_t)since + offset, &slot_sum) < 0)
+            if (fleet_msg_counts_add_slot(c, (int64_t)since + offset, &slot_sum) < 0)
                 break;
         }
     }
@@ -383,7 +383,7 @@ static void build(struct json_buf *body, char mac[FLEET_MAC_HEX + 1])
         fleet_msg_encode(&m, body);
     }
     fleet_msg_dispose(&m);
-    fleet_mac_hex(fl.key, fl.key_len, body->p, body->len, mac);
+    fleet_msg_mac_hex(fl.key, fl.key_len, body->p, body->len, mac);
 }
 
 static void send_to(struct target *t, const struct json_buf *body, const char *mac);
@@ -553,7 +553,7 @@ static void on_counts(const char *version, uint64_t since_ms, uint64_t now_ms,
         if (!r->used)
             continue;
         for (size_t c = 0; c < r->counts.n_counts; c++) {
-            const struct fleet_counts *fc = &r->counts.counts[c];
+            const struct fleet_msg_counts *fc = &r->counts.counts[c];
             if (strcmp(fc->version, version) != 0)
                 continue;
             for (size_t s = 0; s < fc->n_slots; s++) {
@@ -643,7 +643,7 @@ int fleet_receive(const char *body, size_t len, const char *mac, const char *src
     }
     if (len > FLEET_MSG_MAX_BYTES)
         return reject(REJ_TOO_LARGE, 413, "body too large", src_ip, why, whylen);
-    if (!fleet_mac_ok(fl.key, fl.key_len, body, len, mac))
+    if (!fleet_msg_mac_ok(fl.key, fl.key_len, body, len, mac))
         return reject(REJ_BAD_MAC, 403, mac ? "wrong MAC" : "no " FLEET_MAC_HEADER " header",
                       src_ip, why, whylen);
     static struct fleet_msg m;
@@ -672,7 +672,7 @@ int fleet_receive(const char *body, size_t len, const char *mac, const char *src
         snprintf(why, whylen, "too many replicas");
         return 503;
     }
-    const char *bad = fleet_replay_check(&r->replay, m.boot, m.seq, m.time_ms, state_now_ms());
+    const char *bad = fleet_msg_replay_check(&r->replay, m.boot, m.seq, m.time_ms, state_now_ms());
     if (bad) {
         if (fresh)
             r->used = false;

@@ -39,21 +39,21 @@ void fleet_msg_dispose(struct fleet_msg *m)
     memset(m, 0, sizeof(*m));
 }
 
-struct fleet_counts *fleet_msg_add_counts(struct fleet_msg *m, const char *version,
+struct fleet_msg_counts *fleet_msg_add_counts(struct fleet_msg *m, const char *version,
                                           uint32_t slot_ms)
 {
     if (m->n_counts == FLEET_VERSIONS_MAX || slot_ms == 0)
         return NULL;
     if (!m->counts)
         m->counts = xcalloc(FLEET_VERSIONS_MAX, sizeof(*m->counts));
-    struct fleet_counts *c = &m->counts[m->n_counts++];
+    struct fleet_msg_counts *c = &m->counts[m->n_counts++];
     memset(c, 0, sizeof(*c));
     snprintf(c->version, sizeof(c->version), "%s", version);
     c->slot_ms = slot_ms;
     return c;
 }
 
-int fleet_counts_add_slot(struct fleet_counts *c, int64_t start_ms,
+int fleet_msg_counts_add_slot(struct fleet_msg_counts *c, int64_t start_ms,
                           const struct outcome_sum *sum)
 {
     if (c->n_slots == FLEET_SLOTS_MAX)
@@ -84,13 +84,13 @@ void fleet_msg_encode(const struct fleet_msg *m, struct json_buf *out)
     json_buf_str(out, line);
     json_buf_puts(out, ",\"counts\":{");
     for (size_t i = 0; i < m->n_counts; i++) {
-        const struct fleet_counts *c = &m->counts[i];
+        const struct fleet_msg_counts *c = &m->counts[i];
         if (i)
             json_buf_puts(out, ",");
         json_buf_key(out, c->version);
         json_buf_printf(out, "{\"slot_ms\":%" PRIu32 ",\"slots\":[", c->slot_ms);
         for (size_t s = 0; s < c->n_slots; s++) {
-            const struct fleet_slot *sl = &c->slots[s];
+            const struct fleet_msg_slot *sl = &c->slots[s];
             json_buf_printf(out, "%s[%" PRId64 ",%" PRIu64 ",%" PRIu64 ",[", s ? "," : "",
                             sl->start_ms, sl->sum.requests, sl->sum.errors);
             bool first = true;
@@ -147,7 +147,7 @@ static int fail(char *why, size_t whylen, const char *what)
     return -1;
 }
 
-static int decode_slot(const struct json_value *it, struct fleet_counts *c, char *why,
+static int decode_slot(const struct json_value *it, struct fleet_msg_counts *c, char *why,
                        size_t whylen)
 {
     if (it->type != JSON_T_ARRAY || it->n != 4)
@@ -174,7 +174,7 @@ static int decode_slot(const struct json_value *it, struct fleet_counts *c, char
     }
     if (total != req)
         return fail(why, whylen, "a slot's latency buckets do not add up to its requests");
-    if (fleet_counts_add_slot(c, start, &sum) < 0)
+    if (fleet_msg_counts_add_slot(c, start, &sum) < 0)
         return fail(why, whylen, "too many slots");
     return 0;
 }
@@ -196,7 +196,7 @@ static int decode_counts(const struct json_value *counts, struct fleet_msg *m, c
         for (size_t j = 0; j < m->n_counts; j++)
             if (strcmp(m->counts[j].version, key.str) == 0)
                 return fail(why, whylen, "a version's counts appear twice");
-        struct fleet_counts *c = fleet_msg_add_counts(m, key.str, (uint32_t)slot_ms);
+        struct fleet_msg_counts *c = fleet_msg_add_counts(m, key.str, (uint32_t)slot_ms);
         if (!c)
             return fail(why, whylen, "too many versions");
         for (size_t s = 0; s < slots->n; s++)
@@ -276,7 +276,7 @@ int fleet_msg_decode(const char *body, size_t len, struct fleet_msg *m, char *wh
 
 /* ---- MAC ----------------------------------------------------------------- */
 
-void fleet_mac_hex(const uint8_t *key, size_t key_len, const char *data, size_t len,
+void fleet_msg_mac_hex(const uint8_t *key, size_t key_len, const char *data, size_t len,
                    char hex[FLEET_MAC_HEX + 1])
 {
     unsigned char mac[EVP_MAX_MD_SIZE];
@@ -302,7 +302,7 @@ static int hexval(char c)
     return -1;
 }
 
-bool fleet_mac_ok(const uint8_t *key, size_t key_len, const char *data, size_t len,
+bool fleet_msg_mac_ok(const uint8_t *key, size_t key_len, const char *data, size_t len,
                   const char *hex)
 {
     if (!hex || strlen(hex) != FLEET_MAC_HEX)
@@ -323,7 +323,7 @@ bool fleet_mac_ok(const uint8_t *key, size_t key_len, const char *data, size_t l
 
 /* ---- replay -------------------------------------------------------------- */
 
-const char *fleet_replay_check(struct fleet_replay *r, const char *boot, uint64_t seq,
+const char *fleet_msg_replay_check(struct fleet_msg_replay *r, const char *boot, uint64_t seq,
                                int64_t time_ms, int64_t now_ms)
 {
     int64_t skew = time_ms > now_ms ? time_ms - now_ms : now_ms - time_ms;

@@ -57,16 +57,16 @@ struct json_buf;
 #define FLEET_SLOTS_MAX OUTCOME_SLOTS      /* slots per version in one message */
 
 /* One time slot of a sender's outcome window. */
-struct fleet_slot {
+struct fleet_msg_slot {
     int64_t start_ms;       /* wall clock of the slot's first millisecond */
     struct outcome_sum sum; /* its requests, errors, latency histogram */
 };
 
 /* A sender's counts of one version. */
-struct fleet_counts {
+struct fleet_msg_counts {
     char version[ROLLOUT_NAME_MAX];
     uint32_t slot_ms;          /* the width of each slot (> 0) */
-    struct fleet_slot *slots;  /* owned array of n_slots */
+    struct fleet_msg_slot *slots;  /* owned array of n_slots */
     size_t n_slots;
 };
 
@@ -77,7 +77,7 @@ struct fleet_msg {
     int64_t time_ms;
     uint64_t generation;          /* the sender's snapshot generation */
     struct rollout rollout;       /* the sender's rollout (NONE: none) */
-    struct fleet_counts *counts;  /* owned array of n_counts */
+    struct fleet_msg_counts *counts;  /* owned array of n_counts */
     size_t n_counts;
 };
 
@@ -91,11 +91,11 @@ void fleet_msg_dispose(struct fleet_msg *m);
  * Append a new, empty counts entry for version (slot_ms > 0) and return it
  * (owned by m). Returns NULL when m has FLEET_VERSIONS_MAX already.
  */
-struct fleet_counts *fleet_msg_add_counts(struct fleet_msg *m, const char *version,
+struct fleet_msg_counts *fleet_msg_add_counts(struct fleet_msg *m, const char *version,
                                           uint32_t slot_ms);
 
 /* Append one slot to c (a copy of sum). Returns 0, or -1 when c is full. */
-int fleet_counts_add_slot(struct fleet_counts *c, int64_t start_ms,
+int fleet_msg_counts_add_slot(struct fleet_msg_counts *c, int64_t start_ms,
                           const struct outcome_sum *sum) WUR;
 
 /* The wire form of m, appended to out (the JSON above). */
@@ -110,16 +110,16 @@ int fleet_msg_decode(const char *body, size_t len, struct fleet_msg *m, char *wh
 
 /* HMAC-SHA256 of data under key, as FLEET_MAC_HEX lower-case hex digits
  * and a NUL in hex. */
-void fleet_mac_hex(const uint8_t *key, size_t key_len, const char *data, size_t len,
+void fleet_msg_mac_hex(const uint8_t *key, size_t key_len, const char *data, size_t len,
                    char hex[FLEET_MAC_HEX + 1]);
 
 /* Is hex (NULL: missing) the MAC of data under key? Constant time in the
  * comparison of the MAC. */
-bool fleet_mac_ok(const uint8_t *key, size_t key_len, const char *data, size_t len,
+bool fleet_msg_mac_ok(const uint8_t *key, size_t key_len, const char *data, size_t len,
                   const char *hex);
 
 /* What is remembered of a sender for the replay check. */
-struct fleet_replay {
+struct fleet_msg_replay {
     char boot[FLEET_BOOT_HEX + 1]; /* "" until a message was accepted */
     uint64_t seq;                  /* the last accepted seq of that boot */
     int64_t time_ms;               /* the last accepted time_ms */
@@ -130,7 +130,7 @@ struct fleet_replay {
  * accepted at now_ms (our wall clock)? Returns NULL and updates *r when it
  * may, else the refusal's label ("stale", "replayed") and *r unchanged.
  */
-const char *fleet_replay_check(struct fleet_replay *r, const char *boot, uint64_t seq,
+const char *fleet_msg_replay_check(struct fleet_msg_replay *r, const char *boot, uint64_t seq,
                                int64_t time_ms, int64_t now_ms);
 
 #endif

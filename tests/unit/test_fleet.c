@@ -186,17 +186,17 @@ static void sample_msg(struct fleet_msg *m)
     m->generation = 7;
     base_rollout(&m->rollout, 1764000000000, "pod-a:9901");
     m->rollout.step = 2;
-    struct fleet_counts *c = fleet_msg_add_counts(m, "v2", 1000);
+    struct fleet_msg_counts *c = fleet_msg_add_counts(m, "v2", 1000);
     struct outcome_sum s;
     outcome_sum_clear(&s);
     s.requests = 10;
     s.errors = 3;
     s.latency[outcome_bucket(1500)] = 7;
     s.latency[outcome_bucket(250000)] = 3;
-    ok(c && fleet_counts_add_slot(c, 1764000000000, &s) == 0, "a slot is added");
+    ok(c && fleet_msg_counts_add_slot(c, 1764000000000, &s) == 0, "a slot is added");
     s.latency[outcome_bucket(1500)] += 1;
     s.requests = 11;
-    ok(fleet_counts_add_slot(c, 1764000001000, &s) == 0, "a second slot is added");
+    ok(fleet_msg_counts_add_slot(c, 1764000001000, &s) == 0, "a second slot is added");
 }
 
 static int decode_str(const char *body, struct fleet_msg *m, char *why, size_t whylen)
@@ -296,47 +296,47 @@ static void test_mac(void)
 {
     char hex[FLEET_MAC_HEX + 1];
     const char *data = "what do ya want for nothing?";
-    fleet_mac_hex((const uint8_t *)"Jefe", 4, data, strlen(data), hex);
+    fleet_msg_mac_hex((const uint8_t *)"Jefe", 4, data, strlen(data), hex);
     is_str(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
            "HMAC-SHA256 matches RFC 4231 test case 2");
-    ok(fleet_mac_ok((const uint8_t *)"Jefe", 4, data, strlen(data), hex), "the MAC checks");
+    ok(fleet_msg_mac_ok((const uint8_t *)"Jefe", 4, data, strlen(data), hex), "the MAC checks");
     char upper[FLEET_MAC_HEX + 1];
     for (unsigned i = 0; i <= FLEET_MAC_HEX; i++)
         upper[i] = (hex[i] >= 'a' && hex[i] <= 'f') ? (char)(hex[i] - 32) : hex[i];
-    ok(fleet_mac_ok((const uint8_t *)"Jefe", 4, data, strlen(data), upper),
+    ok(fleet_msg_mac_ok((const uint8_t *)"Jefe", 4, data, strlen(data), upper),
        "upper-case hex checks too");
-    ok(!fleet_mac_ok((const uint8_t *)"Jeff", 4, data, strlen(data), hex), "another key fails");
-    ok(!fleet_mac_ok((const uint8_t *)"Jefe", 4, "what do ya want for nothing!", strlen(data),
+    ok(!fleet_msg_mac_ok((const uint8_t *)"Jeff", 4, data, strlen(data), hex), "another key fails");
+    ok(!fleet_msg_mac_ok((const uint8_t *)"Jefe", 4, "what do ya want for nothing!", strlen(data),
                      hex),
        "another body fails");
     hex[10] = hex[10] == '0' ? '1' : '0';
-    ok(!fleet_mac_ok((const uint8_t *)"Jefe", 4, data, strlen(data), hex), "one digit off fails");
-    ok(!fleet_mac_ok((const uint8_t *)"Jefe", 4, data, strlen(data), NULL), "no MAC fails");
-    ok(!fleet_mac_ok((const uint8_t *)"Jefe", 4, data, strlen(data), "5bdc"), "a short MAC fails");
+    ok(!fleet_msg_mac_ok((const uint8_t *)"Jefe", 4, data, strlen(data), hex), "one digit off fails");
+    ok(!fleet_msg_mac_ok((const uint8_t *)"Jefe", 4, data, strlen(data), NULL), "no MAC fails");
+    ok(!fleet_msg_mac_ok((const uint8_t *)"Jefe", 4, data, strlen(data), "5bdc"), "a short MAC fails");
     hex[10] = 'g';
-    ok(!fleet_mac_ok((const uint8_t *)"Jefe", 4, data, strlen(data), hex), "a non-hex MAC fails");
+    ok(!fleet_msg_mac_ok((const uint8_t *)"Jefe", 4, data, strlen(data), hex), "a non-hex MAC fails");
 }
 
 static void test_replay(void)
 {
-    struct fleet_replay r;
+    struct fleet_msg_replay r;
     memset(&r, 0, sizeof(r));
     int64_t now = 1764000000000;
-    ok(fleet_replay_check(&r, "aaaaaaaaaaaaaaaa", 5, now, now) == NULL, "a first message is taken");
-    is_str(fleet_replay_check(&r, "aaaaaaaaaaaaaaaa", 5, now, now), "replayed",
+    ok(fleet_msg_replay_check(&r, "aaaaaaaaaaaaaaaa", 5, now, now) == NULL, "a first message is taken");
+    is_str(fleet_msg_replay_check(&r, "aaaaaaaaaaaaaaaa", 5, now, now), "replayed",
            "the same seq again is a replay");
-    is_str(fleet_replay_check(&r, "aaaaaaaaaaaaaaaa", 4, now + 1, now), "replayed",
+    is_str(fleet_msg_replay_check(&r, "aaaaaaaaaaaaaaaa", 4, now + 1, now), "replayed",
            "an older seq is a replay");
-    ok(fleet_replay_check(&r, "aaaaaaaaaaaaaaaa", 6, now + 1, now) == NULL, "the next seq is taken");
+    ok(fleet_msg_replay_check(&r, "aaaaaaaaaaaaaaaa", 6, now + 1, now) == NULL, "the next seq is taken");
     ok(r.seq == 6, "the last seq is remembered");
-    is_str(fleet_replay_check(&r, "aaaaaaaaaaaaaaaa", 7, now + FLEET_SKEW_MS + 1, now), "stale",
+    is_str(fleet_msg_replay_check(&r, "aaaaaaaaaaaaaaaa", 7, now + FLEET_SKEW_MS + 1, now), "stale",
            "a message from too far in the future is stale");
-    is_str(fleet_replay_check(&r, "aaaaaaaaaaaaaaaa", 7, now - FLEET_SKEW_MS - 1, now), "stale",
+    is_str(fleet_msg_replay_check(&r, "aaaaaaaaaaaaaaaa", 7, now - FLEET_SKEW_MS - 1, now), "stale",
            "a message from too far in the past is stale");
     ok(r.seq == 6, "refusals change nothing");
-    ok(fleet_replay_check(&r, "bbbbbbbbbbbbbbbb", 1, now + 5, now) == NULL,
+    ok(fleet_msg_replay_check(&r, "bbbbbbbbbbbbbbbb", 1, now + 5, now) == NULL,
        "a restarted sender (a new boot, later) starts its seq again");
-    is_str(fleet_replay_check(&r, "aaaaaaaaaaaaaaaa", 8, now + 2, now), "replayed",
+    is_str(fleet_msg_replay_check(&r, "aaaaaaaaaaaaaaaa", 8, now + 2, now), "replayed",
            "the old boot's messages are replays now");
 }
 
