@@ -56,11 +56,11 @@
 #include "snapshot.h"
 #include "state.h"
 
-#define TARGET_MAGIC 0x464c5447u   /* "FLTG" */
+#define TARGET_MAGIC 0x464c5447u /* "FLTG" */
 #define FLEET_TARGETS_MAX 64
 #define FLEET_REPLICAS_MAX 64
-#define FLEET_LOST_MS 3000         /* not heard for this long: lost */
-#define FLEET_SETTLE_MS 1500       /* a joining replica's wait for the fleet */
+#define FLEET_LOST_MS 3000   /* not heard for this long: lost */
+#define FLEET_SETTLE_MS 1500 /* a joining replica's wait for the fleet */
 #define FLEET_SEND_TIMEOUT_S 2
 #define FLEET_RESOLVE_MS 2000      /* the peers' DNS name, re-resolved */
 #define FLEET_VERSION_NAME "fleet" /* discovery's set name for the peers */
@@ -69,25 +69,25 @@ struct target {
     uint32_t magic;
     char addr[128];                 /* "host:port" as configured or resolved */
     struct evhttp_connection *conn; /* owned */
-    bool listed;     /* in the current peer set; else freed when idle */
-    bool in_flight;  /* a request is out */
-    bool resend;     /* state changed while in flight: send on the answer */
-    bool self;       /* it answered with our own boot: never sent to again */
+    bool listed;                    /* in the current peer set; else freed when idle */
+    bool in_flight;                 /* a request is out */
+    bool resend;                    /* state changed while in flight: send on the answer */
+    bool self;                      /* it answered with our own boot: never sent to again */
     uint64_t sent, failed;
-    int64_t last_ok_ms;             /* wall clock of the last 2xx answer, 0 never */
-    char last_error[96];            /* "" after a success */
+    int64_t last_ok_ms;  /* wall clock of the last 2xx answer, 0 never */
+    char last_error[96]; /* "" after a success */
 };
 
 struct replica {
     bool used;
     char name[FLEET_REPLICA_MAX];
-    char addr[128];                 /* source IP : admin port of its last message */
+    char addr[128]; /* source IP : admin port of its last message */
     struct fleet_msg_replay replay;
-    int64_t last_heard_ms;          /* wall clock */
-    bool lost;                      /* not heard for FLEET_LOST_MS (announced) */
+    int64_t last_heard_ms; /* wall clock */
+    bool lost;             /* not heard for FLEET_LOST_MS (announced) */
     uint64_t generation;
     struct rollout rollout;
-    struct fleet_msg counts;        /* owned: its latest message (counts used) */
+    struct fleet_msg counts; /* owned: its latest message (counts used) */
 };
 
 enum reject {
@@ -104,7 +104,7 @@ static const char *const reject_names[REJ_N] = {"too_large", "bad_mac", "malform
 
 static struct {
     bool on;
-    struct event_base *base;        /* borrowed */
+    struct event_base *base; /* borrowed */
     uint8_t key[FLEET_KEY_MAX_BYTES];
     size_t key_len;
     char replica[FLEET_REPLICA_MAX];
@@ -112,20 +112,20 @@ static struct {
     char local_ip[INET6_ADDRSTRLEN]; /* the admin listener's IP; "" for a wildcard */
     uint64_t seq;
     uint32_t interval_ms;
-    uint64_t started_ms;            /* util_now_ms() at fleet_start */
+    uint64_t started_ms; /* util_now_ms() at fleet_start */
     bool heard_any;
-    bool too_large_logged;          /* counts did not fit once (said once) */
-    struct event *tick;             /* owned: every interval */
-    struct event *kick;             /* owned: send now (a change) */
-    struct evdns_base *dns;         /* owned: for peers given by host name */
-    struct discovery *discovery;    /* owned: when peers is one DNS name */
+    bool too_large_logged;                     /* counts did not fit once (said once) */
+    struct event *tick;                        /* owned: every interval */
+    struct event *kick;                        /* owned: send now (a change) */
+    struct evdns_base *dns;                    /* owned: for peers given by host name */
+    struct discovery *discovery;               /* owned: when peers is one DNS name */
     struct target *targets[FLEET_TARGETS_MAX]; /* owned */
     size_t n_targets;
     struct replica replicas[FLEET_REPLICAS_MAX];
     uint64_t rejected[REJ_N];
     uint64_t sent, send_errors, received;
     uint64_t last_reject_log_ms[REJ_N];
-    struct rollout refused;         /* a join that could not be applied */
+    struct rollout refused; /* a join that could not be applied */
     bool has_refused;
 } fl;
 
@@ -199,7 +199,8 @@ static int load_key(const char *path)
     if ((st.st_mode & 004) || ((st.st_mode & 040) && st.st_uid != 0))
         log_warn("fleet: key_file %s is readable by others (mode %04o, owner uid %u): anyone "
                  "who reads it can speak for this fleet; chmod 600 it (a root-owned file may "
-                 "be 0640)", path, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
+                 "be 0640)",
+                 path, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
     ssize_t n = read(fd, fl.key, sizeof(fl.key));
     char extra;
     bool more = n == (ssize_t)sizeof(fl.key) && read(fd, &extra, 1) == 1;
@@ -218,7 +219,8 @@ static int load_key(const char *path)
     }
     if ((size_t)n < FLEET_KEY_MIN_BYTES)
         log_warn("fleet: key_file %s holds only %zd bytes, easy to guess; use at least %u "
-                 "(openssl rand -hex 32)", path, n, FLEET_KEY_MIN_BYTES);
+                 "(openssl rand -hex 32)",
+                 path, n, FLEET_KEY_MIN_BYTES);
     fl.key_len = (size_t)n;
     return 0;
 }
@@ -369,7 +371,8 @@ static void build(struct json_buf *body, char mac[FLEET_MAC_HEX + 1])
         /* Peers would refuse it: the rollout state matters most. */
         if (!fl.too_large_logged)
             log_warn("fleet: the outcome counts (%zu bytes) do not fit in a message; sent "
-                     "without them", body->len);
+                     "without them",
+                     body->len);
         fl.too_large_logged = true;
         fleet_msg_dispose(&m);
         fleet_msg_init(&m);

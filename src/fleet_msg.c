@@ -40,7 +40,7 @@ void fleet_msg_dispose(struct fleet_msg *m)
 }
 
 struct fleet_msg_counts *fleet_msg_add_counts(struct fleet_msg *m, const char *version,
-                                          uint32_t slot_ms)
+                                              uint32_t slot_ms)
 {
     if (m->n_counts == FLEET_VERSIONS_MAX || slot_ms == 0)
         return NULL;
@@ -54,7 +54,7 @@ struct fleet_msg_counts *fleet_msg_add_counts(struct fleet_msg *m, const char *v
 }
 
 int fleet_msg_counts_add_slot(struct fleet_msg_counts *c, int64_t start_ms,
-                          const struct outcome_sum *sum)
+                              const struct outcome_sum *sum)
 {
     if (c->n_slots == FLEET_SLOTS_MAX)
         return -1;
@@ -79,8 +79,7 @@ void fleet_msg_encode(const struct fleet_msg *m, struct json_buf *out)
     json_buf_str(out, m->replica);
     json_buf_puts(out, ",\"boot\":");
     json_buf_str(out, m->boot);
-    json_buf_printf(out, ",\"seq\":%" PRIu64 ",\"time_ms\":%" PRId64 ",\"generation\":%" PRIu64
-                    ",\"rollout\":", m->seq, m->time_ms, m->generation);
+    json_buf_printf(out, ",\"seq\":%" PRIu64 ",\"time_ms\":%" PRId64 ",\"generation\":%" PRIu64 ",\"rollout\":", m->seq, m->time_ms, m->generation);
     json_buf_str(out, line);
     json_buf_puts(out, ",\"counts\":{");
     for (size_t i = 0; i < m->n_counts; i++) {
@@ -186,8 +185,7 @@ static int decode_counts(const struct json_value *counts, struct fleet_msg *m, c
         return fail(why, whylen, "counts is not an object of at most 32 versions");
     for (size_t i = 0; i < counts->n; i++) {
         const struct json_value *v = counts->items[i];
-        struct json_value key = {.type = JSON_T_STRING, .str = counts->keys[i],
-                                 .str_len = strlen(counts->keys[i])};
+        struct json_value key = {.type = JSON_T_STRING, .str = counts->keys[i], .str_len = strlen(counts->keys[i])};
         uint64_t slot_ms;
         const struct json_value *slots = json_get(v, "slots");
         if (!name_ok(&key, ROLLOUT_NAME_MAX) || !as_uint(json_get(v, "slot_ms"), 3600000, &slot_ms) ||
@@ -277,12 +275,13 @@ int fleet_msg_decode(const char *body, size_t len, struct fleet_msg *m, char *wh
 /* ---- MAC ----------------------------------------------------------------- */
 
 void fleet_msg_mac_hex(const uint8_t *key, size_t key_len, const char *data, size_t len,
-                   char hex[FLEET_MAC_HEX + 1])
+                       char hex[FLEET_MAC_HEX + 1])
 {
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int mac_len = 0;
     CHECK(HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)data, len, mac,
-               &mac_len) != NULL && mac_len == FLEET_MAC_BYTES);
+               &mac_len) != NULL &&
+          mac_len == FLEET_MAC_BYTES);
     static const char digits[] = "0123456789abcdef";
     for (unsigned i = 0; i < FLEET_MAC_BYTES; i++) {
         hex[2 * i] = digits[mac[i] >> 4];
@@ -303,7 +302,7 @@ static int hexval(char c)
 }
 
 bool fleet_msg_mac_ok(const uint8_t *key, size_t key_len, const char *data, size_t len,
-                  const char *hex)
+                      const char *hex)
 {
     if (!hex || strlen(hex) != FLEET_MAC_HEX)
         return false;
@@ -316,7 +315,8 @@ bool fleet_msg_mac_ok(const uint8_t *key, size_t key_len, const char *data, size
     }
     unsigned int want_len = 0;
     if (!HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)data, len, want,
-              &want_len) || want_len != FLEET_MAC_BYTES)
+              &want_len) ||
+        want_len != FLEET_MAC_BYTES)
         return false;
     return CRYPTO_memcmp(got, want, FLEET_MAC_BYTES) == 0;
 }
@@ -324,7 +324,7 @@ bool fleet_msg_mac_ok(const uint8_t *key, size_t key_len, const char *data, size
 /* ---- replay -------------------------------------------------------------- */
 
 const char *fleet_msg_replay_check(struct fleet_msg_replay *r, const char *boot, uint64_t seq,
-                               int64_t time_ms, int64_t now_ms)
+                                   int64_t time_ms, int64_t now_ms)
 {
     int64_t skew = time_ms > now_ms ? time_ms - now_ms : now_ms - time_ms;
     if (skew > FLEET_SKEW_MS)

@@ -46,15 +46,15 @@ struct json_buf;
 
 #define FLEET_MSG_MAX_BYTES (512u * 1024u) /* a body above this is refused */
 #define FLEET_MAC_HEADER "X-Weir-Fleet-Mac"
-#define FLEET_MAC_BYTES 32u                /* HMAC-SHA256 */
+#define FLEET_MAC_BYTES 32u /* HMAC-SHA256 */
 #define FLEET_MAC_HEX (2u * FLEET_MAC_BYTES)
-#define FLEET_KEY_MIN_BYTES 16u            /* a shorter key is warned about at load */
+#define FLEET_KEY_MIN_BYTES 16u /* a shorter key is warned about at load */
 #define FLEET_KEY_MAX_BYTES 4096u
-#define FLEET_SKEW_MS 10000                /* |sender's time_ms - ours| allowed */
-#define FLEET_REPLICA_MAX 128              /* replica name and NUL */
-#define FLEET_BOOT_HEX 16                  /* boot id: hex digits */
+#define FLEET_SKEW_MS 10000   /* |sender's time_ms - ours| allowed */
+#define FLEET_REPLICA_MAX 128 /* replica name and NUL */
+#define FLEET_BOOT_HEX 16     /* boot id: hex digits */
 #define FLEET_VERSIONS_MAX ROLLOUT_VERSIONS_MAX
-#define FLEET_SLOTS_MAX OUTCOME_SLOTS      /* slots per version in one message */
+#define FLEET_SLOTS_MAX OUTCOME_SLOTS /* slots per version in one message */
 
 /* One time slot of a sender's outcome window. */
 struct fleet_msg_slot {
@@ -65,8 +65,8 @@ struct fleet_msg_slot {
 /* A sender's counts of one version. */
 struct fleet_msg_counts {
     char version[ROLLOUT_NAME_MAX];
-    uint32_t slot_ms;          /* the width of each slot (> 0) */
-    struct fleet_msg_slot *slots;  /* owned array of n_slots */
+    uint32_t slot_ms;             /* the width of each slot (> 0) */
+    struct fleet_msg_slot *slots; /* owned array of n_slots */
     size_t n_slots;
 };
 
@@ -75,9 +75,9 @@ struct fleet_msg {
     char boot[FLEET_BOOT_HEX + 1];
     uint64_t seq;
     int64_t time_ms;
-    uint64_t generation;          /* the sender's snapshot generation */
-    struct rollout rollout;       /* the sender's rollout (NONE: none) */
-    struct fleet_msg_counts *counts;  /* owned array of n_counts */
+    uint64_t generation;             /* the sender's snapshot generation */
+    struct rollout rollout;          /* the sender's rollout (NONE: none) */
+    struct fleet_msg_counts *counts; /* owned array of n_counts */
     size_t n_counts;
 };
 
@@ -92,11 +92,11 @@ void fleet_msg_dispose(struct fleet_msg *m);
  * (owned by m). Returns NULL when m has FLEET_VERSIONS_MAX already.
  */
 struct fleet_msg_counts *fleet_msg_add_counts(struct fleet_msg *m, const char *version,
-                                          uint32_t slot_ms);
+                                              uint32_t slot_ms);
 
 /* Append one slot to c (a copy of sum). Returns 0, or -1 when c is full. */
 int fleet_msg_counts_add_slot(struct fleet_msg_counts *c, int64_t start_ms,
-                          const struct outcome_sum *sum) WUR;
+                              const struct outcome_sum *sum) WUR;
 
 /* The wire form of m, appended to out (the JSON above). */
 void fleet_msg_encode(const struct fleet_msg *m, struct json_buf *out);
@@ -111,12 +111,12 @@ int fleet_msg_decode(const char *body, size_t len, struct fleet_msg *m, char *wh
 /* HMAC-SHA256 of data under key, as FLEET_MAC_HEX lower-case hex digits
  * and a NUL in hex. */
 void fleet_msg_mac_hex(const uint8_t *key, size_t key_len, const char *data, size_t len,
-                   char hex[FLEET_MAC_HEX + 1]);
+                       char hex[FLEET_MAC_HEX + 1]);
 
 /* Is hex (NULL: missing) the MAC of data under key? Constant time in the
  * comparison of the MAC. */
 bool fleet_msg_mac_ok(const uint8_t *key, size_t key_len, const char *data, size_t len,
-                  const char *hex);
+                      const char *hex);
 
 /* What is remembered of a sender for the replay check. */
 struct fleet_msg_replay {
@@ -131,6 +131,6 @@ struct fleet_msg_replay {
  * may, else the refusal's label ("stale", "replayed") and *r unchanged.
  */
 const char *fleet_msg_replay_check(struct fleet_msg_replay *r, const char *boot, uint64_t seq,
-                               int64_t time_ms, int64_t now_ms);
+                                   int64_t time_ms, int64_t now_ms);
 
 #endif

@@ -110,7 +110,7 @@ static void test_join(void)
         aborted += views[i].state == ROLLOUT_S_ABORTED;
     ok(aborted > 2, "the views include aborted ones (%d)", aborted);
     is_int(abort_kept, aborted * NVIEWS, "an aborted rollout stays aborted whatever it is "
-           "joined with (but a newer rollout)");
+                                         "joined with (but a newer rollout)");
 
     /* The rules, one by one. */
     struct rollout a, b, j;
@@ -307,7 +307,7 @@ static void test_mac(void)
        "upper-case hex checks too");
     ok(!fleet_msg_mac_ok((const uint8_t *)"Jeff", 4, data, strlen(data), hex), "another key fails");
     ok(!fleet_msg_mac_ok((const uint8_t *)"Jefe", 4, "what do ya want for nothing!", strlen(data),
-                     hex),
+                         hex),
        "another body fails");
     hex[10] = hex[10] == '0' ? '1' : '0';
     ok(!fleet_msg_mac_ok((const uint8_t *)"Jefe", 4, data, strlen(data), hex), "one digit off fails");
