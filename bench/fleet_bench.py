@@ -61,10 +61,12 @@ versions:
   v2:
     endpoints: [%(v2)s]
 split: {{v1: 100, v2: 0}}
-fleet:
-  peers: [%(peers)s]
-  key_file: %(key)s
+%(fleet)s
 """
+
+FLEET = """fleet:
+  peers: [%s]
+  key_file: %s"""
 
 
 def ts(text):
@@ -112,7 +114,7 @@ GUARD = """guard:
 
 
 class Fleet:
-    def __init__(self, v2_extra=(), guard=True):
+    def __init__(self, v2_extra=(), guard=True, fleet=True):
         self.v1 = Pod("v1-a", "v1", extra=["--quiet"])
         self.v2 = Pod("v2-a", "v2", extra=["--quiet"] + list(v2_extra))
         d = tmpdir()
@@ -125,10 +127,11 @@ class Fleet:
         for i, a in enumerate(self.admins):
             peers = ", ".join(x for j, x in enumerate(self.admins) if j != i)
             self.weirs.append(Weir(CONFIG % {"admin": a, "v1": self.v1.addr, "v2": self.v2.addr,
-                                             "peers": peers, "key": self.key,
+                                             "fleet": FLEET % (peers, self.key) if fleet else "",
                                              "guard": GUARD if guard else ""}))
-        wait_for(lambda: all(len([p for p in self.ask(w, "fleet")["fleet"]["peers"]
-                                  if p["replica"]]) == 2 for w in self.weirs), timeout=20)
+        wait_for(lambda: not fleet or all(len([p for p in self.ask(w, "fleet")["fleet"]["peers"]
+                                               if p["replica"]]) == 2 for w in self.weirs),
+                 timeout=20)
         self.streams = [Stream(w) for w in self.weirs]
 
     @staticmethod
@@ -188,14 +191,17 @@ def bench_start_abort(trials):
     return {"start_s": start, "abort_s": abort}
 
 
-def bench_fault(duration_s, rate):
-    f = Fleet(v2_extra=["--error-rate", "0.3"])
+def bench_fault(duration_s, rate, fleet=True):
+    """fleet=False: the same three replicas without `fleet:`, the rollout
+    started on each by hand, each guard judging its own third."""
+    f = Fleet(v2_extra=["--error-rate", "0.3"], fleet=fleet)
     benches = [subprocess.Popen([WEIR_BENCH, "-q", "--json", "-c", "4", "-R", str(rate), "-d",
                                  "%ds" % duration_s, "http://127.0.0.1:%d/" % w.port],
                                 stdout=subprocess.PIPE) for w in f.weirs]
     time.sleep(1.0)
     t0 = time.time()
-    assert f.ask(f.weirs[0], "rollout start v2 steps=20,100 hold=1h")["ok"]
+    for w in (f.weirs if not fleet else f.weirs[:1]):
+        assert f.ask(w, "rollout start v2 steps=20,100 hold=1h")["ok"]
     ok = f.all_state("aborted", timeout=duration_s)
     wait_for(lambda: all(s.first(rollout_event("aborted"), after=t0) for s in f.streams),
              timeout=5)
@@ -316,6 +322,7 @@ def main():
     out = {}
     out.update(bench_start_abort(a.trials))
     out["fault"] = bench_fault(a.fault_seconds, a.rate)
+    out["fault_alone"] = bench_fault(a.fault_seconds, a.rate, fleet=False)
     out.update(bench_restart(a.trials))
     out["partition"] = bench_partition()
     out["forged"] = bench_forged()
@@ -328,6 +335,13 @@ def main():
              "%.1f s" % fa["start_to_first_trip_s"] if fa["start_to_first_trip_s"] else "n/a"))
     print("fault: failed user requests:         %d of %d (%d sent to v2)"
           % (fa["failed_requests"], fa["requests"], fa["v2_requests"]))
+    fa = out["fault_alone"]
+    print("same fault, no fleet (each judges its third): first trip %s after the start, "
+          "last replica aborted %s after it (tripped on %d of 3); failed %d of %d (%d to v2)"
+          % ("%.1f s" % fa["start_to_first_trip_s"] if fa["start_to_first_trip_s"] else "n/a",
+             "%.3f s" % fa["trip_to_all_aborted_s"] if fa["trip_to_all_aborted_s"] is not None
+             else "n/a", fa["tripped_on"], fa["failed_requests"], fa["requests"],
+             fa["v2_requests"]))
     print("restart -> the fleet's step:         %s; it came back %s step(s) behind"
           % (summary(out["restart_to_fleet_step_s"]), out["restart_steps_behind"]))
     p = out["partition"]
