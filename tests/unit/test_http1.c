@@ -103,6 +103,49 @@ static void test_rewrite_many_fields(void)
     evbuffer_free(b);
 }
 
+/*
+ * The scanner skips eight bytes at a time while it sees no control byte:
+ * a control byte (and a DEL, a bare CR, a bare LF) must be found at every
+ * offset of a long field value, and obs-text (0x80-0xff) and HTAB must not
+ * be mistaken for one.
+ */
+static void test_scan_every_offset(void)
+{
+    static const char ctl[] = {0x01, 0x00, 0x1f, 0x7f, '\r', '\n'};
+    const char *pre = "GET / HTTP/1.1\r\nHost: a\r\nX-Long: ";
+    size_t pl = strlen(pre);
+    int missed = 0, wrong_ok = 0;
+    for (size_t k = 0; k < sizeof(ctl); k++) {
+        for (size_t off = 0; off < 40; off++) {
+            char buf[160];
+            memcpy(buf, pre, pl);
+            memset(buf + pl, 'v', 40);
+            buf[pl + off] = ctl[k];
+            memcpy(buf + pl + 40, "\r\n\r\n", 4);
+            struct http1_scan sc = {0};
+            size_t hl = 0;
+            const char *err = NULL;
+            if (http1_scan_head(&sc, buf, pl + 44, &hl, &err) != H1_SCAN_BAD)
+                missed++;
+        }
+    }
+    is_int(missed, 0, "a control byte, DEL, bare CR or bare LF is refused at every offset");
+    for (size_t off = 0; off < 40; off++) {
+        char buf[160];
+        memcpy(buf, pre, pl);
+        memset(buf + pl, 'v', 40);
+        buf[pl + off] = (char)(0x80 + off);
+        buf[pl + (off + 7) % 40] = '\t';
+        memcpy(buf + pl + 40, "\r\n\r\n", 4);
+        struct http1_scan sc = {0};
+        size_t hl = 0;
+        const char *err = NULL;
+        if (http1_scan_head(&sc, buf, pl + 44, &hl, &err) != H1_SCAN_DONE || hl != pl + 44)
+            wrong_ok++;
+    }
+    is_int(wrong_ok, 0, "obs-text and HTAB in a value pass at every offset, the head end is exact");
+}
+
 int main(void)
 {
     struct http1_request req;
@@ -375,5 +418,6 @@ int main(void)
     evbuffer_free(in);
     evbuffer_free(b);
     test_rewrite_many_fields();
+    test_scan_every_offset();
     return tap_done();
 }
