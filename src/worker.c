@@ -19,6 +19,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "memtrim.h"
 #include "proxy.h"
 #include "snapshot.h"
 
@@ -138,12 +139,24 @@ static void begin_stop(struct worker *w)
 }
 
 /* A worker with no requests still follows new snapshots, so idle conns to
- * endpoints that left the config close within a second. */
+ * endpoints that left the config close within a second. A worker that
+ * freed nothing for a whole tick (no request ended, no connection closed)
+ * has gone idle: it gives the buffers of its last burst back to the
+ * system once (memtrim.h), so served-then-idle connections cost what
+ * never-used ones cost. */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
+    struct worker *w = arg;
     (void)fd;
     (void)what;
-    worker_snapshot(arg);
+    worker_snapshot(w);
+    if (w->loop.n_reaped != w->tick_reaped) {
+        w->tick_reaped = w->loop.n_reaped;
+        w->trimmed = false;
+    } else if (!w->trimmed) {
+        w->trimmed = true;
+        (void)memtrim_thread();
+    }
 }
 
 static void on_wake(evutil_socket_t fd, short what, void *arg)
