@@ -152,6 +152,7 @@ void conn_read_stop(struct conn *cn)
 static void read_done(struct conn *cn, ssize_t n)
 {
     if (n > 0) {
+        cn->loop->n_reads++;
         if (cn->readcb)
             cn->readcb(cn, cn->arg);
         return;

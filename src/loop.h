@@ -58,6 +58,7 @@ struct loop {
     struct event *reap_ev;            /* owned: runs the reap after dispatch */
     struct reap_item *reap;           /* objects to free after dispatch */
     uint64_t n_reaped;                /* objects the reap freed so far */
+    uint64_t n_reads;                 /* socket reads that got bytes (conn.c) */
     struct iobatch *iob;              /* owned; NULL: one syscall per read/send */
     struct conn *readq, **readq_tail; /* conns to read in this turn's batch */
     struct conn *sendq, **sendq_tail; /* conns to send in this turn's batch */

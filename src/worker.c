@@ -139,22 +139,23 @@ static void begin_stop(struct worker *w)
 }
 
 /* A worker with no requests still follows new snapshots, so idle conns to
- * endpoints that left the config close within a second. A worker that
- * freed nothing for a whole tick (no request ended, no connection closed)
- * has gone idle: it gives the buffers of its last burst back to the
- * system once (memtrim.h), so served-then-idle connections cost what
- * never-used ones cost. */
+ * endpoints that left the config close within a second. A worker that read
+ * nothing for a whole tick but freed something since its last trim (the
+ * txns of a burst, then the conns of the clients it parked a second later)
+ * gives that memory back to the system (its cache of free txns, then
+ * memtrim.h's allocator caches and dirty pages): served-then-idle
+ * connections cost what never-used ones cost. */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
     (void)fd;
     (void)what;
     worker_snapshot(w);
-    if (w->loop.n_reaped != w->tick_reaped) {
-        w->tick_reaped = w->loop.n_reaped;
-        w->trimmed = false;
-    } else if (!w->trimmed) {
-        w->trimmed = true;
+    bool quiet = w->loop.n_reads == w->tick_reads;
+    w->tick_reads = w->loop.n_reads;
+    if (quiet && w->loop.n_reaped != w->trim_reaped) {
+        w->trim_reaped = w->loop.n_reaped;
+        proxy_thread_cleanup(); /* the cache of free txns (~10 KiB each) */
         (void)memtrim_thread();
     }
 }

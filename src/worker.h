@@ -55,8 +55,8 @@ struct worker {
     struct event *wake_ev;          /* owned */
     struct event *drain_ev;         /* owned: drain deadline timer */
     struct event *tick_ev;          /* owned: 1 s tick, picks up snapshots when idle */
-    uint64_t tick_reaped;           /* loop.n_reaped at the last tick */
-    bool trimmed;                   /* memory released since the last activity */
+    uint64_t tick_reads;            /* loop.n_reads at the last tick */
+    uint64_t trim_reaped;           /* loop.n_reaped at the last memory trim */
     atomic_bool stop_requested;     /* set by main thread */
     atomic_bool finished;           /* worker's loop has ended */
     bool started;                   /* the thread runs (join it) */
