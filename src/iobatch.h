@@ -11,7 +11,8 @@
  * job; an op that got -EAGAIN is retried by the caller after the next
  * readiness event, exactly as with plain recv()/sendmsg().
  *
- * Raw syscalls and mmap'ed rings, no liburing. iobatch_new() returns NULL
+ * Raw syscalls and mmap'ed rings, no liburing (iobatch.c says why).
+ * iobatch_new() returns NULL
  * when io_uring cannot be used (old kernel, seccomp, the io_uring_disabled
  * sysctl, WEIR_IO_URING=0 in the environment); the caller then does one
  * syscall per op.
