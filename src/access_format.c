@@ -7,6 +7,8 @@
  */
 #include "access_format.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,26 +130,45 @@ static const struct router_header *find_header(const struct access_entry *e,
     return NULL;
 }
 
-/* The client's IP (no port) and port. */
+/* Append the decimal digits of v (0..255) at p; returns the new end. */
+static char *put_octet(char *p, unsigned v)
+{
+    if (v >= 100)
+        *p++ = (char)('0' + v / 100);
+    if (v >= 10)
+        *p++ = (char)('0' + v / 10 % 10);
+    *p++ = (char)('0' + v % 10);
+    return p;
+}
+
+/* The client's IP (no port) and port. IPv4 is written by hand: this runs
+ * for every logged request, and inet_ntop plus snprintf (and reading the
+ * port back out of the text) was 9 % of weir's instructions with the log
+ * on. iplen must hold an IPv6 text (INET6_ADDRSTRLEN). */
 static void client_addr(const struct sockaddr *sa, char *ip, size_t iplen,
                         unsigned *port)
 {
-    char buf[80];
-    util_format_addr(sa, buf, sizeof(buf));
     *port = 0;
-    const char *colon = strrchr(buf, ':');
-    const char *start = buf;
-    size_t n = colon ? (size_t)(colon - buf) : strlen(buf);
-    if (colon)
-        *port = (unsigned)strtoul(colon + 1, NULL, 10);
-    if (n >= 2 && buf[0] == '[' && buf[n - 1] == ']') {
-        start++;
-        n -= 2;
+    ip[0] = '\0';
+    if (sa->sa_family == AF_INET && iplen >= INET_ADDRSTRLEN) {
+        const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
+        const unsigned char *b = (const unsigned char *)&in4->sin_addr;
+        char *p = ip;
+        for (int k = 0; k < 4; k++) {
+            if (k)
+                *p++ = '.';
+            p = put_octet(p, b[k]);
+        }
+        *p = '\0';
+        *port = ntohs(in4->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        if (!inet_ntop(AF_INET6, &in6->sin6_addr, ip, (socklen_t)iplen))
+            ip[0] = '\0';
+        *port = ntohs(in6->sin6_port);
+    } else if (iplen > 4) {
+        memcpy(ip, "unix", 5);
     }
-    if (n >= iplen)
-        n = iplen - 1;
-    memcpy(ip, start, n);
-    ip[n] = '\0';
 }
 
 static void format_json(struct line *l, struct access_format_clock *r,

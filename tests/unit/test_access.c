@@ -213,6 +213,27 @@ static void test_cuts(void)
     free(ua);
 }
 
+/* The client address is written by hand for IPv4: every octet width. */
+static void test_ipv4_octets(void)
+{
+    static const char *addrs[] = {"0.0.0.0", "9.10.99.100", "255.254.200.1", "127.0.0.1"};
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(65535)};
+        inet_pton(AF_INET, addrs[i], &a.sin_addr);
+        struct access_entry e = routed();
+        e.client = (const struct sockaddr *)&a;
+        char want[96];
+        snprintf(want, sizeof(want), "\"client\":\"%s\",\"client_port\":65535,", addrs[i]);
+        if (!strstr(line(LOG_F_JSON, &e, 4095), want))
+            bad++;
+        snprintf(want, sizeof(want), "%s - - [", addrs[i]);
+        if (strncmp(line(LOG_F_COMBINED, &e, 4095), want, strlen(want)) != 0)
+            bad++;
+    }
+    is_int(bad, 0, "IPv4 clients of every octet width, in JSON and combined lines");
+}
+
 int main(void)
 {
     client4.sin_family = AF_INET;
@@ -227,5 +248,6 @@ int main(void)
     test_combined();
     test_hostile();
     test_cuts();
+    test_ipv4_octets();
     return tap_done();
 }
