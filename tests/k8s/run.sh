@@ -16,6 +16,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 k8s=$root/k8s
 overlays=(canary-10:v1=90,v2=10 blue-green-v2:v1=0,v2=100)
+other_overlays=(seccomp-io-uring)   # not a split change: checked by seccomp.mjs
 
 passed=0 failed=0 skipped=0
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/weir-k8s.XXXXXX")
@@ -61,7 +62,8 @@ done
 # name -> kustomization dir; k8s/ itself is what `kubectl apply -k k8s/` applies.
 declare -A dirs=([base]=$k8s)
 for o in "${overlays[@]}"; do dirs[${o%%:*}]=$k8s/overlays/${o%%:*}; done
-names=(base "${overlays[@]%%:*}")
+for o in "${other_overlays[@]}"; do dirs[$o]=$k8s/overlays/$o; done
+names=(base "${overlays[@]%%:*}" "${other_overlays[@]}")
 
 for n in "${names[@]}"; do
     check "render ${dirs[$n]#$root/} (render.mjs)" \
@@ -111,6 +113,11 @@ for o in "${overlays[@]}"; do
     [ -s "$tmp/$n.yaml" ] && [ -s "$tmp/base.yaml" ] || continue
     check "overlay $n changes only the split (${o#*:})" node "$here/bundle.mjs" overlay "$tmp/base.yaml" "$tmp/$n.yaml" "${o#*:}"
 done
+
+if [ -s "$tmp/seccomp-io-uring.yaml" ] && [ -s "$tmp/base.yaml" ]; then
+    check "overlay seccomp-io-uring changes only weir's seccompProfile (Localhost k8s/seccomp/weir.json)" \
+        node "$here/seccomp.mjs" "$tmp/base.yaml" "$tmp/seccomp-io-uring.yaml" "$k8s/seccomp/weir.json"
+fi
 
 # ---- 3. planted mistakes -----------------------------------------------------------
 weir=${WEIR_BIN:-}
