@@ -1,76 +1,97 @@
 #!/usr/bin/env bash
 # peer.sh — the peer benchmark: weir against nginx and HAProxy (and the
-# direct path to one upstream) on this machine, in one run.
+# direct path to one upstream) on this machine, in one run, on two kinds of
+# upstream and on both of weir's I/O paths.
 #
-#   bench/peer.sh                        # 3 rounds × 10 s: ~7 minutes with the build
-#   ROUNDS=5 DURATION=10 bench/peer.sh   # the method of the targets (~10-11 min)
+#   bench/peer.sh                  # 3 rounds × 5 s, both upstream kinds: ~13 minutes
+#   QUICK=1 bench/peer.sh          # 1 round × 3 s, 1k idle only: ~4 minutes
+#   PHASES=idle KINDS=nginx bench/peer.sh   # only the idle-memory measurement
 #
-# What it does (everything on 127.0.0.1, ports below 32768 picked free):
-#  1. installs what is missing from Debian (build deps, nginx-light, haproxy,
-#     wrk, python3; apt-get update first) and builds weir in release mode
-#     (BUILD dir, default build-bench; -Db_ndebug=false, jemalloc linked);
-#  2. starts four weir-pod upstreams, v1a v1b (version v1) and v2a v2b (v2),
-#     one thread each, and the contenders, all configured for the same 90/10
-#     split with keep-alive to the upstreams:
-#       weir-w1 / weir-w2    weir, `workers: 1` / `workers: 2`, no access log,
-#                            upstream_idle_per_endpoint: POOL
-#       nginx                nginx, 1 worker, upstream weights 9:9:1:1,
-#                            keepalive POOL, keepalive_requests 1000000
-#       haproxy-t1 / -t2     HAProxy, nbthread 1 / 2, roundrobin 9:9:1:1,
+# Upstream kinds (KINDS, default "pod nginx"), each four endpoints, v1a v1b
+# (version v1) and v2a v2b (v2):
+#   pod    four weir-pod processes, one thread each (weir's own test server)
+#   nginx  one nginx, 1 worker, four listeners (two per version), each
+#          `return 200` with a fixed 100-byte text body and an X-Version
+#          header; keep-alive, access log off (the neutral upstream)
+# For each kind the contenders are started fresh, all configured for the
+# same 90/10 split with keep-alive to the upstreams:
+#   weir-w1 / weir-w2        weir, `workers: 1` / `2`, io_uring batches,
+#                            no access log, upstream_idle_per_endpoint: POOL
+#   weir-w1-plain            weir, `workers: 1`, WEIR_IO_URING=0 (one syscall
+#                            per op: the path under Docker's and containerd's
+#                            RuntimeDefault seccomp profile)
+#   nginx                    nginx, 1 worker, weights 9:9:1:1, keepalive
+#                            NGINX_POOL (1024), keepalive_requests 1000000
+#   haproxy-t1 / -t2         HAProxy, nbthread 1 / 2, roundrobin 9:9:1:1,
 #                            http-reuse always (its idle pool is unbounded)
-#       direct               wrk straight at v1a (the physical limit)
-#     The peers also add X-Forwarded-For and X-Forwarded-Proto, as weir does.
-#     POOL (default 256) sizes the idle upstream pools so that no proxy
-#     closes and reopens upstream connections at 256 clients (with 64, weir
-#     reconnects for about a fifth of the requests, nginx too: POOL=64).
-#  3. idle client connections, while the proxies are fresh: opens 1,000 then
-#     10,000 connections to each proxy that send nothing (IDLE_MODES="fresh
-#     keepalive" adds a pass where each first completes one request; allocator
-#     caches make that one noisy) and reports the RSS increase per connection;
-#  4. ROUNDS rounds; in each, for 64 and 256 connections, every contender in a
-#     rotating order gets `wrk -t1 -cN -dDURATION --latency`; the CPU time
-#     (utime+stime from /proc/PID/stat) of the proxy's processes before and
-#     after gives CPU per request. 64 connections: nginx, haproxy-t1; 256:
-#     nginx, haproxy-t2 (FULL=1: both HAProxy variants and nginx with 2
-#     workers at both). One extra run of weir with its access log on (JSON
-#     lines to stdout, sent to /dev/null) is reported as a note;
-#  5. the split changes 20 times (90/10 <-> 50/50) during a 64-connection wrk
-#     run: weir through `weirctl split`, nginx by rewriting the weights and
-#     `nginx -s reload`, HAProxy with `set weight` on its runtime API; counts
-#     non-2xx answers and socket errors;
-#  6. prints the table (medians over the rounds, ratios against the better
-#     peer, targets met or missed, the machine and its load average) and
-#     writes it into bench/README.md between the peer-results markers
-#     (README=0: stdout only).
+#   direct                   wrk straight at v1a (the physical limit)
+#   …-log                    weir-w1, weir-w1-plain, nginx and haproxy-t1
+#                            with their access log on, to a file in the work
+#                            directory: weir JSON lines; nginx a JSON
+#                            log_format (escape=json, buffer=64k flush=1s);
+#                            HAProxy a JSON log-format on stdout redirected
+#                            to a file (it cannot open a file itself)
+# The peers also add X-Forwarded-For and X-Forwarded-Proto, as weir does.
 #
-# Settings (environment): ROUNDS (3), DURATION (10, seconds per run),
-# CONNS ("64 256"), FULL (0), IDLE (1), IDLE_MODES (fresh), POOL (256),
-# SPLIT (1), ACCESS_LOG_NOTE (1), SPLIT_DURATION (10), BUILD (build-bench),
-# README (1), KEEP (0: keep the work directory with configs and logs).
+# Phases (PHASES, default "idle load split"; everything on 127.0.0.1, ports
+# below 32768 picked free):
+#  idle   (first kind only) idle client connections: 1,000 then 10,000
+#         connections to each proxy that send nothing ("fresh"), and again
+#         each after one request completed on it ("served": then idle,
+#         measured after the proxy's own idle handling settled); RSS
+#         increase of the proxy's processes per connection;
+#  load   ROUNDS rounds; in each, for every connection count in CONNS and
+#         every contender in a rotating order, `wrk -t1 -cN -dDURATION
+#         --latency`; CPU time (utime+stime from /proc/PID/stat) of the
+#         proxy's processes before and after gives CPU per request. The
+#         -log contenders run at LOG_CONNS (64). FULL=1: both HAProxy
+#         variants and nginx with 2 workers at every count, and
+#         weir-w2-plain;
+#  split  (first kind only) the split changes 20 times (90/10 <-> 50/50)
+#         during a 64-connection wrk run: weir through `weirctl split`,
+#         nginx by rewriting the weights and `nginx -s reload`, HAProxy with
+#         `set weight` on its runtime API; counts non-2xx and socket errors.
+# Then it prints the tables (medians over the rounds, same-run ratios
+# against the best peer, targets met or missed, the machine and its load
+# average) and writes them into bench/README.md between the peer-results
+# markers (README=0: stdout only; QUICK=1 implies README=0).
+#
+# Settings (environment): KINDS ("pod nginx"), PHASES ("idle load split"),
+# ROUNDS (3), DURATION (5, seconds per run), CONNS ("64 256"),
+# LOG_CONNS ("64"), FULL (0), QUICK (0), IDLE_MODES ("fresh served"),
+# POOL (256, weir per endpoint), NGINX_POOL (1024), SPLIT_DURATION (10),
+# BUILD (build-bench), README (1), KEEP (0: keep the work directory).
 # Stops only the processes it started, by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
+QUICK=${QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+    ROUNDS=${ROUNDS:-1}; DURATION=${DURATION:-3}; README=${README:-0}
+    IDLE_MAX=${IDLE_MAX:-1000}; SPLIT_DURATION=${SPLIT_DURATION:-5}
+fi
+KINDS=${KINDS:-"pod nginx"}
+PHASES=${PHASES:-"idle load split"}
 ROUNDS=${ROUNDS:-3}
-DURATION=${DURATION:-10}
+DURATION=${DURATION:-5}
 CONNS=${CONNS:-"64 256"}
+LOG_CONNS=${LOG_CONNS:-"64"}
 FULL=${FULL:-0}
-IDLE=${IDLE:-1}
-SPLIT=${SPLIT:-1}
-ACCESS_LOG_NOTE=${ACCESS_LOG_NOTE:-1}
-SPLIT_DURATION=${SPLIT_DURATION:-10}
-IDLE_MODES=${IDLE_MODES:-fresh}
+IDLE_MODES=${IDLE_MODES:-"fresh served"}
+IDLE_MAX=${IDLE_MAX:-10000}
 POOL=${POOL:-256}
+NGINX_POOL=${NGINX_POOL:-1024}
+SPLIT_DURATION=${SPLIT_DURATION:-10}
 BUILD=${BUILD:-build-bench}
 README=${README:-1}
 KEEP=${KEEP:-0}
 T0=$(date +%s)
 LOAD0=$(cut -d' ' -f1 /proc/loadavg)
+has_phase() { [[ " $PHASES " == *" $1 "* ]]; }
 
 say() { printf '%s [%4ds] %s\n' "$(date +%H:%M:%S)" "$(( $(date +%s) - T0 ))" "$*" >&2; }
 die() { say "error: $*"; exit 1; }
-
 # ---- 1. install and build ---------------------------------------------------
 install_missing() {
     local pkgs=(meson ninja-build pkg-config gcc libc6-dev libevent-dev libyaml-dev
@@ -115,34 +136,41 @@ hard=$(ulimit -Hn)
 NOFILE=$(( hard < 65536 ? hard : 65536 ))
 ulimit -n "$NOFILE" || true
 NOFILE=$(ulimit -n)
-IDLE_STEPS="1000,10000"
-if [ "$NOFILE" -lt 10500 ]; then
+IDLE_STEPS="1000"
+[ "$IDLE_MAX" -ge 10000 ] && IDLE_STEPS="1000,10000"
+if [ "$NOFILE" -lt 10500 ] && [ "$IDLE_STEPS" != 1000 ]; then
     IDLE_STEPS="1000"
     say "warning: open-file limit $NOFILE: idle test with 1k connections only"
 fi
 
 DIR=$(mktemp -d /tmp/weir-peer.XXXXXX)
-chmod 755 "$DIR"   # nginx workers (nobody) write their temp dirs here
+chmod 755 "$DIR"   # nginx workers (nobody) write their temp dirs and logs here
 RES=$DIR/results.jsonl
 : >"$RES"
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+PIDS=()          # every process started, for the final cleanup
+KIND_PIDS=()     # the contenders of the current upstream kind
+stop_pids() { # pids...: TERM, wait up to 3 s, KILL
+    local p alive
+    for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
     for _ in $(seq 30); do
-        local alive=0
-        for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        alive=0
+        for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
         [ $alive = 0 ] && break
         sleep 0.1
     done
-    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+    for p in "$@"; do kill -KILL "$p" 2>/dev/null || true; done
+}
+cleanup() {
+    [ ${#PIDS[@]} -gt 0 ] && stop_pids "${PIDS[@]}"
     wait 2>/dev/null || true
     if [ "$KEEP" = 1 ]; then say "work directory kept: $DIR"; else rm -rf "$DIR"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-read -r P_V1A P_V1B P_V2A P_V2B P_W1 P_W2 P_WLOG P_NG P_NG2 P_H1 P_H2 <<<"$("${TOOL[@]}" ports 11)"
+read -r P_V1A P_V1B P_V2A P_V2B P_N1A P_N1B P_N2A P_N2B \
+    P_W1 P_W2 P_W1P P_W2P P_W1L P_W1PL P_NG P_NG2 P_NGL P_H1 P_H2 P_H1L \
+    <<<"$("${TOOL[@]}" ports 20)"
 
 start() { # name, command...: start in the background, remember the PID
     local name=$1; shift
@@ -151,12 +179,39 @@ start() { # name, command...: start in the background, remember the PID
     eval "PID_${name//-/_}=$!"
 }
 
+# -- the upstreams of both kinds (idle ones cost no CPU) --
 start pod_v1a "$B/weir-pod" --name v1a --version v1 --listen 127.0.0.1:$P_V1A --threads 1 --quiet
 start pod_v1b "$B/weir-pod" --name v1b --version v1 --listen 127.0.0.1:$P_V1B --threads 1 --quiet
 start pod_v2a "$B/weir-pod" --name v2a --version v2 --listen 127.0.0.1:$P_V2A --threads 1 --quiet
 start pod_v2b "$B/weir-pod" --name v2b --version v2 --listen 127.0.0.1:$P_V2B --threads 1 --quiet
 PODS="$PID_pod_v1a,$PID_pod_v1b,$PID_pod_v2a,$PID_pod_v2b"
 
+# The neutral upstream: nginx, 1 worker, a fixed 100-byte body.
+BODY100=$(printf 'weir-peer-benchmark-neutral-upstream-%063d' 0)
+[ ${#BODY100} = 100 ] || die "body is ${#BODY100} bytes"
+mkdir -p "$DIR/upstream"
+{
+    echo "worker_processes 1; worker_rlimit_nofile $NOFILE; daemon off;"
+    echo "pid $DIR/upstream/nginx.pid; error_log $DIR/upstream/error.log warn;"
+    echo "events { worker_connections 20000; }"
+    echo "http { access_log off; keepalive_timeout 60s; keepalive_requests 1000000;"
+    echo "  default_type text/plain;"
+    for t in "$P_N1A v1" "$P_N1B v1" "$P_N2A v2" "$P_N2B v2"; do
+        set -- $t
+        echo "  server { listen 127.0.0.1:$1 backlog=4096; location / {"
+        echo "    add_header X-Version $2; return 200 \"$BODY100\"; } }"
+    done
+    for d in body proxy fastcgi uwsgi scgi; do echo "  ${d}_temp_path $DIR/upstream/$d;" | sed 's/^  body_/  client_body_/'; done
+    echo "}"
+} >"$DIR/upstream/nginx.conf"
+nginx -t -q -e "$DIR/upstream/error.log" -p "$DIR/upstream" -c "$DIR/upstream/nginx.conf" ||
+    die "upstream nginx config invalid"
+start up_nginx nginx -e "$DIR/upstream/error.log" -p "$DIR/upstream" -c "$DIR/upstream/nginx.conf"
+for p in $P_V1A $P_V1B $P_V2A $P_V2B $P_N1A $P_N1B $P_N2A $P_N2B; do
+    "${TOOL[@]}" wait "$p" 15 || die "no upstream on $p (see $DIR/*.err; KEEP=1 keeps it)"
+done
+
+# -- contenders: configs for one kind (U1A U1B U2A U2B = its endpoints) --
 weir_conf() { # name port workers access_log
     cat >"$DIR/$1.yaml" <<YAML
 listen: 127.0.0.1:$2
@@ -168,26 +223,21 @@ limits: {max_connections: 30000, upstream_idle_per_endpoint: $POOL}
 timeouts: {drain: 1s}
 versions:
   v1:
-    endpoints: [127.0.0.1:$P_V1A, 127.0.0.1:$P_V1B]
+    endpoints: [127.0.0.1:$U1A, 127.0.0.1:$U1B]
   v2:
-    endpoints: [127.0.0.1:$P_V2A, 127.0.0.1:$P_V2B]
+    endpoints: [127.0.0.1:$U2A, 127.0.0.1:$U2B]
 split: {v1: 90, v2: 10}
 YAML
-    "$B/weir" -t -c "$DIR/$1.yaml" || die "weir config $1 invalid"
+    "$B/weir" -t -c "$DIR/$1.yaml" >/dev/null || die "weir config $1 invalid"
 }
-weir_conf weir-w1 "$P_W1" 1 false
-weir_conf weir-w2 "$P_W2" 2 false
-weir_conf weir-log "$P_WLOG" 1 "{enabled: true, format: json}"
-start weir_w1 "$B/weir" -c "$DIR/weir-w1.yaml"
-start weir_w2 "$B/weir" -c "$DIR/weir-w2.yaml"
-if [ "$ACCESS_LOG_NOTE" = 1 ]; then
-    "$B/weir" -c "$DIR/weir-log.yaml" >/dev/null 2>"$DIR/weir-log.err" &
-    PIDS+=($!); PID_weir_log=$!
-fi
 
-nginx_conf() { # name port workers w_v1a w_v1b w_v2a w_v2b
-    local d=$DIR/$1
+nginx_conf() { # name port workers w_v1a w_v1b w_v2a w_v2b [log]
+    local d=$DIR/$1 log="access_log off;"
     mkdir -p "$d"
+    if [ "${8:-}" = log ]; then
+        log="log_format json escape=json '{\"time\":\"\$time_iso8601\",\"client\":\"\$remote_addr\",\"method\":\"\$request_method\",\"path\":\"\$request_uri\",\"status\":\$status,\"bytes\":\$body_bytes_sent,\"duration_ms\":\$request_time,\"upstream\":\"\$upstream_addr\",\"upstream_ms\":\"\$upstream_response_time\"}';
+    access_log $DIR/$1.access.log json buffer=64k flush=1s;"
+    fi
     cat >"$d/nginx.conf.new" <<NGINX
 worker_processes $3;
 worker_rlimit_nofile $NOFILE;
@@ -196,7 +246,7 @@ pid $d/nginx.pid;
 error_log $d/error.log warn;
 events { worker_connections $(( NOFILE - 500 < 30000 ? NOFILE - 500 : 30000 )); }
 http {
-    access_log off;
+    $log
     client_body_temp_path $d/body;
     proxy_temp_path $d/proxy;
     fastcgi_temp_path $d/fastcgi;
@@ -205,11 +255,11 @@ http {
     keepalive_timeout 60s;
     keepalive_requests 1000000;
     upstream app {
-        server 127.0.0.1:$P_V1A weight=$4;
-        server 127.0.0.1:$P_V1B weight=$5;
-        server 127.0.0.1:$P_V2A weight=$6;
-        server 127.0.0.1:$P_V2B weight=$7;
-        keepalive $POOL;
+        server 127.0.0.1:$U1A weight=$4;
+        server 127.0.0.1:$U1B weight=$5;
+        server 127.0.0.1:$U2A weight=$6;
+        server 127.0.0.1:$U2B weight=$7;
+        keepalive $NGINX_POOL;
         keepalive_requests 1000000;
     }
     server {
@@ -226,16 +276,15 @@ http {
 NGINX
     mv "$d/nginx.conf.new" "$d/nginx.conf"
 }
-nginx_conf nginx "$P_NG" 1 9 9 1 1
-nginx -t -q -e "$DIR/nginx/error.log" -p "$DIR/nginx" -c "$DIR/nginx/nginx.conf" ||
-    die "nginx config invalid"
-start nginx nginx -e "$DIR/nginx/error.log" -p "$DIR/nginx" -c "$DIR/nginx/nginx.conf"
-if [ "$FULL" = 1 ]; then
-    nginx_conf nginx-w2 "$P_NG2" 2 9 9 1 1
-    start nginx_w2 nginx -e "$DIR/nginx-w2/error.log" -p "$DIR/nginx-w2" -c "$DIR/nginx-w2/nginx.conf"
-fi
 
-haproxy_conf() { # name port threads
+haproxy_conf() { # name port threads [log]
+    local logcfg="" logglob="log stderr format raw local0 err"
+    if [ "${4:-}" = log ]; then
+        logglob="log stdout format raw local0 info"
+        logcfg="    log global
+    option httplog
+    log-format '{\"time\":\"%tr\",\"client\":\"%ci\",\"method\":\"%HM\",\"path\":\"%HU\",\"status\":%ST,\"bytes\":%B,\"duration_ms\":%Ta,\"upstream\":\"%si:%sp\",\"upstream_ms\":%Tr}'"
+    fi
     cat >"$DIR/$1.cfg" <<HAPROXY
 global
     nbthread $3
@@ -244,7 +293,7 @@ global
     maxconn $(( (NOFILE - 500) / 2 > 12000 ? ((NOFILE - 500) / 2 < 30000 ? (NOFILE - 500) / 2 : 30000) : 12000 ))
     no strict-limits
     stats socket $DIR/$1.sock mode 600 level admin
-    log stderr format raw local0 err
+    $logglob
 defaults
     mode http
     timeout connect 2s
@@ -255,98 +304,141 @@ defaults
     option http-keep-alive
     option forwardfor
     http-reuse always
+$logcfg
 frontend fe
     bind 127.0.0.1:$2
     http-request set-header X-Forwarded-Proto http
     default_backend be
 backend be
     balance roundrobin
-    server v1a 127.0.0.1:$P_V1A weight 9
-    server v1b 127.0.0.1:$P_V1B weight 9
-    server v2a 127.0.0.1:$P_V2A weight 1
-    server v2b 127.0.0.1:$P_V2B weight 1
+    server v1a 127.0.0.1:$U1A weight 9
+    server v1b 127.0.0.1:$U1B weight 9
+    server v2a 127.0.0.1:$U2A weight 1
+    server v2b 127.0.0.1:$U2B weight 1
 HAPROXY
     haproxy -c -q -f "$DIR/$1.cfg" || die "haproxy config $1 invalid"
 }
-haproxy_conf haproxy-t1 "$P_H1" 1
-haproxy_conf haproxy-t2 "$P_H2" 2
-start haproxy_t1 haproxy -db -f "$DIR/haproxy-t1.cfg"
-start haproxy_t2 haproxy -db -f "$DIR/haproxy-t2.cfg"
 
-for p in $P_V1A $P_V1B $P_V2A $P_V2B $P_W1 $P_W2 $P_NG $P_H1 $P_H2; do
-    "${TOOL[@]}" wait "$p" 15 || die "nothing listens on $p (see $DIR/*.err; KEEP=1 keeps it)"
-done
-[ "$ACCESS_LOG_NOTE" = 1 ] && "${TOOL[@]}" wait "$P_WLOG" 15
-[ "$FULL" = 1 ] && "${TOOL[@]}" wait "$P_NG2" 15
+declare -A PORT=([weir-w1]=$P_W1 [weir-w2]=$P_W2 [weir-w1-plain]=$P_W1P [weir-w2-plain]=$P_W2P
+                 [weir-w1-log]=$P_W1L [weir-w1-plain-log]=$P_W1PL [nginx]=$P_NG
+                 [nginx-w2]=$P_NG2 [nginx-log]=$P_NGL [haproxy-t1]=$P_H1 [haproxy-t2]=$P_H2
+                 [haproxy-t1-log]=$P_H1L)
+declare -A PROC=()
+WEIR_LOG="{enabled: true, format: json, path: $DIR/weir-log.access.log}"
+WEIR_PLOG="{enabled: true, format: json, path: $DIR/weir-plain-log.access.log}"
 
-# name -> port, process to measure
-declare -A PORT=([direct]=$P_V1A [weir-w1]=$P_W1 [weir-w2]=$P_W2 [nginx]=$P_NG
-                 [nginx-w2]=$P_NG2 [haproxy-t1]=$P_H1 [haproxy-t2]=$P_H2 [weir-log]=$P_WLOG)
-declare -A PROC=([direct]="" [weir-w1]=$PID_weir_w1 [weir-w2]=$PID_weir_w2
-                 [nginx]=$PID_nginx [nginx-w2]=${PID_nginx_w2:-} [haproxy-t1]=$PID_haproxy_t1
-                 [haproxy-t2]=$PID_haproxy_t2 [weir-log]=${PID_weir_log:-})
-
-# Every contender answers, and splits about 90/10 (weir-pod's X-Version).
-say "checking that every contender answers and splits ~90/10"
-for c in weir-w1 weir-w2 nginx haproxy-t1 haproxy-t2; do
-    "$ROOT/$BUILD/bench/weir-bench" -q -c 8 -d 1 --json --version-header X-Version \
-        "http://127.0.0.1:${PORT[$c]}/" >"$DIR/check-$c.json" ||
-        die "$c does not answer (see $DIR)"
-    "$PY" - "$c" "$DIR/check-$c.json" >&2 <<'PY'
+start_kind() { # kind: start every contender on that kind's upstreams
+    local kind=$1 name
+    if [ "$kind" = pod ]; then
+        U1A=$P_V1A U1B=$P_V1B U2A=$P_V2A U2B=$P_V2B; UPIDS=$PODS
+    else
+        U1A=$P_N1A U1B=$P_N1B U2A=$P_N2A U2B=$P_N2B
+        UPIDS=$(cat "$DIR/upstream/nginx.pid" 2>/dev/null || echo "$PID_up_nginx")
+        UPIDS="$UPIDS,$(pgrep -d, -P "$UPIDS" || true)"
+    fi
+    PORT[direct]=$U1A; PROC[direct]=""
+    weir_conf weir-w1 "$P_W1" 1 false
+    weir_conf weir-w2 "$P_W2" 2 false
+    weir_conf weir-w1-plain "$P_W1P" 1 false
+    weir_conf weir-w2-plain "$P_W2P" 2 false
+    weir_conf weir-w1-log "$P_W1L" 1 "$WEIR_LOG"
+    weir_conf weir-w1-plain-log "$P_W1PL" 1 "$WEIR_PLOG"
+    nginx_conf nginx "$P_NG" 1 9 9 1 1
+    nginx_conf nginx-w2 "$P_NG2" 2 9 9 1 1
+    nginx_conf nginx-log "$P_NGL" 1 9 9 1 1 log
+    haproxy_conf haproxy-t1 "$P_H1" 1
+    haproxy_conf haproxy-t2 "$P_H2" 2
+    haproxy_conf haproxy-t1-log "$P_H1L" 1 log
+    KIND_PIDS=()
+    CONTENDERS="weir-w1 weir-w2 weir-w1-plain nginx haproxy-t1 haproxy-t2"
+    [ "$FULL" = 1 ] && CONTENDERS="$CONTENDERS weir-w2-plain nginx-w2"
+    has_phase load && CONTENDERS="$CONTENDERS weir-w1-log weir-w1-plain-log nginx-log haproxy-t1-log"
+    for name in $CONTENDERS; do
+        case $name in
+            *-plain*) start "${name}_$kind" env WEIR_IO_URING=0 "$B/weir" -c "$DIR/$name.yaml" ;;
+            weir*) start "${name}_$kind" "$B/weir" -c "$DIR/$name.yaml" ;;
+            nginx*) nginx -t -q -e "$DIR/$name/error.log" -p "$DIR/$name" -c "$DIR/$name/nginx.conf" ||
+                        die "nginx config $name invalid"
+                    start "${name}_$kind" nginx -e "$DIR/$name/error.log" -p "$DIR/$name" \
+                        -c "$DIR/$name/nginx.conf" ;;
+            haproxy-t1-log)
+                # its log lines are its stdout: to a file
+                haproxy -db -f "$DIR/$name.cfg" >"$DIR/haproxy-log.access.log" 2>"$DIR/$name.err" &
+                PIDS+=($!); eval "PID_${name//-/_}_$kind=$!" ;;
+            haproxy*) start "${name}_$kind" haproxy -db -f "$DIR/$name.cfg" ;;
+        esac
+        local v="PID_${name//-/_}_$kind"
+        PROC[$name]=${!v}
+        KIND_PIDS+=(${!v})
+    done
+    for name in $CONTENDERS; do
+        "${TOOL[@]}" wait "${PORT[$name]}" 15 ||
+            die "$name does not listen (see $DIR/*.err; KEEP=1 keeps it)"
+    done
+    # Every contender answers and splits about 90/10 (the X-Version header).
+    for name in $CONTENDERS; do
+        "$ROOT/$BUILD/bench/weir-bench" -q -c 8 -d 1 --json --version-header X-Version \
+            "http://127.0.0.1:${PORT[$name]}/" >"$DIR/check-$kind-$name.json" ||
+            die "$name does not answer (see $DIR)"
+        "$PY" - "$kind" "$name" "$DIR/check-$kind-$name.json" >&2 <<'PY'
 import json, sys
-d = json.load(open(sys.argv[2]))
+d = json.load(open(sys.argv[3]))
 v = d["versions"]
 share = {k: round(x["share"] * 100, 1) for k, x in v.items()}
-print(f"  {sys.argv[1]:<12} {d['requests']} requests, share {share}, errors {d['errors']}")
+print(f"  {sys.argv[1]:<5} {sys.argv[2]:<18} {d['requests']} requests, share {share}, errors {d['errors']}")
 if d["errors"] or abs(v.get("v2", {}).get("share", 0) - 0.10) > 0.03:
     sys.exit("  split is not 90/10")
 PY
-done
+    done
+}
+
+stop_kind() {
+    [ ${#KIND_PIDS[@]} -gt 0 ] && stop_pids "${KIND_PIDS[@]}"
+    KIND_PIDS=()
+    sleep 0.5
+}
 
 # ---- 3. idle client connections (first: the proxies are fresh, so the RSS
 # increase is what the connections cost, not allocator caches of the load) ----
-if [ "$IDLE" = 1 ]; then
-    say "idle connections: $IDLE_STEPS per proxy"
-    idle_list="weir-w1 weir-w2 nginx haproxy-t1"
-    [ "$FULL" = 1 ] && idle_list="$idle_list haproxy-t2"
+run_idle() { # kind
+    say "idle connections ($1 upstream): $IDLE_STEPS per proxy, modes: $IDLE_MODES"
+    local mode c idle_list="weir-w1 weir-w2 nginx haproxy-t1"
     for mode in $IDLE_MODES; do
         for c in $idle_list; do
-            # weir parks a kept-alive connection after 1 s idle
-            "${TOOL[@]}" idle --name "$c" --port "${PORT[$c]}" --pids "${PROC[$c]}" \
-                --mode "$mode" --steps "$IDLE_STEPS" --settle 2.5 --out "$RES"
+            # weir parks a kept-alive connection after 1 s idle and gives the
+            # memory back at the next tick without reads (1 s ticks)
+            "${TOOL[@]}" idle --name "$c" --upstream "$1" --port "${PORT[$c]}" --pids "${PROC[$c]}" \
+                --mode "$mode" --steps "$IDLE_STEPS" --settle 3.5 --out "$RES"
             sleep 1
         done
     done
-fi
+}
 
 # ---- 4. throughput, latency, CPU per request ------------------------------------
 list_for() { # conns -> contenders
-    if [ "$FULL" = 1 ]; then
-        echo "direct weir-w1 weir-w2 nginx nginx-w2 haproxy-t1 haproxy-t2"
-    elif [ "$1" -le 64 ]; then
-        echo "direct weir-w1 weir-w2 nginx haproxy-t1"
-    else
-        echo "direct weir-w1 weir-w2 nginx haproxy-t2"
-    fi
+    local l="direct weir-w1 weir-w2 weir-w1-plain nginx"
+    [ "$FULL" = 1 ] && { echo "$l weir-w2-plain nginx-w2 haproxy-t1 haproxy-t2"; return; }
+    if [ "$1" -le 64 ]; then echo "$l haproxy-t1"; else echo "$l haproxy-t2"; fi
 }
-say "load: $ROUNDS rounds × $DURATION s, connections: $CONNS (results in $RES)"
-for r in $(seq 1 "$ROUNDS"); do
-    for n in $CONNS; do
-        read -r -a list <<<"$(list_for "$n")"
-        k=${#list[@]}
-        for i in $(seq 0 $(( k - 1 ))); do
-            c=${list[$(( (i + r - 1) % k ))]}
-            "${TOOL[@]}" load --name "$c" --url "http://127.0.0.1:${PORT[$c]}/" --conns "$n" \
-                --duration "$DURATION" --pids "${PROC[$c]}" --upstream-pids "$PODS" \
-                --round "$r" --out "$RES" $([ "$c" != direct ] && echo --cpu)
+run_load() { # kind
+    local kind=$1 r n k i c list
+    say "load ($kind upstream): $ROUNDS rounds × $DURATION s, connections: $CONNS, logging: $LOG_CONNS"
+    for r in $(seq 1 "$ROUNDS"); do
+        for n in $CONNS; do
+            read -r -a list <<<"$(list_for "$n")"
+            if [[ " $LOG_CONNS " == *" $n "* ]]; then
+                list+=(weir-w1-log weir-w1-plain-log nginx-log haproxy-t1-log)
+            fi
+            k=${#list[@]}
+            for i in $(seq 0 $(( k - 1 ))); do
+                c=${list[$(( (i + r - 1) % k ))]}
+                "${TOOL[@]}" load --name "$c" --upstream "$kind" --url "http://127.0.0.1:${PORT[$c]}/" \
+                    --conns "$n" --duration "$DURATION" --pids "${PROC[$c]}" --upstream-pids "$UPIDS" \
+                    --round "$r" --out "$RES" $([ "$c" != direct ] && echo --cpu)
+            done
         done
     done
-done
-if [ "$ACCESS_LOG_NOTE" = 1 ]; then
-    "${TOOL[@]}" load --name weir-log --url "http://127.0.0.1:$P_WLOG/" --conns 64 \
-        --duration "$DURATION" --pids "$PID_weir_log" --upstream-pids "$PODS" --out "$RES" --cpu \
-        --note "weir workers: 1 with the access log on (JSON lines to stdout, redirected to /dev/null)"
-fi
+}
 
 # ---- 5. the split changes 20 times under load ---------------------------------------
 change_weir() { # sock i
@@ -387,13 +479,25 @@ split_test() { # contender how change-function arg
 import json,sys; r=json.load(sys.stdin)
 print(f\"  split x20  {r['contender']:<12} {r['requests']} requests, failed {r['failed']} {r.get('sock_detail','')}, applied {r['applied']}/20\")" >&2
 }
-if [ "$SPLIT" = 1 ]; then
+run_split() {
     say "the split changes 20 times under load (64 connections, $SPLIT_DURATION s each)"
     split_test weir-w1 "weirctl split" change_weir "$DIR/weir-w1.sock"
     split_test weir-w2 "weirctl split" change_weir "$DIR/weir-w2.sock"
     split_test nginx "rewrite weights + nginx -s reload" change_nginx nginx
     split_test haproxy-t1 "set weight (runtime API)" haproxy "$DIR/haproxy-t1.sock"
-fi
+}
+
+# ---- the run: every upstream kind in turn -----------------------------------------
+first=1
+for kind in $KINDS; do
+    say "upstream kind: $kind"
+    start_kind "$kind"
+    [ $first = 1 ] && has_phase idle && run_idle "$kind"
+    has_phase load && run_load "$kind"
+    [ $first = 1 ] && has_phase split && run_split
+    stop_kind
+    first=0
+done
 
 # ---- 6. report -----------------------------------------------------------------------
 "${TOOL[@]}" machine --out "$DIR/machine.json" --weir "$("$B/weir" --version | cut -d' ' -f2) ($(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet -- src 2>/dev/null || echo '+local changes'))" \
