@@ -18,6 +18,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -207,12 +208,48 @@ static int open_listeners(const struct config *cfg, int *fds, unsigned n)
     return 0;
 }
 
+/* CPUs of the cgroup v2 quota (cpu.max "QUOTA PERIOD", rounded up; a
+ * Kubernetes CPU limit), or 0 when there is none or it cannot be read. */
+static unsigned cgroup_cpus(void)
+{
+    FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
+    if (!f)
+        return 0;
+    char quota[32] = "";
+    unsigned long period = 0;
+    int got = fscanf(f, "%31s %lu", quota, &period);
+    fclose(f);
+    if (got != 2 || period == 0 || strcmp(quota, "max") == 0)
+        return 0;
+    char *end;
+    unsigned long q = strtoul(quota, &end, 10);
+    if (*end || q == 0)
+        return 0;
+    unsigned long n = (q + period - 1) / period;
+    return n > WORKERS_MAX ? WORKERS_MAX : (unsigned)n;
+}
+
+/*
+ * `workers: auto` (or 0): one worker per CPU weir may run on — the CPUs
+ * of its affinity mask (taskset, cpuset, a Kubernetes static CPU policy),
+ * capped by the cgroup's CPU quota (a pod's CPU limit of 2 on a 64-core
+ * node gives 2, not 64). On a box whose cores weir shares with the load
+ * and the upstreams, fewer workers than that may win p99 (bench/README.md
+ * measures it); auto does not guess at neighbours, an explicit number does.
+ */
 static unsigned worker_count(const struct config *cfg)
 {
     unsigned n = cfg->workers;
     if (n == 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         n = cores > 0 ? (unsigned)cores : 1;
+        cpu_set_t set;
+        if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0 &&
+            (unsigned)CPU_COUNT(&set) < n)
+            n = (unsigned)CPU_COUNT(&set);
+        unsigned q = cgroup_cpus();
+        if (q && q < n)
+            n = q;
     }
     return n > WORKERS_MAX ? WORKERS_MAX : n;
 }
