@@ -19,6 +19,10 @@
 #include "log.h"
 #include "util.h"
 
+#ifndef EVBUFFER_IOVEC_IS_NATIVE_
+#error "conn.c peeks an evbuffer straight into struct iovec arrays"
+#endif
+
 /* Read sizes: evbuffer rounds a chain (this plus its ~64-byte header) up
  * to a power of two, so 4000 makes 4 KiB chains (a small jemalloc class,
  * served from the thread cache) for heads and small bodies, and 32000 makes
@@ -449,21 +453,16 @@ static void run_sends(struct loop *l)
         if (!dequeued(cn, &cn->in_sendq) || cn->connecting ||
             event_pending(&cn->wev, EV_WRITE, NULL))
             continue;
-        struct evbuffer_iovec ev[IOBATCH_MAX_IOV];
-        struct iovec iov[IOBATCH_MAX_IOV];
-        int k = evbuffer_peek(cn->out, -1, NULL, ev, IOBATCH_MAX_IOV);
+        /* The output's chains go straight into the send's slot
+         * (evbuffer_iovec is struct iovec on Linux: no copy). */
+        struct iovec *iov = iobatch_send_iov(l->iob);
+        int k = iov ? evbuffer_peek(cn->out, -1, NULL, iov, IOBATCH_MAX_IOV) : 1;
         if (k <= 0)
             continue;
-        if (k > (int)IOBATCH_MAX_IOV)
-            k = IOBATCH_MAX_IOV;
-        for (int j = 0; j < k; j++) {
-            iov[j].iov_base = ev[j].iov_base;
-            iov[j].iov_len = ev[j].iov_len;
-        }
         struct batch_op *op = &ops[n];
         op->cn = cn;
         op->before = evbuffer_get_length(cn->out);
-        op->res = iobatch_send(l->iob, cn->fd, iov, (unsigned)k, n) < 0
+        op->res = !iov || iobatch_send_commit(l->iob, cn->fd, (unsigned)k, n) < 0
                       ? -ENOMEM : -ECANCELED;
         n++;
     }

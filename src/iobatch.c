@@ -348,18 +348,23 @@ int iobatch_recv(struct iobatch *b, int fd, void *buf, size_t len, uint64_t tag)
     return 0;
 }
 
-int iobatch_send(struct iobatch *b, int fd, const struct iovec *iov,
-                 unsigned n_iov, uint64_t tag)
+struct iovec *iobatch_send_iov(struct iobatch *b)
 {
-    CHECK(iov || n_iov == 0);
+    if (b->queued >= b->cap) {
+        errno = ENOBUFS;
+        return NULL;
+    }
+    return b->slots[b->sq_tail & b->sq_mask].iov;
+}
+
+int iobatch_send_commit(struct iobatch *b, int fd, unsigned n_iov, uint64_t tag)
+{
     struct io_uring_sqe *sqe = next_sqe(b);
     if (!sqe)
         return -1;
     struct iobatch_slot *s = &b->slots[b->sq_tail & b->sq_mask];
     if (n_iov > IOBATCH_MAX_IOV)
         n_iov = IOBATCH_MAX_IOV; /* a short send; see iobatch.h */
-    if (n_iov)
-        memcpy(s->iov, iov, n_iov * sizeof(s->iov[0]));
     memset(&s->msg, 0, sizeof(s->msg));
     s->msg.msg_iov = s->iov;
     s->msg.msg_iovlen = n_iov;
@@ -371,6 +376,20 @@ int iobatch_send(struct iobatch *b, int fd, const struct iovec *iov,
     sqe->user_data = tag;
     commit_sqe(b);
     return 0;
+}
+
+int iobatch_send(struct iobatch *b, int fd, const struct iovec *iov,
+                 unsigned n_iov, uint64_t tag)
+{
+    CHECK(iov || n_iov == 0);
+    struct iovec *dst = iobatch_send_iov(b);
+    if (!dst)
+        return -1;
+    if (n_iov > IOBATCH_MAX_IOV)
+        n_iov = IOBATCH_MAX_IOV;
+    if (n_iov)
+        memcpy(dst, iov, n_iov * sizeof(dst[0]));
+    return iobatch_send_commit(b, fd, n_iov, tag);
 }
 
 void iobatch_free(struct iobatch *b)

@@ -87,6 +87,18 @@ int iobatch_send(struct iobatch *b, int fd, const struct iovec *iov,
                  unsigned n_iov, uint64_t tag) WUR;
 
 /*
+ * The same send, with the iovec array written in place: iobatch_send_iov()
+ * returns the next slot's array (room for IOBATCH_MAX_IOV entries), or
+ * NULL (errno ENOBUFS) when the batch is full; fill it, then
+ * iobatch_send_commit() queues the send with the first n_iov entries
+ * (capped at IOBATCH_MAX_IOV). Not committing leaves nothing queued. Saves
+ * the copy of the array (evbuffer_peek writes straight into the slot).
+ */
+struct iovec *iobatch_send_iov(struct iobatch *b);
+int iobatch_send_commit(struct iobatch *b, int fd, unsigned n_iov,
+                        uint64_t tag) WUR;
+
+/*
  * Issue everything queued with one io_uring_enter (more only when the
  * kernel submits part of the batch or a signal interrupts the wait; a
  * single op is issued as the plain recv()/sendmsg(), which is cheaper), and
