@@ -582,8 +582,9 @@ def cmd_report(a):
                 if bv:
                     need = 1.0 if (plain or logging) else 1.3
                     r_ = g["rps"] / bv
-                    T.append((kind, w, f"req/s ≥ {need}× best peer, c={n} ({bp} {fmt(bv, 0)})",
-                              check(kind, w, r_ >= need, f"{r_:.2f}×", "")))
+                    peers = "best logging peer" if logging else "best peer"
+                    T.append((kind, w, f"req/s ÷ {peers}, c={n} ({bp} {fmt(bv, 0)})",
+                              check(kind, w, r_ >= need, f"{r_:.2f}× (≥ {need})", "")))
                 if logging:
                     continue
                 bv, bp = best(kind, n, "p99", False, False)
