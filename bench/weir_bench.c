@@ -178,6 +178,7 @@ static int ramp_apply(size_t s, struct bench_ramp_step *st, char *err,
 static void usage(FILE *f)
 {
     fprintf(f,
+/* clang-format off */
 "usage: weir-bench [options] URL\n"
 "\n"
 "Load-test URL (http://HOST[:PORT]/PATH; HOST is IPv4, [IPv6] or a name\n"
@@ -230,6 +231,7 @@ static void usage(FILE *f)
 "control socket unusable at start; 130 interrupted (report still printed).\n",
             DEFAULT_CONNS, DEFAULT_DURATION_S, DEFAULT_TIMEOUT_S,
             DEFAULT_STEP_S);
+/* clang-format on */
 }
 
 __attribute__((format(printf, 1, 2), noreturn)) static void

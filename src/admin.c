@@ -20,6 +20,27 @@
  * gets evhttp's 400 and a close. Nothing here trusts a byte of the request
  * beyond the decoded path.
  *
+ * Connections are bounded (issue 13): at most ADMIN_MAX_CONNS open; a new
+ * one at the limit closes the one that has waited longest for its next
+ * request head (an idle keep-alive or a slowloris, never the new client),
+ * so a scraper always gets through, as on the control socket. A request
+ * head must be complete within ADMIN_HEAD_TIMEOUT_MS of the accept or of
+ * the previous answer; evhttp's own timeout only bounds the gap between
+ * two reads, which a client sending a byte every few seconds never hits.
+ * Both closes are counted in weir_admin_connections_closed_total{reason}.
+ *
+ * How the connections are seen (libevent 2.1.12 has no evhttp connection
+ * limit and no evhttp_set_newreqcb, and keeps evhttp_get_request static,
+ * so accepting ourselves and handing fds over is not possible): evhttp
+ * calls our bevcb for each accepted connection, before it wraps the
+ * bufferevent in its evhttp_connection. The connection is "pending" until
+ * that returns; it is settled (the evhttp_connection read back with
+ * bufferevent_getcb, and our closecb set on it) at the next bevcb or, for
+ * the last one of an accept burst, by an event activated in the bevcb,
+ * which libevent runs in the same loop turn before any I/O callback of
+ * the new connection. The closecb then frees the slot whichever way evhttp
+ * ends the connection (EOF, error, timeout, evhttp_connection_free, ours).
+ *
  * The socket is our own (not SO_REUSEPORT like the workers', so a second
  * weir on the same admin address fails loudly instead of sharing it).
  *
@@ -29,12 +50,14 @@
 #include "admin.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/listener.h>
 
@@ -53,17 +76,153 @@
 #define ADMIN_MAX_BODY_BYTES 4096
 #define ADMIN_TIMEOUT_S 10
 #define ADMIN_BACKLOG 64
+#define ADMIN_MAX_CONNS 64
+#define ADMIN_HEAD_TIMEOUT_MS 10000
+#define ADMIN_CONN_MAGIC 0x41444d43u /* "ADMC" */
+
+/* One open admin connection. */
+struct admin_conn {
+    uint32_t magic;                   /* ADMIN_CONN_MAGIC while in use, else 0 */
+    struct bufferevent *bev;          /* borrowed (evhttp's): set while pending */
+    struct evhttp_connection *evcon;  /* borrowed (evhttp's): NULL while pending */
+    uint64_t waiting_since_ms;        /* accept or previous answer: a head is due */
+};
+
+enum admin_close {
+    ADMIN_CLOSE_LIMIT = 0,            /* made room for a new connection */
+    ADMIN_CLOSE_HEAD_TIMEOUT,         /* head not complete in ADMIN_HEAD_TIMEOUT_MS */
+    ADMIN_CLOSES
+};
+
+static const char *const close_names[ADMIN_CLOSES] = {"limit", "head_timeout"};
 
 struct admin {
     struct event_base *base;          /* borrowed: the main thread's */
     struct evhttp *http;              /* owned */
     int fd;                           /* owned by http once accepted */
-    struct event *tick;               /* owned: window sampler */
+    struct event *tick;               /* owned: window sampler, head deadlines */
+    struct event *settle;             /* owned: settles the pending connection */
     struct accept_guard guard;        /* the listener's accept backoff */
     bool draining;
+    struct admin_conn conns[ADMIN_MAX_CONNS];
+    unsigned n_open;                  /* conns in use */
+    struct admin_conn *pending;       /* borrowed: in conns, evcon not known yet */
+    uint64_t closed[ADMIN_CLOSES];    /* main thread only, like everything here */
 };
 
 static struct admin adm = {.fd = -1};
+
+/* ---- connection limit -------------------------------------------------- */
+
+static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+    struct admin_conn *ac = arg; /* a slot of adm.conns: always valid memory */
+    if (ac->magic != ADMIN_CONN_MAGIC || ac->evcon != evcon)
+        return; /* already released (close_conn's fallback) */
+    ac->magic = 0;
+    ac->evcon = NULL;
+    adm.n_open--;
+}
+
+/* The pending connection is wrapped by now: learn its evhttp_connection
+ * (the argument evhttp gave its bufferevent's callbacks) and hear of its end. */
+static void settle_pending(void)
+{
+    struct admin_conn *ac = adm.pending;
+    if (!ac)
+        return;
+    adm.pending = NULL;
+    void *evcon = NULL;
+    bufferevent_getcb(ac->bev, NULL, NULL, NULL, &evcon);
+    CHECK(evcon && evhttp_connection_get_bufferevent(evcon) == ac->bev);
+    ac->evcon = evcon;
+    ac->bev = NULL;
+    evhttp_connection_set_closecb(ac->evcon, on_conn_close, ac);
+}
+
+static void on_settle(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    settle_pending();
+}
+
+static void close_conn(struct admin_conn *ac, enum admin_close why)
+{
+    adm.closed[why]++;
+    struct evhttp_connection *evcon = ac->evcon;
+    evhttp_connection_free(evcon); /* runs on_conn_close */
+    if (ac->magic == ADMIN_CONN_MAGIC && ac->evcon == evcon)
+        on_conn_close(evcon, ac); /* it did not: release the slot anyway */
+}
+
+/* evhttp accepted a connection: make room if at the limit, note it. */
+static struct bufferevent *on_new_conn(struct event_base *base, void *arg)
+{
+    (void)arg;
+    settle_pending();
+    if (adm.n_open >= ADMIN_MAX_CONNS) {
+        struct admin_conn *oldest = NULL;
+        for (size_t i = 0; i < ADMIN_MAX_CONNS; i++) {
+            struct admin_conn *ac = &adm.conns[i];
+            if (ac->magic == ADMIN_CONN_MAGIC &&
+                (!oldest || ac->waiting_since_ms < oldest->waiting_since_ms))
+                oldest = ac;
+        }
+        CHECK(oldest);
+        close_conn(oldest, ADMIN_CLOSE_LIMIT);
+    }
+    struct admin_conn *slot = NULL;
+    for (size_t i = 0; i < ADMIN_MAX_CONNS && !slot; i++)
+        if (adm.conns[i].magic != ADMIN_CONN_MAGIC)
+            slot = &adm.conns[i];
+    CHECK(slot);
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev)
+        return NULL; /* evhttp makes its own, or fails and closes the fd */
+    *slot = (struct admin_conn){.magic = ADMIN_CONN_MAGIC, .bev = bev,
+                                .waiting_since_ms = util_now_ms()};
+    adm.n_open++;
+    adm.pending = slot;
+    event_active(adm.settle, EV_TIMEOUT, 1);
+    return bev;
+}
+
+static struct admin_conn *conn_of(struct evhttp_connection *evcon)
+{
+    for (size_t i = 0; i < ADMIN_MAX_CONNS; i++)
+        if (adm.conns[i].magic == ADMIN_CONN_MAGIC && adm.conns[i].evcon == evcon)
+            return &adm.conns[i];
+    return NULL;
+}
+
+/* Close the connections whose next head is overdue. Once a second. */
+static void sweep(uint64_t now_ms)
+{
+    settle_pending();
+    for (size_t i = 0; i < ADMIN_MAX_CONNS; i++) {
+        struct admin_conn *ac = &adm.conns[i];
+        if (ac->magic == ADMIN_CONN_MAGIC &&
+            now_ms - ac->waiting_since_ms >= ADMIN_HEAD_TIMEOUT_MS)
+            close_conn(ac, ADMIN_CLOSE_HEAD_TIMEOUT);
+    }
+}
+
+/* The admin listener's own families, after the rest of /metrics. */
+static void render_metrics(struct json_buf *b)
+{
+    json_buf_puts(b, "# HELP weir_admin_connections Open connections to the admin listener.\n"
+                     "# TYPE weir_admin_connections gauge\n");
+    json_buf_printf(b, "weir_admin_connections %u\n", adm.n_open);
+    json_buf_puts(b, "# HELP weir_admin_connections_closed_total Admin connections weir closed: "
+                     "at the connection limit (the one waiting longest for a request makes "
+                     "room) or for a request head not complete in time.\n"
+                     "# TYPE weir_admin_connections_closed_total counter\n");
+    for (size_t i = 0; i < ADMIN_CLOSES; i++)
+        json_buf_printf(b, "weir_admin_connections_closed_total{reason=\"%s\"} %" PRIu64 "\n",
+                        close_names[i], adm.closed[i]);
+}
 
 /* ---- responses -------------------------------------------------------- */
 
@@ -102,6 +261,7 @@ static void serve_metrics(struct evhttp_request *req)
     struct json_buf b;
     json_buf_init(&b);
     metrics_prom_render(&b);
+    render_metrics(&b);
     reply(req, 200, "OK", METRICS_PROM_CONTENT_TYPE, b.p, b.len);
     json_buf_dispose(&b);
 }
@@ -180,9 +340,8 @@ static void serve_fleet(struct evhttp_request *req)
                           : "Forbidden", text);
 }
 
-static void on_request(struct evhttp_request *req, void *arg)
+static void route(struct evhttp_request *req)
 {
-    (void)arg;
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     if (cmd == EVHTTP_REQ_POST && fleet_enabled()) {
         const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
@@ -213,6 +372,18 @@ static void on_request(struct evhttp_request *req, void *arg)
                "not found; try / /metrics /healthz /status /stats.json\n");
 }
 
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    (void)arg;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    route(req);
+    /* The next head is due within ADMIN_HEAD_TIMEOUT_MS of this answer. */
+    settle_pending();
+    struct admin_conn *ac = conn_of(evcon);
+    if (ac)
+        ac->waiting_since_ms = util_now_ms();
+}
+
 /* ---- lifecycle ------------------------------------------------------- */
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -220,7 +391,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     (void)arg;
-    metrics_window_tick(util_now_ms());
+    uint64_t now_ms = util_now_ms();
+    metrics_window_tick(now_ms);
+    sweep(now_ms);
 }
 
 static void on_listen_error(struct evconnlistener *l, void *arg)
@@ -277,6 +450,12 @@ int admin_start(struct event_base *base, const struct config *cfg)
     evhttp_set_timeout(adm.http, ADMIN_TIMEOUT_S);
     evhttp_set_default_content_type(adm.http, "text/plain; charset=utf-8");
     evhttp_set_gencb(adm.http, on_request, NULL);
+    memset(adm.conns, 0, sizeof(adm.conns));
+    adm.n_open = 0;
+    adm.pending = NULL;
+    adm.settle = event_new(base, -1, 0, on_settle, NULL);
+    CHECK(adm.settle);
+    evhttp_set_bevcb(adm.http, on_new_conn, NULL);
     struct evhttp_bound_socket *bound = evhttp_accept_socket_with_handle(adm.http, fd);
     if (!bound || accept_guard_init(&adm.guard, base, evhttp_bound_socket_get_listener(bound),
                                     "admin listener") < 0) {
@@ -284,6 +463,8 @@ int admin_start(struct event_base *base, const struct config *cfg)
             close(fd); /* else evhttp_free closes it */
         evhttp_free(adm.http);
         adm.http = NULL;
+        event_free(adm.settle);
+        adm.settle = NULL;
         log_error("admin: cannot accept on %s", cfg->admin);
         return -1;
     }
@@ -319,8 +500,13 @@ void admin_stop(void)
     }
     accept_guard_dispose(&adm.guard);
     if (adm.http) {
+        settle_pending();
         evhttp_free(adm.http); /* closes the bound socket and every connection */
         adm.http = NULL;
         adm.fd = -1;
+    }
+    if (adm.settle) {
+        event_free(adm.settle);
+        adm.settle = NULL;
     }
 }

@@ -34,11 +34,13 @@ struct config_pctx {
     struct config *cfg;       /* borrowed: the config being filled */
     struct config_skip *skip; /* borrowed */
     /* split entries, resolved to version indices after everything is read */
+    /* clang-format off */
     struct split_ent {
         const char *name; /* borrowed from the tree */
         uint32_t bp;
         struct config_pos pos;
     } *split;
+    /* clang-format on */
     size_t n_split;
     bool split_seen;      /* `split` was a mapping */
     bool split_bad;       /* ... with a problem in it */
@@ -599,6 +601,7 @@ static void on_health_path(struct config_pctx *p, const struct config_field *f,
 #define HC(member) offsetof(struct config_health, member)
 
 /* The defaults apply even without a `health:` map (enabled stays false). */
+/* clang-format off */
 static const struct config_type health_type = {
     sizeof(struct config_health),
     (const struct config_field[]){
@@ -612,6 +615,7 @@ static const struct config_type health_type = {
         {.name = NULL},
     },
 };
+/* clang-format on */
 
 static void on_health(struct config_pctx *p, const struct config_field *f,
                       const struct config_node *key, const struct config_node *val, void *base)
@@ -626,6 +630,7 @@ static void on_health(struct config_pctx *p, const struct config_field *f,
 
 #define VER(member) offsetof(struct config_version, member)
 
+/* clang-format off */
 const struct config_type config_type_version = {
     sizeof(struct config_version),
     (const struct config_field[]){
@@ -643,6 +648,7 @@ const struct config_type config_type_version = {
         {.name = NULL},
     },
 };
+/* clang-format on */
 
 static void lose_name(struct config_pctx *p, const char *name)
 {
@@ -955,6 +961,7 @@ static void on_log_path(struct config_pctx *p, const struct config_field *f,
 
 #define LOG(member) offsetof(struct config_access_log, member)
 
+/* clang-format off */
 static const struct config_type access_log_type = {
     sizeof(struct config_access_log),
     (const struct config_field[]){
@@ -966,6 +973,7 @@ static const struct config_type access_log_type = {
         {.name = NULL},
     },
 };
+/* clang-format on */
 
 static void on_access_log(struct config_pctx *p, const struct config_field *f,
                           const struct config_node *key, const struct config_node *val, void *base)
@@ -1124,6 +1132,7 @@ static void on_rollout_steps(struct config_pctx *p, const struct config_field *f
     }
 }
 
+/* clang-format off */
 static const struct config_type guard_errors_type = {
     sizeof(struct config_guard),
     (const struct config_field[]){
@@ -1133,7 +1142,9 @@ static const struct config_type guard_errors_type = {
         {.name = NULL},
     },
 };
+/* clang-format on */
 
+/* clang-format off */
 static const struct config_type guard_latency_type = {
     sizeof(struct config_guard),
     (const struct config_field[]){
@@ -1145,7 +1156,9 @@ static const struct config_type guard_latency_type = {
         {.name = NULL},
     },
 };
+/* clang-format on */
 
+/* clang-format off */
 static const struct config_type guard_type = {
     sizeof(struct config_guard),
     (const struct config_field[]){
@@ -1164,7 +1177,9 @@ static const struct config_type guard_type = {
         {.name = NULL},
     },
 };
+/* clang-format on */
 
+/* clang-format off */
 static const struct config_type rollout_type = {
     sizeof(struct config_rollout),
     (const struct config_field[]){
@@ -1176,6 +1191,7 @@ static const struct config_type rollout_type = {
         {.name = NULL},
     },
 };
+/* clang-format on */
 
 static void on_guard(struct config_pctx *p, const struct config_field *f,
                      const struct config_node *key, const struct config_node *val, void *base)
@@ -1315,6 +1331,7 @@ static void on_workers(struct config_pctx *p, const struct config_field *f,
  * from the row (config.c). Keep each table's order: it is the order of
  * "expected one of" in messages and of the restart list.
  */
+/* clang-format off */
 static const struct config_type timeout_type = {
     sizeof(struct config),
     (const struct config_field[]){
@@ -1334,7 +1351,9 @@ static const struct config_type timeout_type = {
         {.name = NULL},
     },
 };
+/* clang-format on */
 
+/* clang-format off */
 static const struct config_type limit_type = {
     sizeof(struct config),
     (const struct config_field[]){
@@ -1351,7 +1370,9 @@ static const struct config_type limit_type = {
         {.name = NULL},
     },
 };
+/* clang-format on */
 
+/* clang-format off */
 const struct config_type config_type_top = {
     sizeof(struct config),
     (const struct config_field[]){
@@ -1399,6 +1420,7 @@ const struct config_type config_type_top = {
         {.name = NULL},
     },
 };
+/* clang-format on */
 
 struct config *config_parse(const char *file, const char *text, size_t len,
                                  struct config_errors *errs, struct config_skip *skip)

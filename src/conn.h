@@ -39,12 +39,14 @@
 
 #define CONN_MAGIC 0x434f4e4eu /* "CONN" */
 
+/* clang-format off */
 #define CONN_READING   0x01
 #define CONN_WRITING   0x02
 #define CONN_EOF       0x10
 #define CONN_ERROR     0x20
 #define CONN_TIMEOUT   0x40
 #define CONN_CONNECTED 0x80
+/* clang-format on */
 
 /* Flow control of the conns' owners: above this many bytes queued toward a
  * peer, stop reading the source; resume once it drained to half. */

@@ -72,6 +72,7 @@ static int cmd_version(struct control_ctx *ctx)
 
 /* ---- the table --------------------------------------------------------- */
 
+/* clang-format off */
 const struct control_cmd control_cmd_table[] = {
     {"status", "", "show the generation, the split, every version's endpoints "
      "(health, draining, in-flight requests), rules and runtime changes", false,
@@ -117,6 +118,7 @@ const struct control_cmd control_cmd_table[] = {
     {"version", "", "the weir version", false, cmd_version},
     {"help", "", "list the commands", false, cmd_help},
 };
+/* clang-format on */
 
 const size_t control_cmd_count = ARRAY_LEN(control_cmd_table);
 

@@ -249,7 +249,9 @@ static void quantile_bounds(const struct outcome_sum *s, double q, double alpha,
         k = 1;
     /* Ranks wanted, ascending: l (if >= 1), k, u + 1 (if <= n). */
     uint64_t seen = 0;
+    /* clang-format off */
     bool got_l = l < 1, got_k = false, got_u = u + 1u > n;
+    /* clang-format on */
     for (uint32_t i = 0; i < OUTCOME_BUCKETS && !(got_l && got_k && got_u); i++) {
         if (s->latency[i] == 0)
             continue;

@@ -641,7 +641,9 @@ bool http1_status_has_no_body(int status)
 /* Hop-by-hop fields (RFC 9110 §7.6.1) and those weir re-states itself. */
 static bool is_hop_by_hop(struct strview name)
 {
+/* clang-format off */
 #define HOP(s) {s, sizeof(s) - 1}
+/* clang-format on */
     static const struct {
         const char *name;
         size_t len;

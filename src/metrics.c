@@ -17,11 +17,13 @@
 
 #include "loop.h"
 
+/* clang-format off */
 const uint64_t metrics_bucket_us[METRICS_BUCKETS - 1] = {
     50,     100,    250,    500,     1000,    2500,    5000,
     10000,  25000,  50000,  100000,  250000,  500000,  1000000,
     2500000, 5000000, 10000000, 30000000, 60000000,
 };
+/* clang-format on */
 
 static struct vstats *registry[METRICS_MAX_VSTATS];
 static atomic_size_t n_registry;

@@ -116,16 +116,13 @@ struct txn {
     uint64_t res_head_at;         /* client stream offset of the response head */
 
     uint64_t start_us, upstream_start_us, first_byte_us;
-    struct txn *next_free;
+    struct txn *next_free;        /* link in loop->txns (the cache owns the list) */
     struct reap_item reap;        /* deferred-free link */
 
     /* Last, and not cleared by txn_new (8 KiB): only the first
      * res.n_headers entries are ever read, and the parser sets those. */
     struct router_header res_headers[RES_HEADERS_MAX];
 };
-
-static _Thread_local struct txn *free_txns;
-static _Thread_local unsigned n_free_txns;
 
 static void on_up_read(struct conn *cn, void *arg);
 static void on_up_write(struct conn *cn, void *arg);
@@ -136,12 +133,13 @@ static void assign_sticky_key(struct txn *t);
 
 /* ---- allocation ---------------------------------------------------- */
 
-static struct txn *txn_new(void)
+static struct txn *txn_new(struct loop *l)
 {
-    struct txn *t = free_txns;
+    struct proxy_table *tab = l->txns;
+    struct txn *t = tab ? tab->free_txns : NULL;
     if (t) {
-        free_txns = t->next_free;
-        n_free_txns--;
+        tab->free_txns = t->next_free;
+        tab->n_free--;
     } else {
         t = xcalloc(1, sizeof(*t));
     }
@@ -173,23 +171,30 @@ static void txn_dispose(void *obj)
     struct txn *t = obj;
     CHECK(t->magic == TXN_MAGIC);
     t->magic = 0;
-    if (n_free_txns < TXN_FREE_MAX) {
-        t->next_free = free_txns;
-        free_txns = t;
-        n_free_txns++;
+    struct proxy_table *tab = t->loop->txns;
+    if (tab && tab->n_free < TXN_FREE_MAX) {
+        t->next_free = tab->free_txns;
+        tab->free_txns = t;
+        tab->n_free++;
         return;
     }
     txn_release_memory(t);
 }
 
-void proxy_thread_cleanup(void)
+void proxy_table_init(struct proxy_table *tab)
 {
-    while (free_txns) {
-        struct txn *t = free_txns;
-        free_txns = t->next_free;
+    tab->free_txns = NULL;
+    tab->n_free = 0;
+}
+
+void proxy_table_dispose(struct proxy_table *tab)
+{
+    while (tab->free_txns) {
+        struct txn *t = tab->free_txns;
+        tab->free_txns = t->next_free;
         txn_release_memory(t);
     }
-    n_free_txns = 0;
+    tab->n_free = 0;
 }
 
 static void grow(char **buf, size_t *cap, size_t need)
@@ -438,7 +443,7 @@ void proxy_abort(struct txn *t, const char *why)
 void proxy_start(struct client *c, size_t head_len)
 {
     struct loop *l = c->loop;
-    struct txn *t = txn_new();
+    struct txn *t = txn_new(l);
     t->c = c;
     t->loop = l;
     t->version = -1;

@@ -53,7 +53,23 @@ void proxy_abort(struct txn *t, const char *why);
 void proxy_log_refused(struct client *c, int status, enum txn_error err,
                        const char *detail);
 
-/* Free this thread's cache of recycled txns. Worker thread, at its end. */
-void proxy_thread_cleanup(void);
+/*
+ * One worker's cache of recycled txns: a txn that ended goes back here
+ * (up to a fixed count) with its head buffers, and the next request
+ * reuses it without an allocation. A worker embeds it and lends it to
+ * proxy.c through its loop (loop.txns); without one (a loop that lends
+ * none) txns are plainly allocated and freed.
+ */
+struct proxy_table {
+    struct txn *free_txns;          /* owned: a list through txn.next_free */
+    unsigned n_free;
+};
+
+/* Start an empty cache. */
+void proxy_table_init(struct proxy_table *tab);
+
+/* Free every cached txn. The worker's thread at its end, or the main
+ * thread after joining it (txns reaped then come back here). */
+void proxy_table_dispose(struct proxy_table *tab);
 
 #endif

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 
 enum txn_error {
+    /* clang-format off */
     TXN_E_NONE = 0,         /* no error: the response completed */
     TXN_E_BAD_REQUEST,      /* 400: the head failed vetting or parsing */
     TXN_E_HEAD_TOO_LARGE,   /* 431: head over limits.max_header_bytes */
@@ -31,6 +32,7 @@ enum txn_error {
     TXN_E_CLIENT_BODY,      /* 499: client gone during the response body */
     TXN_E_STOPPED,          /* 503: weir stopped before the response ended */
     TXN_E_COUNT             /* number of reasons (array size) */
+    /* clang-format on */
 };
 
 struct txn_error_info {

@@ -212,8 +212,10 @@ struct worker *worker_new(int id, int listen_fd)
     w->loop.router = &w->router;
     w->loop.balancer = &w->balancer;
     w->loop.upstreams = &w->upstreams;
+    w->loop.txns = &w->txns;
     client_table_init(&w->clients, &w->loop, on_clients_gone, w);
     upstream_table_init(&w->upstreams, &w->loop);
+    proxy_table_init(&w->txns);
     w->wake_ev = event_new(base, w->wake_fd, EV_READ | EV_PERSIST, on_wake, w);
     event_add(w->wake_ev, NULL);
     w->drain_ev = evtimer_new(base, on_drain_deadline, w);
@@ -258,7 +260,7 @@ static void *worker_main(void *arg)
     conn_run_batch(&w->loop);
     loop_batch_dispose(&w->loop);
     loop_reap(&w->loop);
-    proxy_thread_cleanup();
+    proxy_table_dispose(&w->txns);
     atomic_store(&w->finished, true);
     return NULL;
 }
@@ -288,7 +290,7 @@ void worker_free(struct worker *w)
     client_table_close_all(&w->clients, CLIENT_CLOSE_STOP);
     upstream_close_all(&w->upstreams);
     loop_reap(&w->loop);
-    proxy_thread_cleanup(); /* txns reaped here went to this thread's cache */
+    proxy_table_dispose(&w->txns); /* txns reaped here went back to the cache */
     upstream_table_dispose(&w->upstreams);
     accept_guard_dispose(&w->guard);
     if (w->listener)

@@ -14,7 +14,7 @@
  *
  * A worker is the top of the data path: it owns its loop (loop.h) and the
  * per-worker tables of the modules below it (clients, upstream pools and
- * conns, routing state), and lends them what they read of it through the
+ * conns, recycled txns, routing state), and lends them what they read of it through the
  * loop (drain flag, snapshot, routing state), so none of them calls up.
  */
 #ifndef WEIR_WORKER_H
@@ -29,6 +29,7 @@
 #include "balancer.h"
 #include "client.h"
 #include "loop.h"
+#include "proxy.h"
 #include "router.h"
 #include "upstream.h"
 
@@ -45,6 +46,7 @@ struct worker {
     struct loop loop;               /* event base, reap, timers, I/O batches */
     struct client_table clients;    /* client.c's list of this worker's clients */
     struct upstream_table upstreams;/* upstream.c's pools and conns */
+    struct proxy_table txns;        /* proxy.c's recycled txns */
     struct evconnlistener *listener;/* owned; NULL once stopping */
     int listen_fd;                  /* borrowed by listener */
     struct accept_guard guard;      /* the listener's accept backoff */

@@ -101,6 +101,7 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* clang-format off */
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -151,10 +152,13 @@ static void usage(FILE *f)
 "  POST /ready/on, POST /ready/off   set readiness (200)\n"
 "Every answer carries X-Pod: NAME and X-Version: VERSION.\n"
 "SIGTERM/SIGINT: exit 0.\n");
+/* clang-format on */
 }
 
+/* clang-format off */
 __attribute__((noreturn, format(printf, 1, 2)))
 static void die_usage(const char *fmt, ...)
+/* clang-format on */
 {
     va_list ap;
     va_start(ap, fmt);

@@ -1,8 +1,9 @@
-"""Exhaustion of weir's own resources (issue 21 items 1, 5, 6; issue 13's
-admin limit): idle control connections cannot lock the operator out, the
-admin listener has a connection limit, weir keeps serving after running out
-of file descriptors (without spinning or flooding its log), and the listen
-backlog it uses is the configured one, capped by net.core.somaxconn."""
+"""Exhaustion of weir's own resources (issue 21 items 1, 5, 6; issue 13):
+idle control connections cannot lock the operator out, weir keeps serving
+after running out of file descriptors (without spinning or flooding its
+log) at 64 and at 1024 of them, and the listen backlog it uses is the
+configured one, capped by net.core.somaxconn. The admin listener's
+connection limit is test_admin_limits.py."""
 import os
 import resource
 import socket
@@ -116,8 +117,10 @@ def cpu_s(pid):
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
-# --- issue 21 (5) / issue 13: at the fd limit weir backs off, then serves again
-w = Weir("""
+# --- issue 21 (5) / issue 13: at the fd limit weir backs off, then serves again;
+# at 64 descriptors and at a common `ulimit -n` of 1024 (issue 13)
+for nofile, n_flood in ((64, 150), (1024, 1100)):
+    w = Weir("""
 listen: {listen}
 control: {control}
 workers: 1
@@ -127,26 +130,26 @@ versions:
     endpoints: [%s]
 split: {{v1: 100}}
 """ % pod.addr, start=False)
-Proc.__init__(w, ["prlimit", "--nofile=64", WEIR, "-c", w.config],
-              stdout=open(w.stdout_path, "ab"), stderr=open(w.stderr_path, "ab"))
-check(wait_port(w.port), "weir runs under prlimit --nofile=64")
-check(get(w.port).status == 200, "serves before the flood")
-flood = [socket.create_connection(("127.0.0.1", w.port), timeout=10) for _ in range(150)]
-check(wait_for(lambda: "accept failed" in w.stderr(), 10), "weir ran out of file descriptors")
-t0 = cpu_s(w.pid)
-time.sleep(3)
-used = cpu_s(w.pid) - t0
-check(used < 0.5, "no busy loop at EMFILE: %.2f s of CPU in 3 s" % used)
-check(w.p.poll() is None, "weir is still running")
-for s in flood:
-    s.close()
-r = wait_for(lambda: get(w.port).status == 200, 15)
-check(r, "serves again once descriptors are free")
-check(wait_for(lambda: "accepting again after" in w.stderr(), 10),
-      "the episode's end is logged with its count")
-err = w.stderr()
-fails = [ln for ln in err.splitlines() if "accept failed" in ln]
-check(len(fails) == 1, "one 'accept failed' line for the episode, not one per attempt (%d)" % len(fails))
-w.stop()
+    Proc.__init__(w, ["prlimit", "--nofile=%d" % nofile, WEIR, "-c", w.config],
+                  stdout=open(w.stdout_path, "ab"), stderr=open(w.stderr_path, "ab"))
+    check(wait_port(w.port), "weir runs under prlimit --nofile=%d" % nofile)
+    check(get(w.port).status == 200, "serves before the flood")
+    flood = [socket.create_connection(("127.0.0.1", w.port), timeout=10) for _ in range(n_flood)]
+    check(wait_for(lambda: "accept failed" in w.stderr(), 10), "weir ran out of file descriptors")
+    t0 = cpu_s(w.pid)
+    time.sleep(3)
+    used = cpu_s(w.pid) - t0
+    check(used < 0.5, "no busy loop at EMFILE: %.2f s of CPU in 3 s" % used)
+    check(w.p.poll() is None, "weir is still running")
+    for s in flood:
+        s.close()
+    r = wait_for(lambda: get(w.port).status == 200, 15)
+    check(r, "serves again once descriptors are free")
+    check(wait_for(lambda: "accepting again after" in w.stderr(), 10),
+          "the episode's end is logged with its count")
+    err = w.stderr()
+    fails = [ln for ln in err.splitlines() if "accept failed" in ln]
+    check(len(fails) == 1, "one 'accept failed' line for the episode, not one per attempt (%d)" % len(fails))
+    w.stop()
 
 done()

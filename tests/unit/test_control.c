@@ -29,6 +29,7 @@ static char dir[256];
 static char cfg_path[300];
 static char state_path[320];
 
+/* clang-format off */
 #define BASE_YAML                                                              \
     "listen: 127.0.0.1:18080\n"                                                \
     "control: %s/weir.sock\n"                                                  \
@@ -41,6 +42,7 @@ static char state_path[320];
     "  v1: %s\n"                                                               \
     "  v2: %s\n"                                                               \
     "%s"
+/* clang-format on */
 
 /* Write the config file; mtime_offset_s moves its mtime (negative: past). */
 static void write_config(const char *v1, const char *v2, const char *extra,

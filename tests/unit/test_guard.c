@@ -234,6 +234,7 @@ static void test_bounds(void)
 static void test_false_alarms(void)
 {
     enum { RUNS = 400 };
+    /* clang-format off */
     struct sim sim = {
         .cfg = defaults,
         .base_rps = 95, .canary_rps = 25,
@@ -241,6 +242,7 @@ static void test_false_alarms(void)
         .canary_scale = 1.0,
         .checks = 600, .step_ms = 1000,
     };
+    /* clang-format on */
     sim.cfg.max_increase_bp = 0;
     sim.cfg.max_ratio = 1.0;
     sim.cfg.floor_us = 0;
@@ -296,6 +298,7 @@ static void test_false_alarms(void)
 static void detect_errors(double base_err, double canary_err, int *worst_out)
 {
     enum { RUNS = 100 };
+    /* clang-format off */
     struct sim sim = {
         .cfg = defaults,
         .base_rps = 950, .canary_rps = 50,
@@ -303,6 +306,7 @@ static void detect_errors(double base_err, double canary_err, int *worst_out)
         .canary_scale = 1.0,
         .checks = 600, .step_ms = 100, /* check every 100 ms: 5 canary requests */
     };
+    /* clang-format on */
     struct sim_out o;
     uint64_t at[RUNS];
     int missed = 0, wrong = 0;
@@ -348,6 +352,7 @@ static void latency_runs(double canary_rps, double scale, uint64_t add_us, int r
                          int *missed, int *wrong, double *mean, uint64_t *worst,
                          struct guard_result *last)
 {
+    /* clang-format off */
     struct sim sim = {
         .cfg = defaults,
         .base_rps = 1000 - canary_rps, .canary_rps = canary_rps,
@@ -355,6 +360,7 @@ static void latency_runs(double canary_rps, double scale, uint64_t add_us, int r
         .canary_scale = scale, .canary_add_us = add_us,
         .checks = 600, .step_ms = 100,
     };
+    /* clang-format on */
     struct sim_out o;
     uint64_t total = 0;
     *missed = *wrong = 0;
@@ -419,6 +425,7 @@ static void test_sparse(void)
 {
     /* 5 req/s in total, canary 5 %: ten minutes never reach min_requests on
      * the canary side; the verdict stays hold and says why. */
+    /* clang-format off */
     struct sim sim = {
         .cfg = defaults,
         .base_rps = 4.75, .canary_rps = 0.25,
@@ -426,6 +433,7 @@ static void test_sparse(void)
         .canary_scale = 1.0,
         .checks = 600, .step_ms = 1000,
     };
+    /* clang-format on */
     struct sim_out o;
     rng_state = 3;
     sim_run(&sim, &base_side, &canary_side, &o);

@@ -390,6 +390,7 @@ int main(void)
     ok(strncmp(out, "GET /\xd1\x81\xd1\x82?q=\xff HTTP/1.1\r\nHost: a\r\n", 33) == 0,
        "raw octets forwarded byte for byte");
     free(out);
+    /* clang-format off */
     const char *badt[] = {
         "GET /a\x7f HTTP/1.1\r\nHost: a\r\n\r\n",   /* DEL */
         "GET /a\x01 HTTP/1.1\r\nHost: a\r\n\r\n",   /* control */
@@ -398,6 +399,7 @@ int main(void)
         "G\xd1T / HTTP/1.1\r\nHost: a\r\n\r\n",     /* obs-text in the method */
         "GET /\xd1 HTTP/1.\xd1\r\nHost: a\r\n\r\n", /* ... in the version */
     };
+    /* clang-format on */
     for (size_t i = 0; i < sizeof(badt) / sizeof(badt[0]); i++)
         is_int(parse(badt[i], &req, &err), 400, "bad target %zu refused (%s)", i, err ? err : "-");
 
