@@ -188,7 +188,7 @@ static const char *type_what(const struct config_field *f, char *buf, size_t buf
     case F_ADDR:
         return "host:port";
     case F_DUR:
-        return "a duration like 250ms, 2s or 1m";
+        return "a duration like 250ms, 2s or 1m30s";
     case F_UINT:
         snprintf(buf, buflen, "an integer %u..%u", f->min, f->max);
         return buf;
@@ -308,9 +308,12 @@ static void set_field(struct config_pctx *p, const struct config_field *f,
         set_str(base, f->off, s);
         return;
     }
-    case F_DUR:
-        if (util_parse_duration_ms(s, &u) < 0) {
-            bad_value(p, f, val);
+    case F_DUR: {
+        const char *why = NULL;
+        if (util_parse_duration(s, &u, &why) < 0) {
+            char wbuf[48];
+            perr(p, val->pos, "\"%s\" must be %s, not %s: %s", f->name,
+                 type_what(f, wbuf, sizeof(wbuf)), quote(&q, s), why);
             return;
         }
         if (u < f->min && f->min <= 1) {
@@ -324,6 +327,7 @@ static void set_field(struct config_pctx *p, const struct config_field *f,
         }
         *AT(base, f->off, uint32_t) = u;
         return;
+    }
     case F_UINT:
         if (parse_uint(s, f->max, &u) < 0 || u < f->min) {
             bad_value(p, f, val);
@@ -497,7 +501,15 @@ static void add_endpoint(struct config_pctx *p, struct config_version *v, size_t
     const char *why = NULL;
     struct config_qbuf q;
     if (util_parse_addr(address, &e.sa, &e.sa_len, &why) < 0) {
-        perr(p, at->pos, "invalid endpoint %s: %s", quote(&q, address), why);
+        /* A DNS name where an address belongs: say where names go. */
+        const char *colon = strrchr(address, ':');
+        uint32_t port = 0;
+        if (colon && is_hostname(address, (size_t)(colon - address)) &&
+            parse_uint(colon + 1, 65535, &port) == 0 && port > 0)
+            perr(p, at->pos, "invalid endpoint %s: %s; for a DNS name use "
+                 "\"discover: %s\" (re-resolved)", quote(&q, address), why, address);
+        else
+            perr(p, at->pos, "invalid endpoint %s: %s", quote(&q, address), why);
         return;
     }
     if (v->n_endpoints == cap) {
