@@ -29,6 +29,7 @@
 #include "access.h"
 #include "admin.h"
 #include "config.h"
+#include "config_check.h"
 #include "control.h"
 #include "discovery.h"
 #include "fleet.h"
@@ -58,6 +59,7 @@ static struct server srv;
  * the file watch): apply what lives outside the snapshot. */
 static void on_reloaded(const struct config *cfg)
 {
+    log_configure((enum log_level)cfg->log_level, cfg->log_format == ERRLOG_F_JSON);
     if (access_configure(cfg) < 0)
         log_error("access log settings not applied");
     if (srv.discovery)
@@ -149,6 +151,11 @@ int server_check_config(const char *config_path)
     config_errors_init(&errs, config_path);
     struct config *cfg = config_load(config_path, &errs);
     int rc = 0;
+    /* What start-up opens, checked too: a config weir -t passes starts. */
+    if (cfg && config_check_environment(cfg, &errs) < 0) {
+        config_free(cfg);
+        cfg = NULL;
+    }
     if (!cfg) {
         char buf[16384];
         config_errors_format(&errs, buf, sizeof(buf));
@@ -233,6 +240,7 @@ int server_run(const char *config_path)
     }
     config_errors_dispose(&errs);
     const struct config *cfg = runtime_config();
+    log_configure((enum log_level)cfg->log_level, cfg->log_format == ERRLOG_F_JSON);
     int rc = 1;
     srv.base = event_base_new();
     if (!srv.base || access_configure(cfg) < 0)

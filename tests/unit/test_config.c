@@ -13,6 +13,7 @@
  *  (d) loads every .yaml file in tests/configs/good and the shipped conf/weir.yaml;
  *  (e) feeds truncated and mangled files, which must never crash (ASan).
  */
+#include "access_field.h"
 #include "config.h"
 #include "tap.h"
 
@@ -232,7 +233,11 @@ static void test_full(void)
         is_str(c->resolvers[3], "[fe80::1]:5300", "bracketed IPv6 resolver");
     }
     ok(!c->access_log.enabled, "access_log enabled: false");
-    is_int(c->access_log.format, LOG_F_COMBINED, "access_log combined");
+    is_int(c->access_log.format, LOG_F_JSON, "access_log json");
+    is_int(c->access_log.n_fields, 3, "access_log fields: three");
+    is_int(c->log_format, ERRLOG_F_JSON, "log format json");
+    is_int(c->log_level, 2, "log level warn");
+    ok(c->access_log.fields && c->access_log.fields[0] == ACCESS_F_TIME && c->access_log.fields[2] == ACCESS_F_REQUEST_ID, "access_log fields in order");
     is_str(c->access_log.path, "/var/log/weir/access.log", "access_log path");
     config_free(c);
 }
@@ -584,7 +589,7 @@ static void test_inline(void)
            "t.yaml:5:1: unknown key \"bogus\" (expected one of: listen, control, control_mode, "
            "control_owner, control_group, state, admin, watch, version_header, workers, "
            "retries, timeouts, limits, versions, split, sticky, rules, resolvers, "
-           "access_log, guard, rollout, fleet)\n",
+           "access_log, log, guard, rollout, fleet)\n",
            "unknown key lists the keys");
 
     ok(load_text("listen: 1.2.3.4:80\nversions: {v1: {endpoints: [1.2.3.4:81]}}\n"
@@ -600,7 +605,7 @@ static void test_inline(void)
     is_str(buf, "t.yaml:4:1: unknown key \"a\\x09b\\\"c\" (expected one of: listen, control, "
                 "control_mode, control_owner, control_group, state, admin, watch, "
                 "version_header, workers, retries, timeouts, limits, versions, split, sticky, "
-                "rules, resolvers, access_log, guard, rollout, fleet)\n",
+                "rules, resolvers, access_log, log, guard, rollout, fleet)\n",
            "control characters and quotes escaped");
 
     /* formatting: position-less errors, truncation */
