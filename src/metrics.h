@@ -50,6 +50,10 @@ struct vstats_wslot {
     _Atomic uint64_t errors[TXN_E_COUNT]; /* by reason; [TXN_E_NONE] unused */
     _Atomic uint64_t buckets[METRICS_BUCKETS]; /* non-cumulative counts */
     _Atomic uint64_t duration_us_sum;
+    _Atomic uint64_t up_buckets[METRICS_BUCKETS]; /* upstream latency, non-cumulative */
+    _Atomic uint64_t up_us_sum;
+    _Atomic uint64_t bytes_received; /* from clients: request heads and bodies */
+    _Atomic uint64_t bytes_sent;     /* to clients: response heads and bodies */
 } __attribute__((aligned(64)));
 
 /* A version's counters summed over workers (a plain value, any thread). */
@@ -61,6 +65,10 @@ struct metrics_vtotals {
     uint64_t errors[TXN_E_COUNT];
     uint64_t buckets[METRICS_BUCKETS]; /* non-cumulative */
     uint64_t duration_us_sum;
+    uint64_t up_buckets[METRICS_BUCKETS]; /* non-cumulative */
+    uint64_t up_us_sum;
+    uint64_t bytes_received;
+    uint64_t bytes_sent;
 };
 
 struct outcome_window;
@@ -110,6 +118,15 @@ struct vstats *metrics_vstats_at(size_t i);
 void metrics_txn_done(const struct loop *loop, const struct snapshot *s, int version,
                       struct endpoint *ep, int status, enum txn_error err,
                       bool aborted, uint64_t duration_us);
+/*
+ * The bytes of a finished request and its upstream's latency: bytes_in
+ * read from the client (head and body), bytes_out queued to it (head and
+ * body, weir's own answers included), upstream_us from the request head
+ * handed to the upstream conn to the first byte of the response (-1: no
+ * response came from an upstream). version < 0: not counted. Worker thread.
+ */
+void metrics_txn_io(const struct loop *loop, const struct snapshot *s, int version,
+                    uint64_t bytes_in, uint64_t bytes_out, int64_t upstream_us);
 void metrics_connect_failure(const struct loop *loop, struct endpoint *ep);
 void metrics_retry(const struct loop *loop, struct endpoint *ep);
 /* An upstream conn to ep was opened (+1) or closed (-1). Worker thread. */
