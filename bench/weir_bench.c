@@ -287,8 +287,13 @@ static bool parse_seconds(const char *s, double *out)
         mult = 60;
     else if (strcmp(end, "h") == 0)
         mult = 3600;
-    else
-        return false;
+    else {
+        uint32_t ms; /* compound, as Go writes them: 1m30s */
+        if (util_parse_duration(s, &ms, NULL) < 0 || ms == 0)
+            return false;
+        *out = ms / 1000.0;
+        return true;
+    }
     v *= mult;
     if (!(v > 0) || v > 86400 * 7)
         return false;
