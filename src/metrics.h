@@ -13,7 +13,9 @@
  * reason they did not end plainly (enum txn_error), weir's own no-endpoint
  * answers and a duration histogram (every request, aborted ones with the
  * time until the client left, so the histogram's count equals the sum of
- * the classes).
+ * the classes), an upstream-latency histogram (request head handed to the
+ * upstream conn → first response byte, for requests an upstream answered)
+ * and the bytes read from and queued to clients (metrics_txn_io).
  * Txns that never reached routing (400, 431...) are counted per worker in
  * an "unrouted" slot. Only the owning worker writes a slot (relaxed load +
  * store: no read-modify-write, no lock); readers sum the slots.
