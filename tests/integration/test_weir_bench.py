@@ -192,7 +192,8 @@ rc, doc, err = bench_json("-c", "4", "-d", "2", "--max-error-rate", "v2=1%",
                           "--max-error-rate", "v1=1%", "--max-p99-ratio", "v2/v1=1000", GURL)
 check(rc == 3, "v2 at 2 %% errors with --max-error-rate v2=1%%: exit 3 (got %s): %s" % (rc, err[-300:]))
 broken = [line for line in err.splitlines() if "threshold broken" in line]
-check(len(broken) == 1 and "--max-error-rate v2=1%" in broken[0] and "v2 error rate 2.0" in broken[0],
+check(len(broken) == 1 and "--max-error-rate v2=1%" in broken[0] and "v2 error rate " in broken[0]
+      and "limit 1.00 %" in broken[0],
       "one stderr line, for the broken threshold: %r" % broken)
 th = (doc or {}).get("thresholds", [])
 check(len(th) == 3, "--json has a thresholds array with each threshold: %s" % th)
