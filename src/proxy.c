@@ -298,8 +298,8 @@ static void account(struct loop *l, const struct snapshot *s, int version,
 static void account_io(const struct txn *t)
 {
     const struct conn *cn = t->c->cn;
-    uint64_t tx = cn ? cn->sent_bytes + evbuffer_get_length(cn->out) - t->tx_start
-                     : t->res_body_bytes;
+    uint64_t at = cn ? cn->sent_bytes + evbuffer_get_length(cn->out) : 0;
+    uint64_t tx = cn && at >= t->tx_start ? at - t->tx_start : t->res_body_bytes;
     int64_t up = t->first_byte_us && t->sent_us && t->first_byte_us >= t->sent_us
                      ? (int64_t)(t->first_byte_us - t->sent_us) : -1;
     metrics_txn_io(t->loop, t->snap, t->version, t->rx_bytes, tx, up);
