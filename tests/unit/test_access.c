@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "access_format.h"
+#include "access_id.h"
 #include "json.h"
 #include "tap.h"
 
@@ -258,6 +259,45 @@ static void test_field_list(void)
     ok(access_field_id("staus") == -1, "an unknown field name has no id");
 }
 
+/* The request id: a sane client id is kept, anything else replaced by a
+ * made one; made ids are 32 hex digits and never repeat. */
+static void test_request_id(void)
+{
+    char buf[ACCESS_ID_LEN + 1];
+    struct router_header one[] = {{sv("Host"), sv("a")}, {sv("x-REQUEST-id"), sv("trace-1/abc")}};
+    struct strview id = access_id_pick(one, 2, buf);
+    ok(id.p == one[1].value.p && id.len == one[1].value.len, "a sane client id is the id");
+    static const char *const bad[] = {"", "has space", "tab\there", "caf\xc3\xa9", "del\x7f"};
+    for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+        struct router_header h[] = {{sv("X-Request-Id"), sv(bad[i])}};
+        id = access_id_pick(h, 1, buf);
+        ok(id.p == buf && id.len == ACCESS_ID_LEN, "client id %zu (not visible ASCII) is replaced", i);
+    }
+    char longv[ACCESS_ID_MAX + 2];
+    memset(longv, 'a', sizeof(longv) - 1);
+    longv[sizeof(longv) - 1] = '\0';
+    ok(!access_id_is_sane((struct strview){longv, ACCESS_ID_MAX + 1}) &&
+           access_id_is_sane((struct strview){longv, ACCESS_ID_MAX}),
+       "ids of up to %d bytes are kept, longer ones not", ACCESS_ID_MAX);
+    struct router_header two[] = {{sv("X-Request-Id"), sv("a")}, {sv("X-Request-Id"), sv("b")}};
+    id = access_id_pick(two, 2, buf);
+    ok(id.p == buf, "two X-Request-Id fields: a made id");
+    id = access_id_pick(NULL, 0, buf);
+    bool hex = id.len == 32;
+    for (size_t i = 0; hex && i < id.len; i++)
+        hex = (id.p[i] >= '0' && id.p[i] <= '9') || (id.p[i] >= 'a' && id.p[i] <= 'f');
+    ok(hex && buf[32] == '\0', "a made id is 32 lowercase hex digits: %s", buf);
+    enum { N = 20000 };
+    static char ids[N][ACCESS_ID_LEN + 1];
+    for (int i = 0; i < N; i++)
+        access_id_make(ids[i]);
+    qsort(ids, N, sizeof(ids[0]), (int (*)(const void *, const void *))strcmp);
+    int dups = 0;
+    for (int i = 1; i < N; i++)
+        dups += strcmp(ids[i - 1], ids[i]) == 0;
+    is_int(dups, 0, "20000 made ids, no repeat");
+}
+
 int main(void)
 {
     client4.sin_family = AF_INET;
@@ -273,5 +313,6 @@ int main(void)
     test_hostile();
     test_cuts();
     test_field_list();
+    test_request_id();
     return tap_done();
 }
