@@ -220,6 +220,38 @@ check(rec is not None and list(rec) == ["status", "request_id", "version"] and r
       "access_log.fields: only those fields, in that order: %r" % got)
 check(" info: " not in w2.stderr() and "started" not in w2.stderr(),
       "log: {level: warn}: no info lines on stderr: %r" % w2.stderr()[-200:])
+# a reload applies a new field list and a new log format and level
+with open(w2.config, "w") as f:
+    f.write("""
+listen: 127.0.0.1:%d
+control: %s
+watch: false
+access_log:
+  path: %s
+  fields: [version, bytes_received]
+log: {format: json, level: info}
+versions:
+  v1:
+    endpoints: [%s]
+split: {v1: 100}
+""" % (w2.port, w2.control, LOG2, v1.addr))
+ans = json.loads(w2.command("reload"))
+check(ans.get("ok") is True, "reload with new log settings: %s" % ans)
+get(w2.port, "/")
+
+
+def last_line():
+    with open(LOG2) as f:
+        lines = [ln for ln in f if ln.strip()]
+    return json.loads(lines[-1]) if len(lines) >= 2 else None
+
+
+rec = wait_for(last_line)
+check(rec is not None and list(rec) == ["version", "bytes_received"] and rec["bytes_received"] > 0,
+      "after reload, lines have the new fields: %s" % rec)
+err_lines = [ln for ln in w2.stderr().splitlines() if ln.startswith("{")]
+check(err_lines and all(json.loads(ln)["level"] in ("info", "warn", "error") for ln in err_lines),
+      "after reload, the error log is JSON at level info: %r" % err_lines[-1:])
 w2.stop()
 
 # ---- weir -t: what start-up would refuse ----
@@ -250,5 +282,21 @@ with open(cfg, "w") as f:
 r = subprocess.run([WEIR, "-t", "-c", cfg], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
 check(r.returncode == 0 and not os.path.exists(os.path.join(d3, "ok.log")),
       "weir -t passes a good config and creates no file: %r" % r.stderr.decode())
+
+with open(cfg, "w") as f:
+    f.write("listen: 127.0.0.1:1\nversions:\n  v1:\n    endpoints: [my-app.default.svc:8080]\n"
+            "split: {v1: 100}\n")
+r = subprocess.run([WEIR, "-t", "-c", cfg], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
+check(r.returncode == 1 and 't.yaml:4:17: invalid endpoint "my-app.default.svc:8080"' in r.stderr.decode()
+      and 'use "discover: my-app.default.svc:8080"' in r.stderr.decode(),
+      "a DNS name in endpoints points at discover: %r" % r.stderr.decode())
+with open(cfg, "w") as f:
+    f.write("listen: 127.0.0.1:1\nversions:\n  v1:\n    endpoints: [127.0.0.1:2]\n"
+            "split: {v1: 100}\ntimeouts:\n  drain: 5m30\n  client_idle: 1h2m3.5s\n")
+r = subprocess.run([WEIR, "-t", "-c", cfg], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
+e = r.stderr.decode()
+check(r.returncode == 1 and e.count("\n") == 1 and 't.yaml:7:10: "drain" must be a duration like 250ms, '
+      '2s or 1m30s, not "5m30": a number without a unit' in e,
+      "weir -t: 5m30 is refused at its position, 1h2m3.5s is accepted: %r" % e)
 
 done()
