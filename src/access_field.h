@@ -6,33 +6,41 @@
 #ifndef WEIR_ACCESS_FIELD_H
 #define WEIR_ACCESS_FIELD_H
 
-/* The JSON line's fields, in the default order. */
+/*
+ * The JSON line's fields, in the default order: X(ID, "name", comment).
+ * One list, so the formatter can build its key strings at compile time.
+ */
+#define ACCESS_FIELDS(X)                                                                 \
+    X(TIME, "time")                          /* "2026-11-28T14:30:07.123Z" */            \
+    X(REQUEST_ID, "request_id")              /* X-Request-Id as sent upstream */         \
+    X(CLIENT, "client")                      /* client IP */                             \
+    X(CLIENT_PORT, "client_port")                                                        \
+    X(METHOD, "method")                                                                  \
+    X(HOST, "host")                          /* the Host field, null if none */          \
+    X(TARGET, "target")                                                                  \
+    X(PROTOCOL, "protocol")                  /* "HTTP/1.1" */                            \
+    X(STATUS, "status")                                                                  \
+    X(BYTES, "bytes")                        /* response body bytes sent */              \
+    X(BYTES_RECEIVED, "bytes_received")      /* request bytes read: head + body */       \
+    X(VERSION, "version")                                                                \
+    X(ENDPOINT, "endpoint")                                                              \
+    X(ROUTE, "route")                                                                    \
+    X(RULE, "rule")                                                                      \
+    X(BUCKET, "bucket")                                                                  \
+    X(UPSTREAM_MS, "upstream_ms")            /* upstream start to first response byte */ \
+    X(UPSTREAM_CONNECT_MS, "upstream_connect_ms") /* null on a reused pooled conn */     \
+    X(DURATION_MS, "duration_ms")                                                        \
+    X(RETRIES, "retries")                                                                \
+    X(USER_AGENT, "user_agent")                                                          \
+    X(REFERER, "referer")                                                                \
+    X(ERROR, "error")
+
+#define ACCESS_FIELD_ENUM(id, name) ACCESS_F_##id,
 enum access_field {
-    ACCESS_F_TIME = 0,            /* "2026-11-28T14:30:07.123Z" */
-    ACCESS_F_REQUEST_ID,          /* X-Request-Id as sent upstream, null if none */
-    ACCESS_F_CLIENT,              /* client IP */
-    ACCESS_F_CLIENT_PORT,
-    ACCESS_F_METHOD,
-    ACCESS_F_HOST,                /* the request's Host field, null if none */
-    ACCESS_F_TARGET,
-    ACCESS_F_PROTOCOL,            /* "HTTP/1.1" */
-    ACCESS_F_STATUS,
-    ACCESS_F_BYTES,               /* response body bytes sent */
-    ACCESS_F_BYTES_RECEIVED,      /* request bytes read: head + body */
-    ACCESS_F_VERSION,
-    ACCESS_F_ENDPOINT,
-    ACCESS_F_ROUTE,
-    ACCESS_F_RULE,
-    ACCESS_F_BUCKET,
-    ACCESS_F_UPSTREAM_MS,         /* upstream start (connect included) to first response byte */
-    ACCESS_F_UPSTREAM_CONNECT_MS, /* connect time, null when a pooled conn was reused */
-    ACCESS_F_DURATION_MS,
-    ACCESS_F_RETRIES,
-    ACCESS_F_USER_AGENT,
-    ACCESS_F_REFERER,
-    ACCESS_F_ERROR,
-    ACCESS_F_COUNT,
+    ACCESS_FIELDS(ACCESS_FIELD_ENUM) /* ACCESS_F_TIME = 0, ... in list order */
+    ACCESS_F_COUNT,                  /* number of fields */
 };
+#undef ACCESS_FIELD_ENUM
 
 /* The name of field f in the JSON line. */
 const char *access_field_name(enum access_field f);

@@ -77,6 +77,20 @@ static void put_json(struct line *l, const char *s, size_t n, size_t max)
     for (size_t i = 0; i < n;) {
         if (l->cap - l->len < 8)
             return;
+        /* Fast path: a run of printable ASCII that needs no escape. */
+        size_t run = 0, room = l->cap - l->len - 8;
+        while (i + run < n && run < room) {
+            unsigned char c = (unsigned char)s[i + run];
+            if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
+                break;
+            run++;
+        }
+        if (run) {
+            memcpy(l->p + l->len, s + i, run);
+            l->len += run;
+            i += run;
+            continue;
+        }
         size_t elen;
         i += json_escape_char(s + i, n - i, JSON_ESC_UNICODE, l->p + l->len, &elen);
         l->len += elen;
@@ -292,6 +306,14 @@ static void json_field(struct line *l, struct json_ctx *x, enum access_field f,
     puts_(l, "null");
 }
 
+/* `"name":` of every field, with its length, built at compile time. */
+#define ACCESS_FIELD_KEY(id, name) [ACCESS_F_##id] = {"\"" name "\":", sizeof(name) + 2},
+static const struct {
+    const char *s;
+    size_t len;
+} field_keys[ACCESS_F_COUNT] = {ACCESS_FIELDS(ACCESS_FIELD_KEY)};
+#undef ACCESS_FIELD_KEY
+
 static void format_json(struct line *l, struct access_format_clock *r,
                         const struct timespec *ts, const uint32_t *fields, size_t n,
                         const struct access_entry *e)
@@ -307,9 +329,7 @@ static void format_json(struct line *l, struct access_format_clock *r,
         if (!first)
             putc_(l, ',');
         first = false;
-        putc_(l, '"');
-        puts_(l, access_field_name(f));
-        puts_(l, "\":");
+        put(l, field_keys[f].s, field_keys[f].len);
         json_field(l, &x, f, e);
     }
     putc_(l, '}');
