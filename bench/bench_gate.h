@@ -42,8 +42,8 @@ struct bench_gate {
     /* after bench_gate_eval: */
     bool evaluated;
     bool pass;
-    double value;     /* measured, in the limit's unit (NAN if unknown) */
-    char why[160];    /* what was measured, for people */
+    double value;  /* measured, in the limit's unit (NAN if unknown) */
+    char why[160]; /* what was measured, for people */
 };
 
 struct bench_gates {

@@ -7,32 +7,32 @@
 #define WEIR_ACCESS_FIELD_H
 
 /*
- * The JSON line's fields, in the default order: X(ID, "name", comment).
+ * The JSON line's fields, in the default order: X(ID, "name").
  * One list, so the formatter can build its key strings at compile time.
  */
-#define ACCESS_FIELDS(X)                                                                 \
-    X(TIME, "time")                          /* "2026-11-28T14:30:07.123Z" */            \
-    X(REQUEST_ID, "request_id")              /* X-Request-Id as sent upstream */         \
-    X(CLIENT, "client")                      /* client IP */                             \
-    X(CLIENT_PORT, "client_port")                                                        \
-    X(METHOD, "method")                                                                  \
-    X(HOST, "host")                          /* the Host field, null if none */          \
-    X(TARGET, "target")                                                                  \
-    X(PROTOCOL, "protocol")                  /* "HTTP/1.1" */                            \
-    X(STATUS, "status")                                                                  \
-    X(BYTES, "bytes")                        /* response body bytes sent */              \
-    X(BYTES_RECEIVED, "bytes_received")      /* request bytes read: head + body */       \
-    X(VERSION, "version")                                                                \
-    X(ENDPOINT, "endpoint")                                                              \
-    X(ROUTE, "route")                                                                    \
-    X(RULE, "rule")                                                                      \
-    X(BUCKET, "bucket")                                                                  \
-    X(UPSTREAM_MS, "upstream_ms")            /* upstream start to first response byte */ \
-    X(UPSTREAM_CONNECT_MS, "upstream_connect_ms") /* null on a reused pooled conn */     \
-    X(DURATION_MS, "duration_ms")                                                        \
-    X(RETRIES, "retries")                                                                \
-    X(USER_AGENT, "user_agent")                                                          \
-    X(REFERER, "referer")                                                                \
+#define ACCESS_FIELDS(X)                                                                      \
+    X(TIME, "time")             /* "2026-11-28T14:30:07.123Z" */                              \
+    X(REQUEST_ID, "request_id") /* X-Request-Id as sent upstream */                           \
+    X(CLIENT, "client")         /* client IP */                                               \
+    X(CLIENT_PORT, "client_port")                                                             \
+    X(METHOD, "method")                                                                       \
+    X(HOST, "host") /* the Host field, null if none */                                        \
+    X(TARGET, "target")                                                                       \
+    X(PROTOCOL, "protocol") /* "HTTP/1.1" */                                                  \
+    X(STATUS, "status")                                                                       \
+    X(BYTES, "bytes")                   /* response body bytes sent */                        \
+    X(BYTES_RECEIVED, "bytes_received") /* request bytes read: head + body */                 \
+    X(VERSION, "version")                                                                     \
+    X(ENDPOINT, "endpoint")                                                                   \
+    X(ROUTE, "route")                                                                         \
+    X(RULE, "rule")                                                                           \
+    X(BUCKET, "bucket")                                                                       \
+    X(UPSTREAM_MS, "upstream_ms")                 /* upstream start to first response byte */ \
+    X(UPSTREAM_CONNECT_MS, "upstream_connect_ms") /* null on a reused pooled conn */          \
+    X(DURATION_MS, "duration_ms")                                                             \
+    X(RETRIES, "retries")                                                                     \
+    X(USER_AGENT, "user_agent")                                                               \
+    X(REFERER, "referer")                                                                     \
     X(ERROR, "error")
 
 #define ACCESS_FIELD_ENUM(id, name) ACCESS_F_##id,

@@ -44,7 +44,8 @@ static void check_access_log(const struct config *cfg, struct config_errors *err
         struct stat st;
         if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
             config_errors_add(errs, al->path_pos, "access log \"%s\" cannot be opened: "
-                              "it is a directory", al->path);
+                                                  "it is a directory",
+                              al->path);
         close(fd);
         return;
     }
@@ -59,13 +60,16 @@ static void check_access_log(const struct config *cfg, struct config_errors *err
     struct stat st;
     if (stat(dir, &st) < 0)
         config_errors_add(errs, al->path_pos, "access log \"%s\" cannot be created: "
-                          "directory \"%s\": %s", al->path, dir, strerror(errno));
+                                              "directory \"%s\": %s",
+                          al->path, dir, strerror(errno));
     else if (!S_ISDIR(st.st_mode))
         config_errors_add(errs, al->path_pos, "access log \"%s\" cannot be created: "
-                          "\"%s\" is not a directory", al->path, dir);
+                                              "\"%s\" is not a directory",
+                          al->path, dir);
     else if (access(dir, W_OK | X_OK) < 0)
         config_errors_add(errs, al->path_pos, "access log \"%s\" cannot be created in "
-                          "\"%s\": %s", al->path, dir, strerror(errno));
+                                              "\"%s\": %s",
+                          al->path, dir, strerror(errno));
 }
 
 static void check_control(const struct config *cfg, struct config_errors *errs)
@@ -75,7 +79,7 @@ static void check_control(const struct config *cfg, struct config_errors *errs)
     if (lstat(path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode))
             config_errors_add(errs, cfg->control_pos, "control socket \"%s\": the path "
-                              "exists and is not a socket (start-up refuses to replace it)",
+                                                      "exists and is not a socket (start-up refuses to replace it)",
                               path);
         return; /* a socket: stale ones are replaced, live ones found at start */
     }
@@ -87,10 +91,12 @@ static void check_control(const struct config *cfg, struct config_errors *errs)
         if (stat(dir, &st) == 0) {
             if (!S_ISDIR(st.st_mode))
                 config_errors_add(errs, cfg->control_pos, "control socket \"%s\": \"%s\" "
-                                  "is not a directory", path, dir);
+                                                          "is not a directory",
+                                  path, dir);
             else if (access(dir, W_OK | X_OK) < 0)
                 config_errors_add(errs, cfg->control_pos, "control socket \"%s\": cannot "
-                                  "create it in \"%s\": %s", path, dir, strerror(errno));
+                                                          "create it in \"%s\": %s",
+                                  path, dir, strerror(errno));
             return;
         }
         if (errno != ENOENT) {
@@ -124,13 +130,15 @@ static void check_owner(const struct config *cfg, struct config_errors *errs)
         struct passwd pw, *res = NULL;
         if (getpwnam_r(cfg->control_owner, &pw, buf, sizeof(buf), &res) != 0 || !res)
             config_errors_add(errs, cfg->control_owner_pos, "control_owner: unknown user "
-                              "\"%s\"", cfg->control_owner);
+                                                            "\"%s\"",
+                              cfg->control_owner);
     }
     if (cfg->control_group && !is_number(cfg->control_group)) {
         struct group gr, *res = NULL;
         if (getgrnam_r(cfg->control_group, &gr, buf, sizeof(buf), &res) != 0 || !res)
             config_errors_add(errs, cfg->control_group_pos, "control_group: unknown group "
-                              "\"%s\"", cfg->control_group);
+                                                            "\"%s\"",
+                              cfg->control_group);
     }
 }
 

@@ -77,13 +77,15 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
     va_start(ap, fmt);
     int m = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    size_t mlen = m < 0 ? 0 : (size_t)m >= sizeof(msg) ? sizeof(msg) - 1 : (size_t)m;
+    size_t mlen = m < 0 ? 0 : (size_t)m >= sizeof(msg) ? sizeof(msg) - 1
+                                                       : (size_t)m;
 
     char line[2048];
     size_t len;
     if (atomic_load_explicit(&json_lines, memory_order_relaxed)) {
         int n = snprintf(line, sizeof(line), "{\"time\":\"%s\",\"level\":\"%s\",\"pid\":%d,"
-                         "\"msg\":\"", stamp, level_names[lvl], (int)getpid());
+                                             "\"msg\":\"",
+                         stamp, level_names[lvl], (int)getpid());
         len = (size_t)(n < 0 ? 0 : n);
         /* room kept for the closing "} and the newline */
         len += escape_into(line + len, sizeof(line) - len - 3, msg, mlen);

@@ -38,8 +38,8 @@ static int read_stat(struct proc_stat *ps)
     /* field 3 (state) is the first after ") " */
     int got = sscanf(p + 2,
                      "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u " /* 3..13 */
-                     "%llu %llu %*d %*d %*d %*d %*d %*d "          /* 14..21 */
-                     "%llu %llu %lld",                               /* 22..24 */
+                     "%llu %llu %*d %*d %*d %*d %*d %*d "           /* 14..21 */
+                     "%llu %llu %lld",                              /* 22..24 */
                      &ps->utime, &ps->stime, &ps->starttime, &ps->vsize, &ps->rss);
     return got == 5 ? 0 : -1;
 }

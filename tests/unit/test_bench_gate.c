@@ -25,12 +25,15 @@ static void test_parse(void)
            fabs(g.v[1].limit - 0.005) < 1e-12 && strcmp(g.v[1].version, "all") == 0,
        "all=0.005 is a fraction for the whole run");
     ok(bench_gate_parse(&g, BENCH_GATE_P99, "v2=200ms", err, sizeof(err)) == 0 &&
-           fabs(g.v[2].limit - 200) < 1e-9, "v2=200ms");
+           fabs(g.v[2].limit - 200) < 1e-9,
+       "v2=200ms");
     ok(bench_gate_parse(&g, BENCH_GATE_P99, "v1=0.5s", err, sizeof(err)) == 0 &&
-           fabs(g.v[3].limit - 500) < 1e-9, "0.5s is 500 ms");
+           fabs(g.v[3].limit - 500) < 1e-9,
+       "0.5s is 500 ms");
     ok(bench_gate_parse(&g, BENCH_GATE_P99_RATIO, "v2/v1=1.5", err, sizeof(err)) == 0 &&
            strcmp(g.v[4].version, "v2") == 0 && strcmp(g.v[4].base, "v1") == 0 &&
-           fabs(g.v[4].limit - 1.5) < 1e-12, "v2/v1=1.5");
+           fabs(g.v[4].limit - 1.5) < 1e-12,
+       "v2/v1=1.5");
     is_int(g.n, 5, "five thresholds kept");
     static const struct {
         enum bench_gate_kind k;
@@ -53,7 +56,8 @@ static void test_parse(void)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
         ok(bench_gate_parse(&g, bad[i].k, bad[i].arg, err, sizeof(err)) < 0 &&
-               strstr(err, bad[i].why), "--%s %s refused: %s (%s)", bench_gate_option(bad[i].k),
+               strstr(err, bad[i].why),
+           "--%s %s refused: %s (%s)", bench_gate_option(bad[i].k),
            bad[i].arg, bad[i].why, err);
     }
     is_int(g.n, 5, "refused thresholds are not kept");
