@@ -107,7 +107,7 @@ struct config_access_log {
     enum config_log_format format;
     char *path;                 /* owned; NULL = stdout */
     struct config_pos path_pos; /* the `path` value (weir -t's open check) */
-    uint32_t *fields;           /* owned: enum access_field ids (access_format.h)
+    uint32_t *fields;           /* owned: enum access_field ids (access_field.h)
                                    in line order; NULL = the default list */
     size_t n_fields;
 };

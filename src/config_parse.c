@@ -968,7 +968,7 @@ static void on_log_path(struct config_pctx *p, const struct config_field *f,
     ((struct config_access_log *)base)->path_pos = val->pos;
 }
 
-/* access_log.fields: a list of JSON field names (access_format.h), each once. */
+/* access_log.fields: a list of JSON field names (access_field.h), each once. */
 static void on_log_fields(struct config_pctx *p, const struct config_field *f,
                           const struct config_node *key, const struct config_node *val,
                           void *base)
