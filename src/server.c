@@ -231,6 +231,15 @@ int server_run(const char *config_path)
         log_set_level(LOG_L_DEBUG);
     struct config_errors errs;
     config_errors_init(&errs, config_path);
+    /* The log's format and level before anything is logged, so that with
+     * `log: {format: json}` every line is JSON, the first ones included. A
+     * broken file is reported by runtime_start below. */
+    struct config *early = config_load(config_path, &errs);
+    if (early)
+        log_configure((enum log_level)early->log_level, early->log_format == ERRLOG_F_JSON);
+    config_free(early);
+    config_errors_dispose(&errs);
+    config_errors_init(&errs, config_path);
     if (runtime_start(config_path, &errs) < 0) {
         char buf[16384];
         config_errors_format(&errs, buf, sizeof(buf));

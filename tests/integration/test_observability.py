@@ -194,6 +194,19 @@ check(ratio == {"v1": 0.75, "v2": 0.25} and pct == {"v1": 75, "v2": 25},
       "weir_split_ratio is weir_split_percent / 100: %s %s" % (ratio, pct))
 w.stop()
 
+# ---- JSON from the first line: a restart that restores runtime state logs it as JSON ----
+w.start()
+ans = w.command("split v1=50 v2=50")
+check('"ok":true' in ans, "a runtime change: %s" % ans.strip())
+w.stop()
+open(w.stderr_path, "w").close()
+w.start()
+check(wait_for(lambda: "restoring runtime state" in w.stderr()), "the restart restores the runtime state")
+lines = [ln for ln in w.stderr().splitlines() if ln.strip()]
+bad = [ln for ln in lines if not ln.startswith("{")]
+check(lines and not bad, "every stderr line is JSON from the first on: %r" % bad[:2])
+w.stop()
+
 # ---- a field list; the config's level applies; JSON off again on reload ----
 d2 = tmpdir()
 LOG2 = os.path.join(d2, "a.log")
