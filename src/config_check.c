@@ -2,8 +2,9 @@
  * config_check.c — see config_check.h.
  *
  * The access log: an existing file must open for appending (O_WRONLY |
- * O_APPEND, no O_CREAT); a missing one needs its directory to exist and be
- * writable, which is what access.c's open(O_CREAT) needs. The control
+ * O_APPEND, no O_CREAT); a missing one must be creatable, which is tried
+ * (O_CREAT | O_EXCL, then removed: permission bits alone do not tell for
+ * root, read-only mounts or /proc), as access.c's open(O_CREAT) needs. The control
  * socket: control.c creates missing parent directories and replaces a
  * stale socket, but refuses a path that exists and is not a socket, a
  * parent that cannot be created (a component is a file, or not writable),
@@ -58,18 +59,27 @@ static void check_access_log(const struct config *cfg, struct config_errors *err
     char dir[4096];
     dir_of(al->path, dir, sizeof(dir));
     struct stat st;
-    if (stat(dir, &st) < 0)
+    if (stat(dir, &st) < 0) {
         config_errors_add(errs, al->path_pos, "access log \"%s\" cannot be created: "
-                                              "directory \"%s\": %s",
-                          al->path, dir, strerror(errno));
-    else if (!S_ISDIR(st.st_mode))
+                          "directory \"%s\": %s", al->path, dir, strerror(errno));
+        return;
+    }
+    if (!S_ISDIR(st.st_mode)) {
         config_errors_add(errs, al->path_pos, "access log \"%s\" cannot be created: "
-                                              "\"%s\" is not a directory",
-                          al->path, dir);
-    else if (access(dir, W_OK | X_OK) < 0)
-        config_errors_add(errs, al->path_pos, "access log \"%s\" cannot be created in "
-                                              "\"%s\": %s",
-                          al->path, dir, strerror(errno));
+                          "\"%s\" is not a directory", al->path, dir);
+        return;
+    }
+    /* Permission bits do not tell (root, read-only mounts, /proc): create
+     * it as start-up would, then remove it again. */
+    fd = open(al->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0644);
+    if (fd < 0) {
+        if (errno != EEXIST) /* appeared meanwhile: it exists, start-up will open it */
+            config_errors_add(errs, al->path_pos, "access log \"%s\" cannot be created in "
+                              "\"%s\": %s", al->path, dir, strerror(errno));
+        return;
+    }
+    close(fd);
+    unlink(al->path);
 }
 
 static void check_control(const struct config *cfg, struct config_errors *errs)

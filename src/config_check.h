@@ -4,8 +4,9 @@
  * the control socket's path, its owner and group), so a config that passes
  * `weir -t` does not then fail to start for one of them.
  *
- * Checks only: nothing is created, opened for writing with O_CREAT,
- * bound or changed. Main thread (it calls getpwnam_r and stats files).
+ * Checks only: nothing is left behind (a missing access log file is
+ * created and removed again), nothing is bound or changed. Main thread
+ * (it calls getpwnam_r and stats files).
  */
 #ifndef WEIR_CONFIG_CHECK_H
 #define WEIR_CONFIG_CHECK_H

@@ -297,6 +297,12 @@ check(r.returncode == 0 and not os.path.exists(os.path.join(d3, "ok.log")),
       "weir -t passes a good config and creates no file: %r" % r.stderr.decode())
 
 with open(cfg, "w") as f:
+    f.write("listen: 127.0.0.1:1\ncontrol: %s/w.sock\nversions:\n  v1:\n    endpoints: [127.0.0.1:2]\n"
+            "split: {v1: 100}\naccess_log: {path: /proc/weir-access.log}\n" % d3)
+r = subprocess.run([WEIR, "-t", "-c", cfg], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
+check(r.returncode == 1 and 't.yaml:7:20: access log "/proc/weir-access.log" cannot be created' in r.stderr.decode(),
+      "weir -t tries the file itself: /proc refuses it even to root: %r" % r.stderr.decode())
+with open(cfg, "w") as f:
     f.write("listen: 127.0.0.1:1\nversions:\n  v1:\n    endpoints: [my-app.default.svc:8080]\n"
             "split: {v1: 100}\n")
 r = subprocess.run([WEIR, "-t", "-c", cfg], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
