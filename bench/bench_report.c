@@ -691,6 +691,8 @@ static void print_json(const struct bench_report *r, const struct bench_run *run
     json_buf_printf(out, ",\"verdict\":");
     json_buf_str(out, bench_report_verdict(r, run, verdict,
                                                        sizeof(verdict)));
+    if (run->extra_json)
+        json_buf_puts(out, run->extra_json);
     json_buf_printf(out, "}\n");
 }
 

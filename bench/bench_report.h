@@ -97,6 +97,8 @@ struct bench_run {
     const char *ramp_target;    /* borrowed; NULL without --ramp */
     size_t n_steps;             /* steps taken (<= planned) */
     struct bench_ramp_step *steps; /* borrowed array */
+    const char *extra_json;     /* borrowed: members (",\"k\":v...") appended to
+                                   the --json document, or NULL */
 };
 
 /*

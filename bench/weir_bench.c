@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 
+#include "bench_gate.h"
 #include "bench_hist.h"
 #include "bench_load.h"
 #include "bench_report.h"
@@ -85,6 +86,7 @@ struct opts {
 };
 
 static struct opts opts;
+static struct bench_gates gates; /* --max-error-rate, --max-p99, --max-p99-ratio */
 
 /* ---- control socket client (main thread, blocking with timeouts) ---- */
 
@@ -209,6 +211,14 @@ static void usage(FILE *f)
 "                          share the rest in proportion to their current split\n"
 "                          (evenly if all are 0). The run still ends after -d.\n"
 "      --step TIME         ramp step length (default %.0f s)\n"
+"      --max-error-rate V=R  CI gate: fail (exit 3) when version V's error\n"
+"                          rate is above R (1%%, 0.5%% or a fraction 0.01);\n"
+"                          V = all: the whole run. Repeatable.\n"
+"      --max-p99 V=T       fail when V's p99 latency is above T (200ms, 0.5s)\n"
+"      --max-p99-ratio V/B=X  fail when V's p99 is above X times B's (v2/v1=1.5)\n"
+"                          A threshold whose version finished no request is\n"
+"                          broken. Each broken one is a line on stderr; --json\n"
+"                          adds \"thresholds\": [{threshold, value, pass}...].\n"
 "  -q, --quiet             no progress lines on stderr\n"
 "  -h, --help              this text\n"
 "  -V, --version           print the version\n"
@@ -228,7 +238,8 @@ static void usage(FILE *f)
 "\n"
 "Exit status: 0 done; 1 every request failed, none finished, or a ramp step\n"
 "failed mid-run; 2 usage error, bad URL, connection refused at start or the\n"
-"control socket unusable at start; 130 interrupted (report still printed).\n",
+"control socket unusable at start; 3 a threshold (--max-*) broken; 130\n"
+"interrupted (report still printed).\n",
             DEFAULT_CONNS, DEFAULT_DURATION_S, DEFAULT_TIMEOUT_S,
             DEFAULT_STEP_S);
 /* clang-format on */
@@ -278,8 +289,13 @@ static bool parse_seconds(const char *s, double *out)
         mult = 60;
     else if (strcmp(end, "h") == 0)
         mult = 3600;
-    else
-        return false;
+    else {
+        uint32_t ms; /* compound, as Go writes them: 1m30s */
+        if (util_parse_duration(s, &ms, NULL) < 0 || ms == 0)
+            return false;
+        *out = ms / 1000.0;
+        return true;
+    }
     v *= mult;
     if (!(v > 0) || v > 86400 * 7)
         return false;
@@ -328,6 +344,9 @@ static void parse_args(int argc, char **argv)
         OPT_STEP,
         OPT_CONTROL,
         OPT_TIMEOUT,
+        OPT_GATE_ERRORS,
+        OPT_GATE_P99,
+        OPT_GATE_RATIO,
     };
     static const struct option longopts[] = {
         {"connections", required_argument, NULL, 'c'},
@@ -342,6 +361,9 @@ static void parse_args(int argc, char **argv)
         {"step", required_argument, NULL, OPT_STEP},
         {"control", required_argument, NULL, OPT_CONTROL},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"max-error-rate", required_argument, NULL, OPT_GATE_ERRORS},
+        {"max-p99", required_argument, NULL, OPT_GATE_P99},
+        {"max-p99-ratio", required_argument, NULL, OPT_GATE_RATIO},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -426,6 +448,17 @@ static void parse_args(int argc, char **argv)
                 usage_error("--timeout wants a duration (5, 500ms), not '%s'",
                             optarg);
             break;
+        case OPT_GATE_ERRORS:
+        case OPT_GATE_P99:
+        case OPT_GATE_RATIO: {
+            char why[256];
+            enum bench_gate_kind k = ch == OPT_GATE_ERRORS ? BENCH_GATE_ERROR_RATE
+                                     : ch == OPT_GATE_P99  ? BENCH_GATE_P99
+                                                          : BENCH_GATE_P99_RATIO;
+            if (bench_gate_parse(&gates, k, optarg, why, sizeof(why)) < 0)
+                usage_error("%s", why);
+            break;
+        }
         case 'q':
             opts.quiet = true;
             break;
@@ -821,12 +854,21 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < nw; i++)
         bench_report_merge(&total, &ws[i]->report);
 
+    size_t broken = bench_gate_eval(&gates, &total);
+    struct json_buf gate_json;
+    json_buf_init(&gate_json);
+    bench_gate_json(&gates, &gate_json);
+    run.extra_json = gate_json.len ? gate_json.p : NULL;
     if (opts.json)
         bench_report_print_json(&total, &run, stdout);
     else
         bench_report_print_table(&total, &run, stdout);
+    if (!opts.json)
+        bench_gate_print_table(&gates, stdout);
     fflush(stdout);
-    int rc = 0;
+    bench_gate_print_broken(&gates, stderr);
+    json_buf_dispose(&gate_json);
+    int rc = broken ? BENCH_GATE_EXIT : 0;
     if (opts.plot_path) {
         if (bench_report_write_svg(&total, &run, opts.plot_path) != 0) {
             fprintf(stderr, "weir-bench: cannot write %s: %s\n",

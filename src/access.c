@@ -68,9 +68,23 @@ struct access_ring {
     char data[ACCESS_RING_BYTES];
 };
 
+/*
+ * The JSON line's field list (access_log.fields). Workers load the pointer
+ * per line; a reload that changes the list publishes a new one and keeps
+ * the old one on `retired` until shutdown (a line being formatted may
+ * still read it; a list is a few dozen bytes and changes only by reload).
+ */
+struct access_fields {
+    struct access_fields *retired; /* owned: the list published before this one */
+    size_t n;
+    uint32_t ids[];                /* enum access_field */
+};
+
 /* Read by workers on every txn. */
 static atomic_bool enabled;
 static atomic_int format = LOG_F_JSON;
+static _Atomic(struct access_fields *) fields; /* NULL = the default list */
+static struct access_fields *fields_chain;     /* main thread: newest published, owns the rest */
 static _Atomic(struct access_ring *) rings[WORKERS_MAX];
 
 /* Writer thread state. */
@@ -330,6 +344,21 @@ int access_configure(const struct config *cfg)
                      al->format == LOG_F_COMBINED ? "combined" : "json");
     }
     atomic_store(&format, (int)al->format);
+    struct access_fields *cur = atomic_load(&fields);
+    bool same = cur ? al->fields && cur->n == al->n_fields &&
+                          memcmp(cur->ids, al->fields, al->n_fields * sizeof(uint32_t)) == 0
+                    : !al->fields;
+    if (!same) {
+        struct access_fields *nf = NULL;
+        if (al->fields) {
+            nf = xmalloc(sizeof(*nf) + al->n_fields * sizeof(uint32_t));
+            nf->n = al->n_fields;
+            memcpy(nf->ids, al->fields, al->n_fields * sizeof(uint32_t));
+            nf->retired = fields_chain;
+            fields_chain = nf;
+        }
+        atomic_store(&fields, nf);
+    }
     atomic_store(&enabled, al->enabled);
     return 0;
 }
@@ -382,6 +411,12 @@ void access_shutdown(void)
     free(applied_path);
     applied_path = NULL;
     applied_once = false;
+    atomic_store(&fields, NULL);
+    while (fields_chain) {
+        struct access_fields *f = fields_chain;
+        fields_chain = f->retired;
+        free(f);
+    }
 }
 
 static struct access_ring *worker_ring(const struct loop *loop)
@@ -411,8 +446,10 @@ void access_log_txn(const struct loop *loop, const struct access_entry *e)
     char buf[ACCESS_LINE_MAX];
     enum config_log_format fmt =
         (enum config_log_format)atomic_load_explicit(&format, memory_order_relaxed);
-    size_t len = access_format_line(buf, sizeof(buf) - 1, /* room for the newline */
-                                    fmt, &r->clock, &ts, e);
+    const struct access_fields *fl = atomic_load_explicit(&fields, memory_order_acquire);
+    size_t len = access_format_line_fields(buf, sizeof(buf) - 1, /* room for the newline */
+                                           fmt, fl ? fl->ids : NULL, fl ? fl->n : 0,
+                                           &r->clock, &ts, e);
     buf[len++] = '\n';
 
     uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);

@@ -79,6 +79,20 @@ static void put_json(struct line *l, const char *s, size_t n, size_t max)
     for (size_t i = 0; i < n;) {
         if (l->cap - l->len < 8)
             return;
+        /* Fast path: a run of printable ASCII that needs no escape. */
+        size_t run = 0, room = l->cap - l->len - 8;
+        while (i + run < n && run < room) {
+            unsigned char c = (unsigned char)s[i + run];
+            if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
+                break;
+            run++;
+        }
+        if (run) {
+            memcpy(l->p + l->len, s + i, run);
+            l->len += run;
+            i += run;
+            continue;
+        }
         size_t elen;
         i += json_escape_char(s + i, n - i, JSON_ESC_UNICODE, l->p + l->len, &elen);
         l->len += elen;
@@ -171,83 +185,174 @@ static void client_addr(const struct sockaddr *sa, char *ip, size_t iplen,
     }
 }
 
-static void format_json(struct line *l, struct access_format_clock *r,
-                        const struct timespec *ts, const struct access_entry *e)
-{
-    if (r->iso_sec != ts->tv_sec || !r->iso[0]) {
-        struct tm tm;
-        gmtime_r(&ts->tv_sec, &tm);
-        strftime(r->iso, sizeof(r->iso), "%Y-%m-%dT%H:%M:%S", &tm);
-        r->iso_sec = ts->tv_sec;
-    }
+/* What one JSON line needs besides the entry: computed once per line. */
+struct json_ctx {
+    struct access_format_clock *clock;
+    const struct timespec *ts;
     char ip[64];
     unsigned port;
-    client_addr(e->client, ip, sizeof(ip), &port);
-    long ms = ts->tv_nsec / 1000000;
-    char msbuf[8] = {'.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10),
-                     (char)('0' + ms % 10), 'Z', '"', 0, 0};
-    puts_(l, "{\"time\":\"");
-    puts_(l, r->iso);
-    put(l, msbuf, 6);
-    puts_(l, ",\"client\":\"");
-    puts_(l, ip);
-    puts_(l, "\",\"client_port\":");
-    putu(l, port);
-    puts_(l, ",\"method\":\"");
-    put_json(l, e->method.p, e->method.len, 64);
-    puts_(l, "\",\"target\":\"");
-    put_json(l, e->target.p, e->target.len, ACCESS_TARGET_MAX);
-    puts_(l, "\",\"protocol\":");
-    if (e->method.len) {
-        puts_(l, "\"HTTP/1.");
-        putu(l, e->http_minor);
+    bool have_addr;
+};
+
+static void json_field(struct line *l, struct json_ctx *x, enum access_field f,
+                       const struct access_entry *e)
+{
+    const struct router_header *h;
+    switch (f) {
+    case ACCESS_F_TIME: {
+        struct access_format_clock *r = x->clock;
+        const struct timespec *ts = x->ts;
+        if (r->iso_sec != ts->tv_sec || !r->iso[0]) {
+            struct tm tm;
+            gmtime_r(&ts->tv_sec, &tm);
+            strftime(r->iso, sizeof(r->iso), "%Y-%m-%dT%H:%M:%S", &tm);
+            r->iso_sec = ts->tv_sec;
+        }
+        long ms = ts->tv_nsec / 1000000;
+        char msbuf[6] = {'.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10),
+                         (char)('0' + ms % 10), 'Z', '"'};
         putc_(l, '"');
-    } else {
-        puts_(l, "null"); /* the request line did not parse */
+        puts_(l, r->iso);
+        put(l, msbuf, sizeof(msbuf));
+        return;
     }
-    puts_(l, ",\"status\":");
-    putu(l, (uint64_t)(e->status < 0 ? 0 : e->status));
-    puts_(l, ",\"bytes\":");
-    putu(l, e->bytes);
-    puts_(l, ",\"version\":");
-    put_json_opt(l, e->version, e->version ? strlen(e->version) : 0, 256);
-    puts_(l, ",\"endpoint\":");
-    put_json_opt(l, e->endpoint, e->endpoint ? strlen(e->endpoint) : 0, 256);
-    puts_(l, ",\"route\":");
-    if (e->version) {
+    case ACCESS_F_REQUEST_ID:
+        put_json_opt(l, e->request_id.len ? e->request_id.p : NULL, e->request_id.len, 256);
+        return;
+    case ACCESS_F_CLIENT:
+    case ACCESS_F_CLIENT_PORT:
+        if (!x->have_addr) {
+            client_addr(e->client, x->ip, sizeof(x->ip), &x->port);
+            x->have_addr = true;
+        }
+        if (f == ACCESS_F_CLIENT) {
+            putc_(l, '"');
+            puts_(l, x->ip);
+            putc_(l, '"');
+        } else {
+            putu(l, x->port);
+        }
+        return;
+    case ACCESS_F_METHOD:
         putc_(l, '"');
-        puts_(l, router_reason_name(e->reason));
+        put_json(l, e->method.p, e->method.len, 64);
         putc_(l, '"');
-    } else {
-        puts_(l, "null");
+        return;
+    case ACCESS_F_HOST:
+        h = find_header(e, "host");
+        put_json_opt(l, h ? h->value.p : NULL, h ? h->value.len : 0, ACCESS_HEADER_MAX);
+        return;
+    case ACCESS_F_TARGET:
+        putc_(l, '"');
+        put_json(l, e->target.p, e->target.len, ACCESS_TARGET_MAX);
+        putc_(l, '"');
+        return;
+    case ACCESS_F_PROTOCOL:
+        if (e->method.len) {
+            puts_(l, "\"HTTP/1.");
+            putu(l, e->http_minor);
+            putc_(l, '"');
+        } else {
+            puts_(l, "null"); /* the request line did not parse */
+        }
+        return;
+    case ACCESS_F_STATUS:
+        putu(l, (uint64_t)(e->status < 0 ? 0 : e->status));
+        return;
+    case ACCESS_F_BYTES:
+        putu(l, e->bytes);
+        return;
+    case ACCESS_F_BYTES_RECEIVED:
+        putu(l, e->bytes_received);
+        return;
+    case ACCESS_F_VERSION:
+        put_json_opt(l, e->version, e->version ? strlen(e->version) : 0, 256);
+        return;
+    case ACCESS_F_ENDPOINT:
+        put_json_opt(l, e->endpoint, e->endpoint ? strlen(e->endpoint) : 0, 256);
+        return;
+    case ACCESS_F_ROUTE:
+        if (e->version) {
+            putc_(l, '"');
+            puts_(l, router_reason_name(e->reason));
+            putc_(l, '"');
+        } else {
+            puts_(l, "null");
+        }
+        return;
+    case ACCESS_F_RULE:
+        if (e->version && e->reason == ROUTE_R_RULE && e->rule >= 0)
+            putu(l, (uint64_t)e->rule);
+        else
+            puts_(l, "null");
+        return;
+    case ACCESS_F_BUCKET:
+        if (e->version && e->bucket >= 0)
+            putu(l, (uint64_t)e->bucket);
+        else
+            puts_(l, "null");
+        return;
+    case ACCESS_F_UPSTREAM_MS:
+        if (e->upstream_us)
+            put_ms(l, e->upstream_us);
+        else
+            puts_(l, "null");
+        return;
+    case ACCESS_F_UPSTREAM_CONNECT_MS:
+        if (e->connected)
+            put_ms(l, e->upstream_connect_us);
+        else
+            puts_(l, "null"); /* a pooled conn, or no upstream at all */
+        return;
+    case ACCESS_F_DURATION_MS:
+        put_ms(l, e->total_us);
+        return;
+    case ACCESS_F_RETRIES:
+        putu(l, e->retries);
+        return;
+    case ACCESS_F_USER_AGENT:
+        h = find_header(e, "user-agent");
+        put_json_opt(l, h ? h->value.p : NULL, h ? h->value.len : 0, ACCESS_HEADER_MAX);
+        return;
+    case ACCESS_F_REFERER:
+        h = find_header(e, "referer");
+        put_json_opt(l, h ? h->value.p : NULL, h ? h->value.len : 0, ACCESS_HEADER_MAX);
+        return;
+    case ACCESS_F_ERROR:
+        put_json_opt(l, e->error, e->error ? strlen(e->error) : 0, 256);
+        return;
+    case ACCESS_F_COUNT:
+        break;
     }
-    puts_(l, ",\"rule\":");
-    if (e->version && e->reason == ROUTE_R_RULE && e->rule >= 0)
-        putu(l, (uint64_t)e->rule);
-    else
-        puts_(l, "null");
-    puts_(l, ",\"bucket\":");
-    if (e->version && e->bucket >= 0)
-        putu(l, (uint64_t)e->bucket);
-    else
-        puts_(l, "null");
-    puts_(l, ",\"upstream_ms\":");
-    if (e->upstream_us)
-        put_ms(l, e->upstream_us);
-    else
-        puts_(l, "null");
-    puts_(l, ",\"duration_ms\":");
-    put_ms(l, e->total_us);
-    puts_(l, ",\"retries\":");
-    putu(l, e->retries);
-    const struct router_header *ua = find_header(e, "user-agent");
-    const struct router_header *ref = find_header(e, "referer");
-    puts_(l, ",\"user_agent\":");
-    put_json_opt(l, ua ? ua->value.p : NULL, ua ? ua->value.len : 0, ACCESS_HEADER_MAX);
-    puts_(l, ",\"referer\":");
-    put_json_opt(l, ref ? ref->value.p : NULL, ref ? ref->value.len : 0, ACCESS_HEADER_MAX);
-    puts_(l, ",\"error\":");
-    put_json_opt(l, e->error, e->error ? strlen(e->error) : 0, 256);
+    puts_(l, "null");
+}
+
+/* `"name":` of every field, with its length, built at compile time. */
+#define ACCESS_FIELD_KEY(id, name) [ACCESS_F_##id] = {"\"" name "\":", sizeof(name) + 2},
+static const struct {
+    const char *s;
+    size_t len;
+} field_keys[ACCESS_F_COUNT] = {ACCESS_FIELDS(ACCESS_FIELD_KEY)};
+#undef ACCESS_FIELD_KEY
+
+static void format_json(struct line *l, struct access_format_clock *r,
+                        const struct timespec *ts, const uint32_t *fields, size_t n,
+                        const struct access_entry *e)
+{
+    struct json_ctx x = {.clock = r, .ts = ts};
+    putc_(l, '{');
+    size_t count = fields ? n : ACCESS_F_COUNT;
+    bool first = true;
+    for (size_t i = 0; i < count; i++) {
+        enum access_field f = fields ? (enum access_field)fields[i] : (enum access_field)i;
+        if ((unsigned)f >= ACCESS_F_COUNT)
+            continue;
+        if (!first)
+            putc_(l, ',');
+        first = false;
+        put(l, field_keys[f].s, field_keys[f].len);
+        json_field(l, &x, f, e);
+    }
     putc_(l, '}');
 }
 
@@ -255,7 +360,8 @@ static void format_json(struct line *l, struct access_format_clock *r,
  * Combined log format (Apache/nginx), then weir's fields as key=value:
  *   IP - - [28/Nov/2026:14:30:07 +0000] "GET /x HTTP/1.1" 200 512 "REFERER" "UA"
  *   version=v1 endpoint=10.0.0.1:8080 route=split rule=- bucket=- upstream_ms=0.412
- *   duration_ms=0.530 retries=0 error="-"
+ *   duration_ms=0.530 retries=0 error="-" request_id=5f0c... bytes_received=78
+ *   upstream_connect_ms=0.120 host="api.example.com"
  * (on one line). Absent values are "-", as in the combined format itself.
  */
 static void format_combined(struct line *l, struct access_format_clock *r,
@@ -329,17 +435,43 @@ static void format_combined(struct line *l, struct access_format_clock *r,
         put_clf(l, e->error, strlen(e->error), 256);
     else
         putc_(l, '-');
+    puts_(l, "\" request_id=");
+    if (e->request_id.len)
+        put_clf(l, e->request_id.p, e->request_id.len, 256);
+    else
+        putc_(l, '-');
+    puts_(l, " bytes_received=");
+    putu(l, e->bytes_received);
+    puts_(l, " upstream_connect_ms=");
+    if (e->connected)
+        put_ms(l, e->upstream_connect_us);
+    else
+        putc_(l, '-');
+    const struct router_header *host = find_header(e, "host");
+    puts_(l, " host=\"");
+    if (host)
+        put_clf(l, host->value.p, host->value.len, ACCESS_HEADER_MAX);
+    else
+        putc_(l, '-');
     putc_(l, '"');
+}
+
+size_t access_format_line_fields(char *buf, size_t cap, enum config_log_format format,
+                                 const uint32_t *fields, size_t n,
+                                 struct access_format_clock *clock,
+                                 const struct timespec *ts, const struct access_entry *e)
+{
+    struct line l = {buf, 0, cap};
+    if (format == LOG_F_COMBINED)
+        format_combined(&l, clock, ts, e);
+    else
+        format_json(&l, clock, ts, fields, n, e);
+    return l.len;
 }
 
 size_t access_format_line(char *buf, size_t cap, enum config_log_format format,
                           struct access_format_clock *clock,
                           const struct timespec *ts, const struct access_entry *e)
 {
-    struct line l = {buf, 0, cap};
-    if (format == LOG_F_COMBINED)
-        format_combined(&l, clock, ts, e);
-    else
-        format_json(&l, clock, ts, e);
-    return l.len;
+    return access_format_line_fields(buf, cap, format, NULL, 0, clock, ts, e);
 }

@@ -9,11 +9,13 @@
 #ifndef WEIR_ACCESS_FORMAT_H
 #define WEIR_ACCESS_FORMAT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <time.h>
 
+#include "access_field.h"
 #include "config.h"
 #include "router.h"
 #include "util.h"
@@ -37,6 +39,10 @@ struct access_entry {
     uint64_t total_us;
     unsigned retries;
     const char *error;     /* weir's reason, NULL if none */
+    struct strview request_id; /* borrowed: the X-Request-Id sent upstream; len 0 = none */
+    uint64_t bytes_received;   /* request bytes read from the client: head + body */
+    bool connected;            /* a new upstream conn was opened for this request */
+    uint64_t upstream_connect_us; /* its connect time (meaningful when connected) */
 };
 
 /* Formatted time stamps of the last second seen, per format; zero it
@@ -57,5 +63,15 @@ struct access_format_clock {
 size_t access_format_line(char *buf, size_t cap, enum config_log_format format,
                           struct access_format_clock *clock,
                           const struct timespec *ts, const struct access_entry *e);
+
+/*
+ * access_format_line() with the JSON line's fields chosen: fields[0..n)
+ * (enum access_field ids; fields NULL = every field in the default order).
+ * The combined format ignores them.
+ */
+size_t access_format_line_fields(char *buf, size_t cap, enum config_log_format format,
+                                 const uint32_t *fields, size_t n,
+                                 struct access_format_clock *clock,
+                                 const struct timespec *ts, const struct access_entry *e);
 
 #endif

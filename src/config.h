@@ -106,6 +106,16 @@ struct config_access_log {
     bool enabled;
     enum config_log_format format;
     char *path;                 /* owned; NULL = stdout */
+    struct config_pos path_pos; /* the `path` value (weir -t's open check) */
+    uint32_t *fields;           /* owned: enum access_field ids (access_field.h)
+                                   in line order; NULL = the default list */
+    size_t n_fields;
+};
+
+/* log: the diagnostic (error) log on stderr. */
+enum config_errlog_format {
+    ERRLOG_F_TEXT = 0, /* "TIME weir[PID] LEVEL: message" (default) */
+    ERRLOG_F_JSON,     /* one JSON object per line */
 };
 
 enum config_guard_action {
@@ -204,6 +214,11 @@ struct config {
     size_t n_resolvers;
 
     struct config_access_log access_log;
+    enum config_errlog_format log_format;
+    uint32_t log_level; /* enum log_level (log.h): 0 debug .. 3 error */
+    /* Where these values are in the file, for weir -t's checks of what
+     * start-up opens (config_check.c); {0,0} when absent. */
+    struct config_pos control_pos, control_owner_pos, control_group_pos;
 
     struct config_guard guard;
     struct config_rollout rollout;

@@ -21,6 +21,8 @@
  */
 #include "config_yaml.h"
 
+#include "access_field.h"
+
 #include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -190,7 +192,7 @@ static const char *type_what(const struct config_field *f, char *buf, size_t buf
     case F_ADDR:
         return "host:port";
     case F_DUR:
-        return "a duration like 250ms, 2s or 1m";
+        return "a duration like 250ms, 2s or 1m30s";
     case F_UINT:
         snprintf(buf, buflen, "an integer %u..%u", f->min, f->max);
         return buf;
@@ -310,9 +312,12 @@ static void set_field(struct config_pctx *p, const struct config_field *f,
         set_str(base, f->off, s);
         return;
     }
-    case F_DUR:
-        if (util_parse_duration_ms(s, &u) < 0) {
-            bad_value(p, f, val);
+    case F_DUR: {
+        const char *why = NULL;
+        if (util_parse_duration(s, &u, &why) < 0) {
+            char wbuf[48];
+            perr(p, val->pos, "\"%s\" must be %s, not %s: %s", f->name,
+                 type_what(f, wbuf, sizeof(wbuf)), quote(&q, s), why);
             return;
         }
         if (u < f->min && f->min <= 1) {
@@ -326,6 +331,7 @@ static void set_field(struct config_pctx *p, const struct config_field *f,
         }
         *AT(base, f->off, uint32_t) = u;
         return;
+    }
     case F_UINT:
         if (parse_uint(s, f->max, &u) < 0 || u < f->min) {
             bad_value(p, f, val);
@@ -499,7 +505,15 @@ static void add_endpoint(struct config_pctx *p, struct config_version *v, size_t
     const char *why = NULL;
     struct config_qbuf q;
     if (util_parse_addr(address, &e.sa, &e.sa_len, &why) < 0) {
-        perr(p, at->pos, "invalid endpoint %s: %s", quote(&q, address), why);
+        /* A DNS name where an address belongs: say where names go. */
+        const char *colon = strrchr(address, ':');
+        uint32_t port = 0;
+        if (colon && is_hostname(address, (size_t)(colon - address)) &&
+            parse_uint(colon + 1, 65535, &port) == 0 && port > 0)
+            perr(p, at->pos, "invalid endpoint %s: %s; for a DNS name use "
+                 "\"discover: %s\" (re-resolved)", quote(&q, address), why, address);
+        else
+            perr(p, at->pos, "invalid endpoint %s: %s", quote(&q, address), why);
         return;
     }
     if (v->n_endpoints == cap) {
@@ -957,6 +971,67 @@ static void on_log_path(struct config_pctx *p, const struct config_field *f,
     /* "-" and "stdout" both mean the default: standard output */
     bool std = strcmp(val->text, "-") == 0 || strcmp(val->text, "stdout") == 0;
     set_str(base, f->off, std ? NULL : val->text);
+    ((struct config_access_log *)base)->path_pos = val->pos;
+}
+
+/* access_log.fields: a list of JSON field names (access_field.h), each once. */
+static void on_log_fields(struct config_pctx *p, const struct config_field *f,
+                          const struct config_node *key, const struct config_node *val,
+                          void *base)
+{
+    (void)key;
+    struct config_access_log *al = base;
+    if (!want_seq(p, f->name, val))
+        return;
+    uint32_t *ids = xcalloc(val->n ? val->n : 1, sizeof(uint32_t));
+    size_t n = 0;
+    bool bad = false;
+    for (size_t i = 0; i < val->n; i++) {
+        const struct config_node *it = val->kids[i];
+        struct config_qbuf q;
+        int id = it->kind == CN_SCALAR ? access_field_id(it->text) : -1;
+        if (it->kind == CN_BAD) {
+            p->rep.taint++;
+            bad = true;
+            continue;
+        }
+        if (id < 0) {
+            char list[512];
+            size_t o = 0;
+            list[0] = '\0';
+            for (int k = 0; k < ACCESS_F_COUNT && o < sizeof(list); k++) {
+                int w = snprintf(list + o, sizeof(list) - o, "%s%s", k ? ", " : "",
+                                 access_field_name((enum access_field)k));
+                if (w < 0)
+                    break;
+                o += (size_t)w;
+            }
+            perr(p, it->pos, "unknown access log field %s (one of: %s)", describe(&q, it),
+                 list);
+            bad = true;
+            continue;
+        }
+        bool dup = false;
+        for (size_t k = 0; k < n; k++)
+            dup |= ids[k] == (uint32_t)id;
+        if (dup) {
+            perr(p, it->pos, "access log field %s is listed twice", quote(&q, it->text));
+            bad = true;
+            continue;
+        }
+        ids[n++] = (uint32_t)id;
+    }
+    if (!bad && n == 0) {
+        perr(p, val->pos, "\"fields\" needs at least one field");
+        bad = true;
+    }
+    if (bad) {
+        free(ids);
+        return;
+    }
+    free(al->fields);
+    al->fields = ids;
+    al->n_fields = n;
 }
 
 #define LOG(member) offsetof(struct config_access_log, member)
@@ -970,6 +1045,8 @@ static const struct config_type access_log_type = {
          .def = LOG_F_JSON, .off = LOG(format), .what = "json or combined"},
         {.name = "path", .type = F_FN, .fn = on_log_path, .store = CS_STR, .off = LOG(path),
          .what = "a path, - or stdout"},
+        {.name = "fields", .type = F_FN, .fn = on_log_fields, .store = CS_U32V,
+         .off = LOG(fields), .off_n = LOG(n_fields)},
         {.name = NULL},
     },
 };
@@ -981,12 +1058,51 @@ static void on_access_log(struct config_pctx *p, const struct config_field *f,
     (void)key;
     struct config_access_log *al = AT(base, f->off, struct config_access_log);
     bool b;
-    if (val->kind == CN_MAP)
-        parse_map(p, val, f->sub->rows, al, NULL);
-    else if (val->kind == CN_SCALAR && parse_bool(val->text, &b) == 0)
+    if (val->kind == CN_MAP) {
+        struct seen sn;
+        parse_map(p, val, f->sub->rows, al, &sn);
+        /* rows: enabled, format, path, fields */
+        if (sn.val[3] && al->format == LOG_F_COMBINED)
+            perr(p, sn.key[3]->pos, "\"fields\" chooses the JSON line's fields; "
+                 "the combined format has fixed fields");
+    } else if (val->kind == CN_SCALAR && parse_bool(val->text, &b) == 0)
         al->enabled = b; /* `access_log: false` */
     else
         bad_value(p, f, val);
+}
+
+/* ---- log: the diagnostic log ------------------------------------------- */
+
+static void on_errlog_format(struct config_pctx *p, const struct config_field *f,
+                             const struct config_node *key, const struct config_node *val,
+                             void *base)
+{
+    (void)key;
+    if (!want_scalar(p, f, val))
+        return;
+    enum config_errlog_format *fmt = AT(base, f->off, enum config_errlog_format);
+    if (strcmp(val->text, "text") == 0)
+        *fmt = ERRLOG_F_TEXT;
+    else if (strcmp(val->text, "json") == 0)
+        *fmt = ERRLOG_F_JSON;
+    else
+        bad_value(p, f, val);
+}
+
+static void on_errlog_level(struct config_pctx *p, const struct config_field *f,
+                            const struct config_node *key, const struct config_node *val,
+                            void *base)
+{
+    (void)key;
+    static const char *const names[] = {"debug", "info", "warn", "error"}; /* log.h order */
+    if (!want_scalar(p, f, val))
+        return;
+    for (uint32_t i = 0; i < ARRAY_LEN(names); i++)
+        if (strcmp(val->text, names[i]) == 0) {
+            *AT(base, f->off, uint32_t) = i;
+            return;
+        }
+    bad_value(p, f, val);
 }
 
 /* ---- guard: and rollout: ------------------------------------------------ */
@@ -1373,6 +1489,17 @@ static const struct config_type limit_type = {
 /* clang-format on */
 
 /* clang-format off */
+static const struct config_type errlog_type = {
+    sizeof(struct config),
+    (const struct config_field[]){
+        {.name = "format", .type = F_FN, .fn = on_errlog_format, .store = CS_ENUM,
+         .def = ERRLOG_F_TEXT, .off = CFG(log_format), .what = "text or json"},
+        {.name = "level", .type = F_FN, .fn = on_errlog_level, .store = CS_U32, .def = 1,
+         .off = CFG(log_level), .what = "debug, info, warn or error"},
+        {.name = NULL},
+    },
+};
+
 const struct config_type config_type_top = {
     sizeof(struct config),
     (const struct config_field[]){
@@ -1410,6 +1537,7 @@ const struct config_type config_type_top = {
          .off = CFG(resolvers), .off_n = CFG(n_resolvers)},
         {.name = "access_log", .type = F_FN, .fn = on_access_log, .store = CS_SUB,
          .off = CFG(access_log), .sub = &access_log_type, .what = "a mapping or true/false"},
+        {.name = "log", .type = F_MAP, .sub = &errlog_type},
         {.name = "guard", .type = F_FN, .fn = on_guard, .store = CS_SUB, .off = CFG(guard),
          .sub = &guard_type},
         {.name = "rollout", .type = F_FN, .fn = on_rollout, .store = CS_SUB,
@@ -1453,7 +1581,19 @@ struct config *config_parse(const char *file, const char *text, size_t len,
     }
     struct config *cfg = config_new_default(file);
     p.cfg = cfg;
-    parse_map(&p, root, config_type_top.rows, cfg, NULL);
+    struct seen top;
+    parse_map(&p, root, config_type_top.rows, cfg, &top);
+    /* Where the values start-up opens or looks up are, for weir -t
+     * (config_check.c). */
+    for (size_t i = 0; config_type_top.rows[i].name; i++) {
+        const char *name = config_type_top.rows[i].name;
+        struct config_pos *at = strcmp(name, "control") == 0         ? &cfg->control_pos
+                                : strcmp(name, "control_owner") == 0 ? &cfg->control_owner_pos
+                                : strcmp(name, "control_group") == 0 ? &cfg->control_group_pos
+                                                                     : NULL;
+        if (at && top.val[i])
+            *at = top.val[i]->pos;
+    }
     if (!p.versions_seen)
         skip->all_names = true; /* `versions` missing or not a mapping: reported */
     resolve_split(&p);

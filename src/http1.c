@@ -806,7 +806,8 @@ void http1_write_request(struct evbuffer *buf, const struct http1_request *req,
     const char *ip = client_ip(fwd->client);
     /* Each field line can grow by one byte ("a:b" is written "a: b"); the
      * lines weir adds fit in 256 bytes. */
-    size_t cap = req->head_len + req->n_headers + 256 + strlen(ip);
+    size_t cap = req->head_len + req->n_headers + 256 + strlen(ip) +
+                 (fwd->request_id.len ? fwd->request_id.len + 16 : 0);
     struct evbuffer_iovec iov;
     struct out o;
     out_begin(&o, buf, cap, &iov);
@@ -829,6 +830,8 @@ void http1_write_request(struct evbuffer *buf, const struct http1_request *req,
             have_xff = true; /* merged into one list below */
             continue;
         }
+        if (fwd->request_id.len && sv_eq_lit(h[i].name, "x-request-id"))
+            continue; /* replaced by the one weir logs, below */
         if (sv_eq_lit(h[i].name, "via")) {
             if (have_via)
                 continue;
@@ -862,6 +865,11 @@ void http1_write_request(struct evbuffer *buf, const struct http1_request *req,
     out_str(&o, ip);
     out_str(&o, "\r\n");
     out_str(&o, "X-Forwarded-Proto: http\r\n");
+    if (fwd->request_id.len) {
+        out_str(&o, "X-Request-Id: ");
+        out_sv(&o, fwd->request_id);
+        out_str(&o, "\r\n");
+    }
     if (!have_via)
         out_str(&o, "Via: 1.1 weir\r\n");
     if (req->framing == H1_F_LENGTH)

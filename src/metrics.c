@@ -154,6 +154,28 @@ void metrics_txn_done(const struct loop *loop, const struct snapshot *s, int ver
         outcome_record(ow, util_now_ms(), txn_error_is_failure(status, err), duration_us);
 }
 
+static size_t bucket_of(uint64_t us)
+{
+    size_t b = 0;
+    while (b < METRICS_BUCKETS - 1 && us > metrics_bucket_us[b])
+        b++;
+    return b;
+}
+
+void metrics_txn_io(const struct loop *loop, const struct snapshot *s, int version,
+                    uint64_t bytes_in, uint64_t bytes_out, int64_t upstream_us)
+{
+    if (version < 0 || !s->versions[version].stats)
+        return;
+    struct vstats_wslot *vs = &s->versions[version].stats->slots[loop->id];
+    bump(&vs->bytes_received, bytes_in);
+    bump(&vs->bytes_sent, bytes_out);
+    if (upstream_us >= 0) {
+        bump(&vs->up_buckets[bucket_of((uint64_t)upstream_us)], 1);
+        bump(&vs->up_us_sum, (uint64_t)upstream_us);
+    }
+}
+
 void metrics_connect_failure(const struct loop *loop, struct endpoint *ep)
 {
     bump(&ep->slots[loop->id].connect_failures, 1);
@@ -191,9 +213,14 @@ void metrics_vstats_totals(const struct vstats *vs, struct metrics_vtotals *out)
         out->aborted += rd(&s->aborted);
         for (int e = 0; e < TXN_E_COUNT; e++)
             out->errors[e] += rd(&s->errors[e]);
-        for (int b = 0; b < METRICS_BUCKETS; b++)
+        for (int b = 0; b < METRICS_BUCKETS; b++) {
             out->buckets[b] += rd(&s->buckets[b]);
+            out->up_buckets[b] += rd(&s->up_buckets[b]);
+        }
         out->duration_us_sum += rd(&s->duration_us_sum);
+        out->up_us_sum += rd(&s->up_us_sum);
+        out->bytes_received += rd(&s->bytes_received);
+        out->bytes_sent += rd(&s->bytes_sent);
     }
 }
 
@@ -288,9 +315,14 @@ static void vtotals_sub(struct metrics_vtotals *a, const struct metrics_vtotals 
     a->aborted -= b->aborted;
     for (int e = 0; e < TXN_E_COUNT; e++)
         a->errors[e] -= b->errors[e];
-    for (int k = 0; k < METRICS_BUCKETS; k++)
+    for (int k = 0; k < METRICS_BUCKETS; k++) {
         a->buckets[k] -= b->buckets[k];
+        a->up_buckets[k] -= b->up_buckets[k];
+    }
     a->duration_us_sum -= b->duration_us_sum;
+    a->up_us_sum -= b->up_us_sum;
+    a->bytes_received -= b->bytes_received;
+    a->bytes_sent -= b->bytes_sent;
 }
 
 void metrics_window_delta(size_t i, unsigned seconds, uint64_t now_ms,

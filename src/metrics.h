@@ -13,7 +13,9 @@
  * reason they did not end plainly (enum txn_error), weir's own no-endpoint
  * answers and a duration histogram (every request, aborted ones with the
  * time until the client left, so the histogram's count equals the sum of
- * the classes).
+ * the classes), an upstream-latency histogram (request head handed to the
+ * upstream conn → first response byte, for requests an upstream answered)
+ * and the bytes read from and queued to clients (metrics_txn_io).
  * Txns that never reached routing (400, 431...) are counted per worker in
  * an "unrouted" slot. Only the owning worker writes a slot (relaxed load +
  * store: no read-modify-write, no lock); readers sum the slots.
@@ -50,6 +52,10 @@ struct vstats_wslot {
     _Atomic uint64_t errors[TXN_E_COUNT]; /* by reason; [TXN_E_NONE] unused */
     _Atomic uint64_t buckets[METRICS_BUCKETS]; /* non-cumulative counts */
     _Atomic uint64_t duration_us_sum;
+    _Atomic uint64_t up_buckets[METRICS_BUCKETS]; /* upstream latency, non-cumulative */
+    _Atomic uint64_t up_us_sum;
+    _Atomic uint64_t bytes_received; /* from clients: request heads and bodies */
+    _Atomic uint64_t bytes_sent;     /* to clients: response heads and bodies */
 } __attribute__((aligned(64)));
 
 /* A version's counters summed over workers (a plain value, any thread). */
@@ -61,6 +67,10 @@ struct metrics_vtotals {
     uint64_t errors[TXN_E_COUNT];
     uint64_t buckets[METRICS_BUCKETS]; /* non-cumulative */
     uint64_t duration_us_sum;
+    uint64_t up_buckets[METRICS_BUCKETS]; /* non-cumulative */
+    uint64_t up_us_sum;
+    uint64_t bytes_received;
+    uint64_t bytes_sent;
 };
 
 struct outcome_window;
@@ -110,6 +120,15 @@ struct vstats *metrics_vstats_at(size_t i);
 void metrics_txn_done(const struct loop *loop, const struct snapshot *s, int version,
                       struct endpoint *ep, int status, enum txn_error err,
                       bool aborted, uint64_t duration_us);
+/*
+ * The bytes of a finished request and its upstream's latency: bytes_in
+ * read from the client (head and body), bytes_out queued to it (head and
+ * body, weir's own answers included), upstream_us from the request head
+ * handed to the upstream conn to the first byte of the response (-1: no
+ * response came from an upstream). version < 0: not counted. Worker thread.
+ */
+void metrics_txn_io(const struct loop *loop, const struct snapshot *s, int version,
+                    uint64_t bytes_in, uint64_t bytes_out, int64_t upstream_us);
 void metrics_connect_failure(const struct loop *loop, struct endpoint *ep);
 void metrics_retry(const struct loop *loop, struct endpoint *ep);
 /* An upstream conn to ep was opened (+1) or closed (-1). Worker thread. */

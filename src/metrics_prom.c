@@ -28,6 +28,7 @@
 #include "client.h"
 #include "metrics.h"
 #include "fleet.h"
+#include "metrics_process.h"
 #include "release.h"
 #include "snapshot.h"
 #include "util.h"
@@ -273,34 +274,68 @@ static void render_requests(struct json_buf *out, const struct snapshot *s,
     }
 }
 
-static void render_histogram(struct json_buf *out, const struct metrics_vtotals *tot,
-                             size_t n_vs)
+/* One histogram family per version from non-cumulative buckets (the
+ * buckets and sum chosen by upstream). */
+static void render_histogram_family(struct json_buf *out, const char *name, const char *help,
+                                    const struct metrics_vtotals *tot, size_t n_vs,
+                                    bool upstream)
 {
-    const char *name = "weir_request_duration_seconds";
-    family(out, name, "histogram",
-           "Time from the request head read to the response's end, by version.");
+    family(out, name, "histogram", help);
     for (size_t i = 0; i < n_vs; i++) {
         const char *vname = metrics_vstats_at(i)->name;
+        const uint64_t *buckets = upstream ? tot[i].up_buckets : tot[i].buckets;
         uint64_t cum = 0;
         for (int b = 0; b < METRICS_BUCKETS; b++) {
-            cum += tot[i].buckets[b];
+            cum += buckets[b];
             char le[32];
             if (b == METRICS_BUCKETS - 1)
                 snprintf(le, sizeof(le), "+Inf");
             else
                 us_seconds(metrics_bucket_us[b], le, sizeof(le));
-            json_buf_puts(out, "weir_request_duration_seconds_bucket{version=\"");
+            json_buf_printf(out, "%s_bucket{version=\"", name);
             metrics_prom_label_value(out, vname);
             json_buf_printf(out, "\",le=\"%s\"} %" PRIu64 "\n", le, cum);
         }
         char sum[48];
-        us_seconds(tot[i].duration_us_sum, sum, sizeof(sum));
-        json_buf_puts(out, "weir_request_duration_seconds_sum{version=\"");
+        us_seconds(upstream ? tot[i].up_us_sum : tot[i].duration_us_sum, sum, sizeof(sum));
+        json_buf_printf(out, "%s_sum{version=\"", name);
         metrics_prom_label_value(out, vname);
         json_buf_printf(out, "\"} %s\n", sum);
-        json_buf_puts(out, "weir_request_duration_seconds_count{version=\"");
+        json_buf_printf(out, "%s_count{version=\"", name);
         metrics_prom_label_value(out, vname);
         json_buf_printf(out, "\"} %" PRIu64 "\n", cum);
+    }
+}
+
+static void render_histogram(struct json_buf *out, const struct metrics_vtotals *tot,
+                             size_t n_vs)
+{
+    render_histogram_family(out, "weir_request_duration_seconds",
+                            "Time from the request head read to the response's end, by "
+                            "version.", tot, n_vs, false);
+    render_histogram_family(out, "weir_upstream_duration_seconds",
+                            "Upstream latency: time from the request head handed to the "
+                            "upstream connection to the first byte of its response (connect "
+                            "time and the client's side excluded), by version; requests "
+                            "answered by an upstream only.", tot, n_vs, true);
+}
+
+/* Bytes both ways, per version name. */
+static void render_bytes(struct json_buf *out, const struct metrics_vtotals *tot, size_t n_vs)
+{
+    family(out, "weir_bytes_received_total", "counter",
+           "Bytes read from clients for routed requests (request heads and bodies), by "
+           "version.");
+    for (size_t i = 0; i < n_vs; i++) {
+        series(out, "weir_bytes_received_total", metrics_vstats_at(i)->name, NULL, NULL);
+        value_u(out, tot[i].bytes_received);
+    }
+    family(out, "weir_bytes_sent_total", "counter",
+           "Bytes sent to clients for routed requests (response heads and bodies, weir's "
+           "own answers included), by version.");
+    for (size_t i = 0; i < n_vs; i++) {
+        series(out, "weir_bytes_sent_total", metrics_vstats_at(i)->name, NULL, NULL);
+        value_u(out, tot[i].bytes_sent);
     }
 }
 
@@ -313,6 +348,14 @@ static void render_split(struct json_buf *out, const struct snapshot *s, uint64_
         util_format_bp(s->versions[v].split_bp, pct, sizeof(pct));
         series(out, "weir_split_percent", s->versions[v].name, NULL, NULL);
         json_buf_printf(out, "%s\n", pct);
+    }
+    /* The same as a ratio: the one unit convention of every other share. */
+    family(out, "weir_split_ratio", "gauge",
+           "Configured share of split-routed requests per version (0..1; "
+           "weir_split_percent / 100).");
+    for (size_t v = 0; v < s->n_versions; v++) {
+        series(out, "weir_split_ratio", s->versions[v].name, NULL, NULL);
+        json_buf_printf(out, "%.4f\n", s->versions[v].split_bp / 10000.0);
     }
 
     /* Achieved share: every routed response over the window, whatever the
@@ -387,6 +430,7 @@ void metrics_prom_render(struct json_buf *out)
 
     render_requests(out, s, tot, n_vs);
     render_histogram(out, tot, n_vs);
+    render_bytes(out, tot, n_vs);
     release_render_metrics(out);
     fleet_render_metrics(out);
     per_endpoint(out, s, "weir_upstream_connect_failures_total", "counter",
@@ -437,6 +481,7 @@ void metrics_prom_render(struct json_buf *out)
     metrics_prom_label_value(out, WEIR_VERSION);
     json_buf_puts(out, "\"} 1\n");
 
+    metrics_process_render(out);
     free(tot);
     snapshot_unref(s);
 }

@@ -34,6 +34,7 @@
 #include <event2/buffer.h>
 
 #include "access.h"
+#include "access_id.h"
 #include "client.h"
 #include "conn.h"
 #include "health.h"
@@ -117,6 +118,13 @@ struct txn {
 
     uint64_t start_us, upstream_start_us, first_byte_us;
     struct txn *next_free;        /* link in loop->txns (the cache owns the list) */
+    uint64_t sent_us;             /* request head handed to the upstream conn */
+    uint64_t connect_us;          /* connect time of a new upstream conn */
+    bool connected;               /* ... when this attempt opened one */
+    uint64_t rx_bytes;            /* request bytes read from the client */
+    uint64_t tx_start;            /* client output offset when the txn began */
+    struct strview req_id;        /* X-Request-Id sent upstream (the client's or req_id_buf) */
+    char req_id_buf[ACCESS_ID_LEN + 1];
     struct reap_item reap;        /* deferred-free link */
 
     /* Last, and not cleared by txn_new (8 KiB): only the first
@@ -291,6 +299,17 @@ static void account(struct loop *l, const struct snapshot *s, int version,
     access_log_txn(l, e);
 }
 
+/* Bytes both ways and the upstream's latency (metrics.h). */
+static void account_io(const struct txn *t)
+{
+    const struct conn *cn = t->c->cn;
+    uint64_t at = cn ? cn->sent_bytes + evbuffer_get_length(cn->out) : 0;
+    uint64_t tx = cn && at >= t->tx_start ? at - t->tx_start : t->res_body_bytes;
+    int64_t up = t->first_byte_us && t->sent_us && t->first_byte_us >= t->sent_us
+                     ? (int64_t)(t->first_byte_us - t->sent_us) : -1;
+    metrics_txn_io(t->loop, t->snap, t->version, t->rx_bytes, tx, up);
+}
+
 static void txn_end(struct txn *t, enum txn_outcome how)
 {
     CHECK(t->magic == TXN_MAGIC && t->res_state != RES_S_END);
@@ -306,6 +325,7 @@ static void txn_end(struct txn *t, enum txn_outcome how)
         inflight_add(t->loop, t->ep, -1);
     uint64_t now_us = util_now_us();
     const char *reason = t->error_detail ? t->error_detail : txn_errors[t->error].reason;
+    account_io(t);
     account(t->loop, t->snap, t->version, t->ep, t->error, &(struct access_entry){
         .client = (const struct sockaddr *)&c->addr,
         .method = t->req.method,
@@ -324,6 +344,10 @@ static void txn_end(struct txn *t, enum txn_outcome how)
         .total_us = now_us - t->start_us,
         .retries = t->attempts > 1 ? t->attempts - 1 : 0,
         .error = reason,
+        .request_id = t->req_id,
+        .bytes_received = t->rx_bytes,
+        .connected = t->connected,
+        .upstream_connect_us = t->connect_us,
     });
     snapshot_unref(t->snap);
     t->snap = NULL;
@@ -452,6 +476,8 @@ void proxy_start(struct client *c, size_t head_len)
     t->snap = loop_snapshot(l);
     snapshot_ref(t->snap);
     const struct config *cfg = t->snap->cfg;
+    t->rx_bytes = head_len;
+    t->tx_start = c->cn->sent_bytes + evbuffer_get_length(c->cn->out);
 
     grow(&t->head, &t->head_cap, head_len);
     evbuffer_remove(c->cn->in, t->head, head_len);
@@ -476,6 +502,7 @@ void proxy_start(struct client *c, size_t head_len)
         txn_end(t, TXN_O_CLOSE);
         return;
     }
+    t->req_id = access_id_pick(t->req.headers, t->req.n_headers, t->req_id_buf);
     t->req_remaining = t->req.content_length;
     http1_chunked_init(&t->req_chunk);
     if (!t->req.keep_alive)
@@ -547,6 +574,7 @@ static void connect_upstream(struct txn *t)
     }
     t->attempts++;
     t->upstream_start_us = util_now_us();
+    t->connected = false;
     bool fresh = t->stale_retry_used;
     struct upstream_conn *uc = upstream_acquire(l->upstreams, ep, fresh, on_up_read,
                                                 on_up_write, on_up_event, t);
@@ -592,6 +620,7 @@ static void pump_request(struct txn *t)
     struct evbuffer *in = t->c->cn->in;
     struct evbuffer *out = t->uc->cn->out;
     size_t before = evbuffer_get_length(out);
+    size_t in_before = evbuffer_get_length(in);
     if (t->req.framing == H1_F_LENGTH) {
         size_t n = evbuffer_get_length(in);
         if (n > t->req_remaining)
@@ -619,6 +648,7 @@ static void pump_request(struct txn *t)
     } else {
         t->req_state = REQ_S_DONE;
     }
+    t->rx_bytes += in_before - evbuffer_get_length(in);
     if (evbuffer_get_length(out) != before)
         t->body_sent = true;
     conn_send(t->uc->cn);
@@ -634,8 +664,10 @@ static void send_head(struct txn *t)
     struct http1_fwd fwd = {
         .client = (const struct sockaddr *)&t->c->addr,
         .close = false,
+        .request_id = t->req_id,
     };
     http1_write_request(out, &t->req, &fwd);
+    t->sent_us = util_now_us();
     /* After a 101 the bytes that follow are the tunnel's, not a body. */
     t->req_state = t->req.upgrade ? REQ_S_DONE : REQ_S_BODY;
     pump_request(t);
@@ -649,6 +681,7 @@ void proxy_on_client_read(struct txn *t)
     switch (t->req_state) {
     case REQ_S_TUNNEL: {
         struct evbuffer *out = t->uc->cn->out;
+        t->rx_bytes += evbuffer_get_length(t->c->cn->in);
         evbuffer_add_buffer(out, t->c->cn->in);
         conn_send(t->uc->cn);
         if (evbuffer_get_length(out) > FLOW_HIGH_WATER)
@@ -945,6 +978,8 @@ static void up_event(struct conn *cn, short what, struct txn *t)
     if (what & CONN_CONNECTED) {
         if (!uc->connected) {
             uc->connected = true;
+            t->connect_us = util_now_us() - t->upstream_start_us;
+            t->connected = true;
             const struct config *cfg = t->snap->cfg;
             conn_set_timeouts(cn, cfg->upstream_response_timeout_ms,
                               cfg->upstream_response_timeout_ms);

@@ -621,6 +621,16 @@ void release_render_metrics(struct json_buf *out)
         json_buf_str(out, ro.plan.version);
         json_buf_printf(out, "} %s\n", pct);
     }
+    /* The contract's name is in percent; the ratio twin keeps the one unit
+     * convention (0..1) of every other share. */
+    json_buf_puts(out, "# HELP weir_rollout_ratio The rolled-out version's share at its "
+                       "current step (0..1; weir_rollout_percent / 100).\n"
+                       "# TYPE weir_rollout_ratio gauge\n");
+    if (ro.state != ROLLOUT_S_NONE) {
+        json_buf_puts(out, "weir_rollout_ratio{version=");
+        json_buf_str(out, ro.plan.version);
+        json_buf_printf(out, "} %.4f\n", rollout_percent_bp(&ro) / 10000.0);
+    }
     json_buf_puts(out, "# HELP weir_rollout_state The rollout's state (1 for the current "
                        "one).\n# TYPE weir_rollout_state gauge\n");
     for (int st = ROLLOUT_S_NONE; st <= ROLLOUT_S_ABORTED; st++)

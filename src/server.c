@@ -30,6 +30,7 @@
 #include "access.h"
 #include "admin.h"
 #include "config.h"
+#include "config_check.h"
 #include "control.h"
 #include "discovery.h"
 #include "fleet.h"
@@ -59,6 +60,7 @@ static struct server srv;
  * the file watch): apply what lives outside the snapshot. */
 static void on_reloaded(const struct config *cfg)
 {
+    log_configure((enum log_level)cfg->log_level, cfg->log_format == ERRLOG_F_JSON);
     if (access_configure(cfg) < 0)
         log_error("access log settings not applied");
     if (srv.discovery)
@@ -150,6 +152,11 @@ int server_check_config(const char *config_path)
     config_errors_init(&errs, config_path);
     struct config *cfg = config_load(config_path, &errs);
     int rc = 0;
+    /* What start-up opens, checked too: a config weir -t passes starts. */
+    if (cfg && config_check_environment(cfg, &errs) < 0) {
+        config_free(cfg);
+        cfg = NULL;
+    }
     if (!cfg) {
         char buf[16384];
         config_errors_format(&errs, buf, sizeof(buf));
@@ -261,6 +268,15 @@ int server_run(const char *config_path)
         log_set_level(LOG_L_DEBUG);
     struct config_errors errs;
     config_errors_init(&errs, config_path);
+    /* The log's format and level before anything is logged, so that with
+     * `log: {format: json}` every line is JSON, the first ones included. A
+     * broken file is reported by runtime_start below. */
+    struct config *early = config_load(config_path, &errs);
+    if (early)
+        log_configure((enum log_level)early->log_level, early->log_format == ERRLOG_F_JSON);
+    config_free(early);
+    config_errors_dispose(&errs);
+    config_errors_init(&errs, config_path);
     if (runtime_start(config_path, &errs) < 0) {
         char buf[16384];
         config_errors_format(&errs, buf, sizeof(buf));
@@ -270,6 +286,7 @@ int server_run(const char *config_path)
     }
     config_errors_dispose(&errs);
     const struct config *cfg = runtime_config();
+    log_configure((enum log_level)cfg->log_level, cfg->log_format == ERRLOG_F_JSON);
     int rc = 1;
     srv.base = event_base_new();
     if (!srv.base || access_configure(cfg) < 0)

@@ -91,30 +91,116 @@ void util_append(char *buf, size_t buflen, const char *sep, const char *fmt, ...
     va_end(ap);
 }
 
+/* Go's time.ParseDuration units, in nanoseconds ("µs" as U+00B5 or U+03BC). */
+static const struct {
+    const char *name;
+    uint64_t ns;
+} duration_units[] = {
+    {"ns", 1},          {"us", 1000},          {"\xc2\xb5s", 1000}, {"\xce\xbcs", 1000},
+    {"ms", 1000000},    {"s", 1000000000ULL},  {"m", 60000000000ULL}, {"h", 3600000000000ULL},
+};
+
+#define DURATION_MAX_NS (86400ULL * 1000000000ULL) /* 24h */
+
+/*
+ * Go's grammar (what Kubernetes and most Go tools write): one or more
+ * NUMBER UNIT pairs, NUMBER being digits with an optional fraction, summed:
+ * "1h2m3.5s", "1m30s", "250ms"; a bare "0" is zero. Computed in
+ * nanoseconds with overflow checks, then required to be whole
+ * milliseconds (what weir keeps) and at most 24h.
+ */
+int util_parse_duration(const char *s, uint32_t *out_ms, const char **why)
+{
+    const char *dummy;
+    if (!why)
+        why = &dummy;
+    if (!s || !*s) {
+        *why = "empty";
+        return -1;
+    }
+    if (strcmp(s, "0") == 0) {
+        *out_ms = 0;
+        return 0;
+    }
+    uint64_t total_ns = 0;
+    const char *p = s;
+    while (*p) {
+        uint64_t whole = 0, frac = 0, frac_scale = 1;
+        bool digits = false;
+        for (; *p >= '0' && *p <= '9'; p++) {
+            digits = true;
+            if (whole > DURATION_MAX_NS) {
+                *why = "too long (at most 24h)";
+                return -1;
+            }
+            whole = whole * 10 + (uint64_t)(*p - '0');
+        }
+        if (*p == '.') {
+            p++;
+            for (; *p >= '0' && *p <= '9'; p++) {
+                digits = true;
+                if (frac_scale < 1000000000000000000ULL) { /* digits past 1e-18 cannot matter */
+                    frac = frac * 10 + (uint64_t)(*p - '0');
+                    frac_scale *= 10;
+                }
+            }
+        }
+        if (!digits) {
+            *why = p == s ? "expected a number" : "expected a number after the unit";
+            return -1;
+        }
+        size_t ulen = 0;
+        while (p[ulen] && !(p[ulen] >= '0' && p[ulen] <= '9') && p[ulen] != '.')
+            ulen++;
+        if (ulen == 0) {
+            *why = "a number without a unit (ns, us, ms, s, m or h)";
+            return -1;
+        }
+        uint64_t unit = 0;
+        for (size_t i = 0; i < ARRAY_LEN(duration_units); i++)
+            if (strlen(duration_units[i].name) == ulen &&
+                memcmp(duration_units[i].name, p, ulen) == 0)
+                unit = duration_units[i].ns;
+        if (!unit) {
+            *why = "unknown unit (use ns, us, ms, s, m or h)";
+            return -1;
+        }
+        p += ulen;
+        if (whole > DURATION_MAX_NS / unit) {
+            *why = "too long (at most 24h)";
+            return -1;
+        }
+        /* frac / frac_scale of a unit; unit <= 3.6e12 and frac < frac_scale
+         * <= 1e18 could overflow a product, so scale down first. */
+        uint64_t part = whole * unit;
+        uint64_t f = frac, fs = frac_scale;
+        while (fs > 1 && f > UINT64_MAX / unit) {
+            f /= 10;
+            fs /= 10;
+        }
+        uint64_t frac_ns = f * unit / fs;
+        if (f * unit % fs) {
+            *why = "finer than a millisecond (weir keeps whole milliseconds)";
+            return -1;
+        }
+        part += frac_ns;
+        if (part > DURATION_MAX_NS - total_ns) {
+            *why = "too long (at most 24h)";
+            return -1;
+        }
+        total_ns += part;
+    }
+    if (total_ns % 1000000) {
+        *why = "finer than a millisecond (weir keeps whole milliseconds)";
+        return -1;
+    }
+    *out_ms = (uint32_t)(total_ns / 1000000);
+    return 0;
+}
+
 int util_parse_duration_ms(const char *s, uint32_t *out_ms)
 {
-    if (!s || !isdigit((unsigned char)s[0]))
-        return -1;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno)
-        return -1;
-    unsigned long long mult;
-    if (strcmp(end, "ms") == 0)
-        mult = 1;
-    else if (strcmp(end, "s") == 0)
-        mult = 1000;
-    else if (strcmp(end, "m") == 0)
-        mult = 60000;
-    else if (strcmp(end, "h") == 0)
-        mult = 3600000;
-    else
-        return -1;
-    if (v > 86400000ULL / mult)
-        return -1;
-    *out_ms = (uint32_t)(v * mult);
-    return 0;
+    return util_parse_duration(s, out_ms, NULL);
 }
 
 int util_parse_addr(const char *s, struct sockaddr_storage *out,

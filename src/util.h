@@ -52,9 +52,14 @@ void util_append(char *buf, size_t buflen, const char *sep, const char *fmt, ...
     __attribute__((format(printf, 4, 5)));
 
 /*
- * Parse a duration "250ms", "2s", "1m", "1h" (integer + unit) into
- * milliseconds. Returns 0 on success, -1 if malformed or above 24h.
+ * Parse a duration as Go and Kubernetes write them ("250ms", "2s", "1m30s",
+ * "1h2m3.5s", "0"; units ns, us, ms, s, m, h) into milliseconds. Returns 0,
+ * or -1 if malformed, above 24h or not a whole number of milliseconds; *why
+ * (if why is non-NULL) then gets a short static reason.
  */
+int util_parse_duration(const char *s, uint32_t *out_ms, const char **why) WUR;
+
+/* util_parse_duration() without the reason. */
 int util_parse_duration_ms(const char *s, uint32_t *out_ms) WUR;
 
 /*

@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(meson ninja-build pkg-config gcc libc6-dev libevent-dev libyaml-dev
       libjemalloc-dev node-llhttp python3 curl procps)
 if [ "${1:-}" != "--build-only" ]; then
-    pkgs+=(iproute2 dnsmasq-base prometheus chromium fonts-liberation nginx-light haproxy wrk
+    pkgs+=(iproute2 dnsmasq-base prometheus python3-prometheus-client chromium fonts-liberation nginx-light haproxy wrk
            clang-14 libclang-rt-14-dev  # clang + libFuzzer: tests/fuzz/run.sh
            clang-format-14)             # tests/check-format.sh
     # Node.js: keep one that is already there (it may come with its own npm).

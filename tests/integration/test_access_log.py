@@ -120,9 +120,10 @@ def json_lines_on_stdout():
         except ValueError:
             recs.append(None)
     check(all(isinstance(x, dict) for x in recs), "every line is a JSON object")
-    FIELDS = ["time", "client", "client_port", "method", "target", "protocol", "status", "bytes",
-              "version", "endpoint", "route", "rule", "bucket", "upstream_ms", "duration_ms",
-              "retries", "user_agent", "referer", "error"]
+    FIELDS = ["time", "request_id", "client", "client_port", "method", "host", "target", "protocol",
+              "status", "bytes", "bytes_received", "version", "endpoint", "route", "rule", "bucket",
+              "upstream_ms", "upstream_connect_ms", "duration_ms", "retries", "user_agent", "referer",
+              "error"]
     check(all(x and list(x) == FIELDS for x in recs), "every line has every field, in order: %s" % FIELDS)
 
     by_port = {x["client_port"]: x for x in recs if x}
@@ -198,7 +199,8 @@ def combined_file_and_reopen():
     CLF = re.compile(r'^(\S+) - - \[(\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} \+0000)\] '
                      r'"(\S+) (\S+) (HTTP/1\.\d)" (\d{3}) (\d+) "(.*)" "(.*)" version=(\S+) endpoint=(\S+) '
                      r'route=(\S+) rule=(\S+) bucket=(\S+) upstream_ms=(\S+) duration_ms=([\d.]+) '
-                     r'retries=(\d+) error="(.*)"$')
+                     r'retries=(\d+) error="(.*)" request_id=(\S+) bytes_received=(\d+) '
+                     r'upstream_connect_ms=(\S+) host="(.*)"$')
     r1, _ = request(w.port, "GET /a?q=1 HTTP/1.1\r\nHost: t\r\nUser-Agent: ua/2\r\nReferer: http://r/\r\n"
                     "Connection: close\r\n\r\n")
     r2, _ = request(w.port, "GET /bytes/10 HTTP/1.1\r\nHost: t\r\nX-Canary: always\r\nConnection: close\r\n\r\n")

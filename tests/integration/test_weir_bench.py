@@ -170,4 +170,53 @@ for bad in (["-c", "0", URL], ["--bogus", URL], [], ["ftp://x/"], ["-H", "nocolo
     rc, _, err = bench(*bad)
     check(rc == 2 and err.strip(), "usage error %s: exit 2 with a message" % bad)
 
+# ---- a CI gate: thresholds like k6's, exit 3 when one is broken ----
+g1 = Pod("g1", "v1", extra=["--quiet"])
+g2 = Pod("g2", "v2", extra=["--quiet", "--error-rate", "0.02"])
+gw = Weir("""
+listen: {listen}
+control: {control}
+version_header: X-Weir-Version
+access_log: false
+versions:
+  v1:
+    endpoints: [%s]
+  v2:
+    endpoints: [%s]
+split:
+  v1: 50
+  v2: 50
+""" % (g1.addr, g2.addr))
+GURL = "http://127.0.0.1:%d/" % gw.port
+rc, doc, err = bench_json("-c", "4", "-d", "2", "--max-error-rate", "v2=1%",
+                          "--max-error-rate", "v1=1%", "--max-p99-ratio", "v2/v1=1000", GURL)
+check(rc == 3, "v2 at 2 %% errors with --max-error-rate v2=1%%: exit 3 (got %s): %s" % (rc, err[-300:]))
+broken = [line for line in err.splitlines() if "threshold broken" in line]
+check(len(broken) == 1 and "--max-error-rate v2=1%" in broken[0] and "v2 error rate " in broken[0]
+      and "limit 1.00 %" in broken[0],
+      "one stderr line, for the broken threshold: %r" % broken)
+th = (doc or {}).get("thresholds", [])
+check(len(th) == 3, "--json has a thresholds array with each threshold: %s" % th)
+if len(th) == 3:
+    check(th[0]["threshold"] == "v2=1%" and th[0]["pass"] is False and
+          abs(th[0]["value"] - 0.02) < 0.005 and th[0]["limit"] == 0.01,
+          "v2=1%%: value ~0.02, limit 0.01, pass false: %s" % th[0])
+    check(th[1]["version"] == "v1" and th[1]["pass"] is True and th[1]["value"] == 0,
+          "v1=1%%: v1 without errors passes: %s" % th[1])
+    check(th[2]["option"] == "max-p99-ratio" and th[2]["baseline"] == "v1" and th[2]["pass"] is True,
+          "v2/v1=1000 passes: %s" % th[2])
+rc, doc, err = bench_json("-c", "4", "-d", "1", "--max-error-rate", "v2=5%",
+                          "--max-error-rate", "all=5%", "--max-p99", "all=10s", GURL)
+check(rc == 0 and "threshold broken" not in err, "a passing gate exits 0 (got %s): %s" % (rc, err[-300:]))
+check(doc and all(t["pass"] for t in doc.get("thresholds", [None])) and len(doc["thresholds"]) == 3,
+      "every threshold passed in --json")
+rc, out, err = bench("-c", "2", "-d", "1", "--max-error-rate", "v3=1%", GURL)
+check(rc == 3 and "v3 finished no request" in err, "a threshold on a version that never answered "
+      "is broken (a typo cannot pass a gate): %s" % err.strip()[-200:])
+check("thresholds:" in out and "FAIL" in out, "the table lists the thresholds")
+for bad in (["--max-error-rate", "v2", GURL], ["--max-error-rate", "v2=150%", GURL],
+            ["--max-p99-ratio", "v2=1.5", GURL], ["--max-p99", "v2=soon", GURL]):
+    rc, _, err = bench(*bad)
+    check(rc == 2 and err.strip(), "usage error %s: exit 2 with a message" % bad)
+
 done()

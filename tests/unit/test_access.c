@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "access_format.h"
+#include "access_id.h"
 #include "json.h"
 #include "tap.h"
 
@@ -77,12 +78,17 @@ static void test_json_routed(void)
     struct access_entry e = routed();
     e.headers = h;
     e.n_headers = 2;
+    e.request_id = sv("abc-1");
+    e.bytes_received = 78;
+    e.connected = true;
+    e.upstream_connect_us = 120;
     is_str(line(LOG_F_JSON, &e, 4095),
-           "{\"time\":\"2026-11-28T14:30:07.123Z\",\"client\":\"10.1.2.3\","
-           "\"client_port\":51234,\"method\":\"GET\",\"target\":\"/x?a=1\","
-           "\"protocol\":\"HTTP/1.1\",\"status\":200,\"bytes\":512,"
+           "{\"time\":\"2026-11-28T14:30:07.123Z\",\"request_id\":\"abc-1\","
+           "\"client\":\"10.1.2.3\","
+           "\"client_port\":51234,\"method\":\"GET\",\"host\":\"a\",\"target\":\"/x?a=1\","
+           "\"protocol\":\"HTTP/1.1\",\"status\":200,\"bytes\":512,\"bytes_received\":78,"
            "\"version\":\"v1\",\"endpoint\":\"10.0.0.1:8080\",\"route\":\"split\","
-           "\"rule\":null,\"bucket\":null,\"upstream_ms\":0.412,"
+           "\"rule\":null,\"bucket\":null,\"upstream_ms\":0.412,\"upstream_connect_ms\":0.120,"
            "\"duration_ms\":0.530,\"retries\":0,\"user_agent\":\"curl/8\","
            "\"referer\":null,\"error\":null}",
            "JSON line of a routed request (header names case-insensitive)");
@@ -93,6 +99,7 @@ static void test_json_routed(void)
     e.upstream_us = 12345678;
     e.total_us = 12345999;
     e.retries = 1;
+    e.connected = false; /* a pooled conn: no connect time */
     e.client = (const struct sockaddr *)&client6;
     e.http_minor = 0;
     const char *l = line(LOG_F_JSON, &e, 4095);
@@ -100,7 +107,8 @@ static void test_json_routed(void)
        "IPv6 client without brackets, port apart");
     ok(strstr(l, "\"protocol\":\"HTTP/1.0\"") != NULL, "HTTP/1.0");
     ok(strstr(l, "\"route\":\"rule\",\"rule\":2,\"bucket\":4711,"
-                 "\"upstream_ms\":12345.678,\"duration_ms\":12345.999,\"retries\":1")
+                 "\"upstream_ms\":12345.678,\"upstream_connect_ms\":null,"
+                 "\"duration_ms\":12345.999,\"retries\":1")
            != NULL,
        "rule, bucket, milliseconds with three decimals, retries");
 }
@@ -116,11 +124,12 @@ static void test_json_unrouted(void)
         .error = "bad request",
     };
     is_str(line(LOG_F_JSON, &e, 4095),
-           "{\"time\":\"2026-11-28T14:30:07.123Z\",\"client\":\"10.1.2.3\","
-           "\"client_port\":51234,\"method\":\"\",\"target\":\"\","
-           "\"protocol\":null,\"status\":400,\"bytes\":0,"
+           "{\"time\":\"2026-11-28T14:30:07.123Z\",\"request_id\":null,"
+           "\"client\":\"10.1.2.3\","
+           "\"client_port\":51234,\"method\":\"\",\"host\":null,\"target\":\"\","
+           "\"protocol\":null,\"status\":400,\"bytes\":0,\"bytes_received\":0,"
            "\"version\":null,\"endpoint\":null,\"route\":null,"
-           "\"rule\":null,\"bucket\":null,\"upstream_ms\":null,"
+           "\"rule\":null,\"bucket\":null,\"upstream_ms\":null,\"upstream_connect_ms\":null,"
            "\"duration_ms\":0.007,\"retries\":0,\"user_agent\":null,"
            "\"referer\":null,\"error\":\"bad request\"}",
            "JSON line of a request that never parsed: nulls, rule/bucket ignored");
@@ -136,7 +145,8 @@ static void test_combined(void)
     is_str(line(LOG_F_COMBINED, &e, 4095),
            "10.1.2.3 - - [28/Nov/2026:14:30:07 +0000] \"GET /x?a=1 HTTP/1.1\" 200 512 "
            "\"http://r/\" \"curl/8\" version=v1 endpoint=10.0.0.1:8080 route=split "
-           "rule=- bucket=- upstream_ms=0.412 duration_ms=0.530 retries=0 error=\"-\"",
+           "rule=- bucket=- upstream_ms=0.412 duration_ms=0.530 retries=0 error=\"-\" "
+           "request_id=- bytes_received=0 upstream_connect_ms=- host=\"-\"",
            "combined line of a routed request");
 
     struct access_entry u = {
@@ -148,7 +158,8 @@ static void test_combined(void)
     is_str(line(LOG_F_COMBINED, &u, 4095),
            "10.1.2.3 - - [28/Nov/2026:14:30:07 +0000] \"-\" 408 0 \"-\" \"-\" "
            "version=- endpoint=- route=- rule=- bucket=- upstream_ms=- "
-           "duration_ms=1.000 retries=0 error=\"client header \\x22timeout\\x22\"",
+           "duration_ms=1.000 retries=0 error=\"client header \\x22timeout\\x22\" "
+           "request_id=- bytes_received=0 upstream_connect_ms=- host=\"-\"",
            "combined line of an unrouted request: dashes, error escaped");
 }
 
@@ -234,6 +245,80 @@ static void test_ipv4_octets(void)
     is_int(bad, 0, "IPv4 clients of every octet width, in JSON and combined lines");
 }
 
+/* access_log.fields: only the named fields, in the order given. */
+static void test_field_list(void)
+{
+    struct router_header h[] = {{sv("Host"), sv("api.example")}};
+    struct access_entry e = routed();
+    e.headers = h;
+    e.n_headers = 1;
+    e.request_id = sv("0123456789abcdef0123456789abcdef");
+    e.bytes_received = 1234;
+    e.connected = true;
+    e.upstream_connect_us = 2500;
+    const uint32_t f[] = {ACCESS_F_STATUS, ACCESS_F_REQUEST_ID, ACCESS_F_HOST,
+                          ACCESS_F_BYTES_RECEIVED, ACCESS_F_UPSTREAM_CONNECT_MS, ACCESS_F_TIME};
+    static char buf[1024];
+    struct access_format_clock clock;
+    memset(&clock, 0, sizeof(clock));
+    struct timespec ts = {.tv_sec = T0, .tv_nsec = 5000000};
+    size_t n = access_format_line_fields(buf, sizeof(buf) - 1, LOG_F_JSON, f, ARRAY_LEN(f),
+                                         &clock, &ts, &e);
+    buf[n] = '\0';
+    is_str(buf,
+           "{\"status\":200,\"request_id\":\"0123456789abcdef0123456789abcdef\","
+           "\"host\":\"api.example\",\"bytes_received\":1234,\"upstream_connect_ms\":2.500,"
+           "\"time\":\"2026-11-28T14:30:07.005Z\"}",
+           "a field list picks and orders the JSON line's fields");
+    ok(parses(buf), "the chosen-fields line parses");
+    n = access_format_line_fields(buf, sizeof(buf) - 1, LOG_F_JSON, f, 1, &clock, &ts, &e);
+    buf[n] = '\0';
+    is_str(buf, "{\"status\":200}", "a one-field list");
+    for (int i = 0; i < ACCESS_F_COUNT; i++)
+        ok(access_field_id(access_field_name((enum access_field)i)) == i,
+           "field name %s maps back to its id", access_field_name((enum access_field)i));
+    ok(access_field_id("staus") == -1, "an unknown field name has no id");
+}
+
+/* The request id: a sane client id is kept, anything else replaced by a
+ * made one; made ids are 32 hex digits and never repeat. */
+static void test_request_id(void)
+{
+    char buf[ACCESS_ID_LEN + 1];
+    struct router_header one[] = {{sv("Host"), sv("a")}, {sv("x-REQUEST-id"), sv("trace-1/abc")}};
+    struct strview id = access_id_pick(one, 2, buf);
+    ok(id.p == one[1].value.p && id.len == one[1].value.len, "a sane client id is the id");
+    static const char *const bad[] = {"", "has space", "tab\there", "caf\xc3\xa9", "del\x7f"};
+    for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+        struct router_header h[] = {{sv("X-Request-Id"), sv(bad[i])}};
+        id = access_id_pick(h, 1, buf);
+        ok(id.p == buf && id.len == ACCESS_ID_LEN, "client id %zu (not visible ASCII) is replaced", i);
+    }
+    char longv[ACCESS_ID_MAX + 2];
+    memset(longv, 'a', sizeof(longv) - 1);
+    longv[sizeof(longv) - 1] = '\0';
+    ok(!access_id_is_sane((struct strview){longv, ACCESS_ID_MAX + 1}) &&
+           access_id_is_sane((struct strview){longv, ACCESS_ID_MAX}),
+       "ids of up to %d bytes are kept, longer ones not", ACCESS_ID_MAX);
+    struct router_header two[] = {{sv("X-Request-Id"), sv("a")}, {sv("X-Request-Id"), sv("b")}};
+    id = access_id_pick(two, 2, buf);
+    ok(id.p == buf, "two X-Request-Id fields: a made id");
+    id = access_id_pick(NULL, 0, buf);
+    bool hex = id.len == 32;
+    for (size_t i = 0; hex && i < id.len; i++)
+        hex = (id.p[i] >= '0' && id.p[i] <= '9') || (id.p[i] >= 'a' && id.p[i] <= 'f');
+    ok(hex && buf[32] == '\0', "a made id is 32 lowercase hex digits: %s", buf);
+    enum { N = 20000 };
+    static char ids[N][ACCESS_ID_LEN + 1];
+    for (int i = 0; i < N; i++)
+        access_id_make(ids[i]);
+    qsort(ids, N, sizeof(ids[0]), (int (*)(const void *, const void *))strcmp);
+    int dups = 0;
+    for (int i = 1; i < N; i++)
+        dups += strcmp(ids[i - 1], ids[i]) == 0;
+    is_int(dups, 0, "20000 made ids, no repeat");
+}
+
 int main(void)
 {
     client4.sin_family = AF_INET;
@@ -249,5 +334,7 @@ int main(void)
     test_hostile();
     test_cuts();
     test_ipv4_octets();
+    test_field_list();
+    test_request_id();
     return tap_done();
 }

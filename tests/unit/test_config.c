@@ -13,6 +13,7 @@
  *  (d) loads every .yaml file in tests/configs/good and the shipped conf/weir.yaml;
  *  (e) feeds truncated and mangled files, which must never crash (ASan).
  */
+#include "access_field.h"
 #include "config.h"
 #include "tap.h"
 
@@ -232,7 +233,11 @@ static void test_full(void)
         is_str(c->resolvers[3], "[fe80::1]:5300", "bracketed IPv6 resolver");
     }
     ok(!c->access_log.enabled, "access_log enabled: false");
-    is_int(c->access_log.format, LOG_F_COMBINED, "access_log combined");
+    is_int(c->access_log.format, LOG_F_JSON, "access_log json");
+    is_int(c->access_log.n_fields, 3, "access_log fields: three");
+    is_int(c->log_format, ERRLOG_F_JSON, "log format json");
+    is_int(c->log_level, 2, "log level warn");
+    ok(c->access_log.fields && c->access_log.fields[0] == ACCESS_F_TIME && c->access_log.fields[2] == ACCESS_F_REQUEST_ID, "access_log fields in order");
     is_str(c->access_log.path, "/var/log/weir/access.log", "access_log path");
     config_free(c);
 }
@@ -584,7 +589,7 @@ static void test_inline(void)
            "t.yaml:5:1: unknown key \"bogus\" (expected one of: listen, control, control_mode, "
            "control_owner, control_group, state, admin, watch, version_header, workers, "
            "retries, timeouts, limits, versions, split, sticky, rules, resolvers, "
-           "access_log, guard, rollout, fleet)\n",
+           "access_log, log, guard, rollout, fleet)\n",
            "unknown key lists the keys");
 
     ok(load_text("listen: 1.2.3.4:80\nversions: {v1: {endpoints: [1.2.3.4:81]}}\n"
@@ -600,7 +605,7 @@ static void test_inline(void)
     is_str(buf, "t.yaml:4:1: unknown key \"a\\x09b\\\"c\" (expected one of: listen, control, "
                 "control_mode, control_owner, control_group, state, admin, watch, "
                 "version_header, workers, retries, timeouts, limits, versions, split, sticky, "
-                "rules, resolvers, access_log, guard, rollout, fleet)\n",
+                "rules, resolvers, access_log, log, guard, rollout, fleet)\n",
            "control characters and quotes escaped");
 
     /* formatting: position-less errors, truncation */
@@ -687,6 +692,74 @@ static void test_robust(void)
     free(text);
 }
 
+/* ---- durations as Go and Kubernetes write them ------------------------- */
+
+static void test_durations(void)
+{
+    static const struct {
+        const char *text;
+        uint32_t ms;
+    } good[] = {
+        {"250ms", 250},       {"2s", 2000},           {"1m", 60000},
+        {"5m30s", 330000},    {"1m30s", 90000},       {"1h2m3.5s", 3723500},
+        {"1.5h", 5400000},    {"0", 0},               {"0s", 0},
+        {"2000us", 2},        {"2000000ns", 2},       {".5s", 500},
+        {"1s500ms", 1500},    {"24h", 86400000},      {"23h59m60s", 86400000},
+        {"3000\xc2\xb5s", 3},
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        uint32_t ms = 12345;
+        const char *why = NULL;
+        int rc = util_parse_duration(good[i].text, &ms, &why);
+        ok(rc == 0 && ms == good[i].ms, "duration %s = %u ms (got %d, %u, %s)", good[i].text,
+           good[i].ms, rc, ms, why ? why : "-");
+    }
+    static const struct {
+        const char *text;
+        const char *why;
+    } bad[] = {
+        {"", "empty"},
+        {"5m30", "without a unit"},
+        {"1x", "unknown unit"},
+        {"1d", "unknown unit"},
+        {"24h1ms", "24h"},
+        {"99999999999999999999h", "24h"},
+        {"184467440737095516160ns", "24h"},
+        {"-1s", "expected a number"},
+        {"s", "expected a number"},
+        {"1s.", "after the unit"},
+        {"1.5ms", "millisecond"},
+        {"1500us", "millisecond"},
+        {"1 s", "unknown unit"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        uint32_t ms = 777;
+        const char *why = NULL;
+        int rc = util_parse_duration(bad[i].text, &ms, &why);
+        ok(rc < 0 && ms == 777 && why && strstr(why, bad[i].why),
+           "duration \"%s\" refused: %s (got %s)", bad[i].text, bad[i].why, why ? why : "-");
+    }
+    /* In a config, compound durations land in every duration key. */
+    static const char yaml[] =
+        "listen: 127.0.0.1:8080\n"
+        "timeouts: {client_header: 1m30s, drain: 5m30s, upstream_response: 1h2m3.5s}\n"
+        "versions:\n  v1:\n    endpoints: [127.0.0.1:9001]\n"
+        "    health: {interval: 1s500ms}\n"
+        "split: {v1: 100}\n";
+    struct config_errors errs;
+    config_errors_init(&errs, "inline.yaml");
+    struct config *c = config_load_string("inline.yaml", yaml, sizeof(yaml) - 1, &errs);
+    ok(c != NULL, "config with compound durations loads (%zu errors)", errs.n);
+    if (c) {
+        is_int(c->client_header_timeout_ms, 90000, "client_header 1m30s");
+        is_int(c->drain_timeout_ms, 330000, "drain 5m30s");
+        is_int(c->upstream_response_timeout_ms, 3723500, "upstream_response 1h2m3.5s");
+        is_int(c->versions[0].health.interval_ms, 1500, "health.interval 1s500ms");
+    }
+    config_free(c);
+    config_errors_dispose(&errs);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1)
@@ -700,5 +773,6 @@ int main(int argc, char **argv)
     test_good_dir();
     test_inline();
     test_robust();
+    test_durations();
     return tap_done();
 }
