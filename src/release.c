@@ -42,6 +42,11 @@ struct judgement {
     uint64_t start_ms;            /* util_now_ms() when it (re)started */
     uint64_t trips;               /* fails acted on, ever (a counter) */
     struct guard_result last;     /* the latest verdict and its numbers */
+    /* Both versions' outcomes since the judgement began (the pass tests),
+     * over its whole slots before all_until_ms; the partial one is added
+     * at each tick. */
+    struct outcome_sum all_base, all_canary;
+    uint64_t all_until_ms;
 };
 
 static struct judgement judgements[CONFIG_MAX_VERSIONS * 2];
@@ -458,6 +463,57 @@ static void trip(const struct config *cfg, struct judgement *j, int v, int b)
              j->baseline, res.generation, res.change, j->last.reason);
 }
 
+/*
+ * One check of judgement j at now_ms: the baseline over guard_epoch()'s
+ * span, the canary slot by slot over the last window (not before the
+ * judgement began: earlier outcomes were judged under another share), both
+ * since the start for the pass tests.
+ */
+static void judge_one(const struct guard_config *gc, struct judgement *j, uint64_t now_ms)
+{
+    static struct outcome_sum base_span, base_all, canary_all; /* ~3 KiB each */
+    static struct outcome_sum slots[GUARD_SLOTS_MAX];
+    const uint64_t slot = OUTCOME_SLOT_MS;
+    uint64_t start_slot = j->start_ms - j->start_ms % slot, now_slot = now_ms - now_ms % slot;
+    /* Whole slots since the last tick join the sums since the start (a
+     * stall longer than the ring loses the oldest). */
+    if (now_slot > j->all_until_ms + (OUTCOME_SLOTS - 4u) * slot)
+        j->all_until_ms = now_slot - (OUTCOME_SLOTS - 4u) * slot;
+    for (; j->all_until_ms < now_slot; j->all_until_ms += slot) {
+        sum_version(j->baseline, j->all_until_ms, j->all_until_ms, &base_span);
+        outcome_sum_add(&j->all_base, &base_span);
+        sum_version(j->name, j->all_until_ms, j->all_until_ms, &base_span);
+        outcome_sum_add(&j->all_canary, &base_span);
+    }
+    base_all = j->all_base;
+    canary_all = j->all_canary;
+    sum_version(j->baseline, now_slot, now_ms, &base_span);
+    outcome_sum_add(&base_all, &base_span);
+    sum_version(j->name, now_slot, now_ms, &base_span);
+    outcome_sum_add(&canary_all, &base_span);
+
+    uint64_t first = outcome_window_since_ms((uint32_t)slot, now_ms, gc->window_ms);
+    if (first < start_slot)
+        first = start_slot;
+    unsigned n = 0;
+    for (uint64_t t = first; t <= now_ms && n < GUARD_SLOTS_MAX; t += slot, n++)
+        sum_version(j->name, t, t == now_slot ? now_ms : t, &slots[n]);
+
+    uint64_t since = 0;
+    unsigned epoch = guard_epoch(gc->window_ms, j->start_ms, now_ms, &since);
+    sum_version(j->baseline, since, now_ms, &base_span);
+    struct guard_input in = {
+        .baseline_all = &base_all,
+        .canary_all = &canary_all,
+        .baseline_span = &base_span,
+        .epoch = epoch,
+        .canary_slots = slots,
+        .n_slots = n,
+        .first_slot = (first - start_slot) / slot,
+    };
+    guard_judge(gc, &in, &j->last);
+}
+
 static void judge(uint64_t now_ms);
 
 void release_tick(uint64_t now_ms)
@@ -500,16 +556,12 @@ static void judge(uint64_t now_ms)
             snprintf(j->baseline, sizeof(j->baseline), "%s", current_baseline);
             j->start_ms = now_ms;
             j->tripped = false;
+            outcome_sum_clear(&j->all_base);
+            outcome_sum_clear(&j->all_canary);
+            j->all_until_ms = now_ms - now_ms % OUTCOME_SLOT_MS;
         }
         j->active = true;
-        uint64_t since = 0;
-        unsigned epoch = guard_epoch(gc.window_ms, j->start_ms, now_ms, &since);
-        /* Never before the judgement began: earlier outcomes were judged
-         * under another share (guard_epoch keeps within the window). */
-        static struct outcome_sum base_sum, canary_sum; /* ~3 KiB each */
-        sum_version(current_baseline, since, now_ms, &base_sum);
-        sum_version(j->name, since, now_ms, &canary_sum);
-        guard_judge(&gc, &base_sum, &canary_sum, epoch, &j->last);
+        judge_one(&gc, j, now_ms);
         if (j->last.verdict == GUARD_V_FAIL && !j->tripped) {
             trip(cfg, j, (int)v, b);
             /* A rollback replaced the running config (the old one is
