@@ -629,6 +629,50 @@ void release_render_guard(struct json_buf *out)
     json_buf_puts(out, "}}");
 }
 
+/* What happens next to the rollout, as one sentence. */
+static void rollout_next_text(double on_step_s, char *buf, size_t len)
+{
+    const struct config *cfg = runtime_config();
+    bool guarded = cfg && cfg->guard.enabled;
+    enum guard_verdict v = GUARD_V_HOLD;
+    for (size_t i = 0; guarded && i < ARRAY_LEN(judgements); i++)
+        if (judgements[i].used && judgements[i].active &&
+            strcmp(judgements[i].name, ro.plan.version) == 0)
+            v = judgements[i].last.verdict;
+    char pct[16];
+    switch (ro.state) {
+    case ROLLOUT_S_NONE:
+        snprintf(buf, len, "no rollout: start one with rollout start VERSION");
+        return;
+    case ROLLOUT_S_PROMOTED:
+    case ROLLOUT_S_ABORTED:
+        snprintf(buf, len, "nothing: the rollout is %s", rollout_state_name(ro.state));
+        return;
+    case ROLLOUT_S_PAUSED:
+        snprintf(buf, len, "nothing until rollout resume (or promote, abort)");
+        return;
+    case ROLLOUT_S_RUNNING:
+        break;
+    }
+    bool last = ro.step >= ro.plan.n_steps;
+    if (!last)
+        util_format_bp(ro.plan.steps_bp[ro.step], pct, sizeof(pct));
+    double left = (double)ro.plan.hold_ms / 1000.0 - on_step_s;
+    const char *to = last ? "promote" : "step";
+    if (!guarded) {
+        if (left > 0)
+            snprintf(buf, len, "%s%s%s%s in %.0f s (hold; no guard)", to, last ? "" : " to ",
+                     last ? "" : pct, last ? "" : "%", left);
+        else
+            snprintf(buf, len, "%s at the next tick", to);
+        return;
+    }
+    snprintf(buf, len, "%s%s%s%s %s%.0f s on the guard's pass (now %s)", to,
+             last ? "" : " to ", last ? "" : pct, last ? "" : "%",
+             left > 0 ? "in at least " : "as soon as the guard says pass, hold done ",
+             left > 0 ? left : 0.0, guard_verdict_name(v));
+}
+
 void release_render_rollout(struct json_buf *out)
 {
     json_buf_puts(out, ",\"rollout\":{\"version\":");
@@ -659,6 +703,16 @@ void release_render_rollout(struct json_buf *out)
         json_buf_str(out, ro.reason);
     else
         json_buf_puts(out, "null");
+    /* Beyond the contract: for people (weirctl, the status page). */
+    double on_step_s = 0.0;
+    if (ro.state == ROLLOUT_S_RUNNING || ro.state == ROLLOUT_S_PAUSED) {
+        int64_t d = state_now_ms() - ro.step_started_ms;
+        on_step_s = d > 0 ? (double)d / 1000.0 : 0.0;
+    }
+    json_buf_printf(out, ",\"time_on_step_s\":%.1f,\"next\":", on_step_s);
+    char next[256];
+    rollout_next_text(on_step_s, next, sizeof(next));
+    json_buf_str(out, next);
     json_buf_puts(out, "}");
 }
 
