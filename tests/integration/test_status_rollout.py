@@ -38,7 +38,7 @@ versions:
   v2:
     endpoints: [%s]
 split: {{v1: 100, v2: 0}}
-guard: {{min_requests: 20}}
+guard: {{baseline: v1, min_requests: 20}}
 """ % (admin, v1.addr, v2.addr))
 check(wait_port(admin), "weir with an admin listener is up")
 
@@ -47,6 +47,16 @@ check(d.get("rollout", {}).get("state") == "none" and "no rollout" in d["rollout
       "before a rollout: state none, and next says so: %s" % d.get("rollout"))
 check(d.get("guard", {}).get("enabled") is True and d["guard"].get("baseline") == "v1",
       "the guard is shown, baseline v1: %s" % d.get("guard"))
+
+# Bad input (issue 14): rolling out the guard's baseline, promoting or
+# aborting with no rollout: a clear error, nothing changed.
+g0 = json.loads(w.command("status"))["generation"]
+for line, want in [("rollout start v1 steps=5,100 hold=1h", "baseline"),
+                   ("rollout promote", "no rollout"), ("rollout abort", "no rollout")]:
+    a = json.loads(w.command(line))
+    check(a.get("ok") is False and want in a.get("error", ""), "%r refused: %s" % (line, a.get("error")))
+check(json.loads(w.command("status"))["generation"] == g0 and stats(admin)["rollout"]["state"] == "none",
+      "and nothing changed")
 
 ans = json.loads(w.command("rollout start v2 steps=5,100 hold=1h"))
 check(ans.get("ok") is True, "rollout start: %s" % ans)
