@@ -474,30 +474,35 @@ static void judge_one(const struct guard_config *gc, struct judgement *j, uint64
     static struct outcome_sum base_span, base_all, canary_all; /* ~3 KiB each */
     static struct outcome_sum slots[GUARD_SLOTS_MAX];
     const uint64_t slot = OUTCOME_SLOT_MS;
+    /* One slot is asked for at its middle: the local windows sum the slot
+     * holding it, the fleet's hook each replica's slots whose middle lies
+     * within a slot of it, so a replica's slot lands in one local slot
+     * (the boundaries aside) and is not counted twice. */
+    const uint64_t half = slot / 2;
     uint64_t start_slot = j->start_ms - j->start_ms % slot, now_slot = now_ms - now_ms % slot;
     /* Whole slots since the last tick join the sums since the start (a
      * stall longer than the ring loses the oldest). */
     if (now_slot > j->all_until_ms + (OUTCOME_SLOTS - 4u) * slot)
         j->all_until_ms = now_slot - (OUTCOME_SLOTS - 4u) * slot;
     for (; j->all_until_ms < now_slot; j->all_until_ms += slot) {
-        sum_version(j->baseline, j->all_until_ms, j->all_until_ms, &base_span);
+        sum_version(j->baseline, j->all_until_ms + half, j->all_until_ms + half, &base_span);
         outcome_sum_add(&j->all_base, &base_span);
-        sum_version(j->name, j->all_until_ms, j->all_until_ms, &base_span);
+        sum_version(j->name, j->all_until_ms + half, j->all_until_ms + half, &base_span);
         outcome_sum_add(&j->all_canary, &base_span);
     }
     base_all = j->all_base;
     canary_all = j->all_canary;
-    sum_version(j->baseline, now_slot, now_ms, &base_span);
+    sum_version(j->baseline, now_slot + half, now_slot + half, &base_span);
     outcome_sum_add(&base_all, &base_span);
-    sum_version(j->name, now_slot, now_ms, &base_span);
+    sum_version(j->name, now_slot + half, now_slot + half, &base_span);
     outcome_sum_add(&canary_all, &base_span);
 
     uint64_t first = outcome_window_since_ms((uint32_t)slot, now_ms, gc->window_ms);
     if (first < start_slot)
         first = start_slot;
     unsigned n = 0;
-    for (uint64_t t = first; t <= now_ms && n < GUARD_SLOTS_MAX; t += slot, n++)
-        sum_version(j->name, t, t == now_slot ? now_ms : t, &slots[n]);
+    for (uint64_t t = first; t <= now_slot && n < GUARD_SLOTS_MAX; t += slot, n++)
+        sum_version(j->name, t + half, t + half, &slots[n]);
 
     uint64_t since = 0;
     unsigned epoch = guard_epoch(gc->window_ms, j->start_ms, now_ms, &since);
