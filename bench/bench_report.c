@@ -425,6 +425,41 @@ static void step_achieved(const struct bench_report *r, size_t step,
     (void)r;
 }
 
+uint64_t bench_report_errors_until(const struct bench_report *r, const char *version,
+                                   double at_s)
+{
+    size_t n = atomic_load_explicit(&r->n_versions, memory_order_acquire);
+    for (size_t i = 0; i < n; i++) {
+        const struct bench_version *v = r->v[i];
+        if (!v || strcmp(v->name, version) != 0)
+            continue;
+        uint64_t e = 0;
+        for (size_t b = 0; b < r->n_buckets && (double)b * r->bucket_s <= at_s; b++)
+            e += v->series_errors[b];
+        return e;
+    }
+    return 0;
+}
+
+/* The events of the run, one line each; a guard trip says how many of the
+ * judged version's requests had failed by then. */
+static void print_events(const struct bench_report *r, const struct bench_run *run, FILE *out)
+{
+    if (!run->n_events)
+        return;
+    fprintf(out, "\nevents (weir's event stream):\n");
+    for (size_t i = 0; i < run->n_events; i++) {
+        const struct bench_event *e = &run->events[i];
+        fprintf(out, "  %8.2f s  gen %-4llu %s", e->at_s, (unsigned long long)e->generation,
+                e->what);
+        if (strcmp(e->event, "guard") == 0 && e->version[0])
+            fprintf(out, " [%llu %s requests had failed by then]",
+                    (unsigned long long)bench_report_errors_until(r, e->version, e->at_s),
+                    e->version);
+        fprintf(out, "\n");
+    }
+}
+
 void bench_report_print_table(const struct bench_report *r,
                               const struct bench_run *run, FILE *out)
 {
@@ -530,6 +565,7 @@ void bench_report_print_table(const struct bench_report *r,
                             "the latencies above (try -t or fewer connections)"
                           : "");
     }
+    print_events(r, run, out);
     char verdict[2048];
     fprintf(out, "\n%s\n", bench_report_verdict(r, run, verdict,
                                                  sizeof(verdict)));
@@ -686,6 +722,27 @@ static void print_json(const struct bench_report *r, const struct bench_run *run
             json_buf_printf(out, "}}");
         }
         json_buf_printf(out, "]}");
+    }
+    if (run->n_events) {
+        json_buf_printf(out, ",\"events\":[");
+        for (size_t i = 0; i < run->n_events; i++) {
+            const struct bench_event *e = &run->events[i];
+            json_buf_printf(out, "%s{\"at_s\":", i ? "," : "");
+            json_num(out, e->at_s, 3);
+            json_buf_printf(out, ",\"event\":");
+            json_buf_str(out, e->event);
+            json_buf_printf(out, ",\"version\":");
+            json_buf_str(out, e->version);
+            json_buf_printf(out, ",\"generation\":%llu,\"what\":",
+                            (unsigned long long)e->generation);
+            json_buf_str(out, e->what);
+            if (strcmp(e->event, "guard") == 0 && e->version[0])
+                json_buf_printf(out, ",\"failed_before\":%llu",
+                                (unsigned long long)bench_report_errors_until(r, e->version,
+                                                                             e->at_s));
+            json_buf_printf(out, "}");
+        }
+        json_buf_printf(out, "]");
     }
     char verdict[2048];
     json_buf_printf(out, ",\"verdict\":");

@@ -83,6 +83,15 @@ struct bench_ramp_step {
     struct bench_split split; /* the split that was set */
 };
 
+/* One event of weir's event stream during the run (--events). */
+struct bench_event {
+    double at_s;        /* seconds after t0 (negative: before the load began) */
+    char event[16];     /* "change", "guard", "rollout", "reload", ... */
+    char version[64];   /* the version it names ("" if none) */
+    uint64_t generation;
+    char what[384];     /* one line for people: what changed and why */
+};
+
 /* What the run was (for the outputs; owned by the caller). */
 struct bench_run {
     const char *url;            /* borrowed */
@@ -99,7 +108,16 @@ struct bench_run {
     struct bench_ramp_step *steps; /* borrowed array */
     const char *extra_json;     /* borrowed: members (",\"k\":v...") appended to
                                    the --json document, or NULL */
+    const struct bench_event *events; /* borrowed; n_events (--events) */
+    size_t n_events;
 };
+
+/*
+ * Requests of version that failed from the start up to at_s (whole time
+ * buckets, the one holding at_s included). 0 for an unknown version. Pure.
+ */
+uint64_t bench_report_errors_until(const struct bench_report *r, const char *version,
+                                   double at_s);
 
 /*
  * Set up an empty report for a run of planned_s seconds (+ grace_s) and

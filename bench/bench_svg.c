@@ -319,6 +319,26 @@ int bench_report_write_svg(const struct bench_report *r,
         fprintf(f, " %s%%</text>\n", pct);
     }
 
+    /* weir's events (--events): a red mark for a guard trip, grey for
+     * other changes, each labelled. */
+    for (size_t i = 0; i < run->n_events; i++) {
+        const struct bench_event *e = &run->events[i];
+        if (e->at_s < 0 || e->at_s > tmax)
+            continue;
+        double x = px_x(e->at_s, tmax);
+        bool trip = strcmp(e->event, "guard") == 0;
+        fprintf(f, "<g stroke=\"%s\" stroke-dasharray=\"4 2\">", trip ? "#d62728" : "#7f7f7f");
+        for (size_t k = 0; k < ARRAY_LEN(panels); k++)
+            fprintf(f, "<line x1=\"%.1f\" y1=\"%g\" x2=\"%.1f\" y2=\"%g\"/>", x,
+                    panels[k]->y0, x, panels[k]->y1);
+        fprintf(f, "</g>\n<text x=\"%.1f\" y=\"%g\" fill=\"%s\" font-size=\"11\">", x + 3,
+                err_p.y0 + 12 + 12.0 * (double)(i % 4), trip ? "#d62728" : "#555");
+        char label[96];
+        snprintf(label, sizeof(label), "%.1f s %s %s", e->at_s, e->event, e->version);
+        svg_text(f, label);
+        fprintf(f, "</text>\n");
+    }
+
     /* Data. */
     if (n >= 2)
         svg_line(f, r, run, &rate_p, tmax, NULL, tot, val_rate, "#999",

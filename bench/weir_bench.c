@@ -45,6 +45,7 @@
 
 
 #include "bench_gate.h"
+#include "bench_events.h"
 #include "bench_hist.h"
 #include "bench_load.h"
 #include "bench_report.h"
@@ -80,6 +81,7 @@ struct opts {
     size_t n_ramp;
     double step_s;
     const char *control_path;   /* borrowed */
+    const char *events_path;    /* borrowed: --events, weir's control socket */
     double timeout_s;
     const char *url_text;       /* borrowed */
     struct bench_url url;
@@ -206,6 +208,10 @@ static void usage(FILE *f)
 "                          version over time into a self-contained SVG\n"
 "      --control SOCKET    weir's control socket: read the configured split\n"
 "                          at start (shown next to the achieved share)\n"
+"      --events SOCKET     follow weir's event stream on its control socket:\n"
+"                          the report marks when the split changed and why\n"
+"                          (guard trips, rollout steps), in the table, the\n"
+"                          JSON (\"events\") and the plot\n"
 "      --ramp V=P1,P2,...  with --control: at start and every --step set\n"
 "                          version V to the next percent; the other versions\n"
 "                          share the rest in proportion to their current split\n"
@@ -343,6 +349,7 @@ static void parse_args(int argc, char **argv)
         OPT_RAMP,
         OPT_STEP,
         OPT_CONTROL,
+        OPT_EVENTS,
         OPT_TIMEOUT,
         OPT_GATE_ERRORS,
         OPT_GATE_P99,
@@ -360,6 +367,7 @@ static void parse_args(int argc, char **argv)
         {"ramp", required_argument, NULL, OPT_RAMP},
         {"step", required_argument, NULL, OPT_STEP},
         {"control", required_argument, NULL, OPT_CONTROL},
+        {"events", required_argument, NULL, OPT_EVENTS},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"max-error-rate", required_argument, NULL, OPT_GATE_ERRORS},
         {"max-p99", required_argument, NULL, OPT_GATE_P99},
@@ -439,6 +447,9 @@ static void parse_args(int argc, char **argv)
                 usage_error("--step wants a duration (10, 2.5, 500ms), not "
                             "'%s'", optarg);
             step_given = true;
+            break;
+        case OPT_EVENTS:
+            opts.events_path = optarg;
             break;
         case OPT_CONTROL:
             opts.control_path = optarg;
@@ -753,6 +764,12 @@ int main(int argc, char **argv)
                     opts.duration_s, ramp_s - opts.step_s);
     }
 
+    struct bench_events *evs = NULL;
+    if (opts.events_path && !(evs = bench_events_start(opts.events_path, err, sizeof(err)))) {
+        fprintf(stderr, "weir-bench: --events: %s\n", err);
+        return 2;
+    }
+
     /* Block the signals in every thread; the main thread takes them with
      * sigtimedwait. */
     sigset_t sigs;
@@ -849,6 +866,9 @@ int main(int argc, char **argv)
         pthread_join(ws[i]->thread, NULL);
 
     run.duration_s = (double)atomic_load(&bench_load_shared.end_off_ns) / 1e9;
+    struct bench_event *events = NULL;
+    bench_events_stop(evs, bench_load_shared.t0_ns, &events, &run.n_events);
+    run.events = events;
     struct bench_report total;
     bench_report_init(&total, opts.duration_s, BENCH_LOAD_MAX_GRACE_S, opts.n_ramp);
     for (size_t i = 0; i < nw; i++)
@@ -887,6 +907,7 @@ int main(int argc, char **argv)
         rc = 130;
 
     bench_report_dispose(&total);
+    free(events);
     for (size_t i = 0; i < nw; i++)
         bench_load_worker_free(ws[i]);
     free(ws);

@@ -29,55 +29,82 @@
  * width adapts to the variance p(1-p), which matters at error rates near 0.
  * Stopping or checking at any data-dependent time keeps the guarantee.
  *
- * Errors: fail when the lower bound of p_canary − p_baseline, i.e.
- * low(CS_canary) − high(CS_baseline), exceeds max_increase; pass when the
- * upper bound high(CS_canary) − low(CS_baseline) is below it. Two separate
- * sequences cope with any interleaving and any imbalance of the two
- * versions' traffic (each is indexed by its own version's count).
+ * Pass. Errors pass when the upper bound of p_canary - p_baseline, i.e.
+ * high(CS_canary) - low(CS_baseline), is below max_increase; latency passes
+ * when high(Q_canary) <= max_ratio x low(Q_baseline) + floor, with a
+ * confidence sequence for each version's q-quantile Q (Howard & Ramdas
+ * 2022, "Sequential estimation of quantiles with applications to A/B-
+ * testing and best-arm identification", Bernoulli 28(3), the fixed-
+ * quantile case): N_n = #{samples <= Q} is Binomial(n, q), so the same
+ * mixture at p = q gives integers [L_n, U_n] holding N_n at all n with
+ * probability >= 1 - alpha; then x_(L_n) <= Q <= x_(U_n + 1) (order
+ * statistics; by a monotone coupling this stays valid with ties). The
+ * histogram knows each order statistic to its bucket only, so a lower
+ * bound takes the bucket's floor and an upper its ceiling: buckets widen
+ * the interval, never invalidate it. The four sequences (two per test) get
+ * alpha / 4 each, over everything since the judgement began (a step of a
+ * rollout): showing that a p99 is within a limit takes some 1,000 canary
+ * requests whatever the test (about log(1/alpha) / (1 - q) of them must be
+ * seen below it), more than a 1 % step sees in a window, so a pass weighs
+ * the whole step while a fail looks at the last window only.
  *
- * Latency: a confidence sequence for each version's q-quantile Q (Howard &
- * Ramdas 2022, "Sequential estimation of quantiles with applications to
- * A/B-testing and best-arm identification", Bernoulli 28(3), the fixed-
- * quantile case). The count N_n = #{samples ≤ Q} is Binomial(n, q), so the
- * same mixture at p = q gives integers [L_n, U_n] holding N_n at all n with
- * probability ≥ 1 − α; then x_(L_n) ≤ Q ≤ x_(U_n + 1) (order statistics;
- * by a monotone coupling this stays valid when latencies have ties). The
- * histogram only knows each order statistic to its bucket, so the lower
- * bound takes the bucket's floor and the upper its ceiling: the buckets
- * widen the interval, never invalidate it. Fail when
- * low(Q_canary) > max_ratio × high(Q_baseline) + floor, pass when
- * high(Q_canary) ≤ max_ratio × low(Q_baseline) + floor. This compares the
- * canary's quantile with the baseline's limit while accounting for the
- * uncertainty of both (a plug-in baseline quantile would not be valid).
+ * Fail. A confidence interval of the difference reacts slowly: it carries
+ * the canary's good outcomes from before a fault, and a two-sided bound
+ * spends part of alpha on the wrong side. The fail tests are e-processes
+ * (test supermartingales under "within the margins") for the canary alone,
+ * against a null value set by the baseline:
+ *   errors:  p0 = high(CS_baseline, over its span) + max_increase, and the
+ *            canary's indicators x_i = "request i failed";
+ *   latency: L0 = max_ratio x high(Q_baseline) + floor, p0 = 1 - q, and
+ *            x_i = "request i took longer than L0" (counted only in
+ *            buckets wholly above L0, so never more than the true count).
+ * For an alternative theta > p0 and a start slot j, the likelihood ratio
+ *     LR_{j,theta} = theta^S (1-theta)^(N-S) / max_{p <= p0} p^S (1-p)^(N-S)
+ * over the S of N canary outcomes since slot j is, at the true rate
+ * p <= p_null <= p0, at most the likelihood ratio against p_null, a
+ * supermartingale; the statistic
+ *     E = sum_j w_j sum_theta v_theta LR_{j,theta}
+ * (v: 1/G over the G rates of a fixed 1-2-5 grid from 0.1 % to 90 % that
+ * lie above the margin (errors) or above 1 - q (latency), the mixture SPRT of Robbins
+ * 1970 and Johari, Koomen, Pekelis, Walsh 2022, "Always valid inference",
+ * Oper. Res. 70(3); w_j = 1 / (1 + j/tau)^2 over start slots, the mixture
+ * over change points of the e-detectors of Shin, Ramdas, Rinaldo 2023,
+ * "E-detectors: a nonparametric framework for sequential change
+ * detection", NEJSDS) is at most a nonnegative martingale Z with
+ * Z_0 = W = sum_j w_j (a start slot in the future counts 1, one older than
+ * the window is dropped: both only lower E). By Ville's inequality
+ * P(sup_t Z_t >= W / a) <= a, so "fail when E >= W / a" has a false alarm
+ * probability at most a over a judgement of any length, checked at any
+ * rate. The sum over start slots is what the Shiryaev-Roberts statistic
+ * does for change detection, but weighted by a summable w so the bound is a
+ * probability, not an average run length. A fault starting at slot j costs
+ * log(W / w_j) = 2.1 nats at j = 0, 3.8 at 10 s, 6.2 at 60 s (tau = 8 s),
+ * and no outcome from before it dilutes the evidence.
+ *   p0 depends on the data (the baseline's bound shrinks as it grows); the
+ * argument needs only p0 >= p_null at every check, which holds whenever the
+ * baseline's sequence covers its parameter: P(wrong fail) <= a + a_b.
+ * Budget: each fail test gets 0.45 alpha for the canary's e-process and
+ * 0.05 alpha for the baseline's bound, spent over epochs of half a window
+ * as alpha_k = 0.05 alpha / ((k + 1)(k + 2)) (the baseline's span forgets
+ * like the canary's slots; sum over k is 0.05 alpha): P(wrong fail) <=
+ * alpha. The baseline has the larger share of the traffic, so its bound is
+ * tight at a small level.
+ *   What it buys (test_guard, 1000 req/s, 5 % canary, a fault 10 s into
+ * a step, checks every 100 ms): 0 % -> 5 % errors with max_increase 0.2 %
+ * fails a median 2.1 s (105 canary requests) after the fault, p90 3.7 s;
+ * with the default 1 point, 5.0 s (250): the oracle SPRT that knows the
+ * fault's start and size needs ~120 at alpha = 1 % (log 100 over
+ * KL(5 % || 1 %) = 0.037 nats a request), the rest is the price of not
+ * knowing them. +50 ms on every request: a mean 30 canary requests.
  *
- * Budget. Four sequences (two per test) share α: each gets α_k / 4, so with
- * probability ≥ 1 − α_k all four cover their parameter during epoch k and
- * no wrong verdict (fail or pass) is possible in it.
- *
- * Forgetting. Outcomes older than `window` must not be judged (a fault has
- * to show within a window, not be diluted by an hour of good traffic), but
- * a confidence sequence is about a growing sample. So a judgement runs in
- * epochs of window/2: epoch k judges the growing sample that starts at the
- * beginning of epoch k-1 (between half a window and a window of outcomes),
- * and each epoch is its own confidence sequence, spending
- *     α_k = α / ((k + 1)(k + 2)),   Σ_k α_k = α,
- * so the false-alarm bound holds over a judgement of any length, checked at
- * any rate. The price is log((k+1)(k+2)) more evidence in later epochs: the
- * boundary log(4/α_k) is 6.7 nats in epoch 0 and 17 after an hour (k = 240,
- * 30 s window), so an hour-old judgement needs about 2.5 × the outcomes to
- * decide; a rollout should start a judgement per step.
- *
- * Assumptions: within a span, each version's outcomes are independent with
- * a constant rate (requests are routed to versions by a split that does not
- * look at outcomes); a load that changes both versions alike shifts the
- * point estimates of both, the difference stays the quantity judged.
- *
- * What it costs (measured in test_guard, 1000 req/s, 5 % canary, defaults):
- * 0 % -> 5 % errors fails after a median of about 300 canary requests (6 s),
- * 1 % -> 6 % after about 570; +50 ms latency after 150. A p99 bound
- * needs the canary's tail, so "pass" on latency takes some 1,500 canary
- * requests in a span, which a 5 % canary of 1000 req/s does not reach within
- * a 30 s window: it holds (never a wrong pass) until the share grows.
+ * Assumptions: within a judgement, the baseline's outcomes are independent
+ * with a constant rate, the canary's independent with rates that may change
+ * (the null is "at every request within the margins"); requests are routed
+ * to versions by a split that does not look at outcomes. A fault that hits
+ * both versions alike raises the baseline's bound with the canary's rate
+ * (both over the last window), but a sudden one can trip the canary before
+ * the baseline's span catches up: the guard judges versions, not their
+ * shared dependencies.
  *
  * Prior a = b = 1/2 (Jeffreys): mass near 0 and 1, where error rates and
  * tail quantiles live.
@@ -287,57 +314,197 @@ static const char *fmt_ms(char *buf, size_t len, double ms)
     return buf;
 }
 
-void guard_judge(const struct guard_config *cfg, const struct outcome_sum *baseline,
-                 const struct outcome_sum *canary, unsigned epoch, struct guard_result *out)
+/* The fail tests' alternatives: a 1-2-5 series of rates, equal weights. */
+static const double fail_grid[] = {0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 0.9};
+#define GUARD_TAU_SLOTS 8.0 /* w_j = 1 / (1 + j / tau)^2 */
+
+static double slot_weight(uint64_t j)
+{
+    double x = 1.0 + (double)j / GUARD_TAU_SLOTS;
+    return 1.0 / (x * x);
+}
+
+/* log W, W = sum over j >= 0 of slot_weight(j): the first 4096 terms and an
+ * upper bound of the rest (the integral from 4095), so W is never short. */
+static double log_total_weight(void)
+{
+    double w = 0.0;
+    for (uint64_t j = 0; j < 4096; j++)
+        w += slot_weight(j);
+    w += GUARD_TAU_SLOTS / (1.0 + 4095.0 / GUARD_TAU_SLOTS);
+    return log(w);
+}
+
+static double log_add(double a, double b)
+{
+    if (a < b) {
+        double t = a;
+        a = b;
+        b = t;
+    }
+    if (isinf(b))
+        return a;
+    return a + log1p(exp(b - a));
+}
+
+/* The alternatives of a fail test: the grid's rates above `above` (fixed
+ * before any data: the margin, or 1 - q), equal weights. */
+struct alts {
+    double theta[ARRAY_LEN(fail_grid)];
+    unsigned n;
+    double log_v; /* log of each weight */
+};
+
+static void alts_init(struct alts *a, double above)
+{
+    a->n = 0;
+    for (size_t g = 0; g < ARRAY_LEN(fail_grid); g++)
+        if (fail_grid[g] > above)
+            a->theta[a->n++] = fail_grid[g];
+    a->log_v = a->n ? -log((double)a->n) : 0.0;
+}
+
+/* log of sum_theta v_theta LR_theta for S of N against p <= p0 (see the
+ * design comment); -INFINITY when no alternative is above p0. */
+static double log_mixture_lr(const struct alts *a, double s, double n, double p0)
+{
+    double hat = n > 0 ? s / n : 0.0;
+    double den = log_lik(s, n, hat < p0 ? hat : p0);
+    double acc = -INFINITY;
+    for (unsigned g = 0; g < a->n; g++)
+        if (a->theta[g] > p0)
+            acc = log_add(acc, a->log_v + log_lik(s, n, a->theta[g]) - den);
+    return acc;
+}
+
+/*
+ * log E = log sum over start slots i of w_(first + i) x the mixture LR of
+ * the counts from slot i to the newest (s[i], n[i], per slot). *best is
+ * the start slot whose term is largest.
+ */
+static double log_evidence(const struct alts *a, const uint64_t *s, const uint64_t *n,
+                           unsigned n_slots, uint64_t first, double p0, unsigned *best)
+{
+    double acc = -INFINITY, top = -INFINITY;
+    uint64_t ss = 0, nn = 0;
+    *best = n_slots ? n_slots - 1 : 0;
+    for (unsigned i = n_slots; i-- > 0;) {
+        ss += s[i];
+        nn += n[i];
+        if (ss > nn)
+            ss = nn; /* a reader racing the writer may see an error first */
+        double t = log(slot_weight(first + i)) + log_mixture_lr(a, (double)ss, (double)nn, p0);
+        if (t > top) {
+            top = t;
+            *best = i;
+        }
+        acc = log_add(acc, t);
+    }
+    return acc;
+}
+
+void guard_judge(const struct guard_config *cfg, const struct guard_input *in,
+                 struct guard_result *out)
 {
     /* The config validator guarantees these; the logs below need them. */
     CHECK(cfg->quantile_bp > 0 && cfg->quantile_bp < 10000u);
     CHECK(cfg->false_alarm_bp > 0 && cfg->false_alarm_bp < 10000u);
+    CHECK(in->n_slots <= GUARD_SLOTS_MAX);
     memset(out, 0, sizeof(*out));
-    double k = (double)epoch;
-    double alpha_k = (double)cfg->false_alarm_bp / 10000.0 / ((k + 1.0) * (k + 2.0));
-    double a = alpha_k / 4.0;
+    double alpha = (double)cfg->false_alarm_bp / 10000.0;
+    double k = (double)in->epoch;
+    double a_base = 0.05 * alpha / ((k + 1.0) * (k + 2.0)); /* a fail test's baseline bound */
+    double a_pass = alpha / 4.0;                           /* each pass bound */
     double q = (double)cfg->quantile_bp / 10000.0;
     double margin = (double)cfg->max_increase_bp / 10000.0;
     double floor_ms = (double)cfg->floor_us / 1000.0;
     char qname[16];
     snprintf(qname, sizeof(qname), "p%g", (double)cfg->quantile_bp / 100.0);
-    out->alpha = a;
+    out->alpha = a_pass;
+    out->fail_threshold = log_total_weight() - log(0.45 * alpha);
 
-    out->requests = canary->requests;
-    out->errors = canary->errors;
-    out->baseline_requests = baseline->requests;
-    out->baseline_errors = baseline->errors;
-    out->error_rate = rate(canary->errors, canary->requests);
-    out->baseline_error_rate = rate(baseline->errors, baseline->requests);
+    /* The canary's last window, slot by slot, and its sum. */
+    uint64_t s_err[GUARD_SLOTS_MAX], s_req[GUARD_SLOTS_MAX];
+    struct outcome_sum canary; /* ~3 KiB */
+    outcome_sum_clear(&canary);
+    for (unsigned i = 0; i < in->n_slots; i++) {
+        outcome_sum_add(&canary, &in->canary_slots[i]);
+        s_err[i] = in->canary_slots[i].errors;
+        s_req[i] = in->canary_slots[i].requests;
+    }
+    const struct outcome_sum *base = in->baseline_span;
+    out->requests = canary.requests;
+    out->errors = canary.errors;
+    out->baseline_requests = base->requests;
+    out->baseline_errors = base->errors;
+    out->requests_all = in->canary_all->requests;
+    out->baseline_requests_all = in->baseline_all->requests;
+    out->error_rate = rate(canary.errors, canary.requests);
+    out->baseline_error_rate = rate(base->errors, base->requests);
 
-    /* Errors. */
-    double cl, ch, bl, bh;
-    guard_rate_bounds(canary->errors, canary->requests, a, &cl, &ch);
-    guard_rate_bounds(baseline->errors, baseline->requests, a, &bl, &bh);
-    out->diff_low = cl - bh;
-    out->diff_high = ch - bl;
-    if (out->diff_low > margin)
+    /* Errors, fail: the canary's slots against the baseline's bound. */
+    double bl, bh;
+    guard_rate_bounds(base->errors, base->requests, a_base, &bl, &bh);
+    double p0_err = bh + margin;
+    unsigned best_err = 0;
+    struct alts alt;
+    alts_init(&alt, margin);
+    out->errors_evidence = p0_err < 1.0 ? log_evidence(&alt, s_err, s_req, in->n_slots,
+                                                       in->first_slot, p0_err, &best_err)
+                                        : -INFINITY;
+    /* Errors, pass: everything since the start. */
+    double cl, ch, al, ah;
+    guard_rate_bounds(in->canary_all->errors, in->canary_all->requests, a_pass, &cl, &ch);
+    guard_rate_bounds(in->baseline_all->errors, in->baseline_all->requests, a_pass, &al, &ah);
+    out->diff_low = cl - ah;
+    out->diff_high = ch - al;
+    if (out->errors_evidence >= out->fail_threshold)
         out->errors_verdict = GUARD_V_FAIL;
     else if (out->diff_high < margin)
         out->errors_verdict = GUARD_V_PASS;
     else
         out->errors_verdict = GUARD_V_HOLD;
 
-    /* Latency. */
-    double c_lo, c_hi, b_lo, b_hi;
-    double c_est, b_est;
-    quantile_bounds(canary, q, a, &c_lo, &c_hi, &c_est);
-    quantile_bounds(baseline, q, a, &b_lo, &b_hi, &b_est);
+    /* Latency, fail: canary requests above L0 = ratio x the baseline's
+     * upper bound + floor, counted in buckets wholly above L0. */
+    double f_lo, f_hi, f_est;
+    quantile_bounds(base, q, a_base, &f_lo, &f_hi, &f_est);
+    double l0_us = cfg->max_ratio * f_hi + (double)cfg->floor_us;
+    unsigned best_lat = 0;
+    out->latency_evidence = -INFINITY;
+    if (!isinf(l0_us)) {
+        uint32_t b0 = 0;
+        while (b0 < OUTCOME_BUCKETS && !((double)outcome_bucket_low_us(b0) > l0_us))
+            b0++;
+        for (unsigned i = 0; i < in->n_slots; i++) {
+            uint64_t slow = 0;
+            for (uint32_t b = b0; b < OUTCOME_BUCKETS; b++)
+                slow += in->canary_slots[i].latency[b];
+            s_err[i] = slow;
+            uint64_t n = 0;
+            for (uint32_t b = 0; b < OUTCOME_BUCKETS; b++)
+                n += in->canary_slots[i].latency[b];
+            s_req[i] = n;
+        }
+        alts_init(&alt, 1.0 - q);
+        out->latency_evidence = log_evidence(&alt, s_err, s_req, in->n_slots, in->first_slot,
+                                             1.0 - q, &best_lat);
+    }
+    /* Latency, pass: everything since the start. */
+    double c_lo, c_hi, c_est, b_lo, b_hi, b_est;
+    quantile_bounds(in->canary_all, q, a_pass, &c_lo, &c_hi, &c_est);
+    quantile_bounds(in->baseline_all, q, a_pass, &b_lo, &b_hi, &b_est);
+    /* The estimates shown: over the windows the fail tests judge. */
+    double w_lo, w_hi;
+    quantile_bounds(&canary, q, a_pass, &w_lo, &w_hi, &c_est); /* only c_est is used */
     out->latency_ms = c_est / 1000.0;
-    out->baseline_latency_ms = b_est / 1000.0;
+    out->baseline_latency_ms = f_est / 1000.0;
     out->latency_low_ms = c_lo / 1000.0;
     out->latency_high_ms = c_hi / 1000.0;
     out->baseline_latency_low_ms = b_lo / 1000.0;
     out->baseline_latency_high_ms = b_hi / 1000.0;
-    double limit_fail_ms = cfg->max_ratio * out->baseline_latency_high_ms + floor_ms;
     double limit_pass_ms = cfg->max_ratio * out->baseline_latency_low_ms + floor_ms;
-    if (!isinf(limit_fail_ms) && out->latency_low_ms > limit_fail_ms)
+    if (out->latency_evidence >= out->fail_threshold)
         out->latency_verdict = GUARD_V_FAIL;
     else if (!isinf(out->latency_high_ms) && out->latency_high_ms <= limit_pass_ms)
         out->latency_verdict = GUARD_V_PASS;
@@ -346,46 +513,67 @@ void guard_judge(const struct guard_config *cfg, const struct outcome_sum *basel
 
     char b1[24], b2[24];
     double pct = 100.0;
-    if (canary->requests < cfg->min_requests || baseline->requests < cfg->min_requests) {
+    if (canary.requests < cfg->min_requests || base->requests < cfg->min_requests) {
         out->verdict = GUARD_V_HOLD;
         snprintf(out->reason, sizeof(out->reason),
                  "hold: %llu canary and %llu baseline requests in the span judged, "
                  "%u each needed (min_requests)",
-                 (unsigned long long)canary->requests, (unsigned long long)baseline->requests,
+                 (unsigned long long)canary.requests, (unsigned long long)base->requests,
                  cfg->min_requests);
     } else if (out->errors_verdict == GUARD_V_FAIL) {
         out->verdict = GUARD_V_FAIL;
+        uint64_t fs = 0, fn = 0;
+        for (unsigned i = best_err; i < in->n_slots; i++) {
+            fs += in->canary_slots[i].errors;
+            fn += in->canary_slots[i].requests;
+        }
+        out->fail_span_s = (double)(in->n_slots - best_err);
         snprintf(out->reason, sizeof(out->reason),
-                 "fail: error rate %.2f%% vs baseline %.2f%%: at least +%.2f points, "
-                 "more than the %.2f allowed",
-                 pct * out->error_rate, pct * out->baseline_error_rate, pct * out->diff_low,
-                 pct * margin);
+                 "fail: error rate %.2f%% vs baseline %.2f%%: %llu of the last %llu canary "
+                 "requests (%.0f s) failed, more than baseline (at most %.2f%%) + %.2f points "
+                 "allows (evidence e^%.1f > e^%.1f)",
+                 pct * rate(fs, fn), pct * out->baseline_error_rate, (unsigned long long)fs,
+                 (unsigned long long)fn, out->fail_span_s, pct * bh, pct * margin,
+                 out->errors_evidence, out->fail_threshold);
     } else if (out->latency_verdict == GUARD_V_FAIL) {
         out->verdict = GUARD_V_FAIL;
+        uint64_t fs = 0, fn = 0;
+        for (unsigned i = best_lat; i < in->n_slots; i++) {
+            fs += s_err[i];
+            fn += s_req[i];
+        }
+        out->fail_span_s = (double)(in->n_slots - best_lat);
         snprintf(out->reason, sizeof(out->reason),
-                 "fail: %s latency %.1f ms vs baseline %.1f ms: at least %.1f ms, above "
-                 "%g x %.1f ms + %.1f ms = %.1f ms",
-                 qname, out->latency_ms, out->baseline_latency_ms, out->latency_low_ms,
-                 cfg->max_ratio, out->baseline_latency_high_ms, floor_ms, limit_fail_ms);
+                 "fail: %s latency %.1f ms vs baseline %.1f ms: %llu of the last %llu canary "
+                 "requests (%.0f s) took over %g x %.1f ms + %.1f ms = %.1f ms, more than "
+                 "the %g%% a %s allows (evidence e^%.1f > e^%.1f)",
+                 qname, out->latency_ms, out->baseline_latency_ms, (unsigned long long)fs,
+                 (unsigned long long)fn, out->fail_span_s, cfg->max_ratio, f_hi / 1000.0,
+                 floor_ms, l0_us / 1000.0, 100.0 * (1.0 - q), qname, out->latency_evidence,
+                 out->fail_threshold);
     } else if (out->errors_verdict == GUARD_V_PASS && out->latency_verdict == GUARD_V_PASS) {
         out->verdict = GUARD_V_PASS;
         snprintf(out->reason, sizeof(out->reason),
                  "pass: error rate %.2f%% vs %.2f%% (at most %+.2f points, below %.2f); "
-                 "%s %.1f ms vs %.1f ms (at most %.1f ms, within %.1f ms)",
-                 pct * out->error_rate, pct * out->baseline_error_rate, pct * out->diff_high,
-                 pct * margin, qname, out->latency_ms, out->baseline_latency_ms,
-                 out->latency_high_ms, limit_pass_ms);
+                 "%s %.1f ms vs %.1f ms (at most %.1f ms, within %.1f ms), %llu canary "
+                 "requests since the start",
+                 pct * rate(in->canary_all->errors, in->canary_all->requests),
+                 pct * rate(in->baseline_all->errors, in->baseline_all->requests),
+                 pct * out->diff_high, pct * margin, qname, out->latency_ms,
+                 out->baseline_latency_ms, out->latency_high_ms, limit_pass_ms,
+                 (unsigned long long)in->canary_all->requests);
     } else {
         out->verdict = GUARD_V_HOLD;
         snprintf(out->reason, sizeof(out->reason),
                  "hold: not enough evidence yet: error rate %.2f%% vs %.2f%% "
-                 "(%+.2f to %+.2f points, limit %.2f)%s; %s %.1f ms vs %.1f ms "
-                 "(at most %s, limit %s)%s",
-                 pct * out->error_rate, pct * out->baseline_error_rate, pct * out->diff_low,
-                 pct * out->diff_high, pct * margin,
-                 out->errors_verdict == GUARD_V_PASS ? " ok" : "", qname, out->latency_ms,
-                 out->baseline_latency_ms, fmt_ms(b1, sizeof(b1), out->latency_high_ms),
+                 "(at most %+.2f points, limit %.2f)%s; %s %.1f ms vs %.1f ms "
+                 "(at most %s, limit %s)%s; %llu canary requests since the start",
+                 pct * out->error_rate, pct * out->baseline_error_rate, pct * out->diff_high,
+                 pct * margin, out->errors_verdict == GUARD_V_PASS ? " ok" : "", qname,
+                 out->latency_ms, out->baseline_latency_ms,
+                 fmt_ms(b1, sizeof(b1), out->latency_high_ms),
                  fmt_ms(b2, sizeof(b2), limit_pass_ms),
-                 out->latency_verdict == GUARD_V_PASS ? " ok" : "");
+                 out->latency_verdict == GUARD_V_PASS ? " ok" : "",
+                 (unsigned long long)in->canary_all->requests);
     }
 }

@@ -16,12 +16,12 @@
  *
  * How the caller drives it (one judgement = one canary against one baseline
  * from a start instant, e.g. a rollout step or a hand-set split): every check
- * (say each second) call guard_epoch() for the span to sum and the epoch
- * number, sum both versions' outcome windows over that span, call
- * guard_judge(). With that, the probability that any check of the judgement,
- * however long it runs and however often it checks, says "fail" while the
- * canary is in fact within both margins is at most false_alarm (for
- * outcomes independent within a span; see guard.c).
+ * (each tick) fill a struct guard_input from the outcome windows and call
+ * guard_judge(). The probability that any check of the judgement, however
+ * long it runs and however often it checks, says "fail" while the canary is
+ * in fact within both margins is at most false_alarm; the same bound holds
+ * for a wrong "pass" (for outcomes independent within a judgement; see
+ * guard.c).
  *
  * Does not own: the outcome windows, what happens on a verdict (rollout,
  * rollback), which versions are judged.
@@ -56,35 +56,61 @@ struct guard_result {
     enum guard_verdict verdict;
     enum guard_verdict errors_verdict;  /* the error test alone */
     enum guard_verdict latency_verdict; /* the latency test alone */
-    uint64_t requests, errors;                   /* canary, in the span judged */
-    uint64_t baseline_requests, baseline_errors; /* baseline, same span */
-    double error_rate, baseline_error_rate;      /* point estimates */
-    double diff_low, diff_high;   /* confidence bounds of canary - baseline error rate */
+    uint64_t requests, errors;                   /* canary, in its slots (the last window) */
+    uint64_t baseline_requests, baseline_errors; /* baseline, in its span */
+    double error_rate, baseline_error_rate;      /* point estimates over those */
+    double diff_low, diff_high;   /* confidence bounds of canary - baseline error rate
+                                     since the judgement began (the pass test) */
     double latency_ms, baseline_latency_ms; /* quantile estimates (bucket midpoints) */
     double latency_low_ms, latency_high_ms; /* confidence bounds of the canary's quantile
                                               (high: INFINITY while unbounded) */
     double baseline_latency_low_ms, baseline_latency_high_ms; /* same, baseline */
-    double alpha;                  /* error probability this check spent per bound */
+    double alpha;                  /* error probability of each pass bound */
+    double errors_evidence;  /* log of the error test's e-value for "fail" (its threshold: */
+    double latency_evidence; /*  log of the latency test's; fail_threshold, both natural logs) */
+    double fail_threshold;
+    double fail_span_s;      /* the span (s) of the canary slots that weigh most in a fail */
+    uint64_t requests_all, baseline_requests_all; /* since the judgement began (pass) */
     char reason[GUARD_REASON_MAX]; /* one line, for people: what decided, with numbers */
 };
 
 /*
- * The span and the epoch of a check at now_ms of a judgement started at
- * start_ms (both on the clock the outcome windows use): sum both versions
- * from *since_ms to now_ms and pass the returned epoch to guard_judge. Epochs
- * are window_ms / 2 long; epoch k > 0 judges the outcomes since the start of
- * epoch k - 1, so a span is between half a window and a window long. Pure.
+ * The baseline's span and its epoch for a check at now_ms of a judgement
+ * started at start_ms (both on the clock the outcome windows use): sum the
+ * baseline from *since_ms to now_ms into guard_input.baseline_span and pass
+ * the returned epoch. Epochs are window_ms / 2 long; epoch k > 0 judges the
+ * outcomes since the start of epoch k - 1, so a span is between half a
+ * window and a window long. Pure.
  */
 unsigned guard_epoch(uint32_t window_ms, uint64_t start_ms, uint64_t now_ms, uint64_t *since_ms);
 
+#define GUARD_SLOTS_MAX 64 /* canary time slots a check may pass (the ring's size) */
+
 /*
- * Judge canary against baseline on their sums over the span guard_epoch()
- * gave for this epoch. Fills *out (verdict, numbers, reason). cfg must be
- * valid (0 < quantile_bp, false_alarm_bp < 10000; asserted). Pure; any
- * thread. The verdict values equal enum rollout_verdict's.
+ * What one check judges (all borrowed). The fail tests look at the last
+ * window: the baseline over guard_epoch()'s span and the canary slot by slot
+ * (each slot a possible start of a fault); the pass tests at everything
+ * since the judgement began.
  */
-void guard_judge(const struct guard_config *cfg, const struct outcome_sum *baseline,
-                 const struct outcome_sum *canary, unsigned epoch, struct guard_result *out);
+struct guard_input {
+    const struct outcome_sum *baseline_all; /* since the judgement began */
+    const struct outcome_sum *canary_all;   /* since the judgement began */
+    const struct outcome_sum *baseline_span; /* guard_epoch()'s span */
+    unsigned epoch;                          /* guard_epoch()'s epoch */
+    const struct outcome_sum *canary_slots;  /* n_slots time slots, oldest first, the
+                                                newest (partial) one last; at most a window */
+    unsigned n_slots;                        /* 0 .. GUARD_SLOTS_MAX */
+    uint64_t first_slot; /* canary_slots[0]'s slot number counted from the judgement's
+                            first slot (0) */
+};
+
+/*
+ * Judge canary against baseline. Fills *out (verdict, numbers, reason).
+ * cfg must be valid (0 < quantile_bp, false_alarm_bp < 10000; asserted).
+ * Pure; any thread. The verdict values equal enum rollout_verdict's.
+ */
+void guard_judge(const struct guard_config *cfg, const struct guard_input *in,
+                 struct guard_result *out);
 
 /*
  * The time-uniform confidence interval of a Bernoulli rate after `errors` of

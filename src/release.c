@@ -42,6 +42,11 @@ struct judgement {
     uint64_t start_ms;            /* util_now_ms() when it (re)started */
     uint64_t trips;               /* fails acted on, ever (a counter) */
     struct guard_result last;     /* the latest verdict and its numbers */
+    /* Both versions' outcomes since the judgement began (the pass tests),
+     * over its whole slots before all_until_ms; the partial one is added
+     * at each tick. */
+    struct outcome_sum all_base, all_canary;
+    uint64_t all_until_ms;
 };
 
 static struct judgement judgements[CONFIG_MAX_VERSIONS * 2];
@@ -458,6 +463,62 @@ static void trip(const struct config *cfg, struct judgement *j, int v, int b)
              j->baseline, res.generation, res.change, j->last.reason);
 }
 
+/*
+ * One check of judgement j at now_ms: the baseline over guard_epoch()'s
+ * span, the canary slot by slot over the last window (not before the
+ * judgement began: earlier outcomes were judged under another share), both
+ * since the start for the pass tests.
+ */
+static void judge_one(const struct guard_config *gc, struct judgement *j, uint64_t now_ms)
+{
+    static struct outcome_sum base_span, base_all, canary_all; /* ~3 KiB each */
+    static struct outcome_sum slots[GUARD_SLOTS_MAX];
+    const uint64_t slot = OUTCOME_SLOT_MS;
+    /* One slot is asked for at its middle: the local windows sum the slot
+     * holding it, the fleet's hook each replica's slots whose middle lies
+     * within a slot of it, so a replica's slot lands in one local slot
+     * (the boundaries aside) and is not counted twice. */
+    const uint64_t half = slot / 2;
+    uint64_t start_slot = j->start_ms - j->start_ms % slot, now_slot = now_ms - now_ms % slot;
+    /* Whole slots since the last tick join the sums since the start (a
+     * stall longer than the ring loses the oldest). */
+    if (now_slot > j->all_until_ms + (OUTCOME_SLOTS - 4u) * slot)
+        j->all_until_ms = now_slot - (OUTCOME_SLOTS - 4u) * slot;
+    for (; j->all_until_ms < now_slot; j->all_until_ms += slot) {
+        sum_version(j->baseline, j->all_until_ms + half, j->all_until_ms + half, &base_span);
+        outcome_sum_add(&j->all_base, &base_span);
+        sum_version(j->name, j->all_until_ms + half, j->all_until_ms + half, &base_span);
+        outcome_sum_add(&j->all_canary, &base_span);
+    }
+    base_all = j->all_base;
+    canary_all = j->all_canary;
+    sum_version(j->baseline, now_slot + half, now_slot + half, &base_span);
+    outcome_sum_add(&base_all, &base_span);
+    sum_version(j->name, now_slot + half, now_slot + half, &base_span);
+    outcome_sum_add(&canary_all, &base_span);
+
+    uint64_t first = outcome_window_since_ms((uint32_t)slot, now_ms, gc->window_ms);
+    if (first < start_slot)
+        first = start_slot;
+    unsigned n = 0;
+    for (uint64_t t = first; t <= now_slot && n < GUARD_SLOTS_MAX; t += slot, n++)
+        sum_version(j->name, t + half, t + half, &slots[n]);
+
+    uint64_t since = 0;
+    unsigned epoch = guard_epoch(gc->window_ms, j->start_ms, now_ms, &since);
+    sum_version(j->baseline, since, now_ms, &base_span);
+    struct guard_input in = {
+        .baseline_all = &base_all,
+        .canary_all = &canary_all,
+        .baseline_span = &base_span,
+        .epoch = epoch,
+        .canary_slots = slots,
+        .n_slots = n,
+        .first_slot = (first - start_slot) / slot,
+    };
+    guard_judge(gc, &in, &j->last);
+}
+
 static void judge(uint64_t now_ms);
 
 void release_tick(uint64_t now_ms)
@@ -500,16 +561,12 @@ static void judge(uint64_t now_ms)
             snprintf(j->baseline, sizeof(j->baseline), "%s", current_baseline);
             j->start_ms = now_ms;
             j->tripped = false;
+            outcome_sum_clear(&j->all_base);
+            outcome_sum_clear(&j->all_canary);
+            j->all_until_ms = now_ms - now_ms % OUTCOME_SLOT_MS;
         }
         j->active = true;
-        uint64_t since = 0;
-        unsigned epoch = guard_epoch(gc.window_ms, j->start_ms, now_ms, &since);
-        /* Never before the judgement began: earlier outcomes were judged
-         * under another share (guard_epoch keeps within the window). */
-        static struct outcome_sum base_sum, canary_sum; /* ~3 KiB each */
-        sum_version(current_baseline, since, now_ms, &base_sum);
-        sum_version(j->name, since, now_ms, &canary_sum);
-        guard_judge(&gc, &base_sum, &canary_sum, epoch, &j->last);
+        judge_one(&gc, j, now_ms);
         if (j->last.verdict == GUARD_V_FAIL && !j->tripped) {
             trip(cfg, j, (int)v, b);
             /* A rollback replaced the running config (the old one is
@@ -577,6 +634,50 @@ void release_render_guard(struct json_buf *out)
     json_buf_puts(out, "}}");
 }
 
+/* What happens next to the rollout, as one sentence. */
+static void rollout_next_text(double on_step_s, char *buf, size_t len)
+{
+    const struct config *cfg = runtime_config();
+    bool guarded = cfg && cfg->guard.enabled;
+    enum guard_verdict v = GUARD_V_HOLD;
+    for (size_t i = 0; guarded && i < ARRAY_LEN(judgements); i++)
+        if (judgements[i].used && judgements[i].active &&
+            strcmp(judgements[i].name, ro.plan.version) == 0)
+            v = judgements[i].last.verdict;
+    char pct[16];
+    switch (ro.state) {
+    case ROLLOUT_S_NONE:
+        snprintf(buf, len, "no rollout: start one with rollout start VERSION");
+        return;
+    case ROLLOUT_S_PROMOTED:
+    case ROLLOUT_S_ABORTED:
+        snprintf(buf, len, "nothing: the rollout is %s", rollout_state_name(ro.state));
+        return;
+    case ROLLOUT_S_PAUSED:
+        snprintf(buf, len, "nothing until rollout resume (or promote, abort)");
+        return;
+    case ROLLOUT_S_RUNNING:
+        break;
+    }
+    bool last = ro.step >= ro.plan.n_steps;
+    if (!last)
+        util_format_bp(ro.plan.steps_bp[ro.step], pct, sizeof(pct));
+    double left = (double)ro.plan.hold_ms / 1000.0 - on_step_s;
+    const char *to = last ? "promote" : "step";
+    if (!guarded) {
+        if (left > 0)
+            snprintf(buf, len, "%s%s%s%s in %.0f s (hold; no guard)", to, last ? "" : " to ",
+                     last ? "" : pct, last ? "" : "%", left);
+        else
+            snprintf(buf, len, "%s at the next tick", to);
+        return;
+    }
+    snprintf(buf, len, "%s%s%s%s %s%.0f s on the guard's pass (now %s)", to,
+             last ? "" : " to ", last ? "" : pct, last ? "" : "%",
+             left > 0 ? "in at least " : "as soon as the guard says pass, hold done ",
+             left > 0 ? left : 0.0, guard_verdict_name(v));
+}
+
 void release_render_rollout(struct json_buf *out)
 {
     json_buf_puts(out, ",\"rollout\":{\"version\":");
@@ -607,6 +708,16 @@ void release_render_rollout(struct json_buf *out)
         json_buf_str(out, ro.reason);
     else
         json_buf_puts(out, "null");
+    /* Beyond the contract: for people (weirctl, the status page). */
+    double on_step_s = 0.0;
+    if (ro.state == ROLLOUT_S_RUNNING || ro.state == ROLLOUT_S_PAUSED) {
+        int64_t d = state_now_ms() - ro.step_started_ms;
+        on_step_s = d > 0 ? (double)d / 1000.0 : 0.0;
+    }
+    json_buf_printf(out, ",\"time_on_step_s\":%.1f,\"next\":", on_step_s);
+    char next[256];
+    rollout_next_text(on_step_s, next, sizeof(next));
+    json_buf_str(out, next);
     json_buf_puts(out, "}");
 }
 

@@ -39,7 +39,7 @@ struct config;
 struct runtime_result;
 
 /* Judge every judged version now (now_ms: util_now_ms()); act on "fail".
- * Call about every 250 ms. Main thread. */
+ * Call about every 100 ms. Main thread. */
 void release_tick(uint64_t now_ms);
 
 /*

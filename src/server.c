@@ -49,7 +49,7 @@ struct server {
     unsigned n_workers;
     struct event *sig_hup, *sig_term, *sig_int, *sig_usr1;
     struct event *stop_poll;
-    struct event *guard_tick;    /* owned: the release guard's 250 ms tick */
+    struct event *guard_tick;    /* owned: the release guard's 100 ms tick */
     struct discovery *discovery; /* owned */
     bool stopping;
 };
@@ -90,7 +90,7 @@ static void reload_config(void)
     config_errors_dispose(&errs);
 }
 
-/* The guard judges four times a second: a failing canary is caught within
+/* The guard judges ten times a second: a failing canary is caught within
  * a tick of the evidence being there, and a tick costs one sum per judged
  * version (no work on the data path). */
 static void on_guard_tick(evutil_socket_t fd, short what, void *arg)
@@ -337,7 +337,7 @@ int server_run(const char *config_path)
     release_start();
     srv.guard_tick = event_new(srv.base, -1, EV_PERSIST, on_guard_tick, NULL);
     if (srv.guard_tick) {
-        struct timeval tick = {0, 250 * 1000};
+        struct timeval tick = {0, 100 * 1000};
         event_add(srv.guard_tick, &tick);
     }
     log_info("weir %s started (pid %d)", WEIR_VERSION, (int)getpid());

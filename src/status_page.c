@@ -12,7 +12,8 @@
  *                  "endpoints": [{"address": S, "healthy": B, "draining": B,
  *                                 "ejected": B, "weight": N, "inflight": N,
  *                                 "conns": N, "requests": N, "errors": N,
- *                                 "connect_failures": N, "ejections": N}]}]}
+ *                                 "connect_failures": N, "ejections": N}]}],
+ *    "rollout": {...}, "guard": {...}}   (the `rollout` and `guard` answers)
  * Windowed fields (share, rps, error_rate, p50/p99) cover the last
  * window_s seconds; requests/errors/... are totals since start.
  *
@@ -31,6 +32,7 @@
 #include "access.h"
 #include "client.h"
 #include "metrics.h"
+#include "release.h"
 #include "snapshot.h"
 #include "util.h"
 
@@ -102,6 +104,22 @@ static const char *const page_head[] = {
     "      <thead><tr><th class=\"l\">Version</th><th>Configured split</th><th>Achieved share</th><th>Req/s</th>\n"
     "        <th>Error rate</th><th>p50</th><th>p99</th><th>Requests</th><th>5xx</th><th>No endpoint</th><th>Up</th></tr></thead>\n"
     "      <tbody id=\"versions\"></tbody>\n"
+    "    </table>\n"
+    "  </section>\n"
+    "  <section>\n"
+    "    <h2>Rollout</h2>\n"
+    "    <table>\n"
+    "      <thead><tr><th class=\"l\">Version</th><th class=\"l\">State</th><th>Step</th><th>Percent</th>\n"
+    "        <th>Time on step</th><th>Hold</th><th class=\"l\">Next</th><th class=\"l\">Reason</th></tr></thead>\n"
+    "      <tbody id=\"rollout\"></tbody>\n"
+    "    </table>\n"
+    "  </section>\n"
+    "  <section>\n"
+    "    <h2>Guard <span id=\"guardbase\" class=\"sl\"></span></h2>\n"
+    "    <table>\n"
+    "      <thead><tr><th class=\"l\">Version</th><th class=\"l\">Verdict</th><th>Requests</th><th>Error rate</th>\n"
+    "        <th>Latency</th><th>Trips</th><th class=\"l\">Why</th></tr></thead>\n"
+    "      <tbody id=\"guard\"></tbody>\n"
     "    </table>\n"
     "  </section>\n"
     "  <section>\n"
@@ -214,6 +232,28 @@ static const char *const page_tail[] = {
     "      td(tr, num(e.ejections), \"num\");\n"
     "      eb.appendChild(tr);\n"
     "    });\n"
+    "  });\n"
+    "  var ro = d.rollout, rb = document.getElementById(\"rollout\");\n"
+    "  rb.textContent = \"\";\n"
+    "  if (ro) {\n"
+    "    var tr = el(\"tr\");\n"
+    "    td(tr, ro.version || \"\\u2013\", \"l\"); td(tr, ro.state, \"l\" + (ro.state === \"aborted\" ? \" err\" : \"\"));\n"
+    "    td(tr, ro.state === \"none\" ? \"\\u2013\" : ro.step + \" of \" + ro.steps.length, \"num\");\n"
+    "    td(tr, ro.percent + \" %\", \"num\"); td(tr, Math.round(ro.time_on_step_s) + \" s\", \"num\");\n"
+    "    td(tr, ro.hold_s + \" s\", \"num\"); td(tr, ro.next, \"l\"); td(tr, ro.reason || \"\", \"l\");\n"
+    "    rb.appendChild(tr);\n"
+    "  }\n"
+    "  var g = d.guard, gb = document.getElementById(\"guard\");\n"
+    "  gb.textContent = \"\";\n"
+    "  document.getElementById(\"guardbase\").textContent = !g || !g.enabled ? \"(not configured)\" : \"baseline \" + g.baseline;\n"
+    "  if (g && g.enabled) Object.keys(g.versions).forEach(function (n) {\n"
+    "    var v = g.versions[n], tr = el(\"tr\");\n"
+    "    td(tr, n, \"l\"); td(tr, v.verdict, \"l\" + (v.verdict === \"fail\" ? \" err\" : \"\"));\n"
+    "    td(tr, num(v.requests) + \" vs \" + num(v.baseline_requests), \"num\");\n"
+    "    td(tr, pct(v.error_rate || 0, 2) + \" vs \" + pct(v.baseline_error_rate || 0, 2), \"num\");\n"
+    "    td(tr, ms(v.latency_ms) + \" vs \" + ms(v.baseline_latency_ms), \"num\");\n"
+    "    td(tr, num(v.trips), \"num\"); td(tr, v.reason, \"l\");\n"
+    "    gb.appendChild(tr);\n"
     "  });\n"
     "  samples.push({ t: d.time_ms, v: d.versions.map(function (v) { return { name: v.name, rps: v.rps }; }) });\n"
     "  if (samples.length > 150) samples.shift();\n"
@@ -393,7 +433,12 @@ void status_page_render_stats(struct json_buf *b)
         }
         json_buf_puts(b, "]}");
     }
-    json_buf_puts(b, "]}");
+    json_buf_puts(b, "]");
+    /* The rollout and the guard's verdicts: the control socket's own
+     * renderers (`rollout`, `guard`), so both views say the same. */
+    release_render_rollout(b);
+    release_render_guard(b);
+    json_buf_puts(b, "}");
     free(win);
     snapshot_unref(s);
 }

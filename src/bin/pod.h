@@ -47,6 +47,7 @@ struct pod_config {
     char ident[2 * IDENT_MAX + 32];    /* "X-Pod: ..\r\nX-Version: ..\r\n" */
     char demo_body[2 * IDENT_MAX + 32];
     atomic_bool ready;                 /* /ready answers 200 */
+    atomic_bool faults;                /* --latency and --error-rate apply (POST /faults/on|off) */
     atomic_uint_fast64_t app_requests; /* counted only with --error-rate */
 };
 
@@ -74,6 +75,8 @@ enum route {
     ROUTE_READY,     /* /ready */
     ROUTE_READY_ON,  /* POST /ready/on */
     ROUTE_READY_OFF, /* POST /ready/off */
+    ROUTE_FAULTS_ON, /* POST /faults/on: --latency and --error-rate from now on */
+    ROUTE_FAULTS_OFF, /* POST /faults/off */
     ROUTE_NOT_FOUND, /* anything else on the probe listener */
 };
 

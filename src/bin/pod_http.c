@@ -251,6 +251,15 @@ static void conn_answer_probe(struct conn *c)
         atomic_store(&c->w->cfg->ready, r->route == ROUTE_READY_ON);
         conn_answer_str(c, 200, r->route == ROUTE_READY_ON ? "ready\n" : "not ready\n");
         return;
+    case ROUTE_FAULTS_ON:
+    case ROUTE_FAULTS_OFF:
+        if (m != HTTP_POST) {
+            conn_answer(c, 405, "method not allowed\n", 19, "Allow: POST\r\n");
+            return;
+        }
+        atomic_store(&c->w->cfg->faults, r->route == ROUTE_FAULTS_ON);
+        conn_answer_str(c, 200, r->route == ROUTE_FAULTS_ON ? "faults on\n" : "faults off\n");
+        return;
     default:
         conn_answer_str(c, 404, "not found\n");
         return;
@@ -401,6 +410,10 @@ static void conn_route(struct conn *c)
         r->route = ROUTE_READY_ON;
     else if (probes && path_is(path, "/ready/off"))
         r->route = ROUTE_READY_OFF;
+    else if (probes && path_is(path, "/faults/on"))
+        r->route = ROUTE_FAULTS_ON;
+    else if (probes && path_is(path, "/faults/off"))
+        r->route = ROUTE_FAULTS_OFF;
     else if (c->probe_listener)
         r->route = ROUTE_NOT_FOUND;
     else if (path_is(path, "/echo") || (path.len > 5 && memcmp(path.p, "/echo/", 6) == 0))
@@ -616,8 +629,9 @@ static int on_message_complete(llhttp_t *p)
 
     r->keep_alive = llhttp_should_keep_alive(p) != 0;
     if (r->route < ROUTE_LIVE) {
-        r->injected = c->w->cfg->error_ppm > 0 && should_inject_error(c->w->cfg);
-        delay_ms = c->w->cfg->latency_ms;
+        bool faults = atomic_load_explicit(&c->w->cfg->faults, memory_order_relaxed);
+        r->injected = faults && c->w->cfg->error_ppm > 0 && should_inject_error(c->w->cfg);
+        delay_ms = faults ? c->w->cfg->latency_ms : 0;
         if (c->w->cfg->jitter_ms)
             delay_ms += worker_random(c->w) % ((uint64_t)c->w->cfg->jitter_ms + 1);
         if (r->route == ROUTE_SLEEP)

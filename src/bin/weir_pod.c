@@ -36,8 +36,9 @@
  * else 413); /upload → consumes any body, `received N bytes`; /status/NNN;
  * /bytes/N; /chunked/N; /sleep/MS; /close; /ws (101 then a raw byte echo).
  * Probes (probe listener, or the main one when --probe is not given):
- * /live, /ready, POST /ready/on, POST /ready/off. --latency and --error-rate
- * apply to every request on the main listener except the probes.
+ * /live, /ready, POST /ready/on, POST /ready/off, POST /faults/on|off.
+ * --latency and --error-rate apply to every request on the main listener
+ * except the probes, from the start or (--faults-off) from /faults/on.
  *
  * Files: weir_pod.c (this: command line, listeners, workers, signals),
  * pod_conn.c (a client connection), pod_http.c (parsing and answers),
@@ -108,6 +109,7 @@ static void usage(FILE *f)
 "usage: weir-pod [--name NAME] [--version VERSION] [--listen ADDR] [--probe ADDR]\n"
 "                [--latency DUR] [--latency-jitter DUR] [--error-rate FRACTION]\n"
 "                [--threads N] [--idle-timeout DUR] [--seed N] [--unready]\n"
+"                [--faults-off]\n"
 "                [--quiet] [--verbose]\n"
 "       weir-pod --version | --help\n"
 "\n"
@@ -128,6 +130,8 @@ static void usage(FILE *f)
 "  --idle-timeout DUR    close idle keep-alive connections (default 60s, 0 = never)\n"
 "  --seed N              seed of the jitter generator (default: time and pid)\n"
 "  --unready             start with /ready answering 503\n"
+"  --faults-off          --latency and --error-rate start switched off (POST\n"
+"                        /faults/on starts them at a known instant)\n"
 "  --quiet               no messages on stderr except errors\n"
 "  --verbose             log every answer and every close on stderr\n"
 "\n"
@@ -150,6 +154,7 @@ static void usage(FILE *f)
 "  GET /live       200 \"ok\\n\"\n"
 "  GET /ready      200 \"ready\\n\" or 503 \"not ready\\n\"\n"
 "  POST /ready/on, POST /ready/off   set readiness (200)\n"
+"  POST /faults/on, POST /faults/off  switch --latency and --error-rate (200)\n"
 "Every answer carries X-Pod: NAME and X-Version: VERSION.\n"
 "SIGTERM/SIGINT: exit 0.\n");
 /* clang-format on */
@@ -252,7 +257,8 @@ static int open_listeners(const char *what, const char *text, struct sockaddr_st
 int main(int argc, char **argv)
 {
     enum { O_NAME = 256, O_VERSION, O_LISTEN, O_PROBE, O_LATENCY, O_JITTER,
-           O_ERROR_RATE, O_THREADS, O_IDLE, O_SEED, O_UNREADY, O_QUIET, O_VERBOSE };
+           O_ERROR_RATE, O_THREADS, O_IDLE, O_SEED, O_UNREADY, O_QUIET, O_VERBOSE,
+           O_FAULTS_OFF };
     static const struct option opts[] = {
         {"name", required_argument, NULL, O_NAME},
         {"version", required_argument, NULL, O_VERSION},
@@ -264,6 +270,7 @@ int main(int argc, char **argv)
         {"threads", required_argument, NULL, O_THREADS},
         {"idle-timeout", required_argument, NULL, O_IDLE},
         {"seed", required_argument, NULL, O_SEED},
+        {"faults-off", no_argument, NULL, O_FAULTS_OFF},
         {"unready", no_argument, NULL, O_UNREADY},
         {"quiet", no_argument, NULL, O_QUIET},
         {"verbose", no_argument, NULL, O_VERBOSE},
@@ -283,6 +290,7 @@ int main(int argc, char **argv)
     config.idle_ms = 60000;
     config.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     atomic_init(&config.ready, true);
+    atomic_init(&config.faults, true);
     atomic_init(&config.app_requests, 0);
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -291,6 +299,7 @@ int main(int argc, char **argv)
         case O_VERSION: config.version = optarg; break;
         case O_LISTEN: listen_s = optarg; break;
         case O_PROBE: probe_s = optarg; break;
+        case O_FAULTS_OFF: atomic_store(&config.faults, false); break;
         case O_LATENCY: config.latency_ms = parse_duration_arg("latency", optarg); break;
         case O_JITTER: config.jitter_ms = parse_duration_arg("latency-jitter", optarg); break;
         case O_IDLE: config.idle_ms = parse_duration_arg("idle-timeout", optarg); break;

@@ -98,6 +98,20 @@ if err and lat:
           (ge["x"] + ge["w"] == gl["x"] or gl["x"] + gl["w"] == ge["x"]),
           "error rate and latency sit side by side (same row, adjacent)")
 
+# --- the rollout row (issue 14): the rollout's step and state, the guard's
+# verdicts and trips, each in a panel under one row
+rows = [p for p in panels if p.get("type") == "row"]
+ro_row = [r for r in rows if "rollout" in r.get("title", "").lower()]
+check(len(ro_row) == 1, "a rollout row: %s" % [r.get("title") for r in rows])
+if ro_row:
+    y0 = ro_row[0]["gridPos"]["y"]
+    nxt = min([r["gridPos"]["y"] for r in rows if r["gridPos"]["y"] > y0] or [10 ** 6])
+    under = " ".join(json.dumps(p.get("targets")) for p in panels
+                     if p.get("type") != "row" and y0 < p["gridPos"]["y"] < nxt)
+    for m in ("weir_rollout_percent", "weir_rollout_state", "weir_guard_verdict",
+              "weir_guard_trips_total"):
+        check(m in under, "the rollout row has a panel on %s" % m)
+
 # --- every metric the dashboard names exists in a real exposition
 pod1 = Pod("g-v1", "v1")
 pod2 = Pod("g-v2", "v2")

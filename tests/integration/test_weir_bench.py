@@ -7,6 +7,7 @@ error paths. python3 stdlib only; every process is ours and stopped by PID."""
 import json
 import os
 import subprocess
+import time
 import sys
 import xml.etree.ElementTree as ET
 
@@ -158,6 +159,39 @@ check(doc and doc["errors_by_kind"]["timeout"] == doc["requests"] > 0,
       "all requests counted as timeouts")
 check(rc is not None and doc and doc["duration_s"] == 1.0,
       "the run ends at -d 1 despite a hung upstream (duration_s %s)" % (doc or {}).get("duration_s"))
+
+# ---- --events: the report marks when the split changed and why ----
+svg = os.path.join(tmpdir(), "events.svg")
+p = subprocess.Popen([BENCH, "-q", "--json", "--events", weir.control, "--plot", svg, "-R", "200",
+                      "-d", "3", URL], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+time.sleep(1.0)  # the change has to land inside the run; what is checked is the report
+ans = json.loads(weir.command("split v1=70 v2=30"))
+check(ans.get("ok") is True, "a split change during the run: %s" % ans)
+out, err = p.communicate(timeout=30)
+try:
+    doc = json.loads(out.decode())
+except ValueError:
+    doc = {}
+evs = doc.get("events", [])
+ch = [e for e in evs if e.get("event") == "change"]
+check(len(ch) == 1 and 0.5 < ch[0].get("at_s", -1) < 3.0 and "v2=30" in ch[0].get("what", ""),
+      "the JSON has the change in its events, with its time and what changed: %s" % evs)
+check(ch and ch[0].get("generation") == ans.get("generation"),
+      "with the generation the change made: %s vs %s" % (ch[0].get("generation") if ch else None,
+                                                         ans.get("generation")))
+with open(svg) as f:
+    plot = f.read()
+check("change" in plot and "#7f7f7f" in plot, "the plot marks the change")
+p = subprocess.Popen([BENCH, "-q", "--events", weir.control, "-R", "200", "-d", "2", URL],
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+time.sleep(0.7)
+weir.command("split v1=90 v2=10")
+out, err = p.communicate(timeout=30)
+text = out.decode()
+check("events (weir's event stream):" in text and "v2=10" in text,
+      "the table lists the change under events: %s" % text[-400:])
+rc, _, err = bench("--events", "/nonexistent/weir.sock", "-d", "1", URL)
+check(rc == 2 and "--events" in err, "--events on a missing socket: exit 2: %s" % err.strip())
 
 # ---- error paths ----
 port = free_port()

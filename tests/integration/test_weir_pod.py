@@ -216,4 +216,21 @@ except socket.timeout:
     r = None
 check("probe on main answered without the 10 s latency", r and r[0] == 200 and r[2] == b"ready\n", r)
 p.stop()
+
+# --faults-off: no injected error until POST /faults/on, all after it (a
+# benchmark starts a fault at a known instant), none after /faults/off
+p, ports = start("--error-rate", "1", "--faults-off")
+P = ports["listening"]
+before = [simple(P, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")[0] for _ in range(3)]
+check("faults off: no injected error", before == [200] * 3, before)
+r = simple(P, b"POST /faults/on HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n")
+check("POST /faults/on", r[0] == 200 and r[2] == b"faults on\n", r)
+after = [simple(P, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")[0] for _ in range(3)]
+check("faults on: every request fails (--error-rate 1)", after == [500] * 3, after)
+check("GET /faults/on = 405",
+      simple(P, b"GET /faults/on HTTP/1.1\r\nHost: a\r\n\r\n")[0] == 405)
+simple(P, b"POST /faults/off HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n")
+off = [simple(P, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")[0] for _ in range(2)]
+check("faults off again", off == [200] * 2, off)
+p.stop()
 done()

@@ -48,19 +48,23 @@ static void lat_table_init(double sigma)
     }
 }
 
-/* One version's sums over guard_epoch()'s span: the outcomes of the current
- * epoch and of the one before. */
+/* One version's outcomes as the guard sees them: over guard_epoch()'s span
+ * (the current epoch and the one before), since the start, and per 1 s
+ * time slot (a ring, as the outcome windows). */
+#define SLOT_MS 1000u
 struct side {
-    struct outcome_sum total; /* prev + cur: what is judged */
+    struct outcome_sum total; /* prev + cur: the baseline's span */
     struct outcome_sum prev;  /* outcomes of epoch k - 1 */
     struct outcome_sum cur;   /* outcomes of epoch k */
+    struct outcome_sum all;   /* since the start */
+    struct outcome_sum slots[GUARD_SLOTS_MAX];
+    uint64_t slot_tag[GUARD_SLOTS_MAX]; /* slot number + 1 held, 0 = none */
+    uint64_t now_ms;                    /* when the next outcomes happen */
 };
 
 static void side_reset(struct side *s)
 {
-    outcome_sum_clear(&s->total);
-    outcome_sum_clear(&s->prev);
-    outcome_sum_clear(&s->cur);
+    memset(s, 0, sizeof(*s));
 }
 
 /* Entering the next epoch: forget epoch k - 2. */
@@ -74,14 +78,44 @@ static void side_next_epoch(struct side *s)
 static void side_record(struct side *s, bool err, uint64_t latency_us)
 {
     uint32_t b = outcome_bucket(latency_us);
-    s->cur.requests++;
-    s->total.requests++;
-    s->cur.latency[b]++;
-    s->total.latency[b]++;
-    if (err) {
-        s->cur.errors++;
-        s->total.errors++;
+    uint64_t tag = s->now_ms / SLOT_MS + 1u;
+    struct outcome_sum *sl = &s->slots[tag % GUARD_SLOTS_MAX];
+    if (s->slot_tag[tag % GUARD_SLOTS_MAX] != tag) {
+        outcome_sum_clear(sl);
+        s->slot_tag[tag % GUARD_SLOTS_MAX] = tag;
     }
+    struct outcome_sum *to[] = {&s->cur, &s->total, &s->all, sl};
+    for (size_t i = 0; i < ARRAY_LEN(to); i++) {
+        to[i]->requests++;
+        to[i]->latency[b]++;
+        to[i]->errors += err;
+    }
+}
+
+/* Judge canary against baseline at now_ms of a judgement started at 0. */
+static void judge_at(const struct guard_config *cfg, struct side *base, struct side *can,
+                     unsigned epoch, uint64_t now_ms, struct guard_result *r)
+{
+    static struct outcome_sum slots[GUARD_SLOTS_MAX];
+    uint64_t first = outcome_window_since_ms(SLOT_MS, now_ms, cfg->window_ms);
+    unsigned n = 0;
+    for (uint64_t t = first; t <= now_ms; t += SLOT_MS, n++) {
+        uint64_t tag = t / SLOT_MS + 1u;
+        if (can->slot_tag[tag % GUARD_SLOTS_MAX] == tag)
+            slots[n] = can->slots[tag % GUARD_SLOTS_MAX];
+        else
+            outcome_sum_clear(&slots[n]);
+    }
+    struct guard_input in = {
+        .baseline_all = &base->all,
+        .canary_all = &can->all,
+        .baseline_span = &base->total,
+        .epoch = epoch,
+        .canary_slots = slots,
+        .n_slots = n,
+        .first_slot = first / SLOT_MS,
+    };
+    guard_judge(cfg, &in, r);
 }
 
 /* n requests of one version: error rate p, latency scale x (+ add_us). */
@@ -124,13 +158,15 @@ struct sim {
     uint64_t canary_add_us;
     unsigned checks;  /* one per second */
     unsigned step_ms; /* time between checks */
+    uint64_t fault_ms; /* the canary is as the baseline before this instant */
 };
 
 struct sim_out {
     int first_fail;  /* check index, -1 if none */
     int first_pass;  /* check index, -1 if none */
     uint64_t canary_at_fail;  /* canary requests judged when it failed */
-    uint64_t canary_seen;     /* canary requests sent before the fail */
+    uint64_t canary_seen;     /* canary requests sent after the fault, before the fail */
+    uint64_t fail_after_ms;   /* time from the fault to the fail */
     int naive_alarm; /* a fixed-sample z-test re-run each check alarmed */
     int pass_below_min;
     struct guard_result last;
@@ -158,10 +194,15 @@ static void sim_run(const struct sim *sim, struct side *base, struct side *can,
             epoch++;
         }
         unsigned nc = take(sim->canary_rps * per, &cc);
+        base->now_ms = can->now_ms = now - 1;
         side_traffic(base, take(sim->base_rps * per, &cb), sim->base_err, 1.0, 0);
-        side_traffic(can, nc, sim->canary_err, sim->canary_scale, sim->canary_add_us);
-        seen += nc;
-        guard_judge(&sim->cfg, &base->total, &can->total, epoch, &r);
+        if (now <= sim->fault_ms) {
+            side_traffic(can, nc, sim->base_err, 1.0, 0);
+        } else {
+            side_traffic(can, nc, sim->canary_err, sim->canary_scale, sim->canary_add_us);
+            seen += nc;
+        }
+        judge_at(&sim->cfg, base, can, epoch, now - 1, &r);
         if (r.verdict == GUARD_V_PASS && o->first_pass < 0)
             o->first_pass = (int)i;
         if (r.verdict == GUARD_V_PASS &&
@@ -171,6 +212,7 @@ static void sim_run(const struct sim *sim, struct side *base, struct side *can,
             o->first_fail = (int)i;
             o->canary_at_fail = r.requests;
             o->canary_seen = seen;
+            o->fail_after_ms = now > sim->fault_ms ? now - sim->fault_ms : 0;
             o->last = r;
         }
         /* The invalid alternative: a one-sided two-proportion z-test at the
@@ -234,7 +276,6 @@ static void test_bounds(void)
 static void test_false_alarms(void)
 {
     enum { RUNS = 400 };
-    /* clang-format off */
     struct sim sim = {
         .cfg = defaults,
         .base_rps = 95, .canary_rps = 25,
@@ -242,7 +283,6 @@ static void test_false_alarms(void)
         .canary_scale = 1.0,
         .checks = 600, .step_ms = 1000,
     };
-    /* clang-format on */
     sim.cfg.max_increase_bp = 0;
     sim.cfg.max_ratio = 1.0;
     sim.cfg.floor_us = 0;
@@ -294,73 +334,112 @@ static void test_false_alarms(void)
     }
 }
 
-/* Baseline b, canary b + 5 points: report the canary requests needed. */
-static void detect_errors(double base_err, double canary_err, int *worst_out)
+/* Sort runs' numbers ascending (insertion sort: few runs). */
+static void sort_u64(uint64_t *v, int n)
+{
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            uint64_t t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+}
+
+/* 1000 req/s, 5 % canary, checked every 100 ms; the canary goes from
+ * base_err to canary_err at fault_ms into the judgement. Reports the time
+ * from the fault to the fail (median, p90, max over RUNS) in *p50 .. *max
+ * (ms), and how many runs missed (no fail within 60 s of the fault) or
+ * failed on the wrong test. */
+static void detect_errors(uint32_t margin_bp, double canary_rps, double base_err,
+                          double canary_err, uint64_t fault_ms, uint64_t *p50, uint64_t *p90, uint64_t *max,
+                          int *missed_out)
 {
     enum { RUNS = 100 };
-    /* clang-format off */
     struct sim sim = {
         .cfg = defaults,
-        .base_rps = 950, .canary_rps = 50,
+        .base_rps = 1000 - canary_rps, .canary_rps = canary_rps,
         .base_err = base_err, .canary_err = canary_err,
         .canary_scale = 1.0,
-        .checks = 600, .step_ms = 100, /* check every 100 ms: 5 canary requests */
+        .checks = (unsigned)(600 + fault_ms / 100), .step_ms = 100,
+        .fault_ms = fault_ms,
     };
-    /* clang-format on */
+    sim.cfg.max_increase_bp = margin_bp;
     struct sim_out o;
-    uint64_t at[RUNS];
-    int missed = 0, wrong = 0;
+    uint64_t at[RUNS], reqs[RUNS];
+    int missed = 0, wrong = 0, early = 0;
     for (int r = 0; r < RUNS; r++) {
         sim_run(&sim, &base_side, &canary_side, &o);
         if (o.first_fail < 0) {
             missed++;
-            at[r] = UINT64_MAX;
+            at[r] = reqs[r] = UINT64_MAX;
             continue;
         }
         wrong += o.last.errors_verdict != GUARD_V_FAIL;
-        at[r] = o.canary_seen;
+        early += o.canary_seen == 0; /* a fail before the fault: a false alarm */
+        at[r] = o.fail_after_ms;
+        reqs[r] = o.canary_seen;
     }
-    for (int i = 1; i < RUNS; i++) /* insertion sort */
-        for (int j = i; j > 0 && at[j - 1] > at[j]; j--) {
-            uint64_t t = at[j];
-            at[j] = at[j - 1];
-            at[j - 1] = t;
-        }
-    printf("# errors %.0f %% -> %.0f %%, 5 %% canary of 1000 req/s: fails after a median %llu, "
-           "p90 %llu, max %llu canary requests (%.1f / %.1f / %.1f s)\n",
-           100 * base_err, 100 * canary_err, (unsigned long long)at[RUNS / 2],
-           (unsigned long long)at[RUNS * 9 / 10], (unsigned long long)at[RUNS - 1],
-           at[RUNS / 2] / 50.0, at[RUNS * 9 / 10] / 50.0, at[RUNS - 1] / 50.0);
-    is_int(missed, 0, "%.0f %% -> %.0f %% errors: every run fails within 60 s", 100 * base_err,
-           100 * canary_err);
-    is_int(wrong, 0, "and on the error test");
-    *worst_out = (int)at[RUNS * 9 / 10];
+    sort_u64(at, RUNS);
+    sort_u64(reqs, RUNS);
+    printf("# errors %.1f %% -> %.1f %% at %.1f s, margin %.2f points, %.0f %% canary of 1000 "
+           "req/s: fails %.1f / %.1f / %.1f s after the fault (median / p90 / max; %llu / %llu "
+           "canary requests), %d missed\n",
+           100 * base_err, 100 * canary_err, fault_ms / 1000.0, margin_bp / 100.0,
+           canary_rps / 10.0, at[RUNS / 2] / 1000.0, at[RUNS * 9 / 10] / 1000.0, at[RUNS - 1] / 1000.0,
+           (unsigned long long)reqs[RUNS / 2], (unsigned long long)reqs[RUNS * 9 / 10], missed);
+    is_int(wrong + early, 0, "%.1f %% -> %.1f %%, margin %.2f: every fail is on the error test, "
+           "after the fault", 100 * base_err, 100 * canary_err, margin_bp / 100.0);
+    *p50 = at[RUNS / 2];
+    *p90 = at[RUNS * 9 / 10];
+    *max = at[RUNS - 1];
+    *missed_out = missed;
 }
 
 static void test_detect_errors(void)
 {
-    int p90;
+    uint64_t p50, p90, max;
+    int missed;
     rng_state = 5;
-    detect_errors(0.01, 0.06, &p90);
-    ok(p90 <= 1500, "1 %% -> 6 %%: 9 in 10 runs fail within 1500 canary requests (%d)", p90);
-    detect_errors(0.0, 0.05, &p90);
-    ok(p90 <= 1000, "0 %% -> 5 %%: 9 in 10 runs fail within 1000 canary requests (%d)", p90);
+    detect_errors(100, 50, 0.01, 0.06, 0, &p50, &p90, &max, &missed);
+    is_int(missed, 0, "1 %% -> 6 %% errors: every run fails within 60 s");
+    ok(p90 <= 30000, "1 %% -> 6 %%: 9 in 10 runs fail within 30 s (%.1f s)", p90 / 1000.0);
+    detect_errors(100, 50, 0.0, 0.05, 0, &p50, &p90, &max, &missed);
+    is_int(missed, 0, "0 %% -> 5 %% errors from the start: every run fails within 60 s");
+    ok(p90 <= 15000, "0 %% -> 5 %%: 9 in 10 runs fail within 15 s (%.1f s)", p90 / 1000.0);
+    /* A fault in the middle of a step: the good outcomes before it do not
+     * slow the fail down much (the evidence starts at the fault's slot). */
+    uint64_t mid50;
+    detect_errors(100, 50, 0.0, 0.05, 10000, &mid50, &p90, &max, &missed);
+    is_int(missed, 0, "0 %% -> 5 %% at 10 s into the step: every run fails");
+    ok(mid50 <= p50 + 3000, "a fault 10 s into the step fails within 3 s of one from the start "
+       "(median %.1f vs %.1f s)", mid50 / 1000.0, p50 / 1000.0);
+    /* The benchmark's settings: a 0.2-point margin. */
+    detect_errors(20, 50, 0.0, 0.05, 10000, &p50, &p90, &max, &missed);
+    is_int(missed, 0, "margin 0.2 points, 0 %% -> 5 %% at 10 s: every run fails");
+    ok(p50 <= 3000, "and the median is within 3 s of the fault (%.1f s)", p50 / 1000.0);
+    /* +0.5 points is below what a 5 % canary (50 req/s) can show within
+     * 30 s at this confidence (some 7 errors in 1,500 requests); at 25 %
+     * with a 0.1-point margin it is. */
+    detect_errors(10, 50, 0.0, 0.005, 10000, &p50, &p90, &max, &missed);
+    detect_errors(10, 250, 0.0, 0.005, 10000, &p50, &p90, &max, &missed);
+    ok(missed <= 10, "margin 0.1 points, 0 %% -> 0.5 %% on a 25 %% canary: 9 in 10 runs fail "
+       "(%d missed)", missed);
+    ok(p50 <= 30000, "half of them within 30 s of the fault (%.1f s)", p50 / 1000.0);
 }
 
 /* Canary requests until a latency fail; -1 if none within 60 s. */
-static void latency_runs(double canary_rps, double scale, uint64_t add_us, int runs,
+static void latency_runs(double canary_rps, double scale, uint64_t add_us, uint64_t fault_ms,
+                         int runs,
                          int *missed, int *wrong, double *mean, uint64_t *worst,
                          struct guard_result *last)
 {
-    /* clang-format off */
     struct sim sim = {
         .cfg = defaults,
         .base_rps = 1000 - canary_rps, .canary_rps = canary_rps,
         .base_err = 0.01, .canary_err = 0.01,
         .canary_scale = scale, .canary_add_us = add_us,
-        .checks = 600, .step_ms = 100,
+        .checks = (unsigned)(600 + fault_ms / 100), .step_ms = 100, .fault_ms = fault_ms,
     };
-    /* clang-format on */
     struct sim_out o;
     uint64_t total = 0;
     *missed = *wrong = 0;
@@ -387,18 +466,22 @@ static void test_detect_latency(void)
     uint64_t worst;
     struct guard_result last;
     rng_state = 11;
-    /* +50 ms on every request (weir-pod's --latency) on a 5 % canary. */
-    latency_runs(50, 1.0, 50000, 50, &missed, &wrong, &mean, &worst, &last);
-    printf("# 5 %% canary, +50 ms (p99 %.0f -> %.0f ms): fails after a mean %.0f, max %llu "
-           "canary requests (%.1f / %.1f s at 50 req/s)\n", last.baseline_latency_ms,
+    /* +50 ms on every request (weir-pod's --latency) on a 5 % canary, from
+     * 10 s into the step (a p99 bound of the baseline needs some 3,000 of
+     * its requests: before that a latency fail cannot be told). */
+    latency_runs(50, 1.0, 50000, 10000, 50, &missed, &wrong, &mean, &worst, &last);
+    printf("# 5 %% canary, +50 ms at 10 s (p99 %.0f -> %.0f ms): fails after a mean %.0f, "
+           "max %llu canary requests (%.1f / %.1f s at 50 req/s)\n", last.baseline_latency_ms,
            last.latency_ms, mean, (unsigned long long)worst, mean / 50, worst / 50.0);
     ok(missed == 0 && wrong == 0, "+50 ms on a 5 %% canary: all 50 runs fail, on latency");
+    ok(worst <= 250, "within 5 s of the fault (the slowest after %llu canary requests)",
+       (unsigned long long)worst);
     /* 2 x p99 on a 5 % canary: 750-1500 canary samples per span are at the
      * edge of what a p99 bound can tell at this confidence. Measured only. */
-    latency_runs(50, 2.0, 0, 50, &missed, &wrong, &mean, &worst, &last);
+    latency_runs(50, 2.0, 0, 0, 50, &missed, &wrong, &mean, &worst, &last);
     printf("# 5 %% canary, latency x2: %d of 50 runs fail within 60 s (mean %.0f canary "
            "requests)\n", 50 - missed, mean);
-    latency_runs(50, 3.0, 0, 50, &missed, &wrong, &mean, &worst, &last);
+    latency_runs(50, 3.0, 0, 0, 50, &missed, &wrong, &mean, &worst, &last);
     printf("# 5 %% canary, latency x3: %d of 50 runs fail within 60 s (mean %.0f, max %llu "
            "canary requests)\n", 50 - missed, mean, (unsigned long long)worst);
     is_int(missed, 0, "3 x latency on a 5 %% canary: every run fails");
@@ -412,7 +495,7 @@ static void test_detect_latency_x2(void)
     uint64_t worst;
     struct guard_result last;
     rng_state = 11;
-    latency_runs(500, 2.0, 0, 50, &missed, &wrong, &mean, &worst, &last);
+    latency_runs(500, 2.0, 0, 0, 50, &missed, &wrong, &mean, &worst, &last);
     printf("# 50 %% canary, latency x2 (p99 %.0f -> %.0f ms): fails after a mean %.0f, max %llu "
            "canary requests; reason: %s\n", last.baseline_latency_ms, last.latency_ms, mean,
            (unsigned long long)worst, last.reason);
@@ -425,7 +508,6 @@ static void test_sparse(void)
 {
     /* 5 req/s in total, canary 5 %: ten minutes never reach min_requests on
      * the canary side; the verdict stays hold and says why. */
-    /* clang-format off */
     struct sim sim = {
         .cfg = defaults,
         .base_rps = 4.75, .canary_rps = 0.25,
@@ -433,7 +515,6 @@ static void test_sparse(void)
         .canary_scale = 1.0,
         .checks = 600, .step_ms = 1000,
     };
-    /* clang-format on */
     struct sim_out o;
     rng_state = 3;
     sim_run(&sim, &base_side, &canary_side, &o);
@@ -448,20 +529,20 @@ static void test_sparse(void)
     side_reset(&canary_side);
     side_traffic(&base_side, 100000, 0.0, 1.0, 0);
     side_traffic(&canary_side, 99, 0.0, 1.0, 0);
-    guard_judge(&defaults, &base_side.total, &canary_side.total, 0, &r);
+    judge_at(&defaults, &base_side, &canary_side, 0, 500, &r);
     is_int(r.verdict, GUARD_V_HOLD, "99 flawless canary requests: hold");
     side_reset(&canary_side);
     side_traffic(&canary_side, 99, 1.0, 1.0, 0);
-    guard_judge(&defaults, &base_side.total, &canary_side.total, 0, &r);
+    judge_at(&defaults, &base_side, &canary_side, 0, 500, &r);
     is_int(r.verdict, GUARD_V_HOLD, "99 failed canary requests: still hold (min_requests)");
     side_traffic(&canary_side, 1, 1.0, 1.0, 0);
-    guard_judge(&defaults, &base_side.total, &canary_side.total, 0, &r);
+    judge_at(&defaults, &base_side, &canary_side, 0, 500, &r);
     is_int(r.verdict, GUARD_V_FAIL, "the 100th: fail");
     ok(strstr(r.reason, "fail: error rate 100.00% vs baseline 0.00%") != NULL, "reason: %s",
        r.reason);
     side_reset(&base_side);
     side_reset(&canary_side);
-    guard_judge(&defaults, &base_side.total, &canary_side.total, 0, &r);
+    judge_at(&defaults, &base_side, &canary_side, 0, 500, &r);
     is_int(r.verdict, GUARD_V_HOLD, "no data at all: hold");
 
     /* Sweep: low traffic from 1 to 30 req/s never passes below min_requests. */
@@ -494,9 +575,10 @@ static void test_forgets(void)
             side_next_epoch(&base_side);
             side_next_epoch(&canary_side);
         }
+        base_side.now_ms = canary_side.now_ms = s * 1000u - 1u;
         side_traffic(&base_side, 950, 0.01, 1.0, 0);
         side_traffic(&canary_side, 50, s <= 30 ? 0.2 : 0.01, 1.0, 0);
-        guard_judge(&cfg, &base_side.total, &canary_side.total, epoch, &r);
+        judge_at(&cfg, &base_side, &canary_side, epoch, s * 1000u - 1u, &r);
         if (s <= 30 && r.verdict == GUARD_V_FAIL)
             failed_early = 1;
         if (s > 75 && r.verdict == GUARD_V_FAIL)
