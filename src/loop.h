@@ -36,6 +36,7 @@ struct event;
 struct event_base;
 struct iobatch;
 struct loop;
+struct mirror_table;
 struct router_state;
 struct snapshot;
 struct upstream_table;
@@ -71,6 +72,7 @@ struct loop {
     struct router_state *router;      /* borrowed: the owner's SWRR state */
     struct balancer_state *balancer;  /* borrowed: the owner's balancer state */
     struct upstream_table *upstreams; /* borrowed: pools and conns (upstream.c) */
+    struct mirror_table *mirrors;     /* borrowed: live mirrors (mirror.c); NULL: none */
 };
 
 /*

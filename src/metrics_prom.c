@@ -28,6 +28,7 @@
 #include "client.h"
 #include "metrics.h"
 #include "fleet.h"
+#include "mirror.h"
 #include "release.h"
 #include "snapshot.h"
 #include "util.h"
@@ -389,6 +390,7 @@ void metrics_prom_render(struct json_buf *out)
     render_histogram(out, tot, n_vs);
     release_render_metrics(out);
     fleet_render_metrics(out);
+    mirror_render_metrics(out);
     per_endpoint(out, s, "weir_upstream_connect_failures_total", "counter",
                  "Failed connects to an endpoint.", on_connect_failures, now_ms);
     per_endpoint(out, s, "weir_upstream_retries_total", "counter",

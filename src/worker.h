@@ -29,6 +29,7 @@
 #include "balancer.h"
 #include "client.h"
 #include "loop.h"
+#include "mirror.h"
 #include "router.h"
 #include "upstream.h"
 
@@ -45,6 +46,7 @@ struct worker {
     struct loop loop;               /* event base, reap, timers, I/O batches */
     struct client_table clients;    /* client.c's list of this worker's clients */
     struct upstream_table upstreams;/* upstream.c's pools and conns */
+    struct mirror_table mirrors;    /* mirror.c's live mirrors */
     struct evconnlistener *listener;/* owned; NULL once stopping */
     int listen_fd;                  /* borrowed by listener */
     struct accept_guard guard;      /* the listener's accept backoff */
