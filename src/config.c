@@ -593,6 +593,9 @@ static void validate_mirror(const struct config *cfg, struct config_errors *errs
                           "mirror needs at least one method to copy");
     if (m->percent_bp > SPLIT_TOTAL_BP)
         config_errors_add(errs, m->pos, "mirror percent must be 0..100");
+    if (m->n_compare_headers > 8) /* MIRROR_CMP_HEADERS_MAX (mirror_cmp.h) */
+        config_errors_add(errs, m->pos, "mirror compares at most 8 headers, not %zu",
+                          m->n_compare_headers);
 }
 
 int config_validate_skip(const struct config *cfg, struct config_errors *errs,
