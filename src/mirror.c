@@ -42,6 +42,8 @@
 #define MIRROR_RES_HEAD_MAX (64u * 1024u)
 #define MIRROR_RES_HEADERS_MAX 128u
 #define MIRROR_FREE_MAX 32u
+#define MIRROR_BREAK_AFTER 5u    /* consecutive shadow failures that open the breaker */
+#define MIRROR_BREAK_MS 1000u    /* how long it stays open before one probe */
 
 _Static_assert(MIRROR_R_COUNT == METRICS_MIRROR_RESULTS, "vstats_wslot.mirror size");
 
@@ -280,12 +282,36 @@ static void exchange_end(struct mirror *m, bool reusable)
     m->state = MIR_S_END;
 }
 
-/* Count the result (r < 0: cancelled, not counted) and end the exchange. */
-static void settle(struct mirror *m, int r, const char *why)
+/*
+ * The breaker: the shadow's own outcomes (not the primary's, not weir
+ * stopping) of this worker. MIRROR_BREAK_AFTER failures in a row open it
+ * for MIRROR_BREAK_MS; the first mirror after that goes through as a probe
+ * and its outcome closes it again or reopens it.
+ */
+static void breaker_note(struct mirror *m, int r, bool shadow_side)
+{
+    struct mirror_table *tab = m->tab;
+    if (!shadow_side || m->snap->generation != tab->cached_gen)
+        return;
+    if (r == MIRROR_R_MATCH || r == MIRROR_R_DIFFER) {
+        tab->fail_streak = 0;
+        tab->open_until_ms = 0;
+        return;
+    }
+    if (++tab->fail_streak >= MIRROR_BREAK_AFTER) {
+        tab->open_until_ms = util_now_ms() + MIRROR_BREAK_MS;
+        tab->open_result = r;
+    }
+}
+
+/* Count the result (r < 0: cancelled, not counted) and end the exchange.
+ * shadow_side: the shadow's own outcome (for the breaker). */
+static void settle_as(struct mirror *m, int r, const char *why, bool shadow_side)
 {
     if (m->settled)
         return;
     m->settled = true;
+    breaker_note(m, r, shadow_side);
     if (r >= 0) {
         count(m->tab->loop, m->snap, m->shadow, (enum mirror_result)r);
         log_debug("mirror %s %.60s → %s: %s%s%s", m->method, m->target,
@@ -294,6 +320,11 @@ static void settle(struct mirror *m, int r, const char *why)
     }
     exchange_end(m, false);
     maybe_free(m);
+}
+
+static void settle(struct mirror *m, int r, const char *why)
+{
+    settle_as(m, r, why, true);
 }
 
 /* Both sides answered whole: compare and count. */
@@ -322,6 +353,8 @@ static bool method_listed(const struct config_mirror *mc, struct strview method)
 static int shadow_index(struct mirror_table *tab, const struct snapshot *s)
 {
     if (tab->cached_gen != s->generation) {
+        tab->fail_streak = 0; /* a new snapshot may name another shadow */
+        tab->open_until_ms = 0;
         const struct config_mirror *mc = &s->cfg->mirror;
         tab->cached_shadow = mc->enabled && mc->version
                                  ? config_version_index(s->cfg, mc->version)
@@ -351,6 +384,16 @@ struct mirror *mirror_start(struct loop *l, struct snapshot *s, int version,
     if (tab->n >= mc->max_inflight || l->stopping) {
         count(l, s, shadow, MIRROR_R_DROPPED);
         return NULL;
+    }
+    if (tab->open_until_ms) {
+        if (util_now_ms() < tab->open_until_ms) {
+            count(l, s, shadow, (enum mirror_result)tab->open_result);
+            return NULL;
+        }
+        /* this one probes; until it settles the rest go through too, few
+         * enough (max_inflight bounds them) */
+        tab->open_until_ms = 0;
+        tab->fail_streak = MIRROR_BREAK_AFTER - 1;
     }
     struct mirror *m = mirror_new(tab);
     snapshot_ref(s);
@@ -422,7 +465,7 @@ void mirror_request_body(struct mirror *m, struct evbuffer *out, size_t from, bo
         return;
     size_t n = evbuffer_get_length(out) - from;
     if (m->body_copied + n > m->snap->cfg->mirror.max_body_bytes) {
-        settle(m, -1, NULL); /* a chunked body past max_body: not mirrored */
+        settle_as(m, -1, NULL, false); /* a chunked body past max_body: not mirrored */
         return;
     }
     each_span(out, from, on_copy_span, m->req);
@@ -467,7 +510,7 @@ void mirror_primary_end(struct mirror *m, bool complete)
     m->held = false;
     if (!m->settled) {
         if (!complete || m->state == MIR_S_BODY) {
-            settle(m, MIRROR_R_DROPPED, "the primary did not complete");
+            settle_as(m, MIRROR_R_DROPPED, "the primary did not complete", false);
             return;
         }
         m->primary_done = true;
@@ -704,7 +747,7 @@ void mirror_table_close_all(struct mirror_table *tab)
     while (m) {
         struct mirror *next = m->next;
         if (!m->settled)
-            settle(m, MIRROR_R_DROPPED, "weir is stopping");
+            settle_as(m, MIRROR_R_DROPPED, "weir is stopping", false);
         m = next;
     }
 }

@@ -20,7 +20,11 @@
  * that cannot keep up settles as dropped. The copy of the request body
  * (≤ max_body) is the only buffering; both response bodies are hashed as
  * they pass. Past max_inflight live mirrors in the worker, a sampled
- * request is dropped (counted) without a mirror.
+ * request is dropped (counted) without a mirror. A shadow that failed or
+ * timed out MIRROR_BREAK_AFTER times in a row is not tried for
+ * MIRROR_BREAK_MS (one mirror probes it after that): the sampled requests
+ * meanwhile are counted with the shadow's last failure without any I/O, so
+ * a dead or stalled shadow does not cost a connect per request.
  *
  * Mirrors are not client requests: no access-log line, not in
  * weir_requests_total, not in the guard's outcome windows, no passive
@@ -66,6 +70,12 @@ struct mirror_table {
     struct mirror_sampler sampler;
     uint64_t cached_gen;          /* snapshot generation the fields below are for */
     int cached_shadow;            /* shadow version index in it, -1 none */
+    /* A shadow that keeps failing is not even tried for a while (see
+     * mirror.c's breaker): sampled mirrors are counted with its last
+     * failure, at no I/O cost. Reset by every new snapshot. */
+    unsigned fail_streak;         /* consecutive errors / timeouts of the shadow */
+    uint64_t open_until_ms;       /* util_now_ms() clock; 0: closed */
+    int open_result;              /* what a mirror skipped while open counts as */
 };
 
 /* An empty table on loop l. Worker thread (or before it starts). */

@@ -271,12 +271,19 @@ def broken_shadows():
                   "%s shadow: the client's answer is the primary's, whole" % k)
         check(wait_for(lambda: counts(w, k)[res] == 3, timeout=15),
               "%s shadow: 3 mirrors counted %s: %s" % (k, res, counts(w, k)))
+    # a shadow that keeps failing is not tried for a while, but every
+    # sampled request is still counted, with the shadow's last failure
+    for i in range(12):
+        r = get(w.port, "/more%d" % i)
+        check(r.status == 200, "dead shadow, request %d answered by the primary" % i)
+    check(wait_for(lambda: counts(w, "dead")["error"] == 15),
+          "every sampled request to a failing shadow is counted: %s" % counts(w, "dead"))
     check(wait_for(lambda: mirror_state(w)["in_flight"] == 0), "nothing left in flight")
     samples = scrape(w.admin)[0]
-    check(prom_sum(samples, "weir_requests_total") == 12, "12 client requests counted")
+    check(prom_sum(samples, "weir_requests_total") == 24, "24 client requests counted")
     check(prom_value(samples, "weir_mirror_requests_total", version="hang", result="dropped") == 3,
           "a hung shadow's mirrors are dropped (metric)")
-    check(prom_value(samples, "weir_mirror_requests_total", version="dead", result="error") == 3,
+    check(prom_value(samples, "weir_mirror_requests_total", version="dead", result="error") == 15,
           "a dead shadow's mirrors are errors (metric)")
 
 
