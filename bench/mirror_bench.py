@@ -17,8 +17,9 @@ time) through four phases, switched with `weirctl mirror`:
            max_inflight 256 per worker, so mirrors are dropped)
   dead     mirror 100 % of GET to dead
 and reports per phase the client's rps, p50 and p99 (median over rounds)
-and their ratio to `off` in the same run, the mirror counts the phase
-produced, and weir's RSS after it. Phases alternate within a round, so
+and their ratio to `off` in the same run, weir's CPU time per client
+request (user + system, from /proc: less sensitive than latency to a busy
+machine), the mirror counts the phase produced, and weir's RSS after it. Phases alternate within a round, so
 drift on a shared machine hits all of them alike. Exit 1 only when a
 request failed: the numbers are reported, not asserted (they are timings).
 Stops only the processes it started.
@@ -76,6 +77,13 @@ def rss_kib(pid):
     return 0
 
 
+def cpu_s(pid):
+    """weir's user + system CPU time so far, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def counts(w):
     m = json.loads(w.command("mirror"))["mirror"]["counts"]
     return {v: dict(c) for v, c in m.items()}
@@ -119,21 +127,25 @@ def main():
             if not a.get("ok"):
                 raise SystemExit("%s: %s" % (cmd, a))
             before = counts(w)
+            cpu0 = cpu_s(w.pid)
             r = subprocess.run([BENCH, "-R", str(args.rate), "-c", "64", "-d",
                                 "%gs" % args.seconds, "--json", url],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                timeout=args.seconds + 60)
             doc = json.loads(r.stdout)
+            cpu = cpu_s(w.pid) - cpu0
             failed += doc["errors"]
             v = doc["versions"].get("v1", {})
             results[name].append({"rps": doc["rps"], "p50": v.get("p50_ms", 0),
                                   "p99": v.get("p99_ms", 0), "errors": doc["errors"],
                                   "mirror": delta(counts(w), before),
+                                  "cpu_us": 1e6 * cpu / max(doc["requests"], 1),
                                   "rss_kib": rss_kib(w.pid)})
     w.command("mirror off")
     med = {}
     for name, runs in results.items():
-        med[name] = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "p99")}
+        med[name] = {k: statistics.median(r[k] for r in runs)
+                     for k in ("rps", "p50", "p99", "cpu_us")}
         med[name]["errors"] = sum(r["errors"] for r in runs)
         med[name]["rss_kib"] = max(r["rss_kib"] for r in runs)
         med[name]["mirror_last_round"] = runs[-1]["mirror"]
@@ -144,15 +156,15 @@ def main():
         base = med["off"]
         print("rate %d req/s, %g s per phase, %d rounds (median of rounds)"
               % (args.rate, args.seconds, args.rounds))
-        print("%-8s %9s %8s %8s %7s %7s %8s  %s" % ("phase", "rps", "p50 ms", "p99 ms",
-                                                    "p50 x", "p99 x", "RSS MiB",
-                                                    "mirrors (last round)"))
+        print("%-8s %7s %7s %7s %6s %6s %8s %7s  %s" % ("phase", "rps", "p50 ms", "p99 ms",
+                                                        "p50 x", "p99 x", "CPU us/r",
+                                                        "RSS MiB", "mirrors (last round)"))
         for name, _ in PHASES:
             m = med[name]
-            print("%-8s %9.1f %8.3f %8.3f %7.3f %7.3f %8.1f  %s"
+            print("%-8s %7.1f %7.3f %7.3f %6.2f %6.2f %8.1f %7.1f  %s"
                   % (name, m["rps"], m["p50"], m["p99"], m["p50"] / base["p50"] if base["p50"] else 0,
-                     m["p99"] / base["p99"] if base["p99"] else 0, m["rss_kib"] / 1024.0,
-                     json.dumps(m["mirror_last_round"], sort_keys=True)))
+                     m["p99"] / base["p99"] if base["p99"] else 0, m["cpu_us"],
+                     m["rss_kib"] / 1024.0, json.dumps(m["mirror_last_round"], sort_keys=True)))
         print("failed requests: %d" % failed)
     stop_all()
     return 1 if failed else 0

@@ -72,6 +72,7 @@ struct mirror {
     bool head_request;
     bool deadline_armed;
     bool queued;                  /* on the reap list */
+    bool probe;                   /* the breaker's probe (mirror_table) */
     struct event deadline;        /* the shadow's whole exchange */
 
     struct http1_scan scan;
@@ -291,14 +292,23 @@ static void exchange_end(struct mirror *m, bool reusable)
 static void breaker_note(struct mirror *m, int r, bool shadow_side)
 {
     struct mirror_table *tab = m->tab;
-    if (!shadow_side || m->snap->generation != tab->cached_gen)
+    if (m->snap->generation != tab->cached_gen)
+        return; /* a new snapshot reset the breaker */
+    if (m->probe) {
+        tab->probing = false;
+        if (!shadow_side) {
+            tab->open_until_ms = 1; /* undecided: the next mirror probes */
+            return;
+        }
+    }
+    if (!shadow_side)
         return;
     if (r == MIRROR_R_MATCH || r == MIRROR_R_DIFFER) {
         tab->fail_streak = 0;
         tab->open_until_ms = 0;
         return;
     }
-    if (++tab->fail_streak >= MIRROR_BREAK_AFTER) {
+    if (++tab->fail_streak >= MIRROR_BREAK_AFTER || m->probe) {
         tab->open_until_ms = util_now_ms() + MIRROR_BREAK_MS;
         tab->open_result = r;
     }
@@ -355,6 +365,7 @@ static int shadow_index(struct mirror_table *tab, const struct snapshot *s)
     if (tab->cached_gen != s->generation) {
         tab->fail_streak = 0; /* a new snapshot may name another shadow */
         tab->open_until_ms = 0;
+        tab->probing = false;
         const struct config_mirror *mc = &s->cfg->mirror;
         tab->cached_shadow = mc->enabled && mc->version
                                  ? config_version_index(s->cfg, mc->version)
@@ -385,15 +396,14 @@ struct mirror *mirror_start(struct loop *l, struct snapshot *s, int version,
         count(l, s, shadow, MIRROR_R_DROPPED);
         return NULL;
     }
+    bool probe = false;
     if (tab->open_until_ms) {
-        if (util_now_ms() < tab->open_until_ms) {
+        if (tab->probing || util_now_ms() < tab->open_until_ms) {
             count(l, s, shadow, (enum mirror_result)tab->open_result);
             return NULL;
         }
-        /* this one probes; until it settles the rest go through too, few
-         * enough (max_inflight bounds them) */
-        tab->open_until_ms = 0;
-        tab->fail_streak = MIRROR_BREAK_AFTER - 1;
+        probe = true; /* one mirror tries the shadow; the rest wait for it */
+        tab->probing = true;
     }
     struct mirror *m = mirror_new(tab);
     snapshot_ref(s);
@@ -401,6 +411,7 @@ struct mirror *mirror_start(struct loop *l, struct snapshot *s, int version,
     m->shadow = shadow;
     m->primary = version;
     m->held = true;
+    m->probe = probe;
     m->head_request = req->method_id == H1_M_HEAD;
     snprintf(m->method, sizeof(m->method), "%.*s", (int)req->method.len, req->method.p);
     snprintf(m->target, sizeof(m->target), "%.*s", (int)req->target.len, req->target.p);

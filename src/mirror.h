@@ -75,6 +75,7 @@ struct mirror_table {
      * failure, at no I/O cost. Reset by every new snapshot. */
     unsigned fail_streak;         /* consecutive errors / timeouts of the shadow */
     uint64_t open_until_ms;       /* util_now_ms() clock; 0: closed */
+    bool probing;                 /* open, and its one probe is under way */
     int open_result;              /* what a mirror skipped while open counts as */
 };
 
