@@ -27,6 +27,7 @@
 
 #include "balancer.h"
 #include "config.h"
+#include "events.h"
 #include "conn.h"
 #include "http1.h"
 #include "json.h"
@@ -832,6 +833,47 @@ void mirror_render_metrics(struct json_buf *out)
                        "# TYPE weir_mirror_in_flight gauge\n");
     json_buf_printf(out, "weir_mirror_in_flight %llu\n", (unsigned long long)mirror_inflight());
     snapshot_unref(s);
+}
+
+/* The divergence watch (main thread only). */
+static struct {
+    uint64_t at_ms;                            /* start of the current window */
+    uint64_t base[METRICS_MAX_VSTATS][2];      /* match, differ at its start */
+    double announced[METRICS_MAX_VSTATS];      /* differ rate last published */
+} watch;
+
+void mirror_tick(uint64_t now_ms)
+{
+    if (watch.at_ms && now_ms - watch.at_ms < MIRROR_EVENT_WINDOW_MS)
+        return;
+    watch.at_ms = now_ms;
+    size_t n = metrics_vstats_count();
+    for (size_t i = 0; i < n && i < METRICS_MAX_VSTATS; i++) {
+        const struct vstats *vs = metrics_vstats_at(i);
+        uint64_t c[MIRROR_R_COUNT];
+        mirror_counts(vs, c);
+        uint64_t dm = c[MIRROR_R_MATCH] - watch.base[i][0];
+        uint64_t dd = c[MIRROR_R_DIFFER] - watch.base[i][1];
+        if (dm + dd < MIRROR_EVENT_MIN)
+            continue; /* too few to judge: the window grows until there are */
+        watch.base[i][0] = c[MIRROR_R_MATCH];
+        watch.base[i][1] = c[MIRROR_R_DIFFER];
+        double rate = (double)dd / (double)(dm + dd);
+        double prev = watch.announced[i];
+        if (rate - prev < 0.10 && prev - rate < 0.10)
+            continue;
+        watch.announced[i] = rate;
+        char members[256];
+        snprintf(members, sizeof(members),
+                 ",\"version\":\"%s\",\"differ_rate\":%.4f,\"previous_rate\":%.4f,"
+                 "\"compared\":%llu,\"window_s\":%u",
+                 vs->name, rate, prev, (unsigned long long)(dm + dd),
+                 MIRROR_EVENT_WINDOW_MS / 1000);
+        log_info("mirror: %s's answers differ from the primary's in %.1f %% of %llu compared "
+                 "requests (was %.1f %%)", vs->name, 100.0 * rate,
+                 (unsigned long long)(dm + dd), 100.0 * prev);
+        events_publish("mirror", snapshot_generation(), members);
+    }
 }
 
 static void hex(struct json_buf *b, const uint8_t *h, size_t n)

@@ -128,6 +128,19 @@ uint64_t mirror_inflight(void);
  * Any thread. */
 size_t mirror_differences(struct mirror_diff *out, size_t max);
 
+/*
+ * Called often (the main thread's 250 ms tick): every MIRROR_EVENT_WINDOW_MS
+ * the differ rate of each shadow over its window (since the last judged
+ * one: a window with fewer than MIRROR_EVENT_MIN compared mirrors is not
+ * judged but grows into the next) is compared with the rate last
+ * announced (0 at first), and a change of 10 points or more is
+ * published on the event stream: {"event":"mirror","version":...,
+ * "differ_rate":F,"previous_rate":F,"compared":N}. Main thread.
+ */
+#define MIRROR_EVENT_WINDOW_MS 5000u
+#define MIRROR_EVENT_MIN 20u
+void mirror_tick(uint64_t now_ms);
+
 /* weir_mirror_requests_total and weir_mirror_in_flight, Prometheus text.
  * Main thread. */
 void mirror_render_metrics(struct json_buf *out);

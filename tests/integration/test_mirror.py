@@ -374,4 +374,26 @@ def control_and_sampling():
           "rollback undoes mirror set (back to off)")
 
 
+@case
+def divergence_event():
+    v1, v2 = Echo("v1"), Echo("v2", "body")
+    w = start(v1, v2)
+    ev = CtlConn(w.control, timeout=20)
+    first = json.loads(ev.ask_raw("events"))
+    check(first.get("ok") is True, "events stream opens")
+    for i in range(30):
+        get(w.port, "/body")
+    check(wait_for(lambda: counts(w)["differ"] == 30), "30 differences counted")
+    got = None
+    deadline = time.time() + 20
+    while time.time() < deadline and got is None:
+        e = json.loads(ev.read_line())
+        if e.get("event") == "mirror":
+            got = e
+    check(got is not None and got.get("version") == "v2" and got.get("differ_rate") == 1.0 and
+          got.get("previous_rate") == 0.0 and got.get("compared") == 30,
+          "a jump of the divergence rate is an event: %s" % got)
+    ev.close()
+
+
 run()
