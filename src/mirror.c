@@ -34,7 +34,6 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
-#include "metrics_prom.h"
 #include "snapshot.h"
 #include "state.h"
 #include "upstream.h"
@@ -798,41 +797,11 @@ static bool has_counts(const uint64_t c[MIRROR_R_COUNT])
     return false;
 }
 
-/* Is vs the configured shadow, or did it ever get mirrors? */
-static bool shown(const struct vstats *vs, const struct config *cfg, const uint64_t c[])
+bool mirror_is_shown(const struct vstats *vs, const struct config *cfg,
+                     const uint64_t c[MIRROR_R_COUNT])
 {
     const struct config_mirror *mc = cfg ? &cfg->mirror : NULL;
     return has_counts(c) || (mc && mc->version && strcmp(mc->version, vs->name) == 0);
-}
-
-void mirror_render_metrics(struct json_buf *out)
-{
-    struct snapshot *s = snapshot_acquire();
-    const struct config *cfg = s ? s->cfg : NULL;
-    const char *name = "weir_mirror_requests_total";
-    json_buf_printf(out, "# HELP %s Mirrored requests by shadow version and result: "
-                         "match, differ (status, a compared header or the body), error "
-                         "(the shadow failed), dropped (weir gave up: max_inflight, the "
-                         "shadow's timeout, the primary did not complete).\n"
-                         "# TYPE %s counter\n", name, name);
-    for (size_t i = 0; i < metrics_vstats_count(); i++) {
-        const struct vstats *vs = metrics_vstats_at(i);
-        uint64_t c[MIRROR_R_COUNT];
-        mirror_counts(vs, c);
-        if (!shown(vs, cfg, c))
-            continue;
-        for (int r = 0; r < MIRROR_R_COUNT; r++) {
-            json_buf_printf(out, "%s{version=\"", name);
-            metrics_prom_label_value(out, vs->name);
-            json_buf_printf(out, "\",result=\"%s\"} %llu\n",
-                            mirror_result_name((enum mirror_result)r),
-                            (unsigned long long)c[r]);
-        }
-    }
-    json_buf_puts(out, "# HELP weir_mirror_in_flight Mirrored requests under way.\n"
-                       "# TYPE weir_mirror_in_flight gauge\n");
-    json_buf_printf(out, "weir_mirror_in_flight %llu\n", (unsigned long long)mirror_inflight());
-    snapshot_unref(s);
 }
 
 /* The divergence watch (main thread only). */
@@ -990,7 +959,7 @@ void mirror_render(struct json_buf *b, const struct config *cfg)
         const struct vstats *vs = metrics_vstats_at(i);
         uint64_t c[MIRROR_R_COUNT];
         mirror_counts(vs, c);
-        if (!shown(vs, cfg, c))
+        if (!mirror_is_shown(vs, cfg, c))
             continue;
         if (!first)
             json_buf_puts(b, ",");

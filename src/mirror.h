@@ -141,9 +141,10 @@ size_t mirror_differences(struct mirror_diff *out, size_t max);
 #define MIRROR_EVENT_MIN 20u
 void mirror_tick(uint64_t now_ms);
 
-/* weir_mirror_requests_total and weir_mirror_in_flight, Prometheus text.
- * Main thread. */
-void mirror_render_metrics(struct json_buf *out);
+/* Is vs worth showing: the configured shadow of cfg (may be NULL), or a
+ * version that got mirrors (c: its mirror_counts)? Any thread. */
+bool mirror_is_shown(const struct vstats *vs, const struct config *cfg,
+                     const uint64_t c[MIRROR_R_COUNT]);
 
 /* The `mirror` answer's "mirror" member: settings of cfg, counts, the
  * last differences. Main thread. */
