@@ -27,16 +27,18 @@ Stops only the processes it started.
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("WEIR_SRC") or os.path.dirname(HERE)
 os.environ.setdefault("WEIR_SRC", SRC)
 os.environ.setdefault("WEIR_BUILD", os.path.join(SRC, "build"))
 sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
-from weirtest import PodAt, Weir, dead_address, stop_all  # noqa: E402
+from weirtest import PodAt, Proc, Weir, dead_address, free_port, stop_all, tmpdir, wait_port  # noqa: E402
 
 BENCH = os.path.join(os.environ["WEIR_BUILD"], "bench", "weir-bench")
 
@@ -63,6 +65,45 @@ mirror:
   version: v2
   percent: 100
   timeout: 1s
+"""
+
+# nginx's `mirror` directive, one server per phase (same pods, same 1 s
+# timeouts for the mirror subrequest), for --nginx.
+NGINX = """
+worker_processes 2;
+daemon off;
+pid %(dir)s/nginx.pid;
+error_log %(dir)s/error.log crit;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path %(dir)s/body;
+    proxy_temp_path %(dir)s/proxy;
+    fastcgi_temp_path %(dir)s/fastcgi;
+    uwsgi_temp_path %(dir)s/uwsgi;
+    scgi_temp_path %(dir)s/scgi;
+    keepalive_requests 1000000;
+    upstream v1 { server %(v1)s; keepalive 64; }
+%(servers)s
+}
+"""
+NGINX_SERVER = """
+    server {
+        listen 127.0.0.1:%(port)d;
+        location / {
+            %(mirror)s
+            proxy_pass http://v1;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+        location = /mirror {
+            internal;
+            proxy_pass http://%(shadow)s$request_uri;
+            proxy_connect_timeout 1s;
+            proxy_read_timeout 1s;
+            proxy_send_timeout 1s;
+        }
+    }
 """
 
 PHASES = [("off", None), ("healthy", "v2"), ("slow", "slow"), ("stalled", "stalled"),
@@ -105,6 +146,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--nginx", action="store_true",
+                    help="also run each phase through nginx's mirror directive")
     args = ap.parse_args()
 
     # Every pod answers the same body ("Host: app, Version: v1"), so a
@@ -119,9 +162,41 @@ def main():
                        "stalled": stalled.addr, "dead": dead_address()})
     url = "http://127.0.0.1:%d/" % w.port
     results = {name: [] for name, _ in PHASES}
+    ng_results = {name: [] for name, _ in PHASES}
+    ng_port = {}
+    if args.nginx and shutil.which("nginx"):
+        d = tmpdir()
+        os.chmod(d, 0o755)
+        addr = {"v2": v2.addr, "slow": slow.addr, "stalled": stalled.addr, "dead": dead_address()}
+        servers = ""
+        for name, shadow in PHASES:
+            ng_port[name] = free_port()
+            servers += NGINX_SERVER % {"port": ng_port[name], "shadow": addr.get(shadow, v1.addr),
+                                       "mirror": "mirror /mirror;" if shadow else ""}
+        with open(os.path.join(d, "nginx.conf"), "w") as f:
+            f.write(NGINX % {"dir": d, "v1": v1.addr, "servers": servers})
+        Proc(["nginx", "-p", d, "-c", os.path.join(d, "nginx.conf"), "-e",
+              os.path.join(d, "error.log")])
+        for port in ng_port.values():
+            wait_port(port)
     failed = 0
+
+    def nginx_phase(name):
+        r = subprocess.run([BENCH, "-R", str(args.rate), "-c", "64", "-d", "%gs" % args.seconds,
+                            "--json", "--version-header", "X-None",
+                            "http://127.0.0.1:%d/" % ng_port[name]],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                           timeout=args.seconds + 60)
+        doc = json.loads(r.stdout)
+        v = next(iter(doc["versions"].values()), {})
+        ng_results[name].append({"rps": doc["rps"], "p50": v.get("p50_ms", 0),
+                                 "p99": v.get("p99_ms", 0), "errors": doc["errors"]})
+
     for rnd in range(args.rounds):
         for name, shadow in PHASES:
+            if ng_port:
+                nginx_phase(name)
+                time.sleep(1.5)  # the stalled phase's subrequests time out
             cmd = "mirror off" if shadow is None else "mirror set version=%s percent=100" % shadow
             a = json.loads(w.command(cmd))
             if not a.get("ok"):
@@ -149,9 +224,14 @@ def main():
         med[name]["errors"] = sum(r["errors"] for r in runs)
         med[name]["rss_kib"] = max(r["rss_kib"] for r in runs)
         med[name]["mirror_last_round"] = runs[-1]["mirror"]
+    ng_med = {}
+    for name, runs in ng_results.items():
+        if runs:
+            ng_med[name] = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "p99")}
+            ng_med[name]["errors"] = sum(r["errors"] for r in runs)
     if args.json:
         print(json.dumps({"rate": args.rate, "seconds": args.seconds, "rounds": args.rounds,
-                          "phases": med, "runs": results}, indent=1))
+                          "phases": med, "runs": results, "nginx": ng_med}, indent=1))
     else:
         base = med["off"]
         print("rate %d req/s, %g s per phase, %d rounds (median of rounds)"
@@ -166,6 +246,17 @@ def main():
                      m["p99"] / base["p99"] if base["p99"] else 0, m["cpu_us"],
                      m["rss_kib"] / 1024.0, json.dumps(m["mirror_last_round"], sort_keys=True)))
         print("failed requests: %d" % failed)
+        if ng_med:
+            nb = ng_med["off"]
+            print("\nnginx %s, mirror directive, same pods and rate" % "(2 workers)")
+            print("%-8s %7s %7s %7s %6s %6s %7s" % ("phase", "rps", "p50 ms", "p99 ms", "p50 x",
+                                                  "p99 x", "errors"))
+            for name, _ in PHASES:
+                m = ng_med[name]
+                print("%-8s %7.1f %7.3f %7.3f %6.2f %6.2f %7d"
+                      % (name, m["rps"], m["p50"], m["p99"],
+                         m["p50"] / nb["p50"] if nb["p50"] else 0,
+                         m["p99"] / nb["p99"] if nb["p99"] else 0, m["errors"]))
     stop_all()
     return 1 if failed else 0
 

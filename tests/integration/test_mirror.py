@@ -186,6 +186,18 @@ def comparison():
     check(not any("x-weir-mirror" in s[2] for s in v1.requests()),
           "the primary never sees X-Weir-Mirror")
     check(all(s[2].get("x-forwarded-for") for s in seen), "the copy is forwarded like the primary")
+    # a client cannot pass a live request off as a mirror
+    c = Conn(w.port)
+    c.send(b"GET /forged HTTP/1.1\r\nHost: t\r\nX-Weir-Mirror: 1\r\nConnection: close\r\n\r\n")
+    r = c.read_response()
+    c.close()
+    sent += 1
+    check(r.status == 200, "a request with a forged X-Weir-Mirror is answered")
+    prim = [s for s in v1.requests() if s[1] == "/forged"]
+    check(prim and "x-weir-mirror" not in prim[0][2],
+          "weir drops a client's X-Weir-Mirror toward the primary")
+    check(wait_for(lambda: any(s[1] == "/forged" for s in v2.requests())), "/forged is mirrored")
+    plan.append("/forged")
 
     # POST is not mirrored by default
     r = get(w.port, "/post", method="POST", body=b"hello")
