@@ -385,6 +385,22 @@ def control_and_sampling():
     check(a.get("ok") is True and mirror_state(w)["enabled"] is False,
           "rollback undoes mirror set (back to off)")
 
+    # a reload of an unchanged file keeps a runtime mirror; a file that
+    # changes the mirror later than the runtime change wins
+    a = json.loads(w.command("mirror set percent=7"))
+    check(a.get("ok") is True, "mirror set percent=7")
+    a = json.loads(w.command("reload"))
+    check(a.get("ok") is True and mirror_state(w)["percent"] == 7,
+          "reload of the unchanged file keeps the runtime mirror: %s" % a)
+    with open(w.config) as f:
+        text = f.read()
+    time.sleep(0.05)  # the file's mtime must be later than the runtime change
+    with open(w.config, "w") as f:
+        f.write(text.replace("percent: 25", "percent: 40"))
+    a = json.loads(w.command("reload"))
+    check(a.get("ok") is True and mirror_state(w)["percent"] == 40,
+          "the file's newer mirror wins over the runtime one: %s" % mirror_state(w)["percent"])
+
 
 @case
 def divergence_event():
