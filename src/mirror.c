@@ -945,13 +945,22 @@ void mirror_render(struct json_buf *b, const struct config *cfg)
         json_buf_str(b, mc->version);
     else
         json_buf_puts(b, "null");
+    /* never configured (validation wants a method): what `mirror set` would use */
+    static char *const def_methods[] = {"GET", "HEAD"}, *const def_headers[] = {"content-type"};
+    bool unset = mc->n_methods == 0;
     json_buf_printf(b, ",\"percent\":%s,\"methods\":", pct);
-    render_strv(b, mc->methods, mc->n_methods);
+    if (unset)
+        render_strv(b, def_methods, 2);
+    else
+        render_strv(b, mc->methods, mc->n_methods);
     json_buf_printf(b, ",\"max_body\":%u,\"max_inflight\":%u,\"timeout_ms\":%u,"
                        "\"compare\":{\"status\":%s,\"headers\":",
                     mc->max_body_bytes, mc->max_inflight, mc->timeout_ms,
                     mc->compare_status ? "true" : "false");
-    render_strv(b, mc->compare_headers, mc->n_compare_headers);
+    if (unset)
+        render_strv(b, def_headers, 1);
+    else
+        render_strv(b, mc->compare_headers, mc->n_compare_headers);
     json_buf_printf(b, ",\"body\":%s},\"in_flight\":%llu,\"counts\":{",
                     mc->compare_body ? "true" : "false", (unsigned long long)mirror_inflight());
     bool first = true;

@@ -338,7 +338,12 @@ static void render_mirror(const struct json_value *a)
         printf("%s  %s %s  %s vs %s\n", json_get_str(d, "time", ""),
                json_get_str(d, "method", ""), json_get_str(d, "target", ""),
                json_get_str(d, "primary_version", "?"), json_get_str(d, "version", "?"));
-        printf("  status %s vs %s\n", num_text(json_get(pa, "status")),
+        const struct json_value *what = json_get(d, "differs");
+        printf("  differs:");
+        for (size_t k = 0; what && what->type == JSON_T_ARRAY && k < what->n; k++)
+            printf("%s %s", k ? "," : "",
+                   what->items[k]->type == JSON_T_STRING ? what->items[k]->str : "?");
+        printf("\n  status %s vs %s\n", num_text(json_get(pa, "status")),
                num_text(json_get(sh, "status")));
         const struct json_value *ha = json_get(pa, "headers"), *hb = json_get(sh, "headers");
         for (size_t k = 0; ha && ha->type == JSON_T_OBJECT && k < ha->n; k++)

@@ -374,6 +374,11 @@ def control_and_sampling():
           "mirror set version=v2 percent=5 turns it back on")
     rc, out = w.ctl("mirror")
     check(rc == 0 and json.loads(out)["mirror"]["percent"] == 5, "weirctl mirror")
+    rc, out = w.ctl("mirror", json_out=False)
+    check(rc == 0 and "5% of the other versions' requests to v2" in out and "MATCH" in out,
+          "weirctl mirror renders a table: %r" % out[:200])
+    rc, out = w.ctl("mirror", "set", "version=nope")
+    check(rc == 1, "weirctl exits 1 on a refused mirror set")
 
     # kept in the state file: a restart keeps the runtime mirror
     w.stop()
