@@ -9,7 +9,20 @@
 #include <string.h>
 #include <strings.h>
 
+#include <pthread.h>
+
 #include <openssl/evp.h>
+
+/* SHA-256 fetched once from the default provider: EVP_sha256() would make
+ * every EVP_DigestInit_ex look it up again (OpenSSL 3's implicit fetch). */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void fetch_sha256(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    CHECK(sha256_md);
+}
 
 const char *mirror_result_name(enum mirror_result r)
 {
@@ -43,7 +56,8 @@ void mirror_side_reset(struct mirror_side *sd, bool hash)
     if (!md)
         md = EVP_MD_CTX_new();
     CHECK(md);
-    CHECK(EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1);
+    pthread_once(&sha256_once, fetch_sha256);
+    CHECK(EVP_DigestInit_ex(md, sha256_md, NULL) == 1);
     sd->md = md;
 }
 
