@@ -40,7 +40,7 @@
 
 #define MIRROR_MAGIC 0x4d495231u /* "MIR1" */
 #define MIRROR_RES_HEAD_MAX (64u * 1024u)
-#define MIRROR_RES_HEADERS_MAX 128u
+#define MIRROR_RES_HEADERS_MAX 256u /* as the primary reads (proxy.c) */
 #define MIRROR_FREE_MAX 32u
 #define MIRROR_BREAK_AFTER 5u    /* consecutive shadow failures that open the breaker */
 #define MIRROR_BREAK_MS 1000u    /* how long it stays open before one probe */
