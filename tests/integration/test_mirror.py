@@ -429,4 +429,30 @@ def divergence_event():
     ev.close()
 
 
+@case
+def weir_pods():
+    """End to end with weir-pods: v1 and v2 answer /bytes/N and /chunked/N
+    alike and the demo answer (it names the version) differently, so the
+    differ count is exactly the number of demo requests."""
+    v1, v2 = Pod("app", "v1"), Pod("app", "v2")
+    admin = free_port()
+    w = Weir(CONFIG % {"admin": admin, "v1": v1.addr, "v2": v2.addr, "percent": 100,
+                       "mirror": "", "more": ""})
+    w.admin = admin
+    paths = ["/bytes/64"] * 20 + ["/"] * 7 + ["/chunked/300"] * 5 + ["/status/404"] * 3
+    for i, p in enumerate(paths):
+        r = get(w.port, p)
+        check(r.header("x-version") == "v1", "request %d (%s) answered by v1" % (i, p))
+    check(wait_for(lambda: settled(w) == len(paths)), "every mirror settled: %s" % counts(w))
+    c = counts(w)
+    check(c == {"match": 28, "differ": 7, "error": 0, "dropped": 0},
+          "differ = the 7 demo requests exactly, the rest match: %s" % c)
+    diffs = mirror_state(w)["differences"]
+    check(len(diffs) == 7 and all(d["target"] == "/" and d["differs"] == ["body"] for d in diffs),
+          "the differences are the demo answers' bodies")
+    want = hashlib.sha256(b"Host: app, Version: v2\n").hexdigest()
+    check(diffs and diffs[0]["shadow"]["body_sha256"] == want,
+          "the shadow's hash is sha256 of v2's demo answer")
+
+
 run()
