@@ -42,8 +42,8 @@
 #define MIRROR_RES_HEAD_MAX (64u * 1024u)
 #define MIRROR_RES_HEADERS_MAX 256u /* as the primary reads (proxy.c) */
 #define MIRROR_FREE_MAX 32u
-#define MIRROR_BREAK_AFTER 5u    /* consecutive shadow failures that open the breaker */
-#define MIRROR_BREAK_MS 1000u    /* how long it stays open before one probe */
+#define MIRROR_BREAK_AFTER 5u /* consecutive shadow failures that open the breaker */
+#define MIRROR_BREAK_MS 1000u /* how long it stays open before one probe */
 
 _Static_assert(MIRROR_R_COUNT == METRICS_MIRROR_RESULTS, "vstats_wslot.mirror size");
 
@@ -59,38 +59,38 @@ enum mirror_state {
 struct mirror {
     uint32_t magic;
     enum mirror_state state;
-    struct mirror_table *tab;     /* borrowed */
-    struct snapshot *snap;        /* refcounted: the primary's snapshot */
-    int shadow;                   /* shadow version index in snap */
-    int primary;                  /* the primary's version index in snap */
-    struct upstream_conn *uc;     /* owned while the exchange runs */
-    struct evbuffer *req;         /* owned: request bytes not yet sent */
-    size_t body_copied;           /* request body bytes copied */
-    bool held;                    /* the primary txn still holds it */
-    bool settled;                 /* result counted (or silently cancelled) */
-    bool primary_done;            /* the primary's response went whole */
+    struct mirror_table *tab; /* borrowed */
+    struct snapshot *snap;    /* refcounted: the primary's snapshot */
+    int shadow;               /* shadow version index in snap */
+    int primary;              /* the primary's version index in snap */
+    struct upstream_conn *uc; /* owned while the exchange runs */
+    struct evbuffer *req;     /* owned: request bytes not yet sent */
+    size_t body_copied;       /* request body bytes copied */
+    bool held;                /* the primary txn still holds it */
+    bool settled;             /* result counted (or silently cancelled) */
+    bool primary_done;        /* the primary's response went whole */
     bool head_request;
     bool deadline_armed;
-    bool queued;                  /* on the reap list */
-    bool probe;                   /* the breaker's probe (mirror_table) */
-    struct event deadline;        /* the shadow's whole exchange */
+    bool queued;           /* on the reap list */
+    bool probe;            /* the breaker's probe (mirror_table) */
+    struct event deadline; /* the shadow's whole exchange */
 
     struct http1_scan scan;
-    char *res_head;               /* owned */
+    char *res_head; /* owned */
     size_t res_head_cap;
     struct http1_response res;
     uint64_t res_remaining;
     struct http1_chunked res_chunk;
-    struct evbuffer *scratch;     /* owned: decoded chunked body, hashed and dropped */
+    struct evbuffer *scratch; /* owned: decoded chunked body, hashed and dropped */
 
-    struct mirror_side a;         /* the primary's response */
-    struct mirror_side b;         /* the shadow's */
+    struct mirror_side a; /* the primary's response */
+    struct mirror_side b; /* the shadow's */
     char method[24];
     char target[200];
 
-    struct mirror *next, *prev;   /* the table's list of live mirrors */
-    struct mirror *free_next;     /* the table's free list */
-    struct reap_item reap;        /* deferred-free link */
+    struct mirror *next, *prev; /* the table's list of live mirrors */
+    struct mirror *free_next;   /* the table's free list */
+    struct reap_item reap;      /* deferred-free link */
     struct router_header res_headers[MIRROR_RES_HEADERS_MAX];
 };
 
@@ -806,9 +806,9 @@ bool mirror_is_shown(const struct vstats *vs, const struct config *cfg,
 
 /* The divergence watch (main thread only). */
 static struct {
-    uint64_t at_ms;                            /* start of the current window */
-    uint64_t base[METRICS_MAX_VSTATS][2];      /* match, differ at its start */
-    double announced[METRICS_MAX_VSTATS];      /* differ rate last published */
+    uint64_t at_ms;                       /* start of the current window */
+    uint64_t base[METRICS_MAX_VSTATS][2]; /* match, differ at its start */
+    double announced[METRICS_MAX_VSTATS]; /* differ rate last published */
 } watch;
 
 void mirror_tick(uint64_t now_ms)
@@ -839,7 +839,8 @@ void mirror_tick(uint64_t now_ms)
                  vs->name, rate, prev, (unsigned long long)(dm + dd),
                  MIRROR_EVENT_WINDOW_MS / 1000);
         log_info("mirror: %s's answers differ from the primary's in %.1f %% of %llu compared "
-                 "requests (was %.1f %%)", vs->name, 100.0 * rate,
+                 "requests (was %.1f %%)",
+                 vs->name, 100.0 * rate,
                  (unsigned long long)(dm + dd), 100.0 * prev);
         events_publish("mirror", snapshot_generation(), members);
     }

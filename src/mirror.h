@@ -62,21 +62,21 @@ struct vstats;
 /* One worker's mirrors. */
 struct mirror_table {
     uint32_t magic;
-    struct loop *loop;            /* borrowed */
-    struct mirror *all;           /* borrowed links: every live mirror */
-    size_t n;                     /* live mirrors (what max_inflight bounds) */
-    struct mirror *free;          /* owned: recycled mirrors (free_next) */
+    struct loop *loop;   /* borrowed */
+    struct mirror *all;  /* borrowed links: every live mirror */
+    size_t n;            /* live mirrors (what max_inflight bounds) */
+    struct mirror *free; /* owned: recycled mirrors (free_next) */
     size_t n_free;
     struct mirror_sampler sampler;
-    uint64_t cached_gen;          /* snapshot generation the fields below are for */
-    int cached_shadow;            /* shadow version index in it, -1 none */
+    uint64_t cached_gen; /* snapshot generation the fields below are for */
+    int cached_shadow;   /* shadow version index in it, -1 none */
     /* A shadow that keeps failing is not even tried for a while (see
      * mirror.c's breaker): sampled mirrors are counted with its last
      * failure, at no I/O cost. Reset by every new snapshot. */
-    unsigned fail_streak;         /* consecutive errors / timeouts of the shadow */
-    uint64_t open_until_ms;       /* util_now_ms() clock; 0: closed */
-    bool probing;                 /* open, and its one probe is under way */
-    int open_result;              /* what a mirror skipped while open counts as */
+    unsigned fail_streak;   /* consecutive errors / timeouts of the shadow */
+    uint64_t open_until_ms; /* util_now_ms() clock; 0: closed */
+    bool probing;           /* open, and its one probe is under way */
+    int open_result;        /* what a mirror skipped while open counts as */
 };
 
 /* An empty table on loop l. Worker thread (or before it starts). */

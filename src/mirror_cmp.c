@@ -118,7 +118,13 @@ static int hexval(char c)
     return -1;
 }
 
-enum { CW_SIZE = 0, CW_SIZE_LF, CW_DATA, CW_DATA_CR, CW_DATA_LF, CW_DONE, CW_BAD };
+enum { CW_SIZE = 0,
+       CW_SIZE_LF,
+       CW_DATA,
+       CW_DATA_CR,
+       CW_DATA_LF,
+       CW_DONE,
+       CW_BAD };
 
 void mirror_side_body_chunked(struct mirror_side *sd, const char *p, size_t n)
 {
@@ -255,7 +261,8 @@ static int by_time_desc(const void *a, const void *b)
     const struct mirror_diff *x = a, *y = b;
     if (x->time_ms != y->time_ms)
         return x->time_ms < y->time_ms ? 1 : -1;
-    return x->seq < y->seq ? 1 : x->seq > y->seq ? -1 : 0; /* same worker, same ms */
+    return x->seq < y->seq ? 1 : x->seq > y->seq ? -1
+                                                 : 0; /* same worker, same ms */
 }
 
 size_t mirror_ring_read(struct mirror_ring *const *rings, size_t n_rings,

@@ -44,11 +44,11 @@
 
 #include "router.h"
 
-#define MIRROR_CMP_HEADERS_MAX 8   /* compare.headers entries */
-#define MIRROR_HVAL_MAX 96         /* bytes of a header value kept */
-#define MIRROR_HNAME_MAX 40        /* bytes of a compared header's name kept */
-#define MIRROR_DIFFS_KEPT 20       /* differences kept per worker (and shown) */
-#define MIRROR_HASH_LEN 32         /* SHA-256 */
+#define MIRROR_CMP_HEADERS_MAX 8 /* compare.headers entries */
+#define MIRROR_HVAL_MAX 96       /* bytes of a header value kept */
+#define MIRROR_HNAME_MAX 40      /* bytes of a compared header's name kept */
+#define MIRROR_DIFFS_KEPT 20     /* differences kept per worker (and shown) */
+#define MIRROR_HASH_LEN 32       /* SHA-256 */
 
 /* The results of a mirror; the metric's `result` label. */
 enum mirror_result {
@@ -76,28 +76,28 @@ bool mirror_sampler_step(struct mirror_sampler *s, uint32_t percent_bp);
 
 struct mirror_hval {
     bool present;
-    uint16_t len;                /* bytes in v (cut at MIRROR_HVAL_MAX) */
-    uint32_t full_len;           /* the value's whole length */
+    uint16_t len;      /* bytes in v (cut at MIRROR_HVAL_MAX) */
+    uint32_t full_len; /* the value's whole length */
     char v[MIRROR_HVAL_MAX];
 };
 
 /* Decoder state of weir's own chunked output (sizes, data, CRLFs). */
 struct mirror_chunkwalk {
-    uint8_t state;       /* 0 size digits, 1 LF after size, 2 data, 3 CR, 4 LF, 5 done */
-    uint64_t size;       /* of the chunk being read */
-    uint64_t remaining;  /* data bytes left in it */
+    uint8_t state;      /* 0 size digits, 1 LF after size, 2 data, 3 CR, 4 LF, 5 done */
+    uint64_t size;      /* of the chunk being read */
+    uint64_t remaining; /* data bytes left in it */
 };
 
 struct evp_md_ctx_st;
 
 struct mirror_side {
-    int status;                  /* 0: no response head */
-    size_t n_headers;            /* = the compare list's length */
+    int status;       /* 0: no response head */
+    size_t n_headers; /* = the compare list's length */
     struct mirror_hval h[MIRROR_CMP_HEADERS_MAX];
-    struct evp_md_ctx_st *md;    /* owned: SHA-256 in progress; NULL when not hashing */
+    struct evp_md_ctx_st *md; /* owned: SHA-256 in progress; NULL when not hashing */
     uint8_t hash[MIRROR_HASH_LEN];
-    bool hashed;                 /* hash holds the final digest */
-    uint64_t body_bytes;         /* decoded body bytes seen */
+    bool hashed;         /* hash holds the final digest */
+    uint64_t body_bytes; /* decoded body bytes seen */
     struct mirror_chunkwalk walk;
 };
 
@@ -143,13 +143,13 @@ unsigned mirror_compare(const struct mirror_side *a, const struct mirror_side *b
 
 /* One difference as shown by `mirror` (plain data, copied whole). */
 struct mirror_diff {
-    int64_t time_ms;        /* wall clock */
-    uint64_t seq;           /* the worker's count of differences before it */
-    uint32_t what;          /* MIRROR_D_* */
+    int64_t time_ms;                   /* wall clock */
+    uint64_t seq;                      /* the worker's count of differences before it */
+    uint32_t what;                     /* MIRROR_D_* */
     char version[CONFIG_NAME_MAX + 1]; /* the shadow's */
     char primary[CONFIG_NAME_MAX + 1]; /* the version that served the client */
     char method[24];
-    char target[200];       /* cut when longer */
+    char target[200]; /* cut when longer */
     int status_a, status_b;
     uint32_t n_headers;
     char hname[MIRROR_CMP_HEADERS_MAX][MIRROR_HNAME_MAX];
@@ -161,13 +161,13 @@ struct mirror_diff {
 #define MIRROR_DIFF_WORDS ((sizeof(struct mirror_diff) + 7) / 8)
 
 struct mirror_ring_slot {
-    _Atomic uint64_t seq;                     /* odd while written; 0 = never */
+    _Atomic uint64_t seq; /* odd while written; 0 = never */
     _Atomic uint64_t words[MIRROR_DIFF_WORDS];
 };
 
 /* The last MIRROR_DIFFS_KEPT differences of one worker. */
 struct mirror_ring {
-    _Atomic uint64_t next;  /* entries written so far */
+    _Atomic uint64_t next; /* entries written so far */
     struct mirror_ring_slot slots[MIRROR_DIFFS_KEPT];
 };
 
