@@ -118,13 +118,16 @@ static int hexval(char c)
     return -1;
 }
 
-enum { CW_SIZE = 0,
-       CW_SIZE_LF,
-       CW_DATA,
-       CW_DATA_CR,
-       CW_DATA_LF,
-       CW_DONE,
-       CW_BAD };
+/* struct mirror_chunkwalk's states */
+enum chunkwalk_state {
+    CW_SIZE = 0, /* hex size digits, until CR */
+    CW_SIZE_LF,  /* the LF after the size line */
+    CW_DATA,     /* `remaining` data bytes (hashed) */
+    CW_DATA_CR,  /* the CR after the data */
+    CW_DATA_LF,  /* the LF after the data; a size-0 chunk ends the body */
+    CW_DONE,     /* the last chunk was walked */
+    CW_BAD,      /* not weir's framing: nothing more is hashed */
+};
 
 void mirror_side_body_chunked(struct mirror_side *sd, const char *p, size_t n)
 {
