@@ -3,9 +3,12 @@
  * over every window, the comparison sees status, compared headers and the
  * body (whatever its framing and however it was cut into pieces), weir's
  * chunked re-framing is walked to the data, and the ring keeps the newest
- * differences, newest first, across workers.
+ * differences, newest first, across workers; the runtime map's "mirror"
+ * key (what the state file keeps) round-trips and refuses bad values.
  */
+#include "config.h"
 #include "mirror_cmp.h"
+#include "runtime_map.h"
 #include "tap.h"
 
 #include <openssl/evp.h>
@@ -190,11 +193,56 @@ static void test_ring(void)
     is_str(mirror_result_name(MIRROR_R_DROPPED), "dropped", "result names");
 }
 
+static void test_runtime_key(void)
+{
+    static const char text[] = "listen: 127.0.0.1:1\n"
+                               "versions: {v1: {endpoints: [127.0.0.1:2]}, "
+                               "v2: {endpoints: [127.0.0.1:3]}}\n"
+                               "split: {v1: 100}\n";
+    struct config_errors errs;
+    config_errors_init(&errs, "t.yaml");
+    struct config *cfg = config_load_string("t.yaml", text, strlen(text), &errs);
+    ok(cfg != NULL, "a config without mirror loads");
+    if (!cfg)
+        return;
+    struct state_map m;
+    runtime_map_from_config(cfg, &m);
+    is_str(state_map_value(&m, "mirror"), "off", "no mirror: \"off\"");
+    state_map_dispose(&m);
+    char err[256] = "";
+    ok(runtime_map_apply_item(cfg, "mirror", "v2,12.5", err, sizeof(err)) == 0,
+       "apply v2,12.5");
+    ok(cfg->mirror.enabled && strcmp(cfg->mirror.version, "v2") == 0 &&
+           cfg->mirror.percent_bp == 1250 && cfg->mirror.n_methods == 2 &&
+           strcmp(cfg->mirror.methods[0], "GET") == 0,
+       "a mirror the file did not have gets the defaults (GET, HEAD)");
+    ok(config_validate(cfg, &errs) == 0, "and validates");
+    runtime_map_from_config(cfg, &m);
+    is_str(state_map_value(&m, "mirror"), "v2,12.5", "canonical value round-trips");
+    state_map_dispose(&m);
+    static const char *const bad[] = {"v2", ",5", "v2,101", "v2,1.234", "v2,x", ""};
+    int refused = 1;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (runtime_map_apply_item(cfg, "mirror", bad[i], err, sizeof(err)) == 0)
+            refused = 0;
+    ok(refused, "malformed values are refused: %s", err);
+    ok(cfg->mirror.enabled && cfg->mirror.percent_bp == 1250, "a refusal changed nothing");
+    ok(runtime_map_apply_item(cfg, "mirror", "off", err, sizeof(err)) == 0 &&
+           !cfg->mirror.enabled && strcmp(cfg->mirror.version, "v2") == 0,
+       "off keeps the shadow's name for a later mirror set");
+    ok(runtime_map_apply_item(cfg, "mirror", "v9,5", err, sizeof(err)) == 0 &&
+           config_validate(cfg, &errs) < 0,
+       "an undefined shadow is the validator's to refuse");
+    config_free(cfg);
+    config_errors_dispose(&errs);
+}
+
 int main(void)
 {
     test_sampler();
     test_compare();
     test_chunkwalk();
     test_ring();
+    test_runtime_key();
     return tap_done();
 }
