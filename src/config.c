@@ -578,6 +578,26 @@ static void validate_guard(const struct config *cfg, struct config_errors *errs,
         config_errors_add(errs, r->steps_pos, "rollout %s", why);
 }
 
+/* mirror: names a defined version and copies at least one method. */
+static void validate_mirror(const struct config *cfg, struct config_errors *errs,
+                            const struct config_skip *skip)
+{
+    const struct config_mirror *m = &cfg->mirror;
+    if (!m->enabled || !m->version)
+        return;
+    if (config_version_index(cfg, m->version) < 0 && !config_skip_name(skip, m->version))
+        config_errors_add(errs, m->version_pos, "mirror names undefined version \"%s\"",
+                          m->version);
+    if (m->n_methods == 0)
+        config_errors_add(errs, m->methods_pos.line ? m->methods_pos : m->pos,
+                          "mirror needs at least one method to copy");
+    if (m->percent_bp > SPLIT_TOTAL_BP)
+        config_errors_add(errs, m->pos, "mirror percent must be 0..100");
+    if (m->n_compare_headers > 8) /* MIRROR_CMP_HEADERS_MAX (mirror_cmp.h) */
+        config_errors_add(errs, m->pos, "mirror compares at most 8 headers, not %zu",
+                          m->n_compare_headers);
+}
+
 int config_validate_skip(const struct config *cfg, struct config_errors *errs,
                          const struct config_skip *skip)
 {
@@ -592,6 +612,7 @@ int config_validate_skip(const struct config *cfg, struct config_errors *errs,
     validate_split(cfg, errs, skip);
     validate_routing(cfg, errs, skip);
     validate_guard(cfg, errs, skip);
+    validate_mirror(cfg, errs, skip);
     if (cfg->version_header && !config_is_token(cfg->version_header))
         config_errors_add(errs, (struct config_pos){0, 0},
                           "version_header \"%s\" is not a valid header name",

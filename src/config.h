@@ -163,6 +163,25 @@ struct config_fleet {
     uint32_t interval_ms;     /* how often each peer is told the state */
 };
 
+/* mirror: (INTERFACE.md, "Mirroring with response comparison"). */
+struct config_mirror {
+    bool enabled;             /* mirroring is on (the key is present; `mirror off` clears it) */
+    struct config_pos pos;    /* the `mirror` key */
+    char *version;            /* owned: the shadow version */
+    struct config_pos version_pos;
+    uint32_t percent_bp;      /* share of the other versions' requests copied */
+    char **methods;           /* owned array of owned method tokens */
+    size_t n_methods;
+    struct config_pos methods_pos;
+    uint32_t max_body_bytes;  /* larger request bodies are not mirrored */
+    uint32_t max_inflight;    /* per worker; past it a mirror is dropped */
+    uint32_t timeout_ms;      /* the shadow's whole exchange, connect to last byte */
+    bool compare_status;
+    char **compare_headers;   /* owned array of owned header names */
+    size_t n_compare_headers;
+    bool compare_body;
+};
+
 struct config {
     char *path; /* owned: the file this came from (for errors and reload) */
 
@@ -223,6 +242,7 @@ struct config {
     struct config_guard guard;
     struct config_rollout rollout;
     struct config_fleet fleet;
+    struct config_mirror mirror;
 };
 
 /* One problem found; messages are collected, every problem not only the first. */
@@ -280,6 +300,13 @@ void config_free(struct config *cfg);
  */
 void config_keep_restart(struct config *dst, const struct config *old,
                          char *list, size_t listlen);
+
+/*
+ * The defaults of the mirror's lists (methods GET and HEAD, headers
+ * content-type) into m, replacing what it holds; the parser starts from
+ * them, and so does a runtime `mirror set` on a config without `mirror`.
+ */
+void config_mirror_set_defaults(struct config_mirror *m);
 
 /* Index of the named version, or -1. */
 int config_version_index(const struct config *cfg, const char *name);

@@ -1406,6 +1406,130 @@ static const struct config_type fleet_type = {
     },
 };
 
+/* ---- mirror: ------------------------------------------------------------ */
+
+#define MIR(member) offsetof(struct config_mirror, member)
+#define MIRROR_BODY_MAX (16u * 1024u * 1024u)
+
+static void strv_free(char ***v, size_t *n)
+{
+    for (size_t i = 0; i < *n; i++)
+        free((*v)[i]);
+    free(*v);
+    *v = NULL;
+    *n = 0;
+}
+
+static void strv_set(char ***v, size_t *n, const char *const *items, size_t n_items)
+{
+    strv_free(v, n);
+    *v = xcalloc(n_items ? n_items : 1, sizeof(char *));
+    for (size_t i = 0; i < n_items; i++)
+        (*v)[i] = xstrdup(items[i]);
+    *n = n_items;
+}
+
+void config_mirror_set_defaults(struct config_mirror *m)
+{
+    static const char *const methods[] = {"GET", "HEAD"};
+    static const char *const headers[] = {"content-type"};
+    strv_set(&m->methods, &m->n_methods, methods, ARRAY_LEN(methods));
+    strv_set(&m->compare_headers, &m->n_compare_headers, headers, ARRAY_LEN(headers));
+}
+
+/* "64KiB", "1MiB", "512", "8k" → bytes (binary multiples), 0..16 MiB. */
+static int parse_size_text(const char *s, uint32_t *out)
+{
+    uint64_t v = 0;
+    const char *t = s;
+    for (; *t >= '0' && *t <= '9'; t++) {
+        v = v * 10 + (uint64_t)(*t - '0');
+        if (v > MIRROR_BODY_MAX)
+            return -1;
+    }
+    if (t == s)
+        return -1;
+    static const struct {
+        const char *suffix;
+        uint64_t mult;
+    } units[] = {{"", 1},        {"B", 1},          {"k", 1024},       {"K", 1024},
+                 {"KB", 1024},   {"KiB", 1024},     {"m", 1u << 20},   {"M", 1u << 20},
+                 {"MB", 1u << 20}, {"MiB", 1u << 20}};
+    for (size_t i = 0; i < ARRAY_LEN(units); i++) {
+        if (strcmp(t, units[i].suffix) != 0)
+            continue;
+        v *= units[i].mult;
+        if (v > MIRROR_BODY_MAX)
+            return -1;
+        *out = (uint32_t)v;
+        return 0;
+    }
+    return -1;
+}
+
+static void on_size(struct config_pctx *p, const struct config_field *f,
+                    const struct config_node *key, const struct config_node *val, void *base)
+{
+    (void)key;
+    uint32_t u;
+    if (!want_scalar(p, f, val))
+        return;
+    if (parse_size_text(val->text, &u) < 0)
+        bad_value(p, f, val);
+    else
+        *AT(base, f->off, uint32_t) = u;
+}
+
+static void on_mirror_version(struct config_pctx *p, const struct config_field *f,
+                              const struct config_node *key, const struct config_node *val,
+                              void *base)
+{
+    (void)key;
+    struct config_mirror *m = base;
+    if (!want_scalar(p, f, val))
+        return;
+    m->version_pos = val->pos;
+    set_str(base, f->off, val->text);
+}
+
+/* A list of tokens (methods, header names) into the CS_STRV at f->off. */
+static void on_token_list(struct config_pctx *p, const struct config_field *f,
+                          const struct config_node *key, const struct config_node *val,
+                          void *base)
+{
+    char ***v = AT(base, f->off, char **);
+    size_t *n = AT(base, f->off_n, size_t);
+    if (f->off == MIR(methods))
+        ((struct config_mirror *)base)->methods_pos = key->pos;
+    if (!want_seq(p, f->name, val))
+        return;
+    strv_free(v, n);
+    *v = xcalloc(val->n ? val->n : 1, sizeof(char *));
+    for (size_t i = 0; i < val->n; i++) {
+        const struct config_node *it = val->kids[i];
+        struct config_qbuf q;
+        if (it->kind == CN_BAD)
+            p->rep.taint++;
+        else if (it->kind != CN_SCALAR || !config_is_token(it->text) || strlen(it->text) > 64)
+            perr(p, it->pos, "\"%s\" must list %s, not %s", f->name, f->what,
+                 describe(&q, it));
+        else
+            (*v)[(*n)++] = xstrdup(it->text);
+    }
+}
+
+static const struct config_type mirror_compare_type = {
+    sizeof(struct config_mirror),
+    (const struct config_field[]){
+        {.name = "status", .type = F_BOOL, .def = true, .off = MIR(compare_status)},
+        {.name = "headers", .type = F_FN, .fn = on_token_list, .store = CS_STRV,
+         .off = MIR(compare_headers), .off_n = MIR(n_compare_headers),
+         .what = "header names"},
+        {.name = "body", .type = F_BOOL, .def = true, .off = MIR(compare_body)},
+        {.name = NULL},
+    },
+};
+
 static void on_fleet(struct config_pctx *p, const struct config_field *f,
                      const struct config_node *key, const struct config_node *val, void *base)
 {
@@ -1419,6 +1543,38 @@ static void on_fleet(struct config_pctx *p, const struct config_field *f,
     if (p->rep.taint == t0 && fl->n_peers && !fl->key_file)
         perr(p, key->pos, "fleet: \"key_file\" is required when \"peers\" is set "
                           "(the replicas' shared key)");
+}
+
+static const struct config_type mirror_type = {
+    sizeof(struct config_mirror),
+    (const struct config_field[]){
+        {.name = "version", .type = F_FN, .fn = on_mirror_version, .store = CS_STR,
+         .required = true, .off = MIR(version), .what = "a version name"},
+        {.name = "percent", .type = F_FN, .fn = on_percent, .store = CS_U32, .min = 0,
+         .max = 10000, .def = 10000, .off = MIR(percent_bp),
+         .what = "a percentage 0..100 with at most two decimals"},
+        {.name = "methods", .type = F_FN, .fn = on_token_list, .store = CS_STRV,
+         .off = MIR(methods), .off_n = MIR(n_methods), .what = "request methods"},
+        {.name = "max_body", .type = F_FN, .fn = on_size, .store = CS_U32, .def = 65536,
+         .off = MIR(max_body_bytes), .what = "a size like 64KiB (at most 16MiB)"},
+        {.name = "max_inflight", .type = F_UINT, .min = 1, .max = 100000, .def = 256,
+         .off = MIR(max_inflight)},
+        {.name = "timeout", .type = F_DUR, .min = 1, .def = 2000, .off = MIR(timeout_ms)},
+        {.name = "compare", .type = F_MAP, .sub = &mirror_compare_type},
+        {.name = NULL},
+    },
+};
+
+static void on_mirror(struct config_pctx *p, const struct config_field *f,
+                      const struct config_node *key, const struct config_node *val, void *base)
+{
+    struct config_mirror *m = AT(base, f->off, struct config_mirror);
+    if (!want_map(p, f->name, val))
+        return;
+    m->enabled = true;
+    m->pos = key->pos;
+    config_mirror_set_defaults(m);
+    parse_map(p, val, f->sub->rows, m, NULL);
 }
 
 static void on_workers(struct config_pctx *p, const struct config_field *f,
@@ -1544,6 +1700,8 @@ const struct config_type config_type_top = {
          .off = CFG(rollout), .sub = &rollout_type},
         {.name = "fleet", .type = F_FN, .fn = on_fleet, .store = CS_SUB, .off = CFG(fleet),
          .sub = &fleet_type},
+        {.name = "mirror", .type = F_FN, .fn = on_mirror, .store = CS_SUB, .off = CFG(mirror),
+         .sub = &mirror_type},
         {.name = "path", .type = F_DATA, .store = CS_STR, .off = CFG(path)}, /* the file */
         {.name = NULL},
     },

@@ -115,6 +115,10 @@ const struct control_cmd control_cmd_table[] = {
     {"fleet", "", "the fleet: this replica, and per peer its address, when it was last "
      "heard, the rollout state and generation it reported, and refused messages", false,
      control_view_fleet},
+    {"mirror", "[set version=VERSION percent=PERCENT | off]",
+     "dark launch: show the mirror's counts (match, differ, error, dropped) and the last "
+     "differences, or set the shadow version and the share of requests copied to it, "
+     "or turn it off", true, control_edit_mirror},
     {"version", "", "the weir version", false, cmd_version},
     {"help", "", "list the commands", false, cmd_help},
 };

@@ -62,6 +62,7 @@ int control_edit_split(struct control_ctx *ctx);
 int control_edit_flip(struct control_ctx *ctx);
 int control_edit_rollback(struct control_ctx *ctx);
 int control_edit_rollout(struct control_ctx *ctx);
+int control_edit_mirror(struct control_ctx *ctx);
 int control_edit_reload(struct control_ctx *ctx);
 int control_edit_drain(struct control_ctx *ctx);
 int control_edit_undrain(struct control_ctx *ctx);

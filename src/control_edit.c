@@ -19,6 +19,7 @@
 #include "runtime.h"
 #include "snapshot.h"
 #include "config_edit.h"
+#include "mirror.h"
 
 /* "v1, v2, v3" into buf. */
 static void version_list(const struct config *cfg, char *buf, size_t buflen)
@@ -532,5 +533,85 @@ int control_edit_rollout(struct control_ctx *ctx)
     if (changes_split)
         ctx->applied = true;
     release_render_rollout(ctx->out);
+    return 0;
+}
+
+/* ---- mirror ----------------------------------------------------------------- */
+
+struct mirror_edit {
+    const char *version; /* borrowed; NULL: keep the configured one */
+    bool has_percent;
+    uint32_t percent_bp;
+    bool off;
+};
+
+static int on_edit_mirror(struct config *cfg, void *arg, char *err, size_t errlen)
+{
+    const struct mirror_edit *e = arg;
+    struct config_mirror *mc = &cfg->mirror;
+    if (e->off) {
+        mc->enabled = false;
+        return 0;
+    }
+    if (e->version) {
+        free(mc->version);
+        mc->version = xstrdup(e->version);
+    } else if (!mc->version) {
+        snprintf(err, errlen, "no shadow version is configured: mirror set needs version=VERSION");
+        return -1;
+    }
+    if (e->has_percent)
+        mc->percent_bp = e->percent_bp;
+    if (mc->n_methods == 0)
+        config_mirror_set_defaults(mc); /* the file had no mirror: its defaults */
+    mc->enabled = true;
+    return 0;
+}
+
+int control_edit_mirror(struct control_ctx *ctx)
+{
+    const char *sub = ctx->argc ? ctx->argv[0] : NULL;
+    struct mirror_edit e;
+    memset(&e, 0, sizeof(e));
+    if (!sub) {
+        /* just show it */
+    } else if (strcmp(sub, "off") == 0) {
+        if (ctx->argc > 1)
+            return control_ctx_usage(ctx);
+        e.off = true;
+    } else if (strcmp(sub, "set") == 0) {
+        if (ctx->argc < 2)
+            return control_ctx_usage(ctx);
+        for (size_t i = 1; i < ctx->argc; i++) {
+            char *a = ctx->argv[i];
+            if (strncmp(a, "version=", 8) == 0 && a[8]) {
+                if (find_version(ctx, a + 8) < 0)
+                    return -1;
+                e.version = a + 8;
+            } else if (strncmp(a, "percent=", 8) == 0) {
+                char pct[16];
+                size_t n = strlen(a + 8);
+                if (n >= sizeof(pct))
+                    n = sizeof(pct) - 1;
+                memcpy(pct, a + 8, n);
+                pct[n] = '\0';
+                if (n && pct[n - 1] == '%')
+                    pct[n - 1] = '\0';
+                if (util_parse_percent_bp(pct, &e.percent_bp) < 0)
+                    return control_ctx_fail(ctx, "bad percent \"%s\": expected 0..100 with at "
+                                                 "most two decimals, e.g. percent=5", a + 8);
+                e.has_percent = true;
+            } else {
+                return control_ctx_fail(ctx, "bad argument \"%s\": expected version=VERSION "
+                                             "and/or percent=PERCENT", a);
+            }
+        }
+    } else {
+        return control_ctx_fail(ctx, "unknown mirror command \"%s\": expected set or off", sub);
+    }
+    if (sub && apply(ctx, on_edit_mirror, &e) < 0)
+        return -1;
+    json_buf_puts(ctx->out, ",");
+    mirror_render(ctx->out, runtime_config());
     return 0;
 }

@@ -823,8 +823,11 @@ void http1_write_request(struct evbuffer *buf, const struct http1_request *req,
     bool have_xff = false, have_via = false, have_host = false;
     for (size_t i = 0; i < n; i++) {
         have_host |= h[i].name.len == 4 && sv_eq_lit(h[i].name, "host");
+        /* X-Weir-Mirror is weir's own: only its copies to a shadow carry
+         * it (mirror.c), so a client cannot make an app take a live
+         * request for a mirror (and skip its side effects). */
         if (is_hop_by_hop(h[i].name) || named_in_connection(h, n, &cf, h[i].name) ||
-            sv_eq_lit(h[i].name, "x-forwarded-proto"))
+            sv_eq_lit(h[i].name, "x-forwarded-proto") || sv_eq_lit(h[i].name, "x-weir-mirror"))
             continue;
         if (sv_eq_lit(h[i].name, "x-forwarded-for")) {
             have_xff = true; /* merged into one list below */

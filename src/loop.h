@@ -37,6 +37,7 @@ struct event_base;
 struct iobatch;
 struct loop;
 struct proxy_table;
+struct mirror_table;
 struct router_state;
 struct snapshot;
 struct upstream_table;
@@ -74,6 +75,7 @@ struct loop {
     struct balancer_state *balancer;  /* borrowed: the owner's balancer state */
     struct upstream_table *upstreams; /* borrowed: pools and conns (upstream.c) */
     struct proxy_table *txns;         /* borrowed: recycled txns (proxy.c), or NULL */
+    struct mirror_table *mirrors;     /* borrowed: live mirrors (mirror.c); NULL: none */
 };
 
 /*

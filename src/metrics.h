@@ -44,6 +44,10 @@ extern const uint64_t metrics_bucket_us[METRICS_BUCKETS - 1];
 /* Samples kept by the window ring (one per second): windows up to 60 s. */
 #define METRICS_WINDOW_SAMPLES 64
 
+/* Mirror results counted per shadow version (mirror_cmp.h's enum
+ * mirror_result: match, differ, error, dropped). */
+#define METRICS_MIRROR_RESULTS 4
+
 struct vstats_wslot {
     _Atomic uint64_t requests[STATUS_CLASSES]; /* txns by status class */
     _Atomic uint64_t no_ep_requests[STATUS_CLASSES]; /* of which without endpoint */
@@ -56,6 +60,7 @@ struct vstats_wslot {
     _Atomic uint64_t up_us_sum;
     _Atomic uint64_t bytes_received; /* from clients: request heads and bodies */
     _Atomic uint64_t bytes_sent;     /* to clients: response heads and bodies */
+    _Atomic uint64_t mirror[METRICS_MIRROR_RESULTS]; /* as a shadow (mirror.c) */
 } __attribute__((aligned(64)));
 
 /* A version's counters summed over workers (a plain value, any thread). */

@@ -29,6 +29,7 @@
 #include "metrics.h"
 #include "fleet.h"
 #include "metrics_process.h"
+#include "mirror.h"
 #include "release.h"
 #include "snapshot.h"
 #include "util.h"
@@ -417,6 +418,37 @@ static void render_availability(struct json_buf *out, const struct snapshot *s,
     }
 }
 
+/* weir_mirror_requests_total{version,result} and weir_mirror_in_flight. */
+static void render_mirror(struct json_buf *out)
+{
+    struct snapshot *s = snapshot_acquire();
+    const struct config *cfg = s ? s->cfg : NULL;
+    const char *name = "weir_mirror_requests_total";
+    json_buf_printf(out, "# HELP %s Mirrored requests by shadow version and result: "
+                         "match, differ (status, a compared header or the body), error "
+                         "(the shadow failed), dropped (weir gave up: max_inflight, the "
+                         "shadow's timeout, the primary did not complete).\n"
+                         "# TYPE %s counter\n", name, name);
+    for (size_t i = 0; i < metrics_vstats_count(); i++) {
+        const struct vstats *vs = metrics_vstats_at(i);
+        uint64_t c[MIRROR_R_COUNT];
+        mirror_counts(vs, c);
+        if (!mirror_is_shown(vs, cfg, c))
+            continue;
+        for (int r = 0; r < MIRROR_R_COUNT; r++) {
+            json_buf_printf(out, "%s{version=\"", name);
+            metrics_prom_label_value(out, vs->name);
+            json_buf_printf(out, "\",result=\"%s\"} %llu\n",
+                            mirror_result_name((enum mirror_result)r),
+                            (unsigned long long)c[r]);
+        }
+    }
+    json_buf_puts(out, "# HELP weir_mirror_in_flight Mirrored requests under way.\n"
+                       "# TYPE weir_mirror_in_flight gauge\n");
+    json_buf_printf(out, "weir_mirror_in_flight %llu\n", (unsigned long long)mirror_inflight());
+    snapshot_unref(s);
+}
+
 void metrics_prom_render(struct json_buf *out)
 {
     struct snapshot *s = snapshot_acquire();
@@ -433,6 +465,7 @@ void metrics_prom_render(struct json_buf *out)
     render_bytes(out, tot, n_vs);
     release_render_metrics(out);
     fleet_render_metrics(out);
+    render_mirror(out);
     per_endpoint(out, s, "weir_upstream_connect_failures_total", "counter",
                  "Failed connects to an endpoint.", on_connect_failures, now_ms);
     per_endpoint(out, s, "weir_upstream_retries_total", "counter",

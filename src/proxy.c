@@ -41,6 +41,7 @@
 #include "http1.h"
 #include "log.h"
 #include "metrics.h"
+#include "mirror.h"
 #include "txn_error.h"
 #include "upstream.h"
 #include "balancer.h"
@@ -86,6 +87,7 @@ struct txn {
     int version;                  /* serving version (after fallback) */
     struct endpoint *ep;          /* borrowed from snap */
     struct upstream_conn *uc;     /* owned while running */
+    struct mirror *mirror;        /* held until txn_end: the shadow copy, or NULL */
     struct endpoint *failed_ep;   /* borrowed: excluded on retry */
     unsigned attempts;
     bool stale_retry_used;        /* a dead pooled conn was retried once */
@@ -323,6 +325,10 @@ static void txn_end(struct txn *t, enum txn_outcome how)
         flow_resume(c->cn, &t->client_paused);
     if (t->ep)
         inflight_add(t->loop, t->ep, -1);
+    if (t->mirror) {
+        mirror_primary_end(t->mirror, how <= TXN_O_CLOSE && t->error == TXN_E_NONE);
+        t->mirror = NULL;
+    }
     uint64_t now_us = util_now_us();
     const char *reason = t->error_detail ? t->error_detail : txn_errors[t->error].reason;
     account_io(t);
@@ -517,6 +523,8 @@ void proxy_start(struct client *c, size_t head_len)
         fail(t, TXN_E_NO_ENDPOINT);
         return;
     }
+    t->mirror = mirror_start(l, t->snap, t->version, &t->req,
+                             (const struct sockaddr *)&c->addr);
     connect_upstream(t);
 }
 
@@ -649,6 +657,8 @@ static void pump_request(struct txn *t)
         t->req_state = REQ_S_DONE;
     }
     t->rx_bytes += in_before - evbuffer_get_length(in);
+    if (t->mirror)
+        mirror_request_body(t->mirror, out, before, t->req_state == REQ_S_DONE);
     if (evbuffer_get_length(out) != before)
         t->body_sent = true;
     conn_send(t->uc->cn);
@@ -771,6 +781,8 @@ static bool read_response_head(struct txn *t)
             return false;
         }
         t->status = st;
+        if (t->mirror)
+            mirror_response_head(t->mirror, &t->res);
         health_report_response(t->ep, st); /* passive health: 5xx counts, else resets */
         const struct config *cfg = t->snap->cfg;
         struct http1_back back = {
@@ -849,6 +861,9 @@ static void pump_response(struct txn *t)
         break; /* done at EOF */
     }
     }
+    if (t->mirror) /* weir re-frames as chunked only what had no length */
+        mirror_response_body(t->mirror, out, before,
+                             t->res_out == H1_F_CHUNKED && t->res.framing != H1_F_LENGTH);
     if (done) {
         finish(t); /* sends (txn_end) */
         return;

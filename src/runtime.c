@@ -208,7 +208,7 @@ static struct config *merge(const struct config *fn, int64_t mtime_ms,
     struct config *cur = config_clone(fn);
     struct state_map applied;
     state_map_init(&applied);
-    for (int cat = 0; cat < 4; cat++) {
+    for (int cat = 0; cat < RUNTIME_MAP_ORDERS; cat++) {
         for (size_t i = 0; i < kept.n; i++) {
             const struct state_item *it = &kept.v[i];
             if (runtime_map_key_order(it->key) != cat)

@@ -59,6 +59,44 @@ static void split_canon(const struct config *cfg, char *buf, size_t buflen)
         snprintf(buf, buflen, "none");
 }
 
+/* The mirror's canonical value: "off", or "VERSION,PERCENT" ("v2,12.5"). */
+static void mirror_canon(const struct config *cfg, char *buf, size_t buflen)
+{
+    const struct config_mirror *mc = &cfg->mirror;
+    if (!mc->enabled || !mc->version) {
+        snprintf(buf, buflen, "off");
+        return;
+    }
+    char pct[16];
+    util_format_bp(mc->percent_bp, pct, sizeof(pct));
+    snprintf(buf, buflen, "%s,%s", mc->version, pct);
+}
+
+/* "off" or "VERSION,PERCENT" back into cfg's mirror (a mirror the file did
+ * not configure gets the defaults of its other keys). */
+static int apply_mirror(struct config *cfg, const char *value, char *err, size_t errlen)
+{
+    struct config_mirror *mc = &cfg->mirror;
+    if (strcmp(value, "off") == 0) {
+        mc->enabled = false;
+        return 0;
+    }
+    const char *comma = strrchr(value, ',');
+    uint32_t bp;
+    if (!comma || comma == value || (size_t)(comma - value) > CONFIG_NAME_MAX ||
+        util_parse_percent_bp(comma + 1, &bp) < 0) {
+        snprintf(err, errlen, "malformed mirror \"%s\"", value);
+        return -1;
+    }
+    free(mc->version);
+    mc->version = xstrndup(value, (size_t)(comma - value));
+    mc->percent_bp = bp;
+    if (mc->n_methods == 0)
+        config_mirror_set_defaults(mc);
+    mc->enabled = true;
+    return 0;
+}
+
 void runtime_map_from_config(const struct config *cfg, struct state_map *m)
 {
     state_map_init(m);
@@ -67,6 +105,9 @@ void runtime_map_from_config(const struct config *cfg, struct state_map *m)
     char split[CONFIG_MAX_VERSIONS * (CONFIG_NAME_MAX + 10) + 1];
     split_canon(cfg, split, sizeof(split));
     state_map_set(m, "split", split, 0);
+    char mirror[CONFIG_NAME_MAX + 24];
+    mirror_canon(cfg, mirror, sizeof(mirror));
+    state_map_set(m, "mirror", mirror, 0);
     struct json_buf b;
     json_buf_init(&b);
     rules_canon(cfg, &b);
@@ -101,6 +142,8 @@ int runtime_map_key_order(const char *key)
         return 2;
     if (strncmp(key, "drain/", 6) == 0)
         return 3;
+    if (strcmp(key, "mirror") == 0)
+        return 4;
     return -1;
 }
 
@@ -246,6 +289,8 @@ int runtime_map_apply_item(struct config *cfg, const char *key, const char *valu
         return absent ? 0 : apply_split(cfg, value, err, errlen);
     if (cat == 1)
         return absent ? 0 : apply_rules(cfg, value, err, errlen);
+    if (cat == 4)
+        return absent ? 0 : apply_mirror(cfg, value, err, errlen);
     if (cat < 0) {
         snprintf(err, errlen, "unknown runtime setting \"%s\"", key);
         return -1;
@@ -311,7 +356,7 @@ void runtime_map_diff(const struct state_map *from, const struct state_map *to,
 int runtime_map_apply_all(struct config *cfg, const struct state_map *diff, char *err,
                      size_t errlen)
 {
-    for (int cat = 0; cat < 4; cat++)
+    for (int cat = 0; cat < RUNTIME_MAP_ORDERS; cat++)
         for (size_t i = 0; i < diff->n; i++)
             if (runtime_map_key_order(diff->v[i].key) == cat &&
                 runtime_map_apply_item(cfg, diff->v[i].key, diff->v[i].value, err, errlen) < 0)
@@ -328,6 +373,10 @@ static void describe_item(const char *key, const char *from, const char *to,
     bool to_abs = strcmp(to, STATE_ABSENT) == 0;
     if (cat == 0) {
         util_append(buf, buflen, "; ", "split %s -> %s", from, to);
+        return;
+    }
+    if (cat == 4) {
+        util_append(buf, buflen, "; ", "mirror %s -> %s", from, to);
         return;
     }
     if (cat == 1) {

@@ -17,8 +17,9 @@
  * empty map. Timestamps are 0. */
 void runtime_map_from_config(const struct config *cfg, struct state_map *m);
 
-/* The order keys apply in (split 0, rules 1, endpoints 2, drains 3), -1
- * for a key that is not tracked. */
+/* The order keys apply in (split 0, rules 1, endpoints 2, drains 3,
+ * mirror 4), -1 for a key that is not tracked. */
+#define RUNTIME_MAP_ORDERS 5
 int runtime_map_key_order(const char *key);
 
 /*

@@ -37,6 +37,7 @@
 #include "health.h"
 #include "log.h"
 #include "metrics.h"
+#include "mirror.h"
 #include "release.h"
 #include "runtime.h"
 #include "snapshot.h"
@@ -99,6 +100,7 @@ static void on_guard_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     (void)arg;
     release_tick(util_now_ms());
+    mirror_tick(util_now_ms());
 }
 
 static void on_stop_poll(evutil_socket_t fd, short what, void *arg)

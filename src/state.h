@@ -12,6 +12,7 @@
  *                      kind h|p|c, name, value, version, %-escaped)
  *   endpoint/V/ADDR    "1"                    present, with its weight
  *   drain/V/ADDR       "1"                    present only while draining
+ *   mirror             "off" | "v2,12.5"      shadow version and percent
  *
  * A missing key, written "-", means absent (no such endpoint, not
  * draining). A `struct state` holds three things:

@@ -13,7 +13,8 @@
  *                                 "ejected": B, "weight": N, "inflight": N,
  *                                 "conns": N, "requests": N, "errors": N,
  *                                 "connect_failures": N, "ejections": N}]}],
- *    "rollout": {...}, "guard": {...}}   (the `rollout` and `guard` answers)
+ *    "rollout": {...}, "guard": {...},   (the `rollout` and `guard` answers)
+ *    "mirror": mirror.h's mirror_render() (settings, counts, differences)}
  * Windowed fields (share, rps, error_rate, p50/p99) cover the last
  * window_s seconds; requests/errors/... are totals since start.
  *
@@ -33,6 +34,7 @@
 #include "client.h"
 #include "metrics.h"
 #include "release.h"
+#include "mirror.h"
 #include "snapshot.h"
 #include "util.h"
 
@@ -132,6 +134,20 @@ static const char *const page_head[] = {
     "      <thead><tr><th class=\"l\">Version</th><th class=\"l\">Endpoint</th><th class=\"l\">State</th><th>Weight</th>\n"
     "        <th>In flight</th><th>Conns</th><th>Requests</th><th>5xx</th><th>Connect failures</th><th>Ejections</th></tr></thead>\n"
     "      <tbody id=\"endpoints\"></tbody>\n"
+    "    </table>\n"
+    "  </section>\n"
+    "  <section>\n"
+    "    <h2>Mirror (dark launch)</h2>\n"
+    "    <div class=\"stackrow\" id=\"mirrorinfo\">off</div>\n"
+    "    <table>\n"
+    "      <thead><tr><th class=\"l\">Shadow</th><th>Match</th><th>Differ</th><th>Error</th>\n"
+    "        <th>Dropped</th><th>Differ rate</th></tr></thead>\n"
+    "      <tbody id=\"mirror\"></tbody>\n"
+    "    </table>\n"
+    "    <table>\n"
+    "      <thead><tr><th class=\"l\">Last differences</th><th class=\"l\">Request</th>\n"
+    "        <th class=\"l\">What differs</th><th>Status</th></tr></thead>\n"
+    "      <tbody id=\"mirrordiffs\"></tbody>\n"
     "    </table>\n"
     "  </section>\n"
     "</main>\n"
@@ -255,9 +271,33 @@ static const char *const page_tail[] = {
     "    td(tr, num(v.trips), \"num\"); td(tr, v.reason, \"l\");\n"
     "    gb.appendChild(tr);\n"
     "  });\n"
+    "  renderMirror(d.mirror);\n"
     "  samples.push({ t: d.time_ms, v: d.versions.map(function (v) { return { name: v.name, rps: v.rps }; }) });\n"
     "  if (samples.length > 150) samples.shift();\n"
     "  chart();\n"
+    "}\n"
+    "function renderMirror(m) {\n"
+    "  if (!m) return;\n"
+    "  document.getElementById(\"mirrorinfo\").textContent = m.enabled ?\n"
+    "    m.percent + \" % of the other versions' requests copied to \" + m.version + \" \\u00b7 in flight \" + m.in_flight : \"off\";\n"
+    "  var tb = document.getElementById(\"mirror\");\n"
+    "  tb.textContent = \"\";\n"
+    "  Object.keys(m.counts).forEach(function (name) {\n"
+    "    var c = m.counts[name], r = document.createElement(\"tr\");\n"
+    "    td(r, name, \"l vname\");\n"
+    "    td(r, num(c.match), \"num\"); td(r, num(c.differ), \"num\" + (c.differ ? \" err\" : \"\"));\n"
+    "    td(r, num(c.error), \"num\"); td(r, num(c.dropped), \"num\"); td(r, pct(c.differ_rate, 2), \"num\");\n"
+    "    tb.appendChild(r);\n"
+    "  });\n"
+    "  var db = document.getElementById(\"mirrordiffs\");\n"
+    "  db.textContent = \"\";\n"
+    "  m.differences.slice(0, 10).forEach(function (x) {\n"
+    "    var r = document.createElement(\"tr\");\n"
+    "    td(r, x.time, \"l\"); td(r, x.method + \" \" + x.target, \"l\");\n"
+    "    td(r, x.differs.join(\", \"), \"l err\");\n"
+    "    td(r, x.primary.status + \" vs \" + x.shadow.status, \"num\");\n"
+    "    db.appendChild(r);\n"
+    "  });\n"
     "}\n"
     "function chart() {\n"
     "  var cv = document.getElementById(\"chart\"), g = cv.getContext && cv.getContext(\"2d\");\n"
@@ -438,6 +478,10 @@ void status_page_render_stats(struct json_buf *b)
      * renderers (`rollout`, `guard`), so both views say the same. */
     release_render_rollout(b);
     release_render_guard(b);
+    if (s) {
+        json_buf_puts(b, ",");
+        mirror_render(b, s->cfg);
+    }
     json_buf_puts(b, "}");
     free(win);
     snapshot_unref(s);

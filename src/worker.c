@@ -97,6 +97,7 @@ static void on_accept_error(struct evconnlistener *lis, void *arg)
 static void finish_loop(struct worker *w)
 {
     event_del(w->tick_ev);
+    mirror_table_close_all(&w->mirrors);
     upstream_close_all(&w->upstreams);
     event_base_loopexit(w->loop.base, NULL);
 }
@@ -213,9 +214,11 @@ struct worker *worker_new(int id, int listen_fd)
     w->loop.balancer = &w->balancer;
     w->loop.upstreams = &w->upstreams;
     w->loop.txns = &w->txns;
+    w->loop.mirrors = &w->mirrors;
     client_table_init(&w->clients, &w->loop, on_clients_gone, w);
     upstream_table_init(&w->upstreams, &w->loop);
     proxy_table_init(&w->txns);
+    mirror_table_init(&w->mirrors, &w->loop);
     w->wake_ev = event_new(base, w->wake_fd, EV_READ | EV_PERSIST, on_wake, w);
     event_add(w->wake_ev, NULL);
     w->drain_ev = evtimer_new(base, on_drain_deadline, w);
@@ -288,9 +291,11 @@ void worker_free(struct worker *w)
     if (w->started)
         pthread_join(w->thread, NULL);
     client_table_close_all(&w->clients, CLIENT_CLOSE_STOP);
+    mirror_table_close_all(&w->mirrors);
     upstream_close_all(&w->upstreams);
     loop_reap(&w->loop);
     proxy_table_dispose(&w->txns); /* txns reaped here went back to the cache */
+    mirror_table_dispose(&w->mirrors);
     upstream_table_dispose(&w->upstreams);
     accept_guard_dispose(&w->guard);
     if (w->listener)

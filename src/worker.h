@@ -30,6 +30,7 @@
 #include "client.h"
 #include "loop.h"
 #include "proxy.h"
+#include "mirror.h"
 #include "router.h"
 #include "upstream.h"
 
@@ -47,6 +48,7 @@ struct worker {
     struct client_table clients;    /* client.c's list of this worker's clients */
     struct upstream_table upstreams;/* upstream.c's pools and conns */
     struct proxy_table txns;        /* proxy.c's recycled txns */
+    struct mirror_table mirrors;    /* mirror.c's live mirrors */
     struct evconnlistener *listener;/* owned; NULL once stopping */
     int listen_fd;                  /* borrowed by listener */
     struct accept_guard guard;      /* the listener's accept backoff */

@@ -295,6 +295,66 @@ static void render_rollout(const struct json_value *a)
     printf(why ? ": %s\n" : "\n", why);
 }
 
+/* `mirror`: the settings, one row of counts per shadow, the differences. */
+static void render_mirror(const struct json_value *a)
+{
+    const struct json_value *m = json_get(a, "mirror");
+    if (!m)
+        return;
+    if (json_get(a, "generation"))
+        printf("generation %s: %s\n", num_text(json_get(a, "generation")),
+               json_get_str(a, "change", ""));
+    if (json_get_bool(m, "enabled", false))
+        printf("mirror: %s%% of the other versions' requests to %s (in flight %s)\n",
+               num_text(json_get(m, "percent")), json_get_str(m, "version", "-"),
+               num_text(json_get(m, "in_flight")));
+    else
+        printf("mirror: off\n");
+    const struct json_value *cs = json_get(m, "counts");
+    if (cs && cs->type == JSON_T_OBJECT && cs->n) {
+        static struct table t;
+        const char *head[] = {"SHADOW", "MATCH", "DIFFER", "ERROR", "DROPPED", "DIFFER%"};
+        table_add(&t, head, 6);
+        for (size_t i = 0; i < cs->n; i++) {
+            const struct json_value *c = cs->items[i];
+            char rate[32];
+            snprintf(rate, sizeof(rate), "%.2f", 100.0 * json_get_num(c, "differ_rate", 0));
+            char v[4][32];
+            const char *keys[4] = {"match", "differ", "error", "dropped"};
+            for (int k = 0; k < 4; k++)
+                snprintf(v[k], sizeof(v[k]), "%s", num_text(json_get(c, keys[k])));
+            const char *row[] = {cs->keys[i], v[0], v[1], v[2], v[3], rate};
+            table_add(&t, row, 6);
+        }
+        table_print(&t);
+    }
+    const struct json_value *ds = json_get(m, "differences");
+    if (!ds || ds->type != JSON_T_ARRAY || ds->n == 0)
+        return;
+    printf("\nlast differences, newest first (primary vs shadow):\n");
+    for (size_t i = 0; i < ds->n; i++) {
+        const struct json_value *d = ds->items[i];
+        const struct json_value *pa = json_get(d, "primary"), *sh = json_get(d, "shadow");
+        printf("%s  %s %s  %s vs %s\n", json_get_str(d, "time", ""),
+               json_get_str(d, "method", ""), json_get_str(d, "target", ""),
+               json_get_str(d, "primary_version", "?"), json_get_str(d, "version", "?"));
+        const struct json_value *what = json_get(d, "differs");
+        printf("  differs:");
+        for (size_t k = 0; what && what->type == JSON_T_ARRAY && k < what->n; k++)
+            printf("%s %s", k ? "," : "",
+                   what->items[k]->type == JSON_T_STRING ? what->items[k]->str : "?");
+        printf("\n  status %s vs %s\n", num_text(json_get(pa, "status")),
+               num_text(json_get(sh, "status")));
+        const struct json_value *ha = json_get(pa, "headers"), *hb = json_get(sh, "headers");
+        for (size_t k = 0; ha && ha->type == JSON_T_OBJECT && k < ha->n; k++)
+            printf("  %s: %s vs %s\n", ha->keys[k], json_get_str(ha, ha->keys[k], "(none)"),
+                   json_get_str(hb, ha->keys[k], "(none)"));
+        printf("  body sha256 %.16s... (%s bytes) vs %.16s... (%s bytes)\n",
+               json_get_str(pa, "body_sha256", ""), num_text(json_get(pa, "body_bytes")),
+               json_get_str(sh, "body_sha256", ""), num_text(json_get(sh, "body_bytes")));
+    }
+}
+
 static void render_status(const struct json_value *a)
 {
     printf("generation %s", num_text(json_get(a, "generation")));
@@ -575,6 +635,8 @@ int main(int argc, char **argv)
     } else if (strcmp(argv[i], "rollout") == 0) {
         render_generic(a);
         render_rollout(a);
+    } else if (strcmp(argv[i], "mirror") == 0) {
+        render_mirror(a);
     } else {
         render_generic(a);
     }

@@ -589,7 +589,7 @@ static void test_inline(void)
            "t.yaml:5:1: unknown key \"bogus\" (expected one of: listen, control, control_mode, "
            "control_owner, control_group, state, admin, watch, version_header, workers, "
            "retries, timeouts, limits, versions, split, sticky, rules, resolvers, "
-           "access_log, log, guard, rollout, fleet)\n",
+           "access_log, log, guard, rollout, fleet, mirror)\n",
            "unknown key lists the keys");
 
     ok(load_text("listen: 1.2.3.4:80\nversions: {v1: {endpoints: [1.2.3.4:81]}}\n"
@@ -605,7 +605,7 @@ static void test_inline(void)
     is_str(buf, "t.yaml:4:1: unknown key \"a\\x09b\\\"c\" (expected one of: listen, control, "
                 "control_mode, control_owner, control_group, state, admin, watch, "
                 "version_header, workers, retries, timeouts, limits, versions, split, sticky, "
-                "rules, resolvers, access_log, log, guard, rollout, fleet)\n",
+                "rules, resolvers, access_log, log, guard, rollout, fleet, mirror)\n",
            "control characters and quotes escaped");
 
     /* formatting: position-less errors, truncation */
