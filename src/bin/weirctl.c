@@ -9,6 +9,17 @@
  * usage or connection errors. The socket is -s, else $WEIR_SOCKET, else the
  * default `control` path. `weirctl help` is printed from the same command
  * table the server dispatches on (control_cmd.c), without connecting.
+ *
+ * Exit 2 also for weir's usage refusals: an answer with "usage":true
+ * (unknown command, missing arguments) is a usage error, as --help says.
+ *
+ * Why json.c and not jansson (Debian's libjansson) for the answers: weirctl
+ * prints numbers as weir wrote them (a split of 0.01 or 87.5, a generation
+ * past 2^53) and json.c keeps each number's source text, where jansson
+ * turns them into doubles to be re-formatted; and json.c is already the one
+ * reader weir-bench and the unit tests use, depth-limited and under the
+ * fuzz_json harness, so a second parser would be a second thing to keep
+ * safe for one client's few lookups.
  */
 #include <errno.h>
 #include <stdio.h>
