@@ -57,7 +57,9 @@ static int cmd_help(struct control_ctx *ctx)
     }
     json_buf_puts(b, "],\"note\":");
     json_buf_str(b, "commands that change something also take if-generation=N "
-                    "(refused unless N is the current generation)");
+                    "(refused unless N is the current generation), dry-run=1 (show what "
+                    "would change, change nothing) and force=1 (apply even a change that "
+                    "gives a share to a version with no available endpoint)");
     return 0;
 }
 
@@ -225,6 +227,39 @@ static int take_if_generation(struct control_ctx *ctx, bool *has, uint64_t *gen)
     return 0;
 }
 
+/* Remove dry-run=1 and force=1 (or =0, =true, =false) from the words. */
+static int take_flags(struct control_ctx *ctx, bool *seen)
+{
+    *seen = false;
+    size_t o = 0;
+    for (size_t i = 0; i < ctx->argc; i++) {
+        char *a = ctx->argv[i];
+        bool *flag = NULL;
+        const char *v = NULL;
+        if (strncmp(a, "dry-run=", 8) == 0) {
+            flag = &ctx->opts.dry_run;
+            v = a + 8;
+        } else if (strncmp(a, "force=", 6) == 0) {
+            flag = &ctx->opts.force;
+            v = a + 6;
+        } else {
+            ctx->argv[o++] = a;
+            continue;
+        }
+        *seen = true;
+        if (strcmp(v, "1") == 0 || strcmp(v, "true") == 0) {
+            *flag = true;
+        } else if (strcmp(v, "0") == 0 || strcmp(v, "false") == 0) {
+            *flag = false;
+        } else {
+            ctx->usage = true;
+            return control_ctx_fail(ctx, "bad value in \"%s\": expected 1 or 0", a);
+        }
+    }
+    ctx->argc = o;
+    return 0;
+}
+
 static void caller_text(const struct control_caller *c, char *buf, size_t buflen)
 {
     if (c && c->known)
@@ -295,14 +330,20 @@ void control_cmd_execute(const char *line, size_t len,
     json_buf_init(&body);
     ctx.out = &body;
     int rc;
-    bool has_gen = false;
+    bool has_gen = false, has_flags = false;
     uint64_t gen = 0;
     if (!ctx.cmd) {
+        ctx.usage = true;
         rc = control_ctx_fail(&ctx, "unknown command \"%s\" (try help)", argv[0]);
-    } else if ((rc = take_if_generation(&ctx, &has_gen, &gen)) < 0) {
+    } else if ((rc = take_if_generation(&ctx, &has_gen, &gen)) < 0 ||
+               (rc = take_flags(&ctx, &has_flags)) < 0) {
         /* err set */
     } else if (has_gen && !ctx.cmd->mutating) {
         rc = control_ctx_fail(&ctx, "if-generation applies only to commands that change something");
+    } else if (has_flags && !ctx.cmd->mutating) {
+        ctx.usage = true;
+        rc = control_ctx_fail(&ctx, "dry-run= and force= apply only to commands that change "
+                                    "something");
     } else if (has_gen && gen != snapshot_generation()) {
         rc = control_ctx_fail(&ctx, "generation is %" PRIu64 ", not %" PRIu64
                   ": something changed in between; nothing done",
@@ -311,32 +352,52 @@ void control_cmd_execute(const char *line, size_t len,
         rc = ctx.cmd->run(&ctx);
     }
 
+    bool dry = ctx.opts.dry_run && ctx.cmd && ctx.cmd->mutating;
     if (rc < 0) {
-        control_cmd_error_line(out, ctx.err);
+        json_buf_puts(out, "{\"ok\":false,\"error\":");
+        json_buf_str(out, ctx.err);
+        if (ctx.usage)
+            json_buf_puts(out, ",\"usage\":true");
+        if (dry) {
+            /* What the refused change would have made, when it got that far. */
+            json_buf_printf(out, ",\"dry_run\":true,\"generation\":%" PRIu64,
+                            snapshot_generation());
+            if (ctx.res.preview) {
+                json_buf_puts(out, ",");
+                control_view_render_split(out, ctx.res.preview);
+            }
+        }
+        json_buf_puts(out, "}\n");
         if (ctx.cmd && ctx.cmd->mutating)
-            log_info("control %s: \"%s\" refused: %s", who, text, ctx.err);
+            log_info("control %s: \"%s\" %s: %s", who, text,
+                     dry ? "dry run, would be refused" : "refused", ctx.err);
     } else {
         json_buf_puts(out, "{\"ok\":true");
+        if (dry)
+            json_buf_puts(out, ",\"dry_run\":true");
         if (ctx.applied) {
             json_buf_printf(out, ",\"generation\":%" PRIu64 ",\"change\":",
                             ctx.res.generation);
             json_buf_str(out, ctx.res.change);
             json_buf_puts(out, ",");
-            control_view_render_split(out, runtime_config());
+            control_view_render_split(out, ctx.res.preview ? ctx.res.preview
+                                                           : runtime_config());
             if (ctx.res.restart[0])
                 emit_restart(out, ctx.res.restart);
             if (ctx.res.warning[0]) {
                 json_buf_puts(out, ",\"warning\":");
                 json_buf_str(out, ctx.res.warning);
             }
-            log_info("control %s: \"%s\" applied, generation %" PRIu64 ": %s%s%s", who,
-                     text, ctx.res.generation, ctx.res.change,
+            log_info("control %s: \"%s\" %s, generation %" PRIu64 ": %s%s%s", who,
+                     text, dry ? "dry run, would apply" : "applied", ctx.res.generation,
+                     ctx.res.change,
                      ctx.res.warning[0] ? "; warning: " : "", ctx.res.warning);
         }
         json_buf_add(out, body.p, body.len);
         json_buf_puts(out, "}\n");
     }
     json_buf_dispose(&body);
+    config_free(ctx.res.preview);
     free(text);
     free(storage);
 }

@@ -28,7 +28,15 @@ struct control_ctx {
     struct json_buf *out; /* borrowed: answer members after {"ok":true */
     char err[1024];
     struct runtime_result res;
-    bool applied; /* res holds an applied runtime change */
+    bool applied; /* res holds an applied runtime change (or, with
+                   * opts.dry_run, the one that would be) */
+    bool usage;   /* the refusal is a usage error (unknown command, wrong
+                   * arguments): the answer says "usage":true */
+    /* force=1 / dry-run=1 of a changing command (control_cmd.c takes them
+     * off the words); handlers pass &ctx->opts to runtime_edit_opts and the
+     * other *_opts functions, so every change made by hand is checked by
+     * availability.c's rule and can be previewed. */
+    struct runtime_opts opts;
 };
 
 /* Refuse the command with a human sentence; returns -1 (the handler's result). */
@@ -46,6 +54,7 @@ static inline int control_ctx_fail(struct control_ctx *ctx, const char *fmt, ...
 /* Refuse with the command's synopsis ("usage: split VERSION=PERCENT..."). */
 static inline int control_ctx_usage(struct control_ctx *ctx)
 {
+    ctx->usage = true;
     return control_ctx_fail(ctx, "usage: %s%s%s", ctx->name, ctx->args[0] ? " " : "",
                             ctx->args);
 }

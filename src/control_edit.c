@@ -7,6 +7,12 @@
  * change nothing. The answer's common members (generation, change, split,
  * warning) are added by control_cmd.c once the change is published. Main
  * thread.
+ *
+ * Safety: every handler here passes the command's force=/dry-run= (ctx->opts)
+ * down, so availability.c's rule (no larger share for a version with no
+ * available endpoint) and the dry run cover split, flip, rollback and the
+ * rollout's start, promote and abort alike; a new changing command gets
+ * both by calling apply() or runtime_edit_opts(..., &ctx->opts, ...).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -61,7 +67,8 @@ static bool takes_traffic(const struct config *cfg, size_t vi)
 /* After a drain/remove: warn when a version with traffic has no endpoint left. */
 static void warn_if_starved(struct control_ctx *ctx, const char *version)
 {
-    const struct config *cfg = runtime_config();
+    /* A dry run warns about the config it would install. */
+    const struct config *cfg = ctx->res.preview ? ctx->res.preview : runtime_config();
     int vi = config_version_index(cfg, version);
     if (vi < 0)
         return;
@@ -78,10 +85,13 @@ static void warn_if_starved(struct control_ctx *ctx, const char *version)
              v->fallback ? " unless its fallback can take them" : "");
 }
 
-/* Run a runtime change; on success the answer gets the common members. */
+/* Run a runtime change with the command's force=/dry-run= (availability.c's
+ * rule refuses a larger share for a version that cannot take it); on
+ * success the answer gets the common members. */
 static int apply(struct control_ctx *ctx, runtime_edit_cb edit, void *arg)
 {
-    if (runtime_edit(ctx->line, edit, arg, &ctx->res, ctx->err, sizeof(ctx->err)) < 0)
+    if (runtime_edit_opts(ctx->line, edit, arg, &ctx->opts, &ctx->res, ctx->err,
+                          sizeof(ctx->err)) < 0)
         return -1;
     ctx->applied = true;
     return 0;
@@ -163,7 +173,7 @@ int control_edit_rollback(struct control_ctx *ctx)
 {
     if (ctx->argc)
         return control_ctx_usage(ctx);
-    if (runtime_rollback(&ctx->res, ctx->err, sizeof(ctx->err)) < 0)
+    if (runtime_rollback_opts(&ctx->opts, &ctx->res, ctx->err, sizeof(ctx->err)) < 0)
         return -1;
     ctx->applied = true;
     return 0;
@@ -175,7 +185,10 @@ int control_edit_reload(struct control_ctx *ctx)
         return control_ctx_usage(ctx);
     struct config_errors errs;
     config_errors_init(&errs, runtime_config_path());
-    int rc = runtime_reload_result(&errs, &ctx->res);
+    /* The config file is applied as written, even a split onto a version
+     * that cannot take it (the answer warns); force= changes nothing here. */
+    int rc = ctx->opts.dry_run ? runtime_reload_preview(&errs, &ctx->res)
+                               : runtime_reload_result(&errs, &ctx->res);
     if (rc < 0) {
         char buf[3000];
         config_errors_format(&errs, buf, sizeof(buf));
@@ -195,7 +208,8 @@ int control_edit_reload(struct control_ctx *ctx)
                 break;
         }
         config_errors_dispose(&errs);
-        control_ctx_fail(ctx, "config file not reloaded, the running config stays: %s", joined.p);
+        control_ctx_fail(ctx, "config file %s, the running config stays: %s",
+                         ctx->opts.dry_run ? "would not be reloaded" : "not reloaded", joined.p);
         json_buf_dispose(&joined);
         return -1;
     }
@@ -510,19 +524,20 @@ int control_edit_rollout(struct control_ctx *ctx)
             return control_ctx_usage(ctx);
         if (find_version(ctx, version) < 0)
             return -1;
-        rc = release_rollout_start(version, steps, hold, &ctx->res, ctx->err, sizeof(ctx->err));
+        rc = release_rollout_start_opts(version, steps, hold, &ctx->opts, &ctx->res, ctx->err,
+                                        sizeof(ctx->err));
         changes_split = true;
     } else if (ctx->argc > 1) {
         return control_ctx_usage(ctx);
     } else if (strcmp(sub, "pause") == 0) {
-        rc = release_rollout_pause(ctx->err, sizeof(ctx->err));
+        rc = release_rollout_pause_opts(&ctx->opts, ctx->err, sizeof(ctx->err));
     } else if (strcmp(sub, "resume") == 0) {
-        rc = release_rollout_resume(ctx->err, sizeof(ctx->err));
+        rc = release_rollout_resume_opts(&ctx->opts, ctx->err, sizeof(ctx->err));
     } else if (strcmp(sub, "promote") == 0) {
-        rc = release_rollout_promote(&ctx->res, ctx->err, sizeof(ctx->err));
+        rc = release_rollout_promote_opts(&ctx->opts, &ctx->res, ctx->err, sizeof(ctx->err));
         changes_split = true;
     } else if (strcmp(sub, "abort") == 0) {
-        rc = release_rollout_abort(&ctx->res, ctx->err, sizeof(ctx->err));
+        rc = release_rollout_abort_opts(&ctx->opts, &ctx->res, ctx->err, sizeof(ctx->err));
         changes_split = true;
     } else {
         return control_ctx_fail(ctx, "unknown rollout command \"%s\": expected start, pause, "
@@ -532,7 +547,10 @@ int control_edit_rollout(struct control_ctx *ctx)
         return -1;
     if (changes_split)
         ctx->applied = true;
-    release_render_rollout(ctx->out);
+    if (ctx->opts.dry_run && sub)
+        release_render_rollout_preview(ctx->out);
+    else
+        release_render_rollout(ctx->out);
     return 0;
 }
 

@@ -159,19 +159,31 @@ static int on_rollout_edit(struct config *cfg, void *arg, char *err, size_t errl
 
 static void save_rollout(void);
 
+/* The rollout the last dry run of a rollout command would have made. */
+static struct rollout ro_preview;
+
 /*
  * Make next the rollout: apply its split bp (per next->names; NULL when the
  * split stays) through runtime_edit as the change `what`, then keep it.
- * Returns 0, or -1 with err when the split was refused (nothing changed).
+ * opts (borrowed): NULL for weir's own transitions; a command's options
+ * for those made by hand (availability.c's rule, dry run: next only goes
+ * to ro_preview). Returns 0, or -1 with err when the split was refused
+ * (nothing changed).
  */
 static int commit_rollout(const char *what, const struct rollout *next, const uint32_t *bp,
-                          struct runtime_result *res, char *err, size_t errlen)
+                          const struct runtime_opts *opts, struct runtime_result *res,
+                          char *err, size_t errlen)
 {
     if (bp) {
         struct rollout_edit e = {next, bp};
         struct runtime_result scratch;
-        if (runtime_edit(what, on_rollout_edit, &e, res ? res : &scratch, err, errlen) < 0)
+        if (runtime_edit_opts(what, on_rollout_edit, &e, opts, res ? res : &scratch, err,
+                              errlen) < 0)
             return -1;
+    }
+    if (opts && opts->dry_run) {
+        ro_preview = *next;
+        return 0;
     }
     ro = *next;
     save_rollout();
@@ -208,7 +220,8 @@ static unsigned current_split(const struct config *cfg, char (*names)[ROLLOUT_NA
 }
 
 static int start_plan(const struct rollout_plan *plan, const char *what,
-                      struct runtime_result *res, char *err, size_t errlen)
+                      const struct runtime_opts *opts, struct runtime_result *res, char *err,
+                      size_t errlen)
 {
     const struct config *cfg = runtime_config();
     if (cfg->guard.enabled && cfg->guard.baseline &&
@@ -225,8 +238,10 @@ static int start_plan(const struct rollout_plan *plan, const char *what,
                       state_now_ms(), out, err, errlen) < 0)
         return -1;
     snprintf(next.starter, sizeof(next.starter), "%s", replica_name);
-    if (commit_rollout(what, &next, out, res, err, errlen) < 0)
+    if (commit_rollout(what, &next, out, opts, res, err, errlen) < 0)
         return -1;
+    if (opts && opts->dry_run)
+        return 0;
     log_info("rollout of %s started: step 1 of %u (%s)", ro.plan.version, ro.plan.n_steps, what);
     return 0;
 }
@@ -234,34 +249,60 @@ static int start_plan(const struct rollout_plan *plan, const char *what,
 int release_rollout_start(const char *version, const char *steps, const char *hold,
                           struct runtime_result *res, char *err, size_t errlen)
 {
+    return release_rollout_start_opts(version, steps, hold, NULL, res, err, errlen);
+}
+
+int release_rollout_start_opts(const char *version, const char *steps, const char *hold,
+                               const struct runtime_opts *opts, struct runtime_result *res,
+                               char *err, size_t errlen)
+{
     struct rollout_plan plan;
     if (rollout_plan_parse(version, steps, hold, &plan, err, errlen) < 0)
         return -1;
     char what[256];
     snprintf(what, sizeof(what), "rollout start %s steps=%s hold=%s", version, steps, hold);
-    return start_plan(&plan, what, res, err, errlen);
+    return start_plan(&plan, what, opts, res, err, errlen);
 }
 
 int release_rollout_pause(char *err, size_t errlen)
 {
-    if (rollout_pause(&ro, "paused by hand", err, errlen) < 0)
+    return release_rollout_pause_opts(NULL, err, errlen);
+}
+
+int release_rollout_pause_opts(const struct runtime_opts *opts, char *err, size_t errlen)
+{
+    struct rollout next = ro;
+    if (rollout_pause(&next, "paused by hand", err, errlen) < 0)
         return -1;
-    save_rollout();
+    if (commit_rollout("rollout pause", &next, NULL, opts, NULL, err, errlen) < 0)
+        return -1;
+    if (opts && opts->dry_run)
+        return 0;
     log_info("rollout of %s paused by hand", ro.plan.version);
     return 0;
 }
 
 int release_rollout_resume(char *err, size_t errlen)
 {
-    if (rollout_resume(&ro, state_now_ms(), err, errlen) < 0)
+    return release_rollout_resume_opts(NULL, err, errlen);
+}
+
+int release_rollout_resume_opts(const struct runtime_opts *opts, char *err, size_t errlen)
+{
+    struct rollout next = ro;
+    if (rollout_resume(&next, state_now_ms(), err, errlen) < 0)
         return -1;
-    save_rollout();
+    if (commit_rollout("rollout resume", &next, NULL, opts, NULL, err, errlen) < 0)
+        return -1;
+    if (opts && opts->dry_run)
+        return 0;
     log_info("rollout of %s resumed", ro.plan.version);
     return 0;
 }
 
 /* promote or abort by hand: a transition with a split of its own. */
-static int end_by_hand(bool promote, struct runtime_result *res, char *err, size_t errlen)
+static int end_by_hand(bool promote, const struct runtime_opts *opts,
+                       struct runtime_result *res, char *err, size_t errlen)
 {
     struct rollout next = ro;
     uint32_t out[ROLLOUT_VERSIONS_MAX];
@@ -272,8 +313,10 @@ static int end_by_hand(bool promote, struct runtime_result *res, char *err, size
     char what[128];
     snprintf(what, sizeof(what), "rollout %s %s", promote ? "promote" : "abort",
              next.plan.version);
-    if (commit_rollout(what, &next, out, res, err, errlen) < 0)
+    if (commit_rollout(what, &next, out, opts, res, err, errlen) < 0)
         return -1;
+    if (opts && opts->dry_run)
+        return 0;
     log_msg(promote ? LOG_L_INFO : LOG_L_WARN, "rollout of %s %s by hand", ro.plan.version,
             promote ? "promoted" : "aborted");
     return 0;
@@ -281,12 +324,24 @@ static int end_by_hand(bool promote, struct runtime_result *res, char *err, size
 
 int release_rollout_promote(struct runtime_result *res, char *err, size_t errlen)
 {
-    return end_by_hand(true, res, err, errlen);
+    return end_by_hand(true, NULL, res, err, errlen);
 }
 
 int release_rollout_abort(struct runtime_result *res, char *err, size_t errlen)
 {
-    return end_by_hand(false, res, err, errlen);
+    return end_by_hand(false, NULL, res, err, errlen);
+}
+
+int release_rollout_promote_opts(const struct runtime_opts *opts, struct runtime_result *res,
+                                 char *err, size_t errlen)
+{
+    return end_by_hand(true, opts, res, err, errlen);
+}
+
+int release_rollout_abort_opts(const struct runtime_opts *opts, struct runtime_result *res,
+                               char *err, size_t errlen)
+{
+    return end_by_hand(false, opts, res, err, errlen);
 }
 
 /* The config's rollout: as a plan; false when there is none. */
@@ -326,7 +381,7 @@ static void check_config_rollout(void)
         return;
     }
     char err[256];
-    if (start_plan(&plan, "rollout start (config file)", NULL, err, sizeof(err)) < 0)
+    if (start_plan(&plan, "rollout start (config file)", NULL, NULL, err, sizeof(err)) < 0)
         log_error("config rollout of %s not started: %s", plan.version, err);
 }
 
@@ -376,7 +431,7 @@ static void advance_rollout(void)
              next.step, next.plan.n_steps, pct,
              next.state == ROLLOUT_S_PROMOTED ? " (promoted)" : "");
     char err[256];
-    if (commit_rollout(what, &next, out, NULL, err, sizeof(err)) < 0) {
+    if (commit_rollout(what, &next, out, NULL, NULL, err, sizeof(err)) < 0) {
         log_error("rollout of %s cannot advance: %s", next.plan.version, err);
         return;
     }
@@ -422,7 +477,7 @@ static void trip_rollout(const struct config *cfg, struct judgement *j)
     char what[512], err[256];
     snprintf(what, sizeof(what), "guard abort rollout %s -> %s: %s", next.plan.version,
              j->baseline, j->last.reason);
-    if (commit_rollout(what, &next, moves ? out : NULL, NULL, err, sizeof(err)) < 0) {
+    if (commit_rollout(what, &next, moves ? out : NULL, NULL, NULL, err, sizeof(err)) < 0) {
         log_error("guard: aborting the rollout of %s failed: %s", next.plan.version, err);
         return;
     }
@@ -677,35 +732,46 @@ static void rollout_next_text(double on_step_s, char *buf, size_t len)
              left > 0 ? "in at least " : "as soon as the guard says pass, hold done ",
              left > 0 ? left : 0.0, guard_verdict_name(v));
 }
+static void render_rollout(struct json_buf *out, const struct rollout *r);
 
 void release_render_rollout(struct json_buf *out)
 {
+    render_rollout(out, &ro);
+}
+
+void release_render_rollout_preview(struct json_buf *out)
+{
+    render_rollout(out, &ro_preview);
+}
+
+static void render_rollout(struct json_buf *out, const struct rollout *r)
+{
     json_buf_puts(out, ",\"rollout\":{\"version\":");
-    if (ro.state != ROLLOUT_S_NONE)
-        json_buf_str(out, ro.plan.version);
+    if (r->state != ROLLOUT_S_NONE)
+        json_buf_str(out, r->plan.version);
     else
         json_buf_puts(out, "null");
     json_buf_puts(out, ",\"state\":");
-    json_buf_str(out, rollout_state_name(ro.state));
-    json_buf_printf(out, ",\"step\":%u,\"steps\":[", ro.state ? ro.step : 0);
+    json_buf_str(out, rollout_state_name(r->state));
+    json_buf_printf(out, ",\"step\":%u,\"steps\":[", r->state ? r->step : 0);
     char pct[16];
-    for (unsigned i = 0; ro.state && i < ro.plan.n_steps; i++) {
-        util_format_bp(ro.plan.steps_bp[i], pct, sizeof(pct));
+    for (unsigned i = 0; r->state && i < r->plan.n_steps; i++) {
+        util_format_bp(r->plan.steps_bp[i], pct, sizeof(pct));
         json_buf_printf(out, "%s%s", i ? "," : "", pct);
     }
-    util_format_bp(rollout_percent_bp(&ro), pct, sizeof(pct));
+    util_format_bp(rollout_percent_bp(r), pct, sizeof(pct));
     json_buf_printf(out, "],\"percent\":%s,\"hold_s\":%.3f,\"step_started\":", pct,
-                    ro.state ? (double)ro.plan.hold_ms / 1000.0 : 0.0);
-    if (ro.state != ROLLOUT_S_NONE) {
+                    r->state ? (double)r->plan.hold_ms / 1000.0 : 0.0);
+    if (r->state != ROLLOUT_S_NONE) {
         char when[64];
-        state_format_time(ro.step_started_ms, when, sizeof(when));
+        state_format_time(r->step_started_ms, when, sizeof(when));
         json_buf_str(out, when);
     } else {
         json_buf_puts(out, "null");
     }
     json_buf_puts(out, ",\"reason\":");
-    if (ro.reason[0])
-        json_buf_str(out, ro.reason);
+    if (r->reason[0])
+        json_buf_str(out, r->reason);
     else
         json_buf_puts(out, "null");
     /* Beyond the contract: for people (weirctl, the status page). */
@@ -857,7 +923,7 @@ int release_rollout_adopt(const struct rollout *next, const char *from, char *er
     snprintf(what, sizeof(what), "fleet: rollout %s %s, step %u of %u: %s%% (from %s)",
              next->plan.version, rollout_state_name(next->state), next->step,
              next->plan.n_steps, pct, from);
-    if (commit_rollout(what, next, moves ? bp : NULL, NULL, err, errlen) < 0)
+    if (commit_rollout(what, next, moves ? bp : NULL, NULL, NULL, err, errlen) < 0)
         return -1;
     log_msg(next->state == ROLLOUT_S_ABORTED ? LOG_L_WARN : LOG_L_INFO, "%s", what);
     return 0;

@@ -37,6 +37,7 @@
 struct json_buf;
 struct config;
 struct runtime_result;
+struct runtime_opts;
 
 /* Judge every judged version now (now_ms: util_now_ms()); act on "fail".
  * Call about every 100 ms. Main thread. */
@@ -73,6 +74,22 @@ int release_rollout_pause(char *err, size_t errlen);
 int release_rollout_resume(char *err, size_t errlen);
 int release_rollout_promote(struct runtime_result *res, char *err, size_t errlen);
 int release_rollout_abort(struct runtime_result *res, char *err, size_t errlen);
+
+/*
+ * The same, for a change made by hand: opts (borrowed) as runtime.h's
+ * struct runtime_opts (availability.c's rule on the split start, promote
+ * and abort set; a dry run changes nothing and leaves the rollout it would
+ * make for release_render_rollout_preview). NULL: as above.
+ */
+int release_rollout_start_opts(const char *version, const char *steps, const char *hold,
+                               const struct runtime_opts *opts, struct runtime_result *res,
+                               char *err, size_t errlen);
+int release_rollout_pause_opts(const struct runtime_opts *opts, char *err, size_t errlen);
+int release_rollout_resume_opts(const struct runtime_opts *opts, char *err, size_t errlen);
+int release_rollout_promote_opts(const struct runtime_opts *opts, struct runtime_result *res,
+                                 char *err, size_t errlen);
+int release_rollout_abort_opts(const struct runtime_opts *opts, struct runtime_result *res,
+                               char *err, size_t errlen);
 
 /* The `rollout` command's answer members: ,"rollout":{...} (INTERFACE.md). */
 void release_render_rollout(struct json_buf *out);
@@ -116,6 +133,9 @@ const struct rollout *release_rollout(void);
  */
 int release_rollout_adopt(const struct rollout *next, const char *from, char *err,
                           size_t errlen) WUR;
+
+/* The same members for the rollout the last dry run would have made. */
+void release_render_rollout_preview(struct json_buf *out);
 
 /* Forget every judgement (at exit). Main thread. */
 void release_shutdown(void);

@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "availability.h"
 #include "discovery.h"
 #include "events.h"
 #include "json.h"
@@ -292,6 +293,58 @@ int runtime_start(const char *config_path, struct config_errors *errs)
     return 0;
 }
 
+/* What installing next over the running config would change, into buf. */
+static void describe_change(const struct config *next, char *buf, size_t buflen)
+{
+    struct state_map oldm, newm;
+    runtime_map_from_config(rt.running, &oldm);
+    runtime_map_from_config(next, &newm);
+    runtime_map_describe(&oldm, &newm, buf, buflen);
+    state_map_dispose(&oldm);
+    state_map_dispose(&newm);
+}
+
+/* A reload is not refused for availability (the file is the operator's
+ * declaration), but the answer and the log say what it will cost. */
+static void reload_availability(const struct config *next, struct runtime_result *res)
+{
+    char why[900];
+    if (availability_check_now(rt.running, next, why, sizeof(why)) == 0)
+        return;
+    log_warn("the config file's split is applied as written, but %s", why);
+    util_append(res->warning, sizeof(res->warning), "; ",
+                "the config file's split is applied as written, but %s", why);
+}
+
+int runtime_reload_preview(struct config_errors *errs, struct runtime_result *res)
+{
+    CHECK(rt.started);
+    memset(res, 0, sizeof(*res));
+    /* The file watch compares runtime_file_hash() to what it saw: a look
+     * at the file is not a load. */
+    uint64_t seen = rt.seen_hash;
+    int64_t mtime = 0;
+    struct config *fn = load_file(errs, &mtime);
+    rt.seen_hash = seen;
+    if (!fn)
+        return -1;
+    struct state_map kept;
+    state_map_copy(&kept, &rt.st.changes);
+    struct config *next = merge(fn, mtime, res->warning, sizeof(res->warning));
+    state_map_dispose(&rt.st.changes);
+    rt.st.changes = kept;
+    config_free(fn);
+    config_keep_restart(next, rt.running, res->restart, sizeof(res->restart));
+    char why[900];
+    if (availability_check_now(rt.running, next, why, sizeof(why)) < 0)
+        util_append(res->warning, sizeof(res->warning), "; ",
+                    "the config file's split would be applied as written, but %s", why);
+    describe_change(next, res->change, sizeof(res->change));
+    res->generation = snapshot_generation();
+    res->preview = next;
+    return 0;
+}
+
 int runtime_reload_result(struct config_errors *errs, struct runtime_result *res)
 {
     CHECK(rt.started);
@@ -313,6 +366,7 @@ int runtime_reload_result(struct config_errors *errs, struct runtime_result *res
     }
     struct config *running = merge(fn, mtime, res->warning, sizeof(res->warning));
     config_keep_restart(running, rt.running, res->restart, sizeof(res->restart));
+    reload_availability(running, res);
     state_map_dispose(&rt.st.file);
     runtime_map_from_config(fn, &rt.st.file);
     config_free(rt.file);
@@ -380,8 +434,47 @@ int runtime_reload(struct config_errors *errs, char *msg, size_t msglen)
     return 0;
 }
 
+/*
+ * A change made by hand (runtime.h, struct runtime_opts), c a validated
+ * candidate (owned): availability.c's rule, then the dry run. Returns 1
+ * when the caller commits c; 0 for a dry run, c in res->preview; -1
+ * refused with err (c freed, or in res->preview for a dry run).
+ */
+static int by_hand(struct config *c, const struct runtime_opts *opts,
+                   struct runtime_result *res, char *err, size_t errlen)
+{
+    if (!opts)
+        return 1;
+    char why[900];
+    if (availability_check_now(rt.running, c, why, sizeof(why)) < 0) {
+        if (!opts->force) {
+            snprintf(err, errlen, "%s; nothing changed (force=1 applies it anyway)",
+                     why);
+            if (opts->dry_run)
+                res->preview = c;
+            else
+                config_free(c);
+            return -1;
+        }
+        util_append(res->warning, sizeof(res->warning), "; ", "forced: %s", why);
+    }
+    if (!opts->dry_run)
+        return 1;
+    describe_change(c, res->change, sizeof(res->change));
+    res->generation = snapshot_generation();
+    res->preview = c;
+    return 0;
+}
+
 int runtime_edit(const char *what, runtime_edit_cb edit, void *arg,
                  struct runtime_result *res, char *err, size_t errlen)
+{
+    return runtime_edit_opts(what, edit, arg, NULL, res, err, errlen);
+}
+
+int runtime_edit_opts(const char *what, runtime_edit_cb edit, void *arg,
+                      const struct runtime_opts *opts, struct runtime_result *res,
+                      char *err, size_t errlen)
 {
     CHECK(rt.started);
     memset(res, 0, sizeof(*res));
@@ -402,11 +495,20 @@ int runtime_edit(const char *what, runtime_edit_cb edit, void *arg,
         return -1;
     }
     config_errors_dispose(&errs);
+    int go = by_hand(c, opts, res, err, errlen);
+    if (go <= 0)
+        return go;
     commit(c, what, true, res, true);
     return 0;
 }
 
 int runtime_rollback(struct runtime_result *res, char *err, size_t errlen)
+{
+    return runtime_rollback_opts(NULL, res, err, errlen);
+}
+
+int runtime_rollback_opts(const struct runtime_opts *opts, struct runtime_result *res,
+                          char *err, size_t errlen)
 {
     CHECK(rt.started);
     memset(res, 0, sizeof(*res));
@@ -439,6 +541,20 @@ int runtime_rollback(struct runtime_result *res, char *err, size_t errlen)
     }
     char what[300];
     snprintf(what, sizeof(what), "%s", h->what);
+    int go = by_hand(c, opts, res, err, errlen);
+    if (go <= 0) {
+        if (go < 0) {
+            char why2[1024];
+            snprintf(why2, sizeof(why2), "%s", err);
+            snprintf(err, errlen, "cannot roll back \"%.200s\": %s", what, why2);
+        } else {
+            char would[sizeof(res->change)];
+            snprintf(would, sizeof(would), "%s", res->change);
+            snprintf(res->change, sizeof(res->change), "would undo \"%.200s\": %.770s",
+                     what, would);
+        }
+        return go;
+    }
     struct state_map popped;
     state_history_pop(&rt.st, &popped);
     state_map_dispose(&popped);

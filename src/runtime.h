@@ -33,6 +33,7 @@
 #ifndef WEIR_RUNTIME_H
 #define WEIR_RUNTIME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -60,6 +61,26 @@ struct runtime_result {
     char change[1024];   /* human: "split v1=90,v2=10 -> v1=50,v2=50; drain v2 ..." */
     char restart[256];   /* reload: settings that need a restart ("listen, workers") */
     char warning[512];   /* non-fatal problem (state file not saved...), "" if none */
+    struct config *preview; /* owned, NULL unless a dry run (struct runtime_opts)
+                             * got as far as a candidate: the config the change
+                             * would install; the caller config_free()s it */
+};
+
+/*
+ * How a change made by hand is applied (the control commands pass one; the
+ * guard and the rollout's own steps pass NULL and are neither checked nor
+ * previewed):
+ *   - availability.c's rule: a change giving a version a larger share is
+ *     refused when that version has no available endpoint, unless force
+ *     (then it applies with the reason in res->warning);
+ *   - dry_run: everything up to publishing (edit, validate, the rule), then
+ *     res->change says what would change, res->preview holds the candidate,
+ *     res->generation is the current one; nothing is published, recorded or
+ *     saved, refused or not.
+ */
+struct runtime_opts {
+    bool force;   /* apply even when availability.c would refuse */
+    bool dry_run; /* show, change nothing */
 };
 
 /*
@@ -79,6 +100,12 @@ typedef int (*runtime_edit_cb)(struct config *cfg, void *arg, char *err,
 int runtime_edit(const char *what, runtime_edit_cb edit, void *arg,
                  struct runtime_result *res, char *err, size_t errlen) WUR;
 
+/* runtime_edit() for a change made by hand: opts (borrowed, NULL = none) as
+ * above. */
+int runtime_edit_opts(const char *what, runtime_edit_cb edit, void *arg,
+                      const struct runtime_opts *opts, struct runtime_result *res,
+                      char *err, size_t errlen) WUR;
+
 /*
  * Restore the state in force before the last change and drop that history
  * entry. -1 with err when the history is empty or the old state cannot be
@@ -86,9 +113,22 @@ int runtime_edit(const char *what, runtime_edit_cb edit, void *arg,
  */
 int runtime_rollback(struct runtime_result *res, char *err, size_t errlen) WUR;
 
-/* runtime_reload() with the structured result (the control socket's reload). */
+/* runtime_rollback() with opts (borrowed, NULL = none) as above; a dry run
+ * pops nothing. */
+int runtime_rollback_opts(const struct runtime_opts *opts, struct runtime_result *res,
+                          char *err, size_t errlen) WUR;
+
+/* runtime_reload() with the structured result (the control socket's reload).
+ * The file is the operator's declaration: a split in it onto a version
+ * with no available endpoint is applied, with availability.c's reason in
+ * res->warning. */
 int runtime_reload_result(struct config_errors *errs,
                           struct runtime_result *res) WUR;
+
+/* What runtime_reload_result() would do, changing nothing: 0 with
+ * res->change, res->restart, res->warning and res->preview filled, or -1
+ * with errs. */
+int runtime_reload_preview(struct config_errors *errs, struct runtime_result *res) WUR;
 
 /*
  * Called after every successful reload, whatever triggered it (SIGHUP,

@@ -8,7 +8,8 @@ pkgs=(meson ninja-build pkg-config gcc libc6-dev libevent-dev libyaml-dev
 if [ "${1:-}" != "--build-only" ]; then
     pkgs+=(iproute2 dnsmasq-base prometheus python3-prometheus-client chromium fonts-liberation nginx-light haproxy wrk
            clang-14 libclang-rt-14-dev  # clang + libFuzzer: tests/fuzz/run.sh
-           clang-format-14)             # tests/check-format.sh
+           clang-format-14              # tests/check-format.sh
+           systemd man-db groff-base zsh)  # test_install: systemd-analyze, man -l, completion
     # Node.js: keep one that is already there (it may come with its own npm).
     command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
 fi

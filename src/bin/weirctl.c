@@ -9,6 +9,17 @@
  * usage or connection errors. The socket is -s, else $WEIR_SOCKET, else the
  * default `control` path. `weirctl help` is printed from the same command
  * table the server dispatches on (control_cmd.c), without connecting.
+ *
+ * Exit 2 also for weir's usage refusals: an answer with "usage":true
+ * (unknown command, missing arguments) is a usage error, as --help says.
+ *
+ * Why json.c and not jansson (Debian's libjansson) for the answers: weirctl
+ * prints numbers as weir wrote them (a split of 0.01 or 87.5, a generation
+ * past 2^53) and json.c keeps each number's source text, where jansson
+ * turns them into doubles to be re-formatted; and json.c is already the one
+ * reader weir-bench and the unit tests use, depth-limited and under the
+ * fuzz_json harness, so a second parser would be a second thing to keep
+ * safe for one client's few lookups.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -61,8 +72,12 @@ static void print_commands(FILE *f)
         else
             fprintf(f, "  %-*s  %s\n", (int)w, syn, c->summary);
     }
-    fprintf(f, "\nCommands that change something also take if-generation=N: refused\n"
-               "unless N is the current generation (see status).\n");
+    fprintf(f, "\nCommands that change something also take:\n"
+               "  if-generation=N  refused unless N is the current generation (see status)\n"
+               "  dry-run=1        show what would change (the new split, or why it would\n"
+               "                   be refused); change nothing\n"
+               "  force=1          apply even a change that gives a share to a version with\n"
+               "                   no available endpoint (refused otherwise)\n");
 }
 
 /* ---- rendering --------------------------------------------------------- */
@@ -443,7 +458,11 @@ static void render_generic(const struct json_value *a)
 {
     const char *change = json_get_str(a, "change", NULL);
     if (change) {
-        printf("generation %s: %s\n", num_text(json_get(a, "generation")), change);
+        if (json_get_bool(a, "dry_run", false))
+            printf("dry run, nothing changed (generation %s); it would do: %s\n",
+                   num_text(json_get(a, "generation")), change);
+        else
+            printf("generation %s: %s\n", num_text(json_get(a, "generation")), change);
         const struct json_value *split = json_get(a, "split");
         if (split && split->type == JSON_T_OBJECT) {
             printf("split:");
@@ -622,10 +641,13 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     bool ok = json_get_bool(a, "ok", false);
+    /* weir marks unknown commands and wrong arguments "usage":true: exit 2. */
+    bool usage = !ok && json_get_bool(a, "usage", false);
     if (raw) {
         printf("%s\n", ans.p);
     } else if (!ok) {
-        fprintf(stderr, "weirctl: %s\n", json_get_str(a, "error", "refused"));
+        fprintf(stderr, "weirctl: %s%s\n", json_get_str(a, "error", "refused"),
+                json_get_bool(a, "dry_run", false) ? " (dry run)" : "");
     } else if (strcmp(argv[i], "status") == 0) {
         render_status(a);
     } else if (strcmp(argv[i], "guard") == 0) {
@@ -642,5 +664,5 @@ int main(int argc, char **argv)
     }
     json_free(a);
     json_buf_dispose(&ans);
-    return ok ? EXIT_OK : EXIT_REFUSED;
+    return ok ? EXIT_OK : usage ? EXIT_USAGE : EXIT_REFUSED;
 }

@@ -230,8 +230,10 @@ def split_flip_refusals_rollback():
     ]
     for args, needle in refusals:
         rc, a = jctl(*args)
-        check(rc == 1 and a.get("ok") is False and needle in a.get("error", ""),
-              "refused: %s -> %s" % (" ".join(args), a.get("error")))
+        # Usage errors (missing arguments, unknown command) exit 2, as --help says.
+        want = 2 if needle in ("usage", "unknown command") else 1
+        check(rc == want and a.get("ok") is False and needle in a.get("error", ""),
+              "refused (exit %d): %s -> %s" % (want, " ".join(args), a.get("error")))
     check(gen() == g, "refusals leave the generation unchanged")
     check(jctl("status")[1]["split"]["v1"] == 87.5, "refusals leave the split unchanged")
 

@@ -9,8 +9,9 @@
 //       writes the weir.yaml of ConfigMap weir-config to OUT_FILE (for weir -t).
 //   bundle.mjs overlay BASE.yaml OVERLAY.yaml v1=90,v2=10
 //       the overlay has exactly the base's objects except weir-config's
-//       weir.yaml, and that differs only in its split block (the `split:` map
-//       and the comment lines right above it), which reads as given.
+//       weir.yaml and its weir-split annotation, and weir.yaml differs only in
+//       its split (the `split:` line or block and the comment lines right
+//       above it), which reads as given.
 import fs from "node:fs";
 import YAML from "yaml";
 import { YAML_OPTS } from "./yamlio.mjs";
@@ -52,8 +53,9 @@ function weirConfig(objs, file) {
 
 // The config's lines without the split block (and the comments leading into it).
 function withoutSplit(text, file) {
-  const lines = text.split("\n");
-  const i = lines.findIndex((l) => /^split:\s*(#.*)?$/.test(l));
+  // The replacement leaves the last line without its newline: not a difference.
+  const lines = text.replace(/\n+$/, "").split("\n");
+  const i = lines.findIndex((l) => /^split:/.test(l));
   if (i < 0) die(`${file}: weir.yaml has no top-level "split:" block`);
   let start = i, end = i + 1;
   while (start > 0 && /^#/.test(lines[start - 1])) start--;
@@ -81,7 +83,8 @@ if (cmd === "same" && args.length === 2) {
     const p = over[i];
     if (idOf(o) !== idOf(p)) die(`object ${i}: ${idOf(o)} in the base, ${idOf(p)} in the overlay`);
     const d = diff(o, p, idOf(o));
-    if (d && d !== `${idOf(o)}.data.weir.yaml`) die(`${d} differs from the base (only weir-config's weir.yaml may)`);
+    if (d && d !== `${idOf(o)}.data.weir.yaml` && d !== `${idOf(o)}.metadata.annotations.weir-split`)
+      die(`${d} differs from the base (only weir-config's weir.yaml and its weir-split annotation may)`);
   });
   const [bt, ot] = [weirConfig(base, args[0]), weirConfig(over, args[1])];
   if (withoutSplit(bt, args[0]) !== withoutSplit(ot, args[1]))

@@ -21,6 +21,10 @@
 //  4. Bundle: a Service must select some pod of the bundle and its named
 //     targetPort must exist there; a probe's named port must exist in its
 //     container; a ConfigMap or Secret volume must name one of the bundle.
+// Custom resources the bundle may hold (the ServiceMonitor of
+// overlays/monitoring) have no client-node model: layer 1 reads their field
+// tree from the @kubernetes-models package's TypeScript declaration (the
+// CRD's OpenAPI schema as types), layer 2 is that package's JSON schema.
 // Adapted from ../../shared/reference/k8s-validate.mjs (layers 1-2 and part of 3).
 import fs from "node:fs";
 import path from "node:path";
@@ -99,6 +103,49 @@ export function quantity(q) {
 
 const WORKLOADS = new Set(["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"]);
 
+// Custom resources: "apiVersion kind" -> the @kubernetes-models module path.
+const CRDS = {
+  "monitoring.coreos.com/v1 ServiceMonitor": "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor",
+};
+
+// The field tree of a @kubernetes-models declaration (.d.ts): nested
+// `"key"?: {` / `Array<{` type literals become {fields: Map, any: bool}
+// nodes (any: a `[key: string]` map), everything else a leaf (null).
+function crdShape(module) {
+  const text = fs.readFileSync(require.resolve(module).replace(/\.js$/, ".d.ts"), "utf8");
+  const lines = text.split("\n");
+  let i = lines.findIndex((l) => /^\s*"spec"\??: \{\s*$/.test(l));
+  const root = { fields: new Map([["apiVersion", null], ["kind", null], ["metadata", "V1ObjectMeta"]]), any: false };
+  const stack = [root];
+  const spec = { fields: new Map(), any: false };
+  root.fields.set("spec", spec);
+  stack.push(spec);
+  for (i++; i < lines.length && stack.length > 1; i++) {
+    const l = lines[i].trim();
+    let m;
+    if (/^\[key: string\]/.test(l)) stack[stack.length - 1].any = true;
+    else if ((m = /^"([^"]+)"\??: (?:Array<)?\{$/.exec(l))) {
+      const n = { fields: new Map(), any: false };
+      stack[stack.length - 1].fields.set(m[1], n);
+      stack.push(n);
+    } else if ((m = /^"([^"]+)"\??: /.exec(l))) stack[stack.length - 1].fields.set(m[1], null);
+    else if (/^\}/.test(l)) stack.pop();
+  }
+  return root;
+}
+
+function checkCrdShape(v, node, where, err) {
+  if (node === null || v === null || v === undefined) return;
+  if (node === "V1ObjectMeta") return checkShape(v, "V1ObjectMeta", where, err);
+  if (Array.isArray(v)) return v.forEach((x, i) => checkCrdShape(x, node, `${where}[${i}]`, err));
+  if (!isObj(v)) return err(where, `expected an object, got ${JSON.stringify(v)}`);
+  if (node.any) return;
+  for (const [k, x] of Object.entries(v)) {
+    if (!node.fields.has(k)) err(`${where}.${k}`, `unknown field "${k}"`);
+    else checkCrdShape(x, node.fields.get(k), `${where}.${k}`, err);
+  }
+}
+
 export function modelFor(apiVersion, kind) {
   const [group, ver] = apiVersion.includes("/") ? apiVersion.split("/") : ["core", apiVersion];
   const g = group.split(".")[0];
@@ -152,7 +199,18 @@ export function validateDocs(docs) {
     } else {
       const id = `${d.where} ${o.kind}/${o.metadata?.name}`;
       const model = modelFor(o.apiVersion, o.kind);
-      if (!model) err(id, `unknown apiVersion/kind ${o.apiVersion} ${o.kind} (not served by current Kubernetes)`);
+      const crd = CRDS[`${o.apiVersion} ${o.kind}`];
+      if (crd) {
+        checkCrdShape(o, crdShape(crd), id, err);
+        const mod = require(crd);
+        try {
+          new mod[o.kind](o).validate();
+        } catch (e) {
+          for (const line of String(e.message).split(/, (?=data[/ ])/)) err(id, `schema: ${line}`);
+        }
+        checkObject(o, id, err);
+        objs.push({ o, id });
+      } else if (!model) err(id, `unknown apiVersion/kind ${o.apiVersion} ${o.kind} (not served by current Kubernetes)`);
       else {
         checkShape(o, model, id, err);
         checkSchema(o, id, err);
@@ -397,6 +455,19 @@ function checkBundle(objs, err) {
           err(id, ".spec.ports", `targetPort "${tp}" names no container port of ${h.where}`);
       }
     }
+  }
+  // A ServiceMonitor must select a Service of the bundle (in its namespace,
+  // or those of namespaceSelector.matchNames) that has each endpoint's port.
+  for (const { o, id } of objs) {
+    if (o.kind !== "ServiceMonitor" || !isObj(o.spec)) continue;
+    const nss = o.spec.namespaceSelector?.matchNames ?? [ns(o)];
+    const svcs = objs.filter(({ o: s }) => s.kind === "Service" && (o.spec.namespaceSelector?.any || nss.includes(ns(s))) &&
+      isObj(o.spec.selector) && matchesSelector(o.spec.selector, s.metadata?.labels ?? {}));
+    if (!svcs.length) { err(id, ".spec.selector", `selector ${JSON.stringify(o.spec.selector)} selects no Service of the bundle`); continue; }
+    for (const [i, e] of (Array.isArray(o.spec.endpoints) ? o.spec.endpoints : []).entries())
+      for (const { o: s, id: sid } of svcs)
+        if (e?.port !== undefined && !(s.spec?.ports ?? []).some((sp) => sp?.name === e.port))
+          err(id, `.spec.endpoints[${i}].port`, `port "${e.port}" names no port of ${sid}`);
   }
   const have = new Set(objs.map(({ o }) => `${o.kind}/${ns(o)}/${o.metadata?.name}`));
   for (const p of pods) {

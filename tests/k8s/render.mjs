@@ -20,6 +20,12 @@
 //               deletes, `$patch: replace|delete`, lists of containers, env,
 //               ports, volumes, volumeMounts merged by their merge keys) or
 //               JSON 6902 (a YAML list of operations; needs a target)
+//   replacements [{source: {kind, name, namespace?, fieldPath}, targets:
+//               [{select, fieldPaths, options: {delimiter, index}}]}]: run
+//               last, like kustomize; fieldPaths are dotted with `\.` for a
+//               dot inside a key; with a delimiter the target string is split
+//               on it and only part `index` replaced (index < 0 prepends,
+//               past the end appends), as kustomize's replacement filter does
 //   output      kustomize's default "legacy" order, map keys sorted
 // Anything outside it is an error that names the field: this renderer never
 // silently renders something kustomize would render differently.
@@ -69,11 +75,12 @@ export function parseDocs(text, file, opts = RENDER_PARSE_OPTS) {
 }
 
 const KUSTOMIZATION_NAMES = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
-const SUPPORTED_FIELDS = new Set(["apiVersion", "kind", "resources", "namespace", "labels", "patches"]);
+const SUPPORTED_FIELDS = new Set(["apiVersion", "kind", "resources", "namespace", "labels", "patches",
+  "replacements"]);
 // Kinds whose namespace and label handling below is kustomize's exactly.
 const WORKLOADS = new Set(["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"]);
 const SUPPORTED_KINDS = new Set([...WORKLOADS, "ConfigMap", "Secret", "Service", "ServiceAccount",
-  "PodDisruptionBudget", "Namespace"]);
+  "PodDisruptionBudget", "Namespace", "ServiceMonitor"]);
 const CLUSTER_SCOPED = new Set(["Namespace"]);
 
 function kustomizationFile(dir) {
@@ -138,7 +145,70 @@ function build(dir, stack) {
     for (const o of objs) if (!CLUSTER_SCOPED.has(o.kind)) o.metadata.namespace = k.namespace;
   }
   for (const [i, l] of (k.labels ?? []).entries()) applyLabels(objs, l, `${kfile}: labels[${i}]`);
+  // ... and replacements after all of them.
+  for (const [i, r] of (k.replacements ?? []).entries()) applyReplacement(objs, r, `${kfile}: replacements[${i}]`);
   return objs;
+}
+
+// ---- replacements ------------------------------------------------------------
+
+// "data.weir\\.yaml" -> ["data", "weir.yaml"] (kustomize's escaped dots).
+function fieldPath(fp, where) {
+  if (typeof fp !== "string" || !fp) fail(`${where}: fieldPath must be a non-empty string`);
+  if (/[\[\]]/.test(fp)) fail(`${where}: fieldPath ${fp}: list selectors are not implemented`);
+  return fp.split(/(?<!\\)\./).map((p) => p.replace(/\\\./g, "."));
+}
+
+function applyReplacement(objs, r, where) {
+  if (!isObj(r)) fail(`${where}: must be a map`);
+  for (const f of Object.keys(r)) if (!["source", "targets"].includes(f)) fail(`${where}: field "${f}" is not implemented`);
+  const src = r.source;
+  if (!isObj(src) || typeof src.fieldPath !== "string") fail(`${where}: source needs kind, name and fieldPath`);
+  for (const f of Object.keys(src))
+    if (!["kind", "name", "namespace", "fieldPath"].includes(f)) fail(`${where}: source.${f} is not implemented`);
+  const { fieldPath: sfp, ...ssel } = src;
+  const hits = select(objs, ssel, `${where}: source`);
+  if (hits.length !== 1) fail(`${where}: source ${JSON.stringify(ssel)} matches ${hits.length} resources, not one`);
+  let value = objs[hits[0]];
+  for (const part of fieldPath(sfp, `${where}: source`)) {
+    value = isObj(value) ? value[part] : undefined;
+    if (value === undefined) fail(`${where}: source field ${sfp} not found`);
+  }
+  if (isObj(value) || Array.isArray(value)) fail(`${where}: source ${sfp} is not a scalar (not implemented)`);
+  if (!Array.isArray(r.targets)) fail(`${where}: targets must be a list`);
+  for (const [ti, t] of r.targets.entries()) {
+    const tw = `${where}: targets[${ti}]`;
+    if (!isObj(t)) fail(`${tw}: must be a map`);
+    for (const f of Object.keys(t))
+      if (!["select", "fieldPaths", "options"].includes(f)) fail(`${tw}: field "${f}" is not implemented`);
+    const opts = t.options ?? {};
+    for (const f of Object.keys(opts))
+      if (!["delimiter", "index"].includes(f)) fail(`${tw}: options.${f} is not implemented`);
+    for (const i of select(objs, t.select, `${tw}: select`)) {
+      for (const fp of t.fieldPaths ?? []) {
+        const parts = fieldPath(fp, tw);
+        let node = objs[i];
+        for (const part of parts.slice(0, -1)) {
+          node = isObj(node) ? node[part] : undefined;
+          if (!isObj(node)) fail(`${tw}: field ${fp} not found in ${resId(objs[i])}`);
+        }
+        const last = parts[parts.length - 1];
+        if (!(last in node)) fail(`${tw}: field ${fp} not found in ${resId(objs[i])}`);
+        if (opts.delimiter !== undefined && opts.delimiter !== "") {
+          if (typeof node[last] !== "string") fail(`${tw}: delimiter option can only be used with scalar nodes`);
+          const tv = node[last].split(opts.delimiter);
+          const idx = opts.index ?? 0;
+          const v = String(value);
+          if (idx < 0) tv.unshift(v);
+          else if (idx >= tv.length) tv.push(v);
+          else tv[idx] = v;
+          node[last] = tv.join(opts.delimiter);
+        } else {
+          node[last] = value;
+        }
+      }
+    }
+  }
 }
 
 function inRoot(root, file, where) {

@@ -17,6 +17,8 @@ root=$(cd "$here/../.." && pwd)
 k8s=$root/k8s
 overlays=(canary-10:v1=90,v2=10 blue-green-v2:v1=0,v2=100)
 other_overlays=(seccomp-io-uring)   # not a split change: checked by seccomp.mjs
+# Overlays that add objects (not a split): rendered, validated, checked.
+extras=(monitoring)
 
 passed=0 failed=0 skipped=0
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/weir-k8s.XXXXXX")
@@ -62,8 +64,8 @@ done
 # name -> kustomization dir; k8s/ itself is what `kubectl apply -k k8s/` applies.
 declare -A dirs=([base]=$k8s)
 for o in "${overlays[@]}"; do dirs[${o%%:*}]=$k8s/overlays/${o%%:*}; done
-for o in "${other_overlays[@]}"; do dirs[$o]=$k8s/overlays/$o; done
-names=(base "${overlays[@]%%:*}" "${other_overlays[@]}")
+for o in "${other_overlays[@]}" "${extras[@]}"; do dirs[$o]=$k8s/overlays/$o; done
+names=(base "${overlays[@]%%:*}" "${other_overlays[@]}" "${extras[@]}")
 
 for n in "${names[@]}"; do
     check "render ${dirs[$n]#$root/} (render.mjs)" \

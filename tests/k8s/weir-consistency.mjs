@@ -14,9 +14,14 @@
 //  - `admin` is the port the probes (/healthz) and Prometheus annotations use;
 //  - the control socket and state file are on a writable volume (the root
 //    filesystem is read-only);
-//  - every `discover:` name is <service>.<namespace>.svc.cluster.local of a
-//    headless Service of the bundle, and its port and the health port are
-//    container ports of the pods that Service selects;
+//  - every `discover:` name is a headless Service of the bundle, written as
+//    its short name (resolved in weir's own namespace through the pod's
+//    resolv.conf search list) or as <service>.<namespace>.svc.cluster.local,
+//    and its port and the health port are container ports of the pods that
+//    Service selects;
+//  - weir-config's weir-split annotation (what the overlays patch) is the
+//    split of its weir.yaml;
+//  - a PodDisruptionBudget covers the weir pods;
 //  - fleet.peers names a headless Service that selects the weir pods, on the
 //    admin port; fleet.key_file is on a Secret volume others cannot read;
 //  - every pod's prometheus.io/port annotation names one of its ports.
@@ -95,6 +100,21 @@ export function checkWeir(objs) {
     }
     const cw = `ConfigMap/${cm.metadata.name} ${key}`;
     if (!check(isObj(cfg), cw, "weir's config must be a map")) continue;
+
+    // The overlays patch the weir-split annotation and copy it into the
+    // split: the two must agree (the base's and what each overlay renders).
+    const ann = cm.metadata?.annotations?.["weir-split"];
+    if (ann !== undefined) {
+      let asSplit;
+      try { asSplit = YAML.parse(ann); } catch { asSplit = undefined; }
+      check(JSON.stringify(asSplit) === JSON.stringify(cfg.split), `ConfigMap/${cm.metadata.name}`,
+        `annotation weir-split ${JSON.stringify(ann)} is not weir.yaml's split ${JSON.stringify(cfg.split)}: an overlay would not change what it seems to`);
+    }
+
+    // Voluntary disruptions (node drains) must leave a weir replica up.
+    const pdbs = objs.filter((o) => o.kind === "PodDisruptionBudget" && (o.metadata?.namespace ?? "") === pod.ns &&
+      isObj(o.spec?.selector?.matchLabels) && selects(o.spec.selector.matchLabels, pod.labels));
+    check(pdbs.length > 0, pod.id, "no PodDisruptionBudget selects the weir pods: a node drain may take every replica at once");
     const ports = containerPorts(c);
     const portNums = new Set(ports.map((p) => p.containerPort));
 
@@ -108,10 +128,13 @@ export function checkWeir(objs) {
       const isPeers = (s) => typeof peersHost === "string" && peersHost.split(".")[0] === s.metadata?.name;
       const fronts = services.filter((s) => (s.metadata?.namespace ?? "") === pod.ns && selects(s.spec?.selector, pod.labels) && !isPeers(s));
       check(fronts.length > 0, where, "no Service selects the weir pods");
+      const adminPort = hostPort(cfg.admin)?.port;
       for (const s of fronts)
         for (const sp of s.spec?.ports ?? [])
-          check(resolvePort(sp.targetPort ?? sp.port, ports) === listen.port, `Service/${s.metadata.name}`,
-            `port ${sp.port} targets ${JSON.stringify(sp.targetPort ?? sp.port)}, not weir's listen port ${listen.port}`);
+          // A port onto the admin listener (overlays/monitoring's weir-metrics) is not a way in.
+          if (resolvePort(sp.targetPort ?? sp.port, ports) !== adminPort || sp.name !== "admin")
+            check(resolvePort(sp.targetPort ?? sp.port, ports) === listen.port, `Service/${s.metadata.name}`,
+              `port ${sp.port} targets ${JSON.stringify(sp.targetPort ?? sp.port)}, not weir's listen port ${listen.port}`);
     }
 
     // admin: the probes' and Prometheus' port.
@@ -135,8 +158,10 @@ export function checkWeir(objs) {
     if (isObj(cfg.fleet) && typeof cfg.fleet.peers === "string") {
       const fw = `${cw} fleet`;
       const hp = hostPort(cfg.fleet.peers);
-      const m = hp && /^([a-z0-9-]+)\.([a-z0-9-]+)\.svc(?:\.cluster\.local)?\.?$/.exec(hp.host);
-      if (check(m, fw, `fleet.peers ${JSON.stringify(cfg.fleet.peers)} is not <service>.<namespace>.svc.cluster.local:<port>`)) {
+      // A short name resolves in weir's own namespace (the pod's search list), as for discover.
+      const m = !hp ? null : /^[a-z0-9-]+$/.test(hp.host) ? [hp.host, hp.host, pod.ns]
+        : /^([a-z0-9-]+)\.([a-z0-9-]+)\.svc(?:\.cluster\.local)?\.?$/.exec(hp.host);
+      if (check(m, fw, `fleet.peers ${JSON.stringify(cfg.fleet.peers)} is not <service>:<port> or <service>.<namespace>.svc.cluster.local:<port>`)) {
         const svc = services.find((x) => x.metadata?.name === m[1] && (x.metadata?.namespace ?? "") === m[2]);
         if (check(svc, fw, `fleet.peers names Service ${m[1]} in namespace ${m[2]}, which the bundle does not have`)) {
           check(svc.spec?.clusterIP === "None", fw,
@@ -171,10 +196,12 @@ export function checkWeir(objs) {
       const vw = `${cw} versions.${name}`;
       if (!isObj(ver) || ver.discover === undefined) continue;
       const hp = hostPort(ver.discover);
-      const m = hp && /^([a-z0-9-]+)\.([a-z0-9-]+)\.svc(?:\.cluster\.local)?\.?$/.exec(hp.host);
-      if (!check(m, vw, `discover ${JSON.stringify(ver.discover)} is not <service>.<namespace>.svc.cluster.local:<port>`)) continue;
+      const short = hp && /^[a-z0-9-]+$/.test(hp.host);
+      const m = !hp ? null : short ? [hp.host, hp.host, pod.ns]
+        : /^([a-z0-9-]+)\.([a-z0-9-]+)\.svc(?:\.cluster\.local)?\.?$/.exec(hp.host);
+      if (!check(m, vw, `discover ${JSON.stringify(ver.discover)} is not <service>:<port> or <service>.<namespace>.svc.cluster.local:<port>`)) continue;
       const svc = services.find((s) => s.metadata?.name === m[1] && (s.metadata?.namespace ?? "") === m[2]);
-      if (!check(svc, vw, `discover names Service ${m[1]} in namespace ${m[2]}, which the bundle does not have`)) continue;
+      if (!check(svc, vw, `discover names Service ${m[1]} in ${short ? "weir's own namespace" : `namespace ${m[2]}`}, which the bundle does not have`)) continue;
       check(svc.spec?.clusterIP === "None", vw,
         `discover names Service ${m[1]}, which is not headless (clusterIP: None): its DNS name is one virtual IP, not the pods`);
       const targets = pods.filter((p) => p.ns === m[2] && selects(svc.spec?.selector, p.labels));
