@@ -156,7 +156,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     w->tick_reads = w->loop.n_reads;
     if (quiet && w->loop.n_reaped != w->trim_reaped) {
         w->trim_reaped = w->loop.n_reaped;
-        proxy_thread_cleanup(); /* the cache of free txns (~10 KiB each) */
+        proxy_table_dispose(&w->txns); /* empties the cache of free txns (~10 KiB each); it stays usable */
         (void)memtrim_thread();
     }
 }
