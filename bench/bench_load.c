@@ -46,7 +46,7 @@
 #define CONN_MAGIC 0x636f6e6eu   /* "conn" */
 #define WORKER_MAGIC 0x776b7272u /* "wkrr" */
 #define READ_BUF_SIZE (64 * 1024)
-#define TICK_US 20000             /* worker housekeeping period */
+#define TICK_US 20000 /* worker housekeeping period */
 #define BACKOFF_MIN_MS 1
 #define BACKOFF_MAX_MS 250
 
@@ -76,32 +76,31 @@ enum conn_state {
 struct bench_load_conn {
     uint32_t magic;
     enum conn_state state;
-    struct bench_load_worker *w;           /* borrowed: the owning worker */
-    uint32_t index;             /* connection number in the run */
-    int fd;                     /* owned; -1 when CLOSED */
-    struct event *ev_read;      /* owned; persistent while connected */
-    struct event *ev_write;     /* owned; connect completion / partial write */
-    struct event *ev_timer;     /* owned; open-loop due time or backoff */
+    struct bench_load_worker *w; /* borrowed: the owning worker */
+    uint32_t index;              /* connection number in the run */
+    int fd;                      /* owned; -1 when CLOSED */
+    struct event *ev_read;       /* owned; persistent while connected */
+    struct event *ev_write;      /* owned; connect completion / partial write */
+    struct event *ev_timer;      /* owned; open-loop due time or backoff */
     llhttp_t parser;
-    uint64_t origin_ns;         /* latency origin: due (open) or send time */
-    uint64_t sent_ns;           /* send or connect start, for timeouts */
-    uint64_t next_k;            /* open loop: next request number to send */
-    size_t wr_off;              /* bytes of the request written */
+    uint64_t origin_ns; /* latency origin: due (open) or send time */
+    uint64_t sent_ns;   /* send or connect start, for timeouts */
+    uint64_t next_k;    /* open loop: next request number to send */
+    size_t wr_off;      /* bytes of the request written */
     uint32_t backoff_ms;
-    uint32_t step;              /* ramp step when the request was sent */
-    uint32_t served;            /* responses on the current socket */
-    int slot;                   /* version of the current response, -1 yet */
-    bool rx;                    /* response bytes arrived for this request */
-    bool timer_armed;           /* open loop: waiting for the next due time */
-    bool msg_done;              /* a response completed in this read */
-    bool keep_alive;            /* ... and the connection may be reused */
-    bool in_vh;                 /* current header is the version header */
-    bool field_over;            /* current header name overflowed field[] */
+    uint32_t step;    /* ramp step when the request was sent */
+    uint32_t served;  /* responses on the current socket */
+    int slot;         /* version of the current response, -1 yet */
+    bool rx;          /* response bytes arrived for this request */
+    bool timer_armed; /* open loop: waiting for the next due time */
+    bool msg_done;    /* a response completed in this read */
+    bool keep_alive;  /* ... and the connection may be reused */
+    bool in_vh;       /* current header is the version header */
+    bool field_over;  /* current header name overflowed field[] */
     uint16_t field_len, value_len;
     char field[BENCH_LOAD_HEADER_NAME_MAX];
     char value[BENCH_SCHED_NAME_MAX];
 };
-
 
 /* ---- connections ---- */
 
@@ -434,8 +433,7 @@ static void conn_connect(struct bench_load_conn *c)
 {
     struct bench_load_worker *w = c->w;
     CHECK(c->state == CONN_S_CLOSED && c->fd < 0);
-    int fd = socket(bench_load_shared.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-                                               SOCK_CLOEXEC, 0);
+    int fd = socket(bench_load_shared.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         conn_connect_failed(c);
         return;
@@ -688,7 +686,7 @@ void *bench_load_worker_main(void *arg)
 }
 
 struct bench_load_worker *bench_load_worker_new(unsigned id, size_t n_conns, double planned_s,
-                                 size_t n_steps)
+                                                size_t n_steps)
 {
     struct bench_load_worker *w = xcalloc(1, sizeof(*w));
     w->magic = WORKER_MAGIC;
@@ -743,4 +741,3 @@ void bench_load_worker_free(struct bench_load_worker *w)
     w->magic = 0;
     free(w);
 }
-

@@ -20,31 +20,31 @@
 
 #include "bench_report.h"
 
-#define BENCH_LOAD_MAX_GRACE_S 2.0 /* longest drain after the end of the run */
+#define BENCH_LOAD_MAX_GRACE_S 2.0    /* longest drain after the end of the run */
 #define BENCH_LOAD_HEADER_NAME_MAX 64 /* --version-header is shorter than this */
 
 /* What the workers share; set up by main before they start, read-only
  * after except the atomics. */
 struct bench_load {
-    double rate_per_s;            /* -R; 0: closed loop */
-    uint32_t conns;               /* -c: connections in the run */
-    uint32_t threads;             /* -t: workers */
-    const char *version_header;   /* borrowed (argv): --version-header */
+    double rate_per_s;          /* -R; 0: closed loop */
+    uint32_t conns;             /* -c: connections in the run */
+    uint32_t threads;           /* -t: workers */
+    const char *version_header; /* borrowed (argv): --version-header */
     struct sockaddr_storage addr;
     socklen_t addr_len;
     char addr_text[80];
-    char *request;                /* owned: the one request every conn sends */
+    char *request; /* owned: the one request every conn sends */
     size_t request_len;
-    size_t vh_len;                /* strlen(version_header) */
-    uint64_t t0_ns;               /* run start, CLOCK_MONOTONIC ns */
+    size_t vh_len;  /* strlen(version_header) */
+    uint64_t t0_ns; /* run start, CLOCK_MONOTONIC ns */
     uint64_t grace_ns;
     uint64_t timeout_ns;
-    _Atomic uint64_t end_off_ns;  /* stop sending at t0 + this */
-    _Atomic uint32_t step;        /* ramp step new requests are tagged with */
-    _Atomic bool abort_now;       /* second signal: stop without draining */
+    _Atomic uint64_t end_off_ns; /* stop sending at t0 + this */
+    _Atomic uint32_t step;       /* ramp step new requests are tagged with */
+    _Atomic bool abort_now;      /* second signal: stop without draining */
     _Atomic uint32_t workers_done;
-    pthread_barrier_t connected;  /* workers have pre-connected */
-    pthread_barrier_t go;         /* main has set t0 */
+    pthread_barrier_t connected; /* workers have pre-connected */
+    pthread_barrier_t go;        /* main has set t0 */
 };
 
 extern struct bench_load bench_load_shared;
@@ -55,9 +55,9 @@ struct bench_load_worker {
     uint32_t magic;
     unsigned id;
     pthread_t thread;
-    struct event_base *base;    /* owned */
-    struct event *tick;         /* owned */
-    struct bench_load_conn *conns;         /* owned array */
+    struct event_base *base;       /* owned */
+    struct event *tick;            /* owned */
+    struct bench_load_conn *conns; /* owned array */
     size_t n_conns;
     struct bench_report report; /* written by this worker only */
     char *rbuf;                 /* owned: READ_BUF_SIZE */

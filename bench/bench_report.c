@@ -364,7 +364,8 @@ const char *bench_report_verdict(const struct bench_report *r,
     }
     if (pos == 0)
         snprintf(buf, len, "only %s answered (%.1f %% errors): nothing to "
-                 "compare", base->name, err_pct(base));
+                           "compare",
+                 base->name, err_pct(base));
     return buf;
 }
 
@@ -567,8 +568,7 @@ void bench_report_print_table(const struct bench_report *r,
     }
     print_events(r, run, out);
     char verdict[2048];
-    fprintf(out, "\n%s\n", bench_report_verdict(r, run, verdict,
-                                                 sizeof(verdict)));
+    fprintf(out, "\n%s\n", bench_report_verdict(r, run, verdict, sizeof(verdict)));
 }
 
 /* ---- JSON ---- */
@@ -586,8 +586,7 @@ static void json_latency(struct json_buf *out, const struct bench_hist *h)
     static const struct {
         const char *key;
         double pct;
-    } ps[] = {{"p50_ms", 50}, {"p90_ms", 90}, {"p99_ms", 99},
-              {"p999_ms", 99.9}, {"max_ms", 100}};
+    } ps[] = {{"p50_ms", 50}, {"p90_ms", 90}, {"p99_ms", 99}, {"p999_ms", 99.9}, {"max_ms", 100}};
     for (size_t i = 0; i < ARRAY_LEN(ps); i++) {
         json_buf_printf(out, ",\"%s\":", ps[i].key);
         json_num(out, ms(bench_hist_percentile(h, ps[i].pct)), 3);
@@ -602,13 +601,13 @@ static void json_kinds(struct json_buf *out, const uint64_t *kinds,
     json_buf_printf(out, ",\"errors_by_kind\":{");
     for (size_t k = 0; k < BENCH_ERR__COUNT; k++)
         json_buf_printf(out, "%s\"%s\":%llu", k ? "," : "",
-                bench_report_err_name((enum bench_err)k),
-                (unsigned long long)kinds[k]);
+                        bench_report_err_name((enum bench_err)k),
+                        (unsigned long long)kinds[k]);
     json_buf_printf(out, "},\"status\":{\"1xx\":%llu,\"2xx\":%llu,\"3xx\":%llu,"
-                 "\"4xx\":%llu,\"5xx\":%llu,\"other\":%llu}",
-            (unsigned long long)classes[1], (unsigned long long)classes[2],
-            (unsigned long long)classes[3], (unsigned long long)classes[4],
-            (unsigned long long)classes[5], (unsigned long long)classes[0]);
+                         "\"4xx\":%llu,\"5xx\":%llu,\"other\":%llu}",
+                    (unsigned long long)classes[1], (unsigned long long)classes[2],
+                    (unsigned long long)classes[3], (unsigned long long)classes[4],
+                    (unsigned long long)classes[5], (unsigned long long)classes[0]);
 }
 
 static void json_split(struct json_buf *out, const struct bench_split *s)
@@ -641,14 +640,14 @@ static void print_json(const struct bench_report *r, const struct bench_run *run
     }
 
     json_buf_printf(out, "{\"requests\":%llu,\"errors\":%llu,\"duration_s\":",
-            (unsigned long long)treq, (unsigned long long)terr);
+                    (unsigned long long)treq, (unsigned long long)terr);
     json_num(out, run->duration_s, 3);
     json_buf_printf(out, ",\"rps\":");
     json_num(out, (double)treq / dur, 1);
     json_buf_printf(out, ",\"url\":");
     json_buf_str(out, run->url);
     json_buf_printf(out, ",\"mode\":\"%s\",\"connections\":%u,\"threads\":%u",
-            run->open_loop ? "open" : "closed", run->conns, run->threads);
+                    run->open_loop ? "open" : "closed", run->conns, run->threads);
     if (run->open_loop) {
         json_buf_printf(out, ",\"target_rps\":");
         json_num(out, run->rate_per_s, 1);
@@ -672,8 +671,8 @@ static void print_json(const struct bench_report *r, const struct bench_run *run
             json_buf_add(out, ",", 1);
         json_buf_str(out, v->name);
         json_buf_printf(out, ":{\"requests\":%llu,\"errors\":%llu,\"share\":",
-                (unsigned long long)v->requests,
-                (unsigned long long)v->errors);
+                        (unsigned long long)v->requests,
+                        (unsigned long long)v->errors);
         json_num(out, ratio((double)v->requests, (double)treq), 4);
         json_buf_printf(out, ",\"rps\":");
         json_num(out, (double)v->requests / dur, 1);
@@ -706,9 +705,9 @@ static void print_json(const struct bench_report *r, const struct bench_run *run
             json_buf_printf(out, "%s{\"at_s\":", s ? "," : "");
             json_num(out, st->at_s, 3);
             json_buf_printf(out, ",\"percent\":%s,\"applied\":%s,\"generation\":%llu,"
-                         "\"split\":",
-                    pct, st->applied ? "true" : "false",
-                    (unsigned long long)st->generation);
+                                 "\"split\":",
+                            pct, st->applied ? "true" : "false",
+                            (unsigned long long)st->generation);
             json_split(out, &st->split);
             json_buf_printf(out, ",\"achieved\":{");
             step_achieved(r, s, vs, n, share);
@@ -739,7 +738,7 @@ static void print_json(const struct bench_report *r, const struct bench_run *run
             if (strcmp(e->event, "guard") == 0 && e->version[0])
                 json_buf_printf(out, ",\"failed_before\":%llu",
                                 (unsigned long long)bench_report_errors_until(r, e->version,
-                                                                             e->at_s));
+                                                                              e->at_s));
             json_buf_printf(out, "}");
         }
         json_buf_printf(out, "]");
@@ -747,7 +746,7 @@ static void print_json(const struct bench_report *r, const struct bench_run *run
     char verdict[2048];
     json_buf_printf(out, ",\"verdict\":");
     json_buf_str(out, bench_report_verdict(r, run, verdict,
-                                                       sizeof(verdict)));
+                                           sizeof(verdict)));
     if (run->extra_json)
         json_buf_puts(out, run->extra_json);
     json_buf_printf(out, "}\n");

@@ -51,45 +51,45 @@ const char *bench_report_err_name(enum bench_err kind);
 struct bench_version {
     char name[BENCH_SCHED_NAME_MAX];
     size_t name_len;
-    uint64_t requests;                  /* finished requests */
-    uint64_t errors;                    /* transport errors + 5xx */
+    uint64_t requests; /* finished requests */
+    uint64_t errors;   /* transport errors + 5xx */
     uint64_t err_kind[BENCH_ERR__COUNT];
-    uint64_t status_class[6];           /* [c] = cxx responses; [0] other */
-    struct bench_hist hist;             /* latency of every response, ns */
-    uint64_t *series_requests;          /* owned; n_buckets: finished per bucket */
-    uint64_t *series_errors;            /* owned; n_buckets */
-    struct bench_hist *series_hist;     /* owned; n_buckets, each set up on first use */
-    uint64_t *step_requests;            /* owned; n_steps: by ramp step at send */
-    uint64_t *step_errors;              /* owned; n_steps */
-    _Atomic uint64_t live_requests;     /* mirror of requests for other threads */
-    _Atomic uint64_t live_errors;       /* mirror of errors */
+    uint64_t status_class[6];       /* [c] = cxx responses; [0] other */
+    struct bench_hist hist;         /* latency of every response, ns */
+    uint64_t *series_requests;      /* owned; n_buckets: finished per bucket */
+    uint64_t *series_errors;        /* owned; n_buckets */
+    struct bench_hist *series_hist; /* owned; n_buckets, each set up on first use */
+    uint64_t *step_requests;        /* owned; n_steps: by ramp step at send */
+    uint64_t *step_errors;          /* owned; n_steps */
+    _Atomic uint64_t live_requests; /* mirror of requests for other threads */
+    _Atomic uint64_t live_errors;   /* mirror of errors */
 };
 
 struct bench_report {
-    double bucket_s;      /* width of a time-series bucket */
-    size_t n_buckets;     /* time-series length */
-    size_t n_steps;       /* ramp steps (0 without --ramp) */
+    double bucket_s;                                    /* width of a time-series bucket */
+    size_t n_buckets;                                   /* time-series length */
+    size_t n_steps;                                     /* ramp steps (0 without --ramp) */
     struct bench_version *v[BENCH_REPORT_MAX_VERSIONS]; /* owned; [0] unknown */
-    struct bench_hist send_lag; /* open loop: due time to send, idle conns */
-    _Atomic size_t n_versions; /* published with release after v[i] is set up */
+    struct bench_hist send_lag;                         /* open loop: due time to send, idle conns */
+    _Atomic size_t n_versions;                          /* published with release after v[i] is set up */
 };
 
 /* One --ramp step as it happened. */
 struct bench_ramp_step {
-    double at_s;             /* when the split was set, seconds after t0 */
-    uint32_t target_bp;      /* the target's percent in this step */
-    bool applied;            /* the control socket answered ok */
-    uint64_t generation;     /* generation after the change (0 if unknown) */
+    double at_s;              /* when the split was set, seconds after t0 */
+    uint32_t target_bp;       /* the target's percent in this step */
+    bool applied;             /* the control socket answered ok */
+    uint64_t generation;      /* generation after the change (0 if unknown) */
     struct bench_split split; /* the split that was set */
 };
 
 /* One event of weir's event stream during the run (--events). */
 struct bench_event {
-    double at_s;        /* seconds after t0 (negative: before the load began) */
-    char event[16];     /* "change", "guard", "rollout", "reload", ... */
-    char version[64];   /* the version it names ("" if none) */
+    double at_s;      /* seconds after t0 (negative: before the load began) */
+    char event[16];   /* "change", "guard", "rollout", "reload", ... */
+    char version[64]; /* the version it names ("" if none) */
     uint64_t generation;
-    char what[384];     /* one line for people: what changed and why */
+    char what[384]; /* one line for people: what changed and why */
 };
 
 /* What the run was (for the outputs; owned by the caller). */
@@ -97,17 +97,17 @@ struct bench_run {
     const char *url;            /* borrowed */
     const char *version_header; /* borrowed */
     bool open_loop;
-    double rate_per_s;          /* -R, open loop only */
+    double rate_per_s; /* -R, open loop only */
     uint32_t conns, threads;
-    double planned_s;           /* -d */
-    double duration_s;          /* measured: t0 until sending stopped */
-    bool has_configured;        /* split read from --control at start */
+    double planned_s;    /* -d */
+    double duration_s;   /* measured: t0 until sending stopped */
+    bool has_configured; /* split read from --control at start */
     struct bench_split configured;
-    const char *ramp_target;    /* borrowed; NULL without --ramp */
-    size_t n_steps;             /* steps taken (<= planned) */
-    struct bench_ramp_step *steps; /* borrowed array */
-    const char *extra_json;     /* borrowed: members (",\"k\":v...") appended to
-                                   the --json document, or NULL */
+    const char *ramp_target;          /* borrowed; NULL without --ramp */
+    size_t n_steps;                   /* steps taken (<= planned) */
+    struct bench_ramp_step *steps;    /* borrowed array */
+    const char *extra_json;           /* borrowed: members (",\"k\":v...") appended to
+                                         the --json document, or NULL */
     const struct bench_event *events; /* borrowed; n_events (--events) */
     size_t n_events;
 };

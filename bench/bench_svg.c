@@ -28,8 +28,8 @@ static double ms(uint64_t ns)
 #define PLOT_X1 800.0 /* the legend lives right of it */
 
 struct panel {
-    double y0, y1;   /* top and bottom edge */
-    double lo, hi;   /* value range (log10 of it when is_log) */
+    double y0, y1; /* top and bottom edge */
+    double lo, hi; /* value range (log10 of it when is_log) */
     bool is_log;
 };
 
@@ -65,7 +65,10 @@ static double nice_step(double span, int want)
     double raw = span / want;
     double mag = pow(10, floor(log10(raw)));
     double f = raw / mag;
-    return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * mag;
+    return (f <= 1 ? 1 : f <= 2 ? 2
+                     : f <= 5   ? 5
+                                : 10) *
+           mag;
 }
 
 static double px_x(double t, double tmax)

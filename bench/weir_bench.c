@@ -43,7 +43,6 @@
 #include <time.h>
 #include <unistd.h>
 
-
 #include "bench_gate.h"
 #include "bench_events.h"
 #include "bench_hist.h"
@@ -69,21 +68,21 @@ struct opts {
     uint32_t threads;
     double duration_s;
     bool duration_given;
-    double rate_per_s;          /* 0: closed loop */
+    double rate_per_s;                /* 0: closed loop */
     const char *headers[MAX_HEADERS]; /* borrowed from argv */
     size_t n_headers;
     const char *version_header; /* borrowed */
     bool json;
     bool quiet;
-    const char *plot_path;      /* borrowed */
+    const char *plot_path; /* borrowed */
     char ramp_target[BENCH_SCHED_NAME_MAX];
     uint32_t ramp_bp[BENCH_SCHED_MAX_STEPS];
     size_t n_ramp;
     double step_s;
-    const char *control_path;   /* borrowed */
-    const char *events_path;    /* borrowed: --events, weir's control socket */
+    const char *control_path; /* borrowed */
+    const char *events_path;  /* borrowed: --events, weir's control socket */
     double timeout_s;
-    const char *url_text;       /* borrowed */
+    const char *url_text; /* borrowed */
     struct bench_url url;
 };
 
@@ -182,7 +181,7 @@ static int ramp_apply(size_t s, struct bench_ramp_step *st, char *err,
 static void usage(FILE *f)
 {
     fprintf(f,
-/* clang-format off */
+            /* clang-format off */
 "usage: weir-bench [options] URL\n"
 "\n"
 "Load-test URL (http://HOST[:PORT]/PATH; HOST is IPv4, [IPv6] or a name\n"
@@ -248,7 +247,7 @@ static void usage(FILE *f)
 "interrupted (report still printed).\n",
             DEFAULT_CONNS, DEFAULT_DURATION_S, DEFAULT_TIMEOUT_S,
             DEFAULT_STEP_S);
-/* clang-format on */
+    /* clang-format on */
 }
 
 __attribute__((format(printf, 1, 2), noreturn)) static void
@@ -393,12 +392,14 @@ static void parse_args(int argc, char **argv)
         case 'c':
             if (!parse_u32(optarg, 1, 1000000, &opts.conns))
                 usage_error("-c wants a number of connections 1..1000000, "
-                            "not '%s'", optarg);
+                            "not '%s'",
+                            optarg);
             break;
         case 'd':
             if (!parse_seconds(optarg, &opts.duration_s))
                 usage_error("-d wants a duration (10, 2.5, 500ms, 2m), not "
-                            "'%s'", optarg);
+                            "'%s'",
+                            optarg);
             opts.duration_given = true;
             break;
         case 'R': {
@@ -445,7 +446,8 @@ static void parse_args(int argc, char **argv)
         case OPT_STEP:
             if (!parse_seconds(optarg, &opts.step_s))
                 usage_error("--step wants a duration (10, 2.5, 500ms), not "
-                            "'%s'", optarg);
+                            "'%s'",
+                            optarg);
             step_given = true;
             break;
         case OPT_EVENTS:
@@ -465,7 +467,7 @@ static void parse_args(int argc, char **argv)
             char why[256];
             enum bench_gate_kind k = ch == OPT_GATE_ERRORS ? BENCH_GATE_ERROR_RATE
                                      : ch == OPT_GATE_P99  ? BENCH_GATE_P99
-                                                          : BENCH_GATE_P99_RATIO;
+                                                           : BENCH_GATE_P99_RATIO;
             if (bench_gate_parse(&gates, k, optarg, why, sizeof(why)) < 0)
                 usage_error("%s", why);
             break;

@@ -55,7 +55,8 @@ void accept_guard_failed(struct accept_guard *g, int e)
         g->episode_start_ms = util_now_ms();
         g->delay_ms = ACCEPT_GUARD_FIRST_MS;
         log_warn("%s: accept failed: %s; pausing accepts, retrying from %d ms up to "
-                 "every %d ms (logged again when accepting works)", g->what,
+                 "every %d ms (logged again when accepting works)",
+                 g->what,
                  evutil_socket_error_to_string(e), ACCEPT_GUARD_FIRST_MS,
                  ACCEPT_GUARD_MAX_MS);
     } else if (g->delay_ms < ACCEPT_GUARD_MAX_MS) {

@@ -41,8 +41,8 @@ struct accept_guard {
     bool paused;                     /* listener disabled until `retry` */
     uint64_t failures;               /* failed accepts in this episode */
     uint64_t episode_start_ms;
-    uint64_t refused;                /* refusals not logged yet */
-    uint64_t refused_logged_ms;      /* when the last refusal line was logged */
+    uint64_t refused;           /* refusals not logged yet */
+    uint64_t refused_logged_ms; /* when the last refusal line was logged */
 };
 
 /*

@@ -63,7 +63,7 @@ struct access_ring {
     char pad1[56];
     _Atomic uint64_t tail; /* bytes ever consumed (writer writes) */
     char pad2[56];
-    _Atomic uint64_t dropped; /* lines that did not fit (worker writes) */
+    _Atomic uint64_t dropped;         /* lines that did not fit (worker writes) */
     struct access_format_clock clock; /* worker only: time stamp caches */
     char data[ACCESS_RING_BYTES];
 };
@@ -77,7 +77,7 @@ struct access_ring {
 struct access_fields {
     struct access_fields *retired; /* owned: the list published before this one */
     size_t n;
-    uint32_t ids[];                /* enum access_field */
+    uint32_t ids[]; /* enum access_field */
 };
 
 /* Read by workers on every txn. */
@@ -89,27 +89,27 @@ static _Atomic(struct access_ring *) rings[WORKERS_MAX];
 
 /* Writer thread state. */
 static pthread_t writer;
-static bool writer_started;         /* main thread only */
+static bool writer_started; /* main thread only */
 static atomic_bool writer_sleeping;
 static atomic_bool stop_requested;
 static atomic_bool reopen_requested;
-static int wake_fd = -1;            /* eventfd */
+static int wake_fd = -1;              /* eventfd */
 static _Atomic uint64_t write_errors; /* failed writes (their lines are lost) */
 
 /* Output handover, main thread → writer (under mu). */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static bool change_pending;
-static int pending_fd = -1;   /* -1 = discard (logging off) */
-static char *pending_path;    /* owned; NULL = stdout */
+static int pending_fd = -1; /* -1 = discard (logging off) */
+static char *pending_path;  /* owned; NULL = stdout */
 
 /* The writer's output (writer thread only after start). */
-static int out_fd = -1;       /* -1 = discard */
-static char *out_path;        /* owned; NULL = stdout (not ours to close) */
+static int out_fd = -1; /* -1 = discard */
+static char *out_path;  /* owned; NULL = stdout (not ours to close) */
 
 /* What the main thread last applied (to skip needless reopen on reload). */
 static bool applied_once;
 static bool applied_enabled;
-static char *applied_path;    /* owned */
+static char *applied_path; /* owned */
 
 static bool same_path(const char *a, const char *b)
 {

@@ -20,7 +20,6 @@
 struct loop;
 struct config;
 
-
 /*
  * Apply the access_log settings of cfg: enable/disable, format, and the
  * output (the file is opened here, so an unwritable path fails the call and

@@ -15,13 +15,13 @@
 
 #include "json.h"
 
-#define ACCESS_TARGET_MAX 2048       /* bytes of the target kept in a line */
-#define ACCESS_HEADER_MAX 512        /* bytes of User-Agent / Referer kept */
+#define ACCESS_TARGET_MAX 2048 /* bytes of the target kept in a line */
+#define ACCESS_HEADER_MAX 512  /* bytes of User-Agent / Referer kept */
 
 /* A bounded line under construction: appends stop at cap (fields that
  * could be long are cut earlier, with "...", so the line stays whole). */
 struct line {
-    char *p;    /* borrowed: the caller's stack buffer */
+    char *p; /* borrowed: the caller's stack buffer */
     size_t len;
     size_t cap; /* bytes p may take */
 };

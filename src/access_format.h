@@ -25,23 +25,23 @@ struct access_entry {
     const struct sockaddr *client;
     struct strview method;
     struct strview target;
-    uint8_t http_minor;    /* the request's HTTP/1.minor */
+    uint8_t http_minor;                  /* the request's HTTP/1.minor */
     const struct router_header *headers; /* borrowed: request headers (User-Agent, Referer), may be NULL */
     size_t n_headers;
-    int status;            /* 0 = none sent */
-    uint64_t bytes;        /* response body bytes sent */
-    const char *version;   /* NULL = not routed */
-    const char *endpoint;  /* NULL = none */
+    int status;           /* 0 = none sent */
+    uint64_t bytes;       /* response body bytes sent */
+    const char *version;  /* NULL = not routed */
+    const char *endpoint; /* NULL = none */
     enum route_reason reason;
     int rule;
     int32_t bucket;
-    uint64_t upstream_us;  /* to the first response byte */
+    uint64_t upstream_us; /* to the first response byte */
     uint64_t total_us;
     unsigned retries;
-    const char *error;     /* weir's reason, NULL if none */
-    struct strview request_id; /* borrowed: the X-Request-Id sent upstream; len 0 = none */
-    uint64_t bytes_received;   /* request bytes read from the client: head + body */
-    bool connected;            /* a new upstream conn was opened for this request */
+    const char *error;            /* weir's reason, NULL if none */
+    struct strview request_id;    /* borrowed: the X-Request-Id sent upstream; len 0 = none */
+    uint64_t bytes_received;      /* request bytes read from the client: head + body */
+    bool connected;               /* a new upstream conn was opened for this request */
     uint64_t upstream_connect_us; /* its connect time (meaningful when connected) */
 };
 

@@ -82,32 +82,32 @@
 
 /* One open admin connection. */
 struct admin_conn {
-    uint32_t magic;                   /* ADMIN_CONN_MAGIC while in use, else 0 */
-    struct bufferevent *bev;          /* borrowed (evhttp's): set while pending */
-    struct evhttp_connection *evcon;  /* borrowed (evhttp's): NULL while pending */
-    uint64_t waiting_since_ms;        /* accept or previous answer: a head is due */
+    uint32_t magic;                  /* ADMIN_CONN_MAGIC while in use, else 0 */
+    struct bufferevent *bev;         /* borrowed (evhttp's): set while pending */
+    struct evhttp_connection *evcon; /* borrowed (evhttp's): NULL while pending */
+    uint64_t waiting_since_ms;       /* accept or previous answer: a head is due */
 };
 
 enum admin_close {
-    ADMIN_CLOSE_LIMIT = 0,            /* made room for a new connection */
-    ADMIN_CLOSE_HEAD_TIMEOUT,         /* head not complete in ADMIN_HEAD_TIMEOUT_MS */
+    ADMIN_CLOSE_LIMIT = 0,    /* made room for a new connection */
+    ADMIN_CLOSE_HEAD_TIMEOUT, /* head not complete in ADMIN_HEAD_TIMEOUT_MS */
     ADMIN_CLOSES
 };
 
 static const char *const close_names[ADMIN_CLOSES] = {"limit", "head_timeout"};
 
 struct admin {
-    struct event_base *base;          /* borrowed: the main thread's */
-    struct evhttp *http;              /* owned */
-    int fd;                           /* owned by http once accepted */
-    struct event *tick;               /* owned: window sampler, head deadlines */
-    struct event *settle;             /* owned: settles the pending connection */
-    struct accept_guard guard;        /* the listener's accept backoff */
+    struct event_base *base;   /* borrowed: the main thread's */
+    struct evhttp *http;       /* owned */
+    int fd;                    /* owned by http once accepted */
+    struct event *tick;        /* owned: window sampler, head deadlines */
+    struct event *settle;      /* owned: settles the pending connection */
+    struct accept_guard guard; /* the listener's accept backoff */
     bool draining;
     struct admin_conn conns[ADMIN_MAX_CONNS];
-    unsigned n_open;                  /* conns in use */
-    struct admin_conn *pending;       /* borrowed: in conns, evcon not known yet */
-    uint64_t closed[ADMIN_CLOSES];    /* main thread only, like everything here */
+    unsigned n_open;               /* conns in use */
+    struct admin_conn *pending;    /* borrowed: in conns, evcon not known yet */
+    uint64_t closed[ADMIN_CLOSES]; /* main thread only, like everything here */
 };
 
 static struct admin adm = {.fd = -1};
@@ -181,8 +181,7 @@ static struct bufferevent *on_new_conn(struct event_base *base, void *arg)
     struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (!bev)
         return NULL; /* evhttp makes its own, or fails and closes the fd */
-    *slot = (struct admin_conn){.magic = ADMIN_CONN_MAGIC, .bev = bev,
-                                .waiting_since_ms = util_now_ms()};
+    *slot = (struct admin_conn){.magic = ADMIN_CONN_MAGIC, .bev = bev, .waiting_since_ms = util_now_ms()};
     adm.n_open++;
     adm.pending = slot;
     event_active(adm.settle, EV_TIMEOUT, 1);
@@ -310,9 +309,12 @@ static const struct {
     const char *path;
     void (*serve)(struct evhttp_request *req);
 } routes[] = {
-    {"/metrics", serve_metrics},   {"/healthz", serve_healthz},
-    {"/status", serve_status},     {"/stats.json", serve_stats},
-    {"/", serve_page},             {"/index.html", serve_page},
+    {"/metrics", serve_metrics},
+    {"/healthz", serve_healthz},
+    {"/status", serve_status},
+    {"/stats.json", serve_stats},
+    {"/", serve_page},
+    {"/index.html", serve_page},
 };
 
 /* POST /fleet: a peer's message (fleet.c judges and answers). */
@@ -336,8 +338,11 @@ static void serve_fleet(struct evhttp_request *req)
     char text[300];
     snprintf(text, sizeof(text), "%s\n", why);
     reply_text(req, code, code == 404 ? "Not Found" : code == 413 ? "Payload Too Large"
-                          : code == 400 ? "Bad Request" : code == 409 ? "Conflict" : code == 503 ? "Service Unavailable"
-                          : "Forbidden", text);
+                                                  : code == 400   ? "Bad Request"
+                                                  : code == 409   ? "Conflict"
+                                                  : code == 503   ? "Service Unavailable"
+                                                                  : "Forbidden",
+               text);
 }
 
 static void route(struct evhttp_request *req)

@@ -14,7 +14,7 @@
 #include "snapshot.h"
 
 struct balancer_state {
-    const struct snapshot *snap; /* borrowed */
+    const struct snapshot *snap;      /* borrowed */
     int64_t *cw[CONFIG_MAX_VERSIONS]; /* owned: per version, one per endpoint */
 };
 

@@ -36,18 +36,18 @@
 #include "loop.h"
 
 #define CLIENT_MAGIC 0x434c4e54u /* "CLNT" */
-#define CLIENT_PARK_MS 1000u /* idle this long → release buffers */
+#define CLIENT_PARK_MS 1000u     /* idle this long → release buffers */
 
 struct txn;
 struct conn;
 
 enum client_state {
     CL_S_PARKED = 0, /* idle with no conn: only park_ev on the socket */
-    CL_S_IDLE,     /* between requests, idle timer armed */
-    CL_S_HEAD,     /* reading a request head, header timer armed */
-    CL_S_TXN,      /* a txn owns the connection */
-    CL_S_CLOSING,  /* flushing, then lingering close */
-    CL_S_CLOSED,   /* gone; freed after dispatch */
+    CL_S_IDLE,       /* between requests, idle timer armed */
+    CL_S_HEAD,       /* reading a request head, header timer armed */
+    CL_S_TXN,        /* a txn owns the connection */
+    CL_S_CLOSING,    /* flushing, then lingering close */
+    CL_S_CLOSED,     /* gone; freed after dispatch */
 };
 
 struct client {
@@ -70,8 +70,8 @@ struct client {
         struct sockaddr sa;
         struct sockaddr_in in4;
         struct sockaddr_in6 in6;
-    } addr;                     /* the peer */
-    struct event park_ev;       /* socket readable / idle timeout while parked */
+    } addr;               /* the peer */
+    struct event park_ev; /* socket readable / idle timeout while parked */
 };
 
 /* Reasons for client_close that proxy.c tells apart (compared by pointer):
@@ -81,12 +81,12 @@ extern const char CLIENT_CLOSE_STOP[];
 
 /* One worker's clients. */
 struct client_table {
-    struct loop *loop;          /* borrowed */
-    struct client *head;        /* live clients (links in struct client) */
-    size_t n;                   /* how many */
-    uint64_t next_id;           /* c#N numbering */
+    struct loop *loop;           /* borrowed */
+    struct client *head;         /* live clients (links in struct client) */
+    size_t n;                    /* how many */
+    uint64_t next_id;            /* c#N numbering */
     void (*on_empty)(void *arg); /* the last client went while draining */
-    void *arg;                  /* borrowed: on_empty's argument */
+    void *arg;                   /* borrowed: on_empty's argument */
 };
 
 /* An empty table of clients on loop l; on_empty(arg) runs when the last

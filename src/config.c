@@ -336,7 +336,8 @@ static void schema_keys(const struct config_type *t, const char *prefix, struct 
         if (st != CS_SUB && st != CS_ARRAY)
             continue;
         snprintf(sub, sizeof(sub), "%s%s%s", prefix, f->name,
-                 st == CS_SUB ? "." : f->named ? ".*." : "[].");
+                 st == CS_SUB ? "." : f->named ? ".*."
+                                               : "[].");
         schema_keys(f->sub, sub, kl);
     }
     CHECK(rows <= CONFIG_MAX_FIELDS);

@@ -28,7 +28,7 @@
 #define CONFIG_MAX_VERSIONS 32
 #define CONFIG_MAX_ENDPOINTS 1024 /* per version */
 #define CONFIG_MAX_RULES 256
-#define CONFIG_NAME_MAX 63 /* version names: [A-Za-z0-9_.-]{1,63} */
+#define CONFIG_NAME_MAX 63    /* version names: [A-Za-z0-9_.-]{1,63} */
 #define SPLIT_TOTAL_BP 10000u /* 100 % in basis points */
 
 /* Where a value came from in the file, for FILE:LINE:COL errors (1-based). */
@@ -47,9 +47,9 @@ struct config_endpoint {
 };
 
 struct config_health {
-    bool enabled;          /* true when the version has a `health:` map */
-    char *path;            /* owned; has its default even when !enabled */
-    uint16_t port;         /* 0 = the endpoint's own port */
+    bool enabled;  /* true when the version has a `health:` map */
+    char *path;    /* owned; has its default even when !enabled */
+    uint16_t port; /* 0 = the endpoint's own port */
     uint32_t interval_ms;
     uint32_t timeout_ms;
     uint32_t rise;
@@ -58,14 +58,14 @@ struct config_health {
 };
 
 struct config_version {
-    char *name; /* owned */
+    char *name;                        /* owned */
     struct config_endpoint *endpoints; /* owned array */
     size_t n_endpoints;
-    char *discover;          /* owned, NULL if none: "name:port" */
+    char *discover; /* owned, NULL if none: "name:port" */
     uint32_t discover_interval_ms;
     struct config_health health;
-    char *fallback;          /* owned, NULL: version taking traffic when none healthy */
-    struct config_pos pos;   /* the version's name (its key under `versions`) */
+    char *fallback;                 /* owned, NULL: version taking traffic when none healthy */
+    struct config_pos pos;          /* the version's name (its key under `versions`) */
     struct config_pos fallback_pos; /* the `fallback` value */
 };
 
@@ -77,9 +77,9 @@ enum config_rule_match {
 
 struct config_rule {
     enum config_rule_match match;
-    char *name;    /* owned: header or cookie name, as written */
-    char *value;   /* owned; NULL for RULE_M_HEADER_PRESENT */
-    char *version; /* owned: target version name */
+    char *name;                    /* owned: header or cookie name, as written */
+    char *value;                   /* owned; NULL for RULE_M_HEADER_PRESENT */
+    char *version;                 /* owned: target version name */
     struct config_pos pos;         /* the rule (list item) */
     struct config_pos version_pos; /* the `version` value */
 };
@@ -125,9 +125,9 @@ enum config_guard_action {
 
 /* guard: (INTERFACE.md, "Progressive rollout and the guard"). */
 struct config_guard {
-    bool enabled;             /* the key is present */
-    struct config_pos pos;    /* the `guard` key */
-    char *baseline;           /* owned; NULL = the version with the largest share */
+    bool enabled;          /* the key is present */
+    struct config_pos pos; /* the `guard` key */
+    char *baseline;        /* owned; NULL = the version with the largest share */
     struct config_pos baseline_pos;
     uint32_t window_ms;       /* outcomes older than this are forgotten */
     uint32_t min_requests;    /* per side; below it: hold */
@@ -141,11 +141,11 @@ struct config_guard {
 
 /* rollout: the same as `rollout start` at load time. */
 struct config_rollout {
-    bool enabled;             /* the key is present */
-    struct config_pos pos;    /* the `rollout` key */
-    char *version;            /* owned */
+    bool enabled;          /* the key is present */
+    struct config_pos pos; /* the `rollout` key */
+    char *version;         /* owned */
     struct config_pos version_pos;
-    uint32_t *steps_bp;       /* owned array of n_steps */
+    uint32_t *steps_bp; /* owned array of n_steps */
     size_t n_steps;
     struct config_pos steps_pos;
     uint32_t hold_ms;
@@ -153,31 +153,31 @@ struct config_rollout {
 
 /* fleet: (INTERFACE.md, "Fleet"): the other replicas and the shared key. */
 struct config_fleet {
-    bool enabled;             /* the key is present */
-    struct config_pos pos;    /* the `fleet` key */
-    char **peers;             /* owned array of owned "host:port" (n_peers) */
+    bool enabled;          /* the key is present */
+    struct config_pos pos; /* the `fleet` key */
+    char **peers;          /* owned array of owned "host:port" (n_peers) */
     size_t n_peers;
-    bool peers_dns;           /* peers was one DNS name:port, re-resolved */
+    bool peers_dns; /* peers was one DNS name:port, re-resolved */
     struct config_pos peers_pos;
-    char *key_file;           /* owned; required when peers is set */
-    uint32_t interval_ms;     /* how often each peer is told the state */
+    char *key_file;       /* owned; required when peers is set */
+    uint32_t interval_ms; /* how often each peer is told the state */
 };
 
 /* mirror: (INTERFACE.md, "Mirroring with response comparison"). */
 struct config_mirror {
-    bool enabled;             /* mirroring is on (the key is present; `mirror off` clears it) */
-    struct config_pos pos;    /* the `mirror` key */
-    char *version;            /* owned: the shadow version */
+    bool enabled;          /* mirroring is on (the key is present; `mirror off` clears it) */
+    struct config_pos pos; /* the `mirror` key */
+    char *version;         /* owned: the shadow version */
     struct config_pos version_pos;
-    uint32_t percent_bp;      /* share of the other versions' requests copied */
-    char **methods;           /* owned array of owned method tokens */
+    uint32_t percent_bp; /* share of the other versions' requests copied */
+    char **methods;      /* owned array of owned method tokens */
     size_t n_methods;
     struct config_pos methods_pos;
-    uint32_t max_body_bytes;  /* larger request bodies are not mirrored */
-    uint32_t max_inflight;    /* per worker; past it a mirror is dropped */
-    uint32_t timeout_ms;      /* the shadow's whole exchange, connect to last byte */
+    uint32_t max_body_bytes; /* larger request bodies are not mirrored */
+    uint32_t max_inflight;   /* per worker; past it a mirror is dropped */
+    uint32_t timeout_ms;     /* the shadow's whole exchange, connect to last byte */
     bool compare_status;
-    char **compare_headers;   /* owned array of owned header names */
+    char **compare_headers; /* owned array of owned header names */
     size_t n_compare_headers;
     bool compare_body;
 };
@@ -188,42 +188,42 @@ struct config {
     char *listen; /* owned: as written */
     struct sockaddr_storage listen_sa;
     socklen_t listen_sa_len;
-    char *control;    /* owned */
+    char *control; /* owned */
     uint32_t control_mode;
-    char *control_owner;    /* owned, NULL = unchanged (user name or uid) */
-    char *control_group;    /* owned, NULL = unchanged (group name or gid) */
-    char *state;      /* owned; default control + ".state" */
-    char *admin;      /* owned, NULL = no admin listener */
+    char *control_owner; /* owned, NULL = unchanged (user name or uid) */
+    char *control_group; /* owned, NULL = unchanged (group name or gid) */
+    char *state;         /* owned; default control + ".state" */
+    char *admin;         /* owned, NULL = no admin listener */
     struct sockaddr_storage admin_sa;
     socklen_t admin_sa_len;
-    bool watch;       /* reload when the file changes */
+    bool watch;           /* reload when the file changes */
     char *version_header; /* owned, NULL = none */
 
     uint32_t workers; /* 0 in the file = one per core (resolved by main) */
 
     /* timeouts: */
     uint32_t client_header_timeout_ms;
-    uint32_t client_idle_timeout_ms;     /* keep-alive idle */
-    uint32_t client_body_timeout_ms;     /* between body reads */
+    uint32_t client_idle_timeout_ms; /* keep-alive idle */
+    uint32_t client_body_timeout_ms; /* between body reads */
     uint32_t upstream_connect_timeout_ms;
-    uint32_t upstream_response_timeout_ms;/* idle while waiting */
-    uint32_t upstream_idle_timeout_ms;   /* pooled idle conn */
-    uint32_t drain_timeout_ms;           /* graceful stop */
+    uint32_t upstream_response_timeout_ms; /* idle while waiting */
+    uint32_t upstream_idle_timeout_ms;     /* pooled idle conn */
+    uint32_t drain_timeout_ms;             /* graceful stop */
 
     /* limits: */
-    uint32_t max_connections;   /* per process */
-    uint32_t max_header_bytes;  /* request head */
+    uint32_t max_connections;  /* per process */
+    uint32_t max_header_bytes; /* request head */
     uint32_t max_header_count;
     uint32_t max_idle_upstream; /* idle pooled conns per endpoint per worker */
     uint32_t listen_backlog;    /* per worker listener (capped by somaxconn) */
 
-    uint32_t retries;           /* extra attempts on another endpoint */
+    uint32_t retries; /* extra attempts on another endpoint */
 
     struct config_version *versions; /* owned array, in file order */
     size_t n_versions;
     struct config_pos versions_pos; /* the `versions` key */
-    uint32_t *split_bp; /* owned, n_versions entries, sums to SPLIT_TOTAL_BP */
-    struct config_pos split_pos; /* the `split` key */
+    uint32_t *split_bp;             /* owned, n_versions entries, sums to SPLIT_TOTAL_BP */
+    struct config_pos split_pos;    /* the `split` key */
 
     struct config_rule *rules; /* owned array */
     size_t n_rules;
@@ -252,7 +252,7 @@ struct config_error {
 };
 
 struct config_errors {
-    char *file; /* owned */
+    char *file;             /* owned */
     struct config_error *v; /* owned array */
     size_t n, cap;
 };

@@ -61,12 +61,14 @@ static void check_access_log(const struct config *cfg, struct config_errors *err
     struct stat st;
     if (stat(dir, &st) < 0) {
         config_errors_add(errs, al->path_pos, "access log \"%s\" cannot be created: "
-                          "directory \"%s\": %s", al->path, dir, strerror(errno));
+                                              "directory \"%s\": %s",
+                          al->path, dir, strerror(errno));
         return;
     }
     if (!S_ISDIR(st.st_mode)) {
         config_errors_add(errs, al->path_pos, "access log \"%s\" cannot be created: "
-                          "\"%s\" is not a directory", al->path, dir);
+                                              "\"%s\" is not a directory",
+                          al->path, dir);
         return;
     }
     /* Permission bits do not tell (root, read-only mounts, /proc): create
@@ -75,7 +77,8 @@ static void check_access_log(const struct config *cfg, struct config_errors *err
     if (fd < 0) {
         if (errno != EEXIST) /* appeared meanwhile: it exists, start-up will open it */
             config_errors_add(errs, al->path_pos, "access log \"%s\" cannot be created in "
-                              "\"%s\": %s", al->path, dir, strerror(errno));
+                                                  "\"%s\": %s",
+                              al->path, dir, strerror(errno));
         return;
     }
     close(fd);

@@ -44,9 +44,9 @@ struct config_pctx {
     } *split;
     /* clang-format on */
     size_t n_split;
-    bool split_seen;      /* `split` was a mapping */
-    bool split_bad;       /* ... with a problem in it */
-    bool versions_seen;   /* `versions` was a mapping */
+    bool split_seen;    /* `split` was a mapping */
+    bool split_bad;     /* ... with a problem in it */
+    bool versions_seen; /* `versions` was a mapping */
 };
 
 static void perr(struct config_pctx *p, struct config_pos pos, const char *fmt, ...)
@@ -511,7 +511,8 @@ static void add_endpoint(struct config_pctx *p, struct config_version *v, size_t
         if (colon && is_hostname(address, (size_t)(colon - address)) &&
             parse_uint(colon + 1, 65535, &port) == 0 && port > 0)
             perr(p, at->pos, "invalid endpoint %s: %s; for a DNS name use "
-                 "\"discover: %s\" (re-resolved)", quote(&q, address), why, address);
+                             "\"discover: %s\" (re-resolved)",
+                 quote(&q, address), why, address);
         else
             perr(p, at->pos, "invalid endpoint %s: %s", quote(&q, address), why);
         return;
@@ -865,8 +866,9 @@ static void on_rule(struct config_pctx *p, const struct config_type *rt, struct 
     } else if (cfg->n_rules == CONFIG_MAX_RULES) {
         perr(p, it->pos, "too many rules (at most %d)", CONFIG_MAX_RULES);
     } else {
-        t.match = s.val[1] ? RULE_M_COOKIE_VALUE
-                  : t.value ? RULE_M_HEADER_VALUE : RULE_M_HEADER_PRESENT;
+        t.match = s.val[1]  ? RULE_M_COOKIE_VALUE
+                  : t.value ? RULE_M_HEADER_VALUE
+                            : RULE_M_HEADER_PRESENT;
         t.pos = it->pos;
         t.version_pos = s.val[3]->pos;
         cfg->rules[cfg->n_rules++] = t;
@@ -1064,7 +1066,7 @@ static void on_access_log(struct config_pctx *p, const struct config_field *f,
         /* rows: enabled, format, path, fields */
         if (sn.val[3] && al->format == LOG_F_COMBINED)
             perr(p, sn.key[3]->pos, "\"fields\" chooses the JSON line's fields; "
-                 "the combined format has fixed fields");
+                                    "the combined format has fixed fields");
     } else if (val->kind == CN_SCALAR && parse_bool(val->text, &b) == 0)
         al->enabled = b; /* `access_log: false` */
     else
@@ -1241,7 +1243,8 @@ static void on_rollout_steps(struct config_pctx *p, const struct config_field *f
             p->rep.taint++;
         } else if (it->kind != CN_SCALAR || parse_percent_text(it->text, &bp) < 0) {
             perr(p, it->pos, "rollout step must be a percentage 0..100 with at most two "
-                             "decimals, not %s", describe(&q, it));
+                             "decimals, not %s",
+                 describe(&q, it));
         } else {
             r->steps_bp[r->n_steps++] = bp;
         }
@@ -1396,12 +1399,9 @@ static void on_fleet_peers(struct config_pctx *p, const struct config_field *f,
 static const struct config_type fleet_type = {
     sizeof(struct config_fleet),
     (const struct config_field[]){
-        {.name = "peers", .type = F_FN, .fn = on_fleet_peers, .store = CS_STRV,
-         .off = FLT(peers), .off_n = FLT(n_peers),
-         .what = "a DNS name:port or a list of host:port"},
+        {.name = "peers", .type = F_FN, .fn = on_fleet_peers, .store = CS_STRV, .off = FLT(peers), .off_n = FLT(n_peers), .what = "a DNS name:port or a list of host:port"},
         {.name = "key_file", .type = F_PATH, .restart = true, .off = FLT(key_file)},
-        {.name = "interval", .type = F_DUR, .min = 50, .def = 250, .restart = true,
-         .off = FLT(interval_ms)},
+        {.name = "interval", .type = F_DUR, .min = 50, .def = 250, .restart = true, .off = FLT(interval_ms)},
         {.name = NULL},
     },
 };
@@ -1452,9 +1452,7 @@ static int parse_size_text(const char *s, uint32_t *out)
     static const struct {
         const char *suffix;
         uint64_t mult;
-    } units[] = {{"", 1},        {"B", 1},          {"k", 1024},       {"K", 1024},
-                 {"KB", 1024},   {"KiB", 1024},     {"m", 1u << 20},   {"M", 1u << 20},
-                 {"MB", 1u << 20}, {"MiB", 1u << 20}};
+    } units[] = {{"", 1}, {"B", 1}, {"k", 1024}, {"K", 1024}, {"KB", 1024}, {"KiB", 1024}, {"m", 1u << 20}, {"M", 1u << 20}, {"MB", 1u << 20}, {"MiB", 1u << 20}};
     for (size_t i = 0; i < ARRAY_LEN(units); i++) {
         if (strcmp(t, units[i].suffix) != 0)
             continue;
@@ -1522,9 +1520,7 @@ static const struct config_type mirror_compare_type = {
     sizeof(struct config_mirror),
     (const struct config_field[]){
         {.name = "status", .type = F_BOOL, .def = true, .off = MIR(compare_status)},
-        {.name = "headers", .type = F_FN, .fn = on_token_list, .store = CS_STRV,
-         .off = MIR(compare_headers), .off_n = MIR(n_compare_headers),
-         .what = "header names"},
+        {.name = "headers", .type = F_FN, .fn = on_token_list, .store = CS_STRV, .off = MIR(compare_headers), .off_n = MIR(n_compare_headers), .what = "header names"},
         {.name = "body", .type = F_BOOL, .def = true, .off = MIR(compare_body)},
         {.name = NULL},
     },
@@ -1548,17 +1544,11 @@ static void on_fleet(struct config_pctx *p, const struct config_field *f,
 static const struct config_type mirror_type = {
     sizeof(struct config_mirror),
     (const struct config_field[]){
-        {.name = "version", .type = F_FN, .fn = on_mirror_version, .store = CS_STR,
-         .required = true, .off = MIR(version), .what = "a version name"},
-        {.name = "percent", .type = F_FN, .fn = on_percent, .store = CS_U32, .min = 0,
-         .max = 10000, .def = 10000, .off = MIR(percent_bp),
-         .what = "a percentage 0..100 with at most two decimals"},
-        {.name = "methods", .type = F_FN, .fn = on_token_list, .store = CS_STRV,
-         .off = MIR(methods), .off_n = MIR(n_methods), .what = "request methods"},
-        {.name = "max_body", .type = F_FN, .fn = on_size, .store = CS_U32, .def = 65536,
-         .off = MIR(max_body_bytes), .what = "a size like 64KiB (at most 16MiB)"},
-        {.name = "max_inflight", .type = F_UINT, .min = 1, .max = 100000, .def = 256,
-         .off = MIR(max_inflight)},
+        {.name = "version", .type = F_FN, .fn = on_mirror_version, .store = CS_STR, .required = true, .off = MIR(version), .what = "a version name"},
+        {.name = "percent", .type = F_FN, .fn = on_percent, .store = CS_U32, .min = 0, .max = 10000, .def = 10000, .off = MIR(percent_bp), .what = "a percentage 0..100 with at most two decimals"},
+        {.name = "methods", .type = F_FN, .fn = on_token_list, .store = CS_STRV, .off = MIR(methods), .off_n = MIR(n_methods), .what = "request methods"},
+        {.name = "max_body", .type = F_FN, .fn = on_size, .store = CS_U32, .def = 65536, .off = MIR(max_body_bytes), .what = "a size like 64KiB (at most 16MiB)"},
+        {.name = "max_inflight", .type = F_UINT, .min = 1, .max = 100000, .def = 256, .off = MIR(max_inflight)},
         {.name = "timeout", .type = F_DUR, .min = 1, .def = 2000, .off = MIR(timeout_ms)},
         {.name = "compare", .type = F_MAP, .sub = &mirror_compare_type},
         {.name = NULL},
@@ -1709,7 +1699,7 @@ const struct config_type config_type_top = {
 /* clang-format on */
 
 struct config *config_parse(const char *file, const char *text, size_t len,
-                                 struct config_errors *errs, struct config_skip *skip)
+                            struct config_errors *errs, struct config_skip *skip)
 {
     struct config_pctx p;
     memset(&p, 0, sizeof(p));

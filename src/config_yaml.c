@@ -68,7 +68,7 @@ const char *config_yaml_describe(struct config_qbuf *q, const struct config_node
 }
 
 void config_yaml_verror(struct config_report *r, struct config_pos pos,
-                       const char *fmt, va_list ap)
+                        const char *fmt, va_list ap)
 {
     r->taint++;
     size_t n = r->errs->n - r->errs_start;
@@ -326,4 +326,3 @@ struct config_node *config_yaml_read(struct config_report *rep, const char *text
     }
     return root;
 }
-

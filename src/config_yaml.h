@@ -179,9 +179,9 @@ size_t config_schema_keys(char ***out);
 
 /* What config_validate_skip() must not check, because parsing already failed there. */
 struct config_skip {
-    bool split;          /* split missing or had bad entries: skip the sum */
-    bool all_names;      /* `versions` missing or not a mapping */
-    char **lost_names;   /* owned: version names that were rejected */
+    bool split;        /* split missing or had bad entries: skip the sum */
+    bool all_names;    /* `versions` missing or not a mapping */
+    char **lost_names; /* owned: version names that were rejected */
     size_t n_lost;
     bool version[CONFIG_MAX_VERSIONS]; /* version i had errors: skip its
                                           "no endpoints" check */
@@ -195,8 +195,8 @@ struct config_skip {
  * caller must check errs for problems and validate with skip.
  */
 struct config *config_parse(const char *file, const char *text, size_t len,
-                             struct config_errors *errs,
-                             struct config_skip *skip) WUR;
+                            struct config_errors *errs,
+                            struct config_skip *skip) WUR;
 
 /* ---- config.c ---------------------------------------------------------- */
 

@@ -108,13 +108,15 @@ void conn_setcb(struct conn *cn, conn_data_cb readcb, conn_data_cb writecb,
 static void add_rev(struct conn *cn)
 {
     event_add(&cn->rev, cn->read_timeout_ms
-                  ? loop_timeout(cn->loop, cn->read_timeout_ms) : NULL);
+                            ? loop_timeout(cn->loop, cn->read_timeout_ms)
+                            : NULL);
 }
 
 static void add_wev(struct conn *cn)
 {
     event_add(&cn->wev, cn->write_timeout_ms
-                  ? loop_timeout(cn->loop, cn->write_timeout_ms) : NULL);
+                            ? loop_timeout(cn->loop, cn->write_timeout_ms)
+                            : NULL);
 }
 
 void conn_set_timeouts(struct conn *cn, uint32_t read_ms, uint32_t write_ms)
@@ -463,7 +465,8 @@ static void run_sends(struct loop *l)
         op->cn = cn;
         op->before = evbuffer_get_length(cn->out);
         op->res = !iov || iobatch_send_commit(l->iob, cn->fd, (unsigned)k, n) < 0
-                      ? -ENOMEM : -ECANCELED;
+                      ? -ENOMEM
+                      : -ECANCELED;
         n++;
     }
     if (!issue(l, n))

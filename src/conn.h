@@ -58,7 +58,7 @@ typedef void (*conn_event_cb)(struct conn *cn, short what, void *arg);
 
 struct conn {
     uint32_t magic;
-    int fd;                       /* owned when close_fd, else borrowed */
+    int fd; /* owned when close_fd, else borrowed */
     bool close_fd;
     bool reading;                 /* the owner wants input (conn_read_start) */
     bool connecting;              /* connect() in progress */
@@ -75,12 +75,12 @@ struct conn {
     uint32_t write_timeout_ms;    /* 0: none (also the connect timeout) */
     conn_data_cb readcb, writecb; /* may be NULL */
     conn_event_cb eventcb;
-    void *arg;                    /* borrowed: the callbacks' argument */
-    struct conn *rq_next;         /* batch queue links (loop's readq/sendq) */
+    void *arg;            /* borrowed: the callbacks' argument */
+    struct conn *rq_next; /* batch queue links (loop's readq/sendq) */
     struct conn *sq_next;
-    struct reap_item reap;        /* deferred-free link */
-    struct event rev;             /* EV_READ|EV_PERSIST, read timeout */
-    struct event wev;             /* EV_WRITE|EV_PERSIST, write timeout */
+    struct reap_item reap; /* deferred-free link */
+    struct event rev;      /* EV_READ|EV_PERSIST, read timeout */
+    struct event wev;      /* EV_WRITE|EV_PERSIST, write timeout */
 };
 
 /*

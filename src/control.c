@@ -53,10 +53,10 @@
 #include "log.h"
 
 #define CONTROL_MAGIC 0x4354524cu /* "CTRL" */
-#define CONTROL_CONNS_MAX 64     /* command connections kept at once */
-#define CONTROL_STREAMS_MAX 16   /* event-stream connections, on top */
+#define CONTROL_CONNS_MAX 64      /* command connections kept at once */
+#define CONTROL_STREAMS_MAX 16    /* event-stream connections, on top */
 #define CONTROL_OUT_HIGH (256u * 1024u)
-#define CONTROL_IDLE_S 60        /* a command connection's idle timeout */
+#define CONTROL_IDLE_S 60 /* a command connection's idle timeout */
 #define CONTROL_EVICT_LOG_S 10
 
 /* What a connection is for; decides its timeout and whether it may be
@@ -72,27 +72,27 @@ struct control_conn {
     enum control_kind kind;
     struct bufferevent *bev; /* owned */
     struct control_caller caller;
-    bool discarding; /* inside an over-long line: drop up to its newline */
-    bool closing;    /* free once the output is flushed */
-    bool paused;     /* reading stopped until answers drain */
-    bool eof;        /* the client finished sending */
+    bool discarding;                  /* inside an over-long line: drop up to its newline */
+    bool closing;                     /* free once the output is flushed */
+    bool paused;                      /* reading stopped until answers drain */
+    bool eof;                         /* the client finished sending */
     struct control_conn *prev, *next; /* in ctl.conns */
 };
 
 static struct {
-    struct event_base *base;          /* borrowed */
-    struct evconnlistener *listener;  /* owned */
-    struct accept_guard guard;        /* the listener's accept backoff */
-    char *path;                       /* owned */
-    dev_t dev;                        /* the socket file we created */
+    struct event_base *base;         /* borrowed */
+    struct evconnlistener *listener; /* owned */
+    struct accept_guard guard;       /* the listener's accept backoff */
+    char *path;                      /* owned */
+    dev_t dev;                       /* the socket file we created */
     ino_t ino;
-    struct control_conn *conns;       /* owned list, most recently active first */
-    struct control_conn *lru;         /* borrowed: the list's last element */
-    size_t n_conns;                   /* of kind CONTROL_K_COMMAND */
-    size_t n_streams;                 /* of kind CONTROL_K_STREAM */
+    struct control_conn *conns; /* owned list, most recently active first */
+    struct control_conn *lru;   /* borrowed: the list's last element */
+    size_t n_conns;             /* of kind CONTROL_K_COMMAND */
+    size_t n_streams;           /* of kind CONTROL_K_STREAM */
     uint64_t next_id;
-    uint64_t evicted;                 /* evictions not yet logged */
-    time_t evict_logged;              /* when the last eviction was logged */
+    uint64_t evicted;    /* evictions not yet logged */
+    time_t evict_logged; /* when the last eviction was logged */
 } ctl;
 
 static void list_unlink(struct control_conn *c)
@@ -342,7 +342,8 @@ static void evict_one(void)
     time_t now = time(NULL);
     if (now - ctl.evict_logged >= CONTROL_EVICT_LOG_S) {
         log_warn("control: %d connections open; closed the least recently active "
-                 "(%llu so closed since the last such line)", CONTROL_CONNS_MAX,
+                 "(%llu so closed since the last such line)",
+                 CONTROL_CONNS_MAX,
                  (unsigned long long)ctl.evicted);
         ctl.evicted = 0;
         ctl.evict_logged = now;
@@ -399,7 +400,7 @@ static int make_parents(const char *path)
     if (!slash || slash == dir)
         return 0;
     *slash = '\0';
-    for (char *p = dir + 1; ; p++) {
+    for (char *p = dir + 1;; p++) {
         if (*p != '/' && *p != '\0')
             continue;
         char saved = *p;
@@ -424,7 +425,8 @@ static int clear_stale(const char *path, const struct sockaddr_un *sun)
         return errno == ENOENT ? 0 : -1;
     if (!S_ISSOCK(st.st_mode)) {
         log_error("control socket %s: the path exists and is not a socket; "
-                  "refusing to replace it", path);
+                  "refusing to replace it",
+                  path);
         return -1;
     }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -434,7 +436,8 @@ static int clear_stale(const char *path, const struct sockaddr_un *sun)
     close(fd);
     if (rc == 0) {
         log_error("control socket %s is in use by another running process "
-                  "(another weir?); give each instance its own `control` path", path);
+                  "(another weir?); give each instance its own `control` path",
+                  path);
         return -1;
     }
     log_info("control socket %s: removing a stale socket", path);

@@ -345,9 +345,8 @@ void control_cmd_execute(const char *line, size_t len,
         rc = control_ctx_fail(&ctx, "dry-run= and force= apply only to commands that change "
                                     "something");
     } else if (has_gen && gen != snapshot_generation()) {
-        rc = control_ctx_fail(&ctx, "generation is %" PRIu64 ", not %" PRIu64
-                  ": something changed in between; nothing done",
-                  snapshot_generation(), gen);
+        rc = control_ctx_fail(&ctx, "generation is %" PRIu64 ", not %" PRIu64 ": something changed in between; nothing done",
+                              snapshot_generation(), gen);
     } else {
         rc = ctx.cmd->run(&ctx);
     }

@@ -36,10 +36,10 @@ struct control_caller {
 struct control_ctx; /* one command being executed (control_ctx.h) */
 
 struct control_cmd {
-    const char *name;    /* the command word */
-    const char *args;    /* argument synopsis, "" when none */
-    const char *summary; /* one line for help */
-    bool mutating;       /* changes state: takes if-generation=N, is logged */
+    const char *name;                    /* the command word */
+    const char *args;                    /* argument synopsis, "" when none */
+    const char *summary;                 /* one line for help */
+    bool mutating;                       /* changes state: takes if-generation=N, is logged */
     int (*run)(struct control_ctx *ctx); /* 0 ok, -1 refused (ctx has the reason) */
 };
 

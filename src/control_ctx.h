@@ -19,13 +19,13 @@ struct control_caller;
 
 struct control_ctx {
     const struct control_cmd *cmd; /* borrowed: the table row */
-    const char *name;  /* borrowed: the row's command word */
-    const char *args;  /* borrowed: the row's argument synopsis */
-    char **argv;  /* borrowed: arguments after the command word */
+    const char *name;              /* borrowed: the row's command word */
+    const char *args;              /* borrowed: the row's argument synopsis */
+    char **argv;                   /* borrowed: arguments after the command word */
     size_t argc;
-    const char *line; /* borrowed: the whole validated line */
+    const char *line;                    /* borrowed: the whole validated line */
     const struct control_caller *caller; /* borrowed */
-    struct json_buf *out; /* borrowed: answer members after {"ok":true */
+    struct json_buf *out;                /* borrowed: answer members after {"ok":true */
     char err[1024];
     struct runtime_result res;
     bool applied; /* res holds an applied runtime change (or, with

@@ -81,7 +81,8 @@ static void warn_if_starved(struct control_ctx *ctx, const char *version)
     size_t used = strlen(ctx->res.warning);
     snprintf(ctx->res.warning + used, sizeof(ctx->res.warning) - used,
              "%sversion %s now has no endpoint taking new requests: its requests "
-             "get 503%s", used ? "; " : "", version,
+             "get 503%s",
+             used ? "; " : "", version,
              v->fallback ? " unless its fallback can take them" : "");
 }
 
@@ -125,7 +126,7 @@ int control_edit_split(struct control_ctx *ctx)
         char *eq = strchr(a, '=');
         if (!eq || eq == a)
             return control_ctx_fail(ctx, "bad argument \"%s\": expected VERSION=PERCENT, e.g. v1=90",
-                        a);
+                                    a);
         *eq = '\0';
         int vi = find_version(ctx, a);
         if (vi < 0)
@@ -140,7 +141,8 @@ int control_edit_split(struct control_ctx *ctx)
         uint32_t bp;
         if (util_parse_percent_bp(pct, &bp) < 0)
             return control_ctx_fail(ctx, "bad percent \"%s\" for %s: expected 0 to 100 with at most "
-                        "two decimals", pct, a);
+                                         "two decimals",
+                                    pct, a);
         e.bp[vi] = bp;
         sum += bp;
     }
@@ -148,7 +150,8 @@ int control_edit_split(struct control_ctx *ctx)
         char pct[16];
         util_format_bp((uint32_t)sum, pct, sizeof(pct));
         return control_ctx_fail(ctx, "split sums to %s %%, must be exactly 100 (versions left out "
-                    "get 0)", pct);
+                                     "get 0)",
+                                pct);
     }
     (void)cfg;
     return apply(ctx, on_edit_split, &e);
@@ -331,8 +334,9 @@ static int refuse_discovered(struct control_ctx *ctx, const struct endpoint_edit
     if (!discovered)
         return 0;
     return control_ctx_fail(ctx, "endpoint %s of version %s comes from DNS discovery (%s); only configured "
-                "or added endpoints can be changed here", e->address, cv->name,
-                cv->discover ? cv->discover : "discover");
+                                 "or added endpoints can be changed here",
+                            e->address, cv->name,
+                            cv->discover ? cv->discover : "discover");
 }
 
 static int drain_common(struct control_ctx *ctx, bool drain)
@@ -448,7 +452,8 @@ int control_edit_add_rule(struct control_ctx *ctx)
         char *eq = strchr(a, '=');
         if (!eq)
             return control_ctx_fail(ctx, "bad argument \"%s\": expected header=, cookie=, value=, "
-                        "version= or at=", a);
+                                         "version= or at=",
+                                    a);
         *eq = '\0';
         const char *val = eq + 1;
         const char **slot = NULL;
@@ -463,11 +468,12 @@ int control_edit_add_rule(struct control_ctx *ctx)
         else if (strcmp(a, "at") == 0) {
             if (parse_index(val, &e.at) < 0)
                 return control_ctx_fail(ctx, "bad position \"%s\": expected a rule index (0 = first)",
-                            val);
+                                        val);
             continue;
         } else
             return control_ctx_fail(ctx, "unknown argument \"%s\": expected header=, cookie=, value=, "
-                        "version= or at=", a);
+                                         "version= or at=",
+                                    a);
         if (*slot)
             return control_ctx_fail(ctx, "%s= is given twice", a);
         *slot = val;
@@ -481,8 +487,9 @@ int control_edit_add_rule(struct control_ctx *ctx)
     if (cookie && !e.rule.value)
         return control_ctx_fail(ctx, "a cookie rule needs value=VALUE");
     e.rule.name = (char *)(header ? header : cookie);
-    e.rule.match = cookie ? RULE_M_COOKIE_VALUE
-                          : e.rule.value ? RULE_M_HEADER_VALUE : RULE_M_HEADER_PRESENT;
+    e.rule.match = cookie         ? RULE_M_COOKIE_VALUE
+                   : e.rule.value ? RULE_M_HEADER_VALUE
+                                  : RULE_M_HEADER_PRESENT;
     return apply(ctx, on_edit_add_rule, &e);
 }
 
@@ -493,7 +500,7 @@ int control_edit_remove_rule(struct control_ctx *ctx)
         return control_ctx_usage(ctx);
     if (parse_index(ctx->argv[0], &at) < 0)
         return control_ctx_fail(ctx, "bad rule index \"%s\" (status lists the rules with their index)",
-                    ctx->argv[0]);
+                                ctx->argv[0]);
     return apply(ctx, on_edit_remove_rule, &at);
 }
 
@@ -518,7 +525,8 @@ int control_edit_rollout(struct control_ctx *ctx)
                 version = a;
             else
                 return control_ctx_fail(ctx, "bad argument \"%s\": expected VERSION "
-                                             "steps=P,P,... hold=DUR", a);
+                                             "steps=P,P,... hold=DUR",
+                                        a);
         }
         if (!version)
             return control_ctx_usage(ctx);
@@ -541,7 +549,8 @@ int control_edit_rollout(struct control_ctx *ctx)
         changes_split = true;
     } else {
         return control_ctx_fail(ctx, "unknown rollout command \"%s\": expected start, pause, "
-                                     "resume, promote or abort", sub);
+                                     "resume, promote or abort",
+                                sub);
     }
     if (rc < 0)
         return -1;
@@ -617,11 +626,13 @@ int control_edit_mirror(struct control_ctx *ctx)
                     pct[n - 1] = '\0';
                 if (util_parse_percent_bp(pct, &e.percent_bp) < 0)
                     return control_ctx_fail(ctx, "bad percent \"%s\": expected 0..100 with at "
-                                                 "most two decimals, e.g. percent=5", a + 8);
+                                                 "most two decimals, e.g. percent=5",
+                                            a + 8);
                 e.has_percent = true;
             } else {
                 return control_ctx_fail(ctx, "bad argument \"%s\": expected version=VERSION "
-                                             "and/or percent=PERCENT", a);
+                                             "and/or percent=PERCENT",
+                                        a);
             }
         }
     } else {

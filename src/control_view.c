@@ -242,7 +242,8 @@ int control_view_explain(struct control_ctx *ctx)
             nh++;
         } else if (nh == 0) {
             rc = control_ctx_fail(ctx, "expected a header \"Name: value\", got \"%s\" (usage: explain "
-                      "%s)", w, ctx->args);
+                                       "%s)",
+                                  w, ctx->args);
             break;
         } else {
             /* A value with spaces given as several words: join them back. */

@@ -50,7 +50,9 @@
 #define DNS_TIMEOUT_S "2"        /* per attempt (resolv.conf options override) */
 #define DNS_ATTEMPTS "2"
 
-enum { FAM_A = 0, FAM_AAAA = 1, FAM_N = 2 };
+enum { FAM_A = 0,
+       FAM_AAAA = 1,
+       FAM_N = 2 };
 
 /* What one query of a round produced. */
 enum answer_kind {
@@ -66,42 +68,42 @@ struct addr_list {
 
 struct dset {
     uint32_t magic;
-    struct discovery *owner; /* borrowed: the discovery this set belongs to */
+    struct discovery *owner;    /* borrowed: the discovery this set belongs to */
     struct discovery_set found; /* owned: version name and installed set,
                                  * sorted by address */
-    char *discover;     /* owned: "name:port" as configured */
-    char *host;         /* owned: the name */
+    char *discover;             /* owned: "name:port" as configured */
+    char *host;                 /* owned: the name */
     uint16_t port;
     uint32_t interval_ms;
-    struct event *timer; /* owned: starts the next round */
-    unsigned pending;   /* lookups of the running round still out */
-    uint64_t started_ms; /* monotonic start of the running/last round */
-    struct addr_list known[FAM_N];    /* last known answer per family */
-    enum answer_kind kind[FAM_N];     /* this round */
-    struct addr_list answer[FAM_N];   /* this round's addresses */
-    char failure[FAM_N][48];          /* this round's failure reasons */
-    bool failing;       /* a failure was logged; no good round since */
-    bool empty_logged;  /* the empty set was logged */
-    struct dset *next;  /* owned list link */
+    struct event *timer;            /* owned: starts the next round */
+    unsigned pending;               /* lookups of the running round still out */
+    uint64_t started_ms;            /* monotonic start of the running/last round */
+    struct addr_list known[FAM_N];  /* last known answer per family */
+    enum answer_kind kind[FAM_N];   /* this round */
+    struct addr_list answer[FAM_N]; /* this round's addresses */
+    char failure[FAM_N][48];        /* this round's failure reasons */
+    bool failing;                   /* a failure was logged; no good round since */
+    bool empty_logged;              /* the empty set was logged */
+    struct dset *next;              /* owned list link */
 };
 
 struct lookup {
     uint32_t magic;
     struct discovery *owner; /* borrowed: whose list holds the lookup */
-    struct dset *set;   /* borrowed; NULL once orphaned */
+    struct dset *set;        /* borrowed; NULL once orphaned */
     int fam;
     struct lookup *next; /* owned list of lookups awaiting their callback */
 };
 
 struct discovery {
-    struct event_base *base;  /* borrowed */
+    struct event_base *base;       /* borrowed */
     discovery_change_cb on_change; /* borrowed function */
-    void *arg;                /* borrowed: on_change's argument */
-    struct evdns_base *dns;   /* owned */
-    char *resolvers_key;      /* owned: the resolvers `dns` was made for */
-    struct dset *sets;        /* owned list */
+    void *arg;                     /* borrowed: on_change's argument */
+    struct evdns_base *dns;        /* owned */
+    char *resolvers_key;           /* owned: the resolvers `dns` was made for */
+    struct dset *sets;             /* owned list */
     size_t n_sets;
-    struct lookup *lookups;   /* owned list */
+    struct lookup *lookups; /* owned list */
 };
 
 static void on_round_timer(evutil_socket_t fd, short what, void *arg);
@@ -319,7 +321,8 @@ static void install(struct dset *d, struct config_endpoint *eps, size_t n)
     /* Both sorted: count what came and went in one merge walk. */
     size_t added = 0, removed = 0, i = 0, j = 0;
     while (i < n || j < cur->n_eps) {
-        int c = i == n ? 1 : j == cur->n_eps ? -1 : strcmp(eps[i].address, cur->eps[j].address);
+        int c = i == n ? 1 : j == cur->n_eps ? -1
+                                             : strcmp(eps[i].address, cur->eps[j].address);
         if (c < 0) {
             added++;
             i++;
@@ -386,7 +389,8 @@ static void round_done(struct dset *d)
     if (failed[0]) {
         if (!d->failing)
             log_warn("discovery %s: lookup of %s failed (%s); keeping the last "
-                     "known %zu endpoint%s", d->found.version, d->host, failed,
+                     "known %zu endpoint%s",
+                     d->found.version, d->host, failed,
                      d->found.n_eps, d->found.n_eps == 1 ? "" : "s");
         d->failing = true;
     } else if (d->failing) {
@@ -396,7 +400,8 @@ static void round_done(struct dset *d)
     if (u == 0 && !failed[0]) {
         if (!d->empty_logged)
             log_warn("discovery %s: %s has no A or AAAA records; the version has "
-                     "no discovered endpoints", d->found.version, d->host);
+                     "no discovered endpoints",
+                     d->found.version, d->host);
         d->empty_logged = true;
     } else if (u > 0) {
         d->empty_logged = false;

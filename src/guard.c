@@ -414,7 +414,7 @@ void guard_judge(const struct guard_config *cfg, const struct guard_input *in,
     double alpha = (double)cfg->false_alarm_bp / 10000.0;
     double k = (double)in->epoch;
     double a_base = 0.05 * alpha / ((k + 1.0) * (k + 2.0)); /* a fail test's baseline bound */
-    double a_pass = alpha / 4.0;                           /* each pass bound */
+    double a_pass = alpha / 4.0;                            /* each pass bound */
     double q = (double)cfg->quantile_bp / 10000.0;
     double margin = (double)cfg->max_increase_bp / 10000.0;
     double floor_ms = (double)cfg->floor_us / 1000.0;

@@ -54,24 +54,24 @@ struct guard_config {
 /* A verdict and the numbers it judged (rates are fractions, 0.01 = 1 %). */
 struct guard_result {
     enum guard_verdict verdict;
-    enum guard_verdict errors_verdict;  /* the error test alone */
-    enum guard_verdict latency_verdict; /* the latency test alone */
-    uint64_t requests, errors;                   /* canary, in its slots (the last window) */
-    uint64_t baseline_requests, baseline_errors; /* baseline, in its span */
-    double error_rate, baseline_error_rate;      /* point estimates over those */
-    double diff_low, diff_high;   /* confidence bounds of canary - baseline error rate
-                                     since the judgement began (the pass test) */
-    double latency_ms, baseline_latency_ms; /* quantile estimates (bucket midpoints) */
-    double latency_low_ms, latency_high_ms; /* confidence bounds of the canary's quantile
-                                              (high: INFINITY while unbounded) */
+    enum guard_verdict errors_verdict;                        /* the error test alone */
+    enum guard_verdict latency_verdict;                       /* the latency test alone */
+    uint64_t requests, errors;                                /* canary, in its slots (the last window) */
+    uint64_t baseline_requests, baseline_errors;              /* baseline, in its span */
+    double error_rate, baseline_error_rate;                   /* point estimates over those */
+    double diff_low, diff_high;                               /* confidence bounds of canary - baseline error rate
+                                                                 since the judgement began (the pass test) */
+    double latency_ms, baseline_latency_ms;                   /* quantile estimates (bucket midpoints) */
+    double latency_low_ms, latency_high_ms;                   /* confidence bounds of the canary's quantile
+                                                                (high: INFINITY while unbounded) */
     double baseline_latency_low_ms, baseline_latency_high_ms; /* same, baseline */
-    double alpha;                  /* error probability of each pass bound */
-    double errors_evidence;  /* log of the error test's e-value for "fail" (its threshold: */
-    double latency_evidence; /*  log of the latency test's; fail_threshold, both natural logs) */
+    double alpha;                                             /* error probability of each pass bound */
+    double errors_evidence;                                   /* log of the error test's e-value for "fail" (its threshold: */
+    double latency_evidence;                                  /*  log of the latency test's; fail_threshold, both natural logs) */
     double fail_threshold;
-    double fail_span_s;      /* the span (s) of the canary slots that weigh most in a fail */
+    double fail_span_s;                           /* the span (s) of the canary slots that weigh most in a fail */
     uint64_t requests_all, baseline_requests_all; /* since the judgement began (pass) */
-    char reason[GUARD_REASON_MAX]; /* one line, for people: what decided, with numbers */
+    char reason[GUARD_REASON_MAX];                /* one line, for people: what decided, with numbers */
 };
 
 /*
@@ -93,15 +93,15 @@ unsigned guard_epoch(uint32_t window_ms, uint64_t start_ms, uint64_t now_ms, uin
  * since the judgement began.
  */
 struct guard_input {
-    const struct outcome_sum *baseline_all; /* since the judgement began */
-    const struct outcome_sum *canary_all;   /* since the judgement began */
+    const struct outcome_sum *baseline_all;  /* since the judgement began */
+    const struct outcome_sum *canary_all;    /* since the judgement began */
     const struct outcome_sum *baseline_span; /* guard_epoch()'s span */
     unsigned epoch;                          /* guard_epoch()'s epoch */
     const struct outcome_sum *canary_slots;  /* n_slots time slots, oldest first, the
                                                 newest (partial) one last; at most a window */
     unsigned n_slots;                        /* 0 .. GUARD_SLOTS_MAX */
-    uint64_t first_slot; /* canary_slots[0]'s slot number counted from the judgement's
-                            first slot (0) */
+    uint64_t first_slot;                     /* canary_slots[0]'s slot number counted from the judgement's
+                                                first slot (0) */
 };
 
 /*

@@ -67,30 +67,30 @@
 
 struct probe {
     uint32_t magic;
-    struct endpoint *ep;          /* refcounted */
-    char *path;                   /* owned */
-    uint16_t port;                /* 0 = the endpoint's own port */
+    struct endpoint *ep; /* refcounted */
+    char *path;          /* owned */
+    uint16_t port;       /* 0 = the endpoint's own port */
     uint32_t interval_ms, timeout_ms, rise, fall;
-    struct sockaddr_storage sa;   /* where checks connect */
+    struct sockaddr_storage sa; /* where checks connect */
     socklen_t sa_len;
-    char target[80];              /* sa as text: Host header and logs */
-    struct event *timer;          /* owned: next check, or the running one's deadline */
-    struct bufferevent *bev;      /* owned while a check runs, else NULL */
-    struct bufferevent *drain;    /* owned: a finished check's conn being read to EOF */
-    size_t drained;               /* bytes dropped from `drain` */
-    bool connected;               /* the running check's connect completed */
-    uint64_t started_ms;          /* monotonic start of the running/last check */
+    char target[80];           /* sa as text: Host header and logs */
+    struct event *timer;       /* owned: next check, or the running one's deadline */
+    struct bufferevent *bev;   /* owned while a check runs, else NULL */
+    struct bufferevent *drain; /* owned: a finished check's conn being read to EOF */
+    size_t drained;            /* bytes dropped from `drain` */
+    bool connected;            /* the running check's connect completed */
+    uint64_t started_ms;       /* monotonic start of the running/last check */
     struct health_hyst hyst;
-    bool seen;                    /* sync: named by the snapshot being synced */
-    struct probe *next;           /* owned list link */
+    bool seen;          /* sync: named by the snapshot being synced */
+    struct probe *next; /* owned list link */
 };
 
 static struct {
-    struct event_base *base;      /* borrowed: the main thread's */
-    struct event *sync_timer;     /* owned */
-    uint64_t synced_gen;          /* generation of `known` */
-    struct snapshot *known;       /* refcounted: the snapshot last synced */
-    struct probe *probes;         /* owned list */
+    struct event_base *base;  /* borrowed: the main thread's */
+    struct event *sync_timer; /* owned */
+    uint64_t synced_gen;      /* generation of `known` */
+    struct snapshot *known;   /* refcounted: the snapshot last synced */
+    struct probe *probes;     /* owned list */
     size_t n_probes;
 } hs;
 

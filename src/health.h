@@ -64,10 +64,10 @@ void health_report_response(struct endpoint *ep, int status);
 
 /* Rise/fall hysteresis of one endpoint's active checks. */
 struct health_hyst {
-    bool healthy;        /* current verdict */
-    bool confirmed;      /* false until the first check result is applied */
-    unsigned successes;  /* consecutive, saturating */
-    unsigned failures;   /* consecutive, saturating */
+    bool healthy;       /* current verdict */
+    bool confirmed;     /* false until the first check result is applied */
+    unsigned successes; /* consecutive, saturating */
+    unsigned failures;  /* consecutive, saturating */
 };
 
 enum health_transition {

@@ -73,7 +73,8 @@ static bool has_other_available(const struct endpoint *ep)
 void health_report_failure(struct endpoint *ep)
 {
     unsigned n = atomic_fetch_add_explicit(&ep->consecutive_failures, 1,
-                                           memory_order_relaxed) + 1;
+                                           memory_order_relaxed) +
+                 1;
     if (n >= HEALTH_EJECT_AFTER)
         eject(ep, n, HEALTH_EJECT_AFTER, "connect failed");
 }
@@ -91,7 +92,8 @@ void health_report_response(struct endpoint *ep, int status)
         return;
     }
     unsigned n = atomic_fetch_add_explicit(&ep->consecutive_failures, 1,
-                                           memory_order_relaxed) + 1;
+                                           memory_order_relaxed) +
+                 1;
     if (n < HEALTH_EJECT_5XX_AFTER)
         return;
     if (!has_other_available(ep))

@@ -225,16 +225,22 @@ static int run_llhttp_request(llhttp_t *parser, struct parse_ctx *c,
  * a strchr). */
 #define TCHAR_ALNUM(c) (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') || \
                         ((c) >= '0' && (c) <= '9'))
-#define TCHAR_PUNCT(c) ((c) == '!' || (c) == '#' || (c) == '$' || (c) == '%' || \
+#define TCHAR_PUNCT(c) ((c) == '!' || (c) == '#' || (c) == '$' || (c) == '%' ||  \
                         (c) == '&' || (c) == '\'' || (c) == '*' || (c) == '+' || \
-                        (c) == '-' || (c) == '.' || (c) == '^' || (c) == '_' || \
+                        (c) == '-' || (c) == '.' || (c) == '^' || (c) == '_' ||  \
                         (c) == '`' || (c) == '|' || (c) == '~')
 #define TCHAR(c) (TCHAR_ALNUM(c) || TCHAR_PUNCT(c))
 #define TC4(c) TCHAR(c), TCHAR((c) + 1), TCHAR((c) + 2), TCHAR((c) + 3)
 #define TC16(c) TC4(c), TC4((c) + 4), TC4((c) + 8), TC4((c) + 12)
 static const bool tchar_table[256] = {
-    TC16(0x00), TC16(0x10), TC16(0x20), TC16(0x30),
-    TC16(0x40), TC16(0x50), TC16(0x60), TC16(0x70),
+    TC16(0x00),
+    TC16(0x10),
+    TC16(0x20),
+    TC16(0x30),
+    TC16(0x40),
+    TC16(0x50),
+    TC16(0x60),
+    TC16(0x70),
 };
 
 static inline bool is_tchar(unsigned char c)
@@ -390,9 +396,12 @@ static enum http1_method method_id(struct strview m)
         const char *name;
         enum http1_method id;
     } table[] = {
-        {"GET", H1_M_GET},         {"HEAD", H1_M_HEAD},
-        {"OPTIONS", H1_M_OPTIONS}, {"CONNECT", H1_M_CONNECT},
-        {"PUT", H1_M_PUT},         {"DELETE", H1_M_DELETE},
+        {"GET", H1_M_GET},
+        {"HEAD", H1_M_HEAD},
+        {"OPTIONS", H1_M_OPTIONS},
+        {"CONNECT", H1_M_CONNECT},
+        {"PUT", H1_M_PUT},
+        {"DELETE", H1_M_DELETE},
         {"TRACE", H1_M_TRACE},
     };
     for (size_t i = 0; i < ARRAY_LEN(table); i++)
@@ -643,13 +652,19 @@ static bool is_hop_by_hop(struct strview name)
 {
 /* clang-format off */
 #define HOP(s) {s, sizeof(s) - 1}
-/* clang-format on */
+    /* clang-format on */
     static const struct {
         const char *name;
         size_t len;
     } hop[] = {
-        HOP("connection"), HOP("keep-alive"), HOP("proxy-connection"), HOP("te"),
-        HOP("transfer-encoding"), HOP("upgrade"), HOP("trailer"), HOP("content-length"),
+        HOP("connection"),
+        HOP("keep-alive"),
+        HOP("proxy-connection"),
+        HOP("te"),
+        HOP("transfer-encoding"),
+        HOP("upgrade"),
+        HOP("trailer"),
+        HOP("content-length"),
     };
 #undef HOP
     for (size_t i = 0; i < ARRAY_LEN(hop); i++)
@@ -662,7 +677,7 @@ static bool is_hop_by_hop(struct strview name)
 struct conn_fields {
     const struct strview *v[8]; /* their values; more than 8 fields: see all */
     size_t n;
-    bool all;                   /* too many to list: scan every field */
+    bool all; /* too many to list: scan every field */
 };
 
 static void find_connection(const struct router_header *h, size_t n,
@@ -911,7 +926,8 @@ enum http1_framing http1_write_response(struct evbuffer *buf,
 {
     size_t cap = res->head_len + res->n_headers + 256 + /* see write_request */
                  (back->version_header ? strlen(back->version_header) +
-                                             strlen(back->version) : 0) +
+                                             strlen(back->version)
+                                       : 0) +
                  (back->set_cookie ? strlen(back->set_cookie) + 16 : 0);
     struct evbuffer_iovec iov;
     struct out o;

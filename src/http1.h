@@ -26,12 +26,12 @@
 #include "router.h"
 #include "util.h"
 
-#define HTTP1_CHUNK_EXT_MAX 256   /* bytes of chunk extensions per chunk */
-#define HTTP1_TRAILER_MAX 8192    /* bytes of trailer section */
+#define HTTP1_CHUNK_EXT_MAX 256 /* bytes of chunk extensions per chunk */
+#define HTTP1_TRAILER_MAX 8192  /* bytes of trailer section */
 
 /* Incremental head scanner state (one per message being read). */
 struct http1_scan {
-    size_t pos;        /* bytes of the buffer already vetted */
+    size_t pos; /* bytes of the buffer already vetted */
     bool in_first_line;
 };
 
@@ -71,21 +71,21 @@ enum http1_method {
 };
 
 struct http1_request {
-    struct strview method;  /* borrowed from the head buffer */
+    struct strview method; /* borrowed from the head buffer */
     enum http1_method method_id;
-    struct strview target;  /* as sent */
-    struct strview path;    /* origin-form: what is sent upstream */
-    struct strview authority; /* absolute-form target's authority, else empty;
-                                 borrowed; the Host field carries it */
-    uint8_t minor;          /* HTTP/1.minor */
+    struct strview target;         /* as sent */
+    struct strview path;           /* origin-form: what is sent upstream */
+    struct strview authority;      /* absolute-form target's authority, else empty;
+                                      borrowed; the Host field carries it */
+    uint8_t minor;                 /* HTTP/1.minor */
     struct router_header *headers; /* borrowed array (caller supplies) */
     size_t n_headers;
     size_t max_headers;
     enum http1_framing framing;
     uint64_t content_length;
-    bool keep_alive;       /* client wants the connection kept */
-    bool upgrade;          /* Connection: upgrade + Upgrade: present */
-    bool expect_continue;  /* Expect: 100-continue */
+    bool keep_alive;      /* client wants the connection kept */
+    bool upgrade;         /* Connection: upgrade + Upgrade: present */
+    bool expect_continue; /* Expect: 100-continue */
     size_t head_len;
 };
 
@@ -98,7 +98,7 @@ struct http1_response {
     size_t max_headers;
     enum http1_framing framing;
     uint64_t content_length;
-    bool keep_alive;       /* upstream allows reuse */
+    bool keep_alive; /* upstream allows reuse */
     size_t head_len;
 };
 
@@ -139,12 +139,12 @@ void http1_write_request(struct evbuffer *out, const struct http1_request *req,
 
 /* How the response goes to the client. */
 struct http1_back {
-    const char *version_header;   /* NULL = none */
-    const char *version;          /* value for it */
-    uint8_t client_minor;         /* the client's HTTP/1.minor */
-    bool close;                   /* weir closes the client after this */
-    bool head_request;            /* request was HEAD */
-    const char *set_cookie;       /* extra Set-Cookie value, or NULL */
+    const char *version_header; /* NULL = none */
+    const char *version;        /* value for it */
+    uint8_t client_minor;       /* the client's HTTP/1.minor */
+    bool close;                 /* weir closes the client after this */
+    bool head_request;          /* request was HEAD */
+    const char *set_cookie;     /* extra Set-Cookie value, or NULL */
 };
 
 /*
@@ -158,24 +158,24 @@ enum http1_framing http1_write_response(struct evbuffer *out,
 
 /* Chunked decoder state. */
 enum http1_chunk_state {
-    H1_C_SIZE = 0,  /* reading hex size digits */
-    H1_C_EXT,       /* inside chunk extensions, until CR */
-    H1_C_SIZE_LF,   /* CR seen after size line; need LF */
-    H1_C_DATA,      /* `remaining` data bytes to move */
-    H1_C_DATA_CR,   /* need CR after data */
-    H1_C_DATA_LF,   /* need LF after data */
-    H1_C_TRAILER,   /* trailer lines, until an empty line */
-    H1_C_TRAILER_LF,/* CR seen in trailer; need LF */
-    H1_C_DONE,      /* last chunk and trailers consumed */
+    H1_C_SIZE = 0,   /* reading hex size digits */
+    H1_C_EXT,        /* inside chunk extensions, until CR */
+    H1_C_SIZE_LF,    /* CR seen after size line; need LF */
+    H1_C_DATA,       /* `remaining` data bytes to move */
+    H1_C_DATA_CR,    /* need CR after data */
+    H1_C_DATA_LF,    /* need LF after data */
+    H1_C_TRAILER,    /* trailer lines, until an empty line */
+    H1_C_TRAILER_LF, /* CR seen in trailer; need LF */
+    H1_C_DONE,       /* last chunk and trailers consumed */
 };
 
 struct http1_chunked {
     enum http1_chunk_state state;
     uint64_t remaining;
-    unsigned ndigits;  /* 1 once a size digit was seen on this line */
+    unsigned ndigits; /* 1 once a size digit was seen on this line */
     size_t ext_len;
     size_t trailer_len;
-    size_t line_len;   /* bytes on the current trailer line */
+    size_t line_len; /* bytes on the current trailer line */
 };
 
 void http1_chunked_init(struct http1_chunked *c);

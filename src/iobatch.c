@@ -96,25 +96,25 @@
 #define IOB_MAX_STALLS 1000
 
 struct iobatch_slot {
-    struct msghdr msg;                  /* msg_iov points at iov below */
-    struct iovec iov[IOBATCH_MAX_IOV];  /* copy of the caller's array */
+    struct msghdr msg;                 /* msg_iov points at iov below */
+    struct iovec iov[IOBATCH_MAX_IOV]; /* copy of the caller's array */
 };
 
 struct iobatch {
-    int ring_fd;               /* owned */
-    unsigned cap;              /* ops per batch (the caller's entries) */
-    unsigned queued;           /* ops queued for the next run */
-    bool running;              /* inside iobatch_run() */
+    int ring_fd;     /* owned */
+    unsigned cap;    /* ops per batch (the caller's entries) */
+    unsigned queued; /* ops queued for the next run */
+    bool running;    /* inside iobatch_run() */
 
-    unsigned *sq_khead;        /* borrowed (mapping): kernel-written */
-    unsigned *sq_ktail;        /* borrowed (mapping): written here */
-    unsigned *sq_array;        /* borrowed (mapping): identity */
+    unsigned *sq_khead; /* borrowed (mapping): kernel-written */
+    unsigned *sq_ktail; /* borrowed (mapping): written here */
+    unsigned *sq_array; /* borrowed (mapping): identity */
     unsigned sq_mask, sq_entries;
     unsigned sq_tail;          /* local tail: next position to fill */
     struct io_uring_sqe *sqes; /* borrowed (mapping) */
 
-    unsigned *cq_khead;        /* borrowed (mapping): written here */
-    unsigned *cq_ktail;        /* borrowed (mapping): kernel-written */
+    unsigned *cq_khead; /* borrowed (mapping): written here */
+    unsigned *cq_ktail; /* borrowed (mapping): kernel-written */
     unsigned cq_mask;
     struct io_uring_cqe *cqes; /* borrowed (mapping) */
 

@@ -142,7 +142,9 @@ size_t json_escape_char(const char *s, size_t n, enum json_esc style,
     if (c < 0x20 || c == 0x7f) {
         char short_esc = 0;
         if (style == JSON_ESC_SHORT)
-            short_esc = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : 0;
+            short_esc = c == '\n' ? 'n' : c == '\r' ? 'r'
+                                      : c == '\t'   ? 't'
+                                                    : 0;
         if (short_esc) {
             out[0] = '\\';
             out[1] = short_esc;

@@ -77,9 +77,9 @@ struct json_value {
     enum json_type type;
     bool b;
     double num;
-    char *str;   /* owned: decoded string, or the number's source text */
+    char *str; /* owned: decoded string, or the number's source text */
     size_t str_len;
-    char **keys; /* owned (objects): member names */
+    char **keys;               /* owned (objects): member names */
     struct json_value **items; /* owned: array items or member values */
     size_t n;
 };

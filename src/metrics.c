@@ -149,7 +149,8 @@ void metrics_txn_done(const struct loop *loop, const struct snapshot *s, int ver
      * that gave up counts with the time it waited, so a canary slow enough
      * to make clients leave shows as slow. */
     struct outcome_window *ow = s->cfg->guard.enabled
-                                    ? s->versions[version].stats->outcomes[loop->id] : NULL;
+                                    ? s->versions[version].stats->outcomes[loop->id]
+                                    : NULL;
     if (ow)
         outcome_record(ow, util_now_ms(), txn_error_is_failure(status, err), duration_us);
 }

@@ -49,17 +49,17 @@ extern const uint64_t metrics_bucket_us[METRICS_BUCKETS - 1];
 #define METRICS_MIRROR_RESULTS 4
 
 struct vstats_wslot {
-    _Atomic uint64_t requests[STATUS_CLASSES]; /* txns by status class */
+    _Atomic uint64_t requests[STATUS_CLASSES];       /* txns by status class */
     _Atomic uint64_t no_ep_requests[STATUS_CLASSES]; /* of which without endpoint */
-    _Atomic uint64_t no_endpoint;  /* answered 503: no endpoint available */
-    _Atomic uint64_t aborted;      /* the client went away first (499) */
-    _Atomic uint64_t errors[TXN_E_COUNT]; /* by reason; [TXN_E_NONE] unused */
-    _Atomic uint64_t buckets[METRICS_BUCKETS]; /* non-cumulative counts */
+    _Atomic uint64_t no_endpoint;                    /* answered 503: no endpoint available */
+    _Atomic uint64_t aborted;                        /* the client went away first (499) */
+    _Atomic uint64_t errors[TXN_E_COUNT];            /* by reason; [TXN_E_NONE] unused */
+    _Atomic uint64_t buckets[METRICS_BUCKETS];       /* non-cumulative counts */
     _Atomic uint64_t duration_us_sum;
     _Atomic uint64_t up_buckets[METRICS_BUCKETS]; /* upstream latency, non-cumulative */
     _Atomic uint64_t up_us_sum;
-    _Atomic uint64_t bytes_received; /* from clients: request heads and bodies */
-    _Atomic uint64_t bytes_sent;     /* to clients: response heads and bodies */
+    _Atomic uint64_t bytes_received;                 /* from clients: request heads and bodies */
+    _Atomic uint64_t bytes_sent;                     /* to clients: response heads and bodies */
     _Atomic uint64_t mirror[METRICS_MIRROR_RESULTS]; /* as a shadow (mirror.c) */
 } __attribute__((aligned(64)));
 

@@ -313,12 +313,14 @@ static void render_histogram(struct json_buf *out, const struct metrics_vtotals 
 {
     render_histogram_family(out, "weir_request_duration_seconds",
                             "Time from the request head read to the response's end, by "
-                            "version.", tot, n_vs, false);
+                            "version.",
+                            tot, n_vs, false);
     render_histogram_family(out, "weir_upstream_duration_seconds",
                             "Upstream latency: time from the request head handed to the "
                             "upstream connection to the first byte of its response (connect "
                             "time and the client's side excluded), by version; requests "
-                            "answered by an upstream only.", tot, n_vs, true);
+                            "answered by an upstream only.",
+                            tot, n_vs, true);
 }
 
 /* Bytes both ways, per version name. */
@@ -428,7 +430,8 @@ static void render_mirror(struct json_buf *out)
                          "match, differ (status, a compared header or the body), error "
                          "(the shadow failed), dropped (weir gave up: max_inflight, the "
                          "shadow's timeout, the primary did not complete).\n"
-                         "# TYPE %s counter\n", name, name);
+                         "# TYPE %s counter\n",
+                    name, name);
     for (size_t i = 0; i < metrics_vstats_count(); i++) {
         const struct vstats *vs = metrics_vstats_at(i);
         uint64_t c[MIRROR_R_COUNT];

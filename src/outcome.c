@@ -57,7 +57,7 @@ uint32_t outcome_bucket(uint64_t v)
         return (uint32_t)v;
     if (v >= (1ull << OUTCOME_MAX_BITS))
         return OUTCOME_BUCKETS - 1u;
-    unsigned m = 63u - (unsigned)__builtin_clzll(v); /* v in [2^m, 2^(m+1)), m >= S */
+    unsigned m = 63u - (unsigned)__builtin_clzll(v);  /* v in [2^m, 2^(m+1)), m >= S */
     uint64_t k = (v >> (m - OUTCOME_SUB_BITS)) - sub; /* 0 .. sub-1 */
     return (uint32_t)(((uint64_t)(m - OUTCOME_SUB_BITS + 1u) << OUTCOME_SUB_BITS) + k);
 }

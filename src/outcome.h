@@ -54,7 +54,7 @@ struct outcome_slot {
 };
 
 struct outcome_window {
-    uint32_t slot_ms;   /* set at init, read-only afterwards */
+    uint32_t slot_ms;    /* set at init, read-only afterwards */
     uint64_t last_epoch; /* writer only: the newest slot tag written */
     struct outcome_slot slots[OUTCOME_SLOTS];
 };

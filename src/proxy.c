@@ -80,26 +80,26 @@ struct txn {
     uint32_t magic;
     enum req_state req_state;
     enum res_state res_state;
-    struct client *c;             /* borrowed */
-    struct loop *loop;            /* borrowed */
-    struct snapshot *snap;        /* refcounted */
+    struct client *c;      /* borrowed */
+    struct loop *loop;     /* borrowed */
+    struct snapshot *snap; /* refcounted */
     struct route_decision route;
-    int version;                  /* serving version (after fallback) */
-    struct endpoint *ep;          /* borrowed from snap */
-    struct upstream_conn *uc;     /* owned while running */
-    struct mirror *mirror;        /* held until txn_end: the shadow copy, or NULL */
-    struct endpoint *failed_ep;   /* borrowed: excluded on retry */
+    int version;                /* serving version (after fallback) */
+    struct endpoint *ep;        /* borrowed from snap */
+    struct upstream_conn *uc;   /* owned while running */
+    struct mirror *mirror;      /* held until txn_end: the shadow copy, or NULL */
+    struct endpoint *failed_ep; /* borrowed: excluded on retry */
     unsigned attempts;
-    bool stale_retry_used;        /* a dead pooled conn was retried once */
-    bool body_sent;               /* request body bytes reached an upstream */
-    bool close_client;            /* the connection ends after this response */
+    bool stale_retry_used; /* a dead pooled conn was retried once */
+    bool body_sent;        /* request body bytes reached an upstream */
+    bool close_client;     /* the connection ends after this response */
     bool up_paused, client_paused;
-    int status;                   /* what the client got (or will get) */
-    enum txn_error error;         /* why it did not end plainly; NONE if it did */
-    const char *error_detail;     /* static: the parser's reason, or NULL */
+    int status;                             /* what the client got (or will get) */
+    enum txn_error error;                   /* why it did not end plainly; NONE if it did */
+    const char *error_detail;               /* static: the parser's reason, or NULL */
     char set_cookie[128 + CONFIG_NAME_MAX]; /* assigned sticky key, "" if none */
 
-    char *head;                   /* owned: the request head bytes */
+    char *head; /* owned: the request head bytes */
     size_t head_cap;
     struct http1_request req;
     struct router_header *req_headers; /* owned */
@@ -109,25 +109,25 @@ struct txn {
     uint64_t req_body_bytes;
 
     struct http1_scan res_scan;
-    char *res_head;               /* owned */
+    char *res_head; /* owned */
     size_t res_head_cap;
     struct http1_response res;
-    enum http1_framing res_out;   /* framing toward the client */
+    enum http1_framing res_out; /* framing toward the client */
     uint64_t res_remaining;
     struct http1_chunked res_chunk;
     uint64_t res_body_bytes;
-    uint64_t res_head_at;         /* client stream offset of the response head */
+    uint64_t res_head_at; /* client stream offset of the response head */
 
     uint64_t start_us, upstream_start_us, first_byte_us;
-    struct txn *next_free;        /* link in loop->txns (the cache owns the list) */
-    uint64_t sent_us;             /* request head handed to the upstream conn */
-    uint64_t connect_us;          /* connect time of a new upstream conn */
-    bool connected;               /* ... when this attempt opened one */
-    uint64_t rx_bytes;            /* request bytes read from the client */
-    uint64_t tx_start;            /* client output offset when the txn began */
-    struct strview req_id;        /* X-Request-Id sent upstream (the client's or req_id_buf) */
+    struct txn *next_free; /* link in loop->txns (the cache owns the list) */
+    uint64_t sent_us;      /* request head handed to the upstream conn */
+    uint64_t connect_us;   /* connect time of a new upstream conn */
+    bool connected;        /* ... when this attempt opened one */
+    uint64_t rx_bytes;     /* request bytes read from the client */
+    uint64_t tx_start;     /* client output offset when the txn began */
+    struct strview req_id; /* X-Request-Id sent upstream (the client's or req_id_buf) */
     char req_id_buf[ACCESS_ID_LEN + 1];
-    struct reap_item reap;        /* deferred-free link */
+    struct reap_item reap; /* deferred-free link */
 
     /* Last, and not cleared by txn_new (8 KiB): only the first
      * res.n_headers entries are ever read, and the parser sets those. */
@@ -308,7 +308,8 @@ static void account_io(const struct txn *t)
     uint64_t at = cn ? cn->sent_bytes + evbuffer_get_length(cn->out) : 0;
     uint64_t tx = cn && at >= t->tx_start ? at - t->tx_start : t->res_body_bytes;
     int64_t up = t->first_byte_us && t->sent_us && t->first_byte_us >= t->sent_us
-                     ? (int64_t)(t->first_byte_us - t->sent_us) : -1;
+                     ? (int64_t)(t->first_byte_us - t->sent_us)
+                     : -1;
     metrics_txn_io(t->loop, t->snap, t->version, t->rx_bytes, tx, up);
 }
 
@@ -333,28 +334,28 @@ static void txn_end(struct txn *t, enum txn_outcome how)
     const char *reason = t->error_detail ? t->error_detail : txn_errors[t->error].reason;
     account_io(t);
     account(t->loop, t->snap, t->version, t->ep, t->error, &(struct access_entry){
-        .client = (const struct sockaddr *)&c->addr,
-        .method = t->req.method,
-        .target = t->req.target,
-        .http_minor = t->req.minor,
-        .headers = t->req.headers,
-        .n_headers = t->req.n_headers,
-        .status = t->status,
-        .bytes = t->res_body_bytes,
-        .version = t->version >= 0 ? t->snap->versions[t->version].name : NULL,
-        .endpoint = t->ep ? t->ep->address : NULL,
-        .reason = t->route.reason,
-        .rule = t->route.rule,
-        .bucket = t->route.bucket,
-        .upstream_us = t->first_byte_us ? t->first_byte_us - t->upstream_start_us : 0,
-        .total_us = now_us - t->start_us,
-        .retries = t->attempts > 1 ? t->attempts - 1 : 0,
-        .error = reason,
-        .request_id = t->req_id,
-        .bytes_received = t->rx_bytes,
-        .connected = t->connected,
-        .upstream_connect_us = t->connect_us,
-    });
+                                                               .client = (const struct sockaddr *)&c->addr,
+                                                               .method = t->req.method,
+                                                               .target = t->req.target,
+                                                               .http_minor = t->req.minor,
+                                                               .headers = t->req.headers,
+                                                               .n_headers = t->req.n_headers,
+                                                               .status = t->status,
+                                                               .bytes = t->res_body_bytes,
+                                                               .version = t->version >= 0 ? t->snap->versions[t->version].name : NULL,
+                                                               .endpoint = t->ep ? t->ep->address : NULL,
+                                                               .reason = t->route.reason,
+                                                               .rule = t->route.rule,
+                                                               .bucket = t->route.bucket,
+                                                               .upstream_us = t->first_byte_us ? t->first_byte_us - t->upstream_start_us : 0,
+                                                               .total_us = now_us - t->start_us,
+                                                               .retries = t->attempts > 1 ? t->attempts - 1 : 0,
+                                                               .error = reason,
+                                                               .request_id = t->req_id,
+                                                               .bytes_received = t->rx_bytes,
+                                                               .connected = t->connected,
+                                                               .upstream_connect_us = t->connect_us,
+                                                           });
     snapshot_unref(t->snap);
     t->snap = NULL;
     c->txn = NULL;
@@ -377,14 +378,14 @@ void proxy_log_refused(struct client *c, int status, enum txn_error err,
                        const char *detail)
 {
     account(c->loop, NULL, -1, NULL, err, &(struct access_entry){
-        .client = (const struct sockaddr *)&c->addr,
-        .http_minor = 1,
-        .status = status,
-        .reason = ROUTE_R_NONE,
-        .rule = -1,
-        .bucket = -1,
-        .error = detail ? detail : txn_errors[err].reason,
-    });
+                                              .client = (const struct sockaddr *)&c->addr,
+                                              .http_minor = 1,
+                                              .status = status,
+                                              .reason = ROUTE_R_NONE,
+                                              .rule = -1,
+                                              .bucket = -1,
+                                              .error = detail ? detail : txn_errors[err].reason,
+                                          });
 }
 
 /*

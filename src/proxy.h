@@ -61,7 +61,7 @@ void proxy_log_refused(struct client *c, int status, enum txn_error err,
  * none) txns are plainly allocated and freed.
  */
 struct proxy_table {
-    struct txn *free_txns;          /* owned: a list through txn.next_free */
+    struct txn *free_txns; /* owned: a list through txn.next_free */
     unsigned n_free;
 };
 

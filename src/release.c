@@ -33,15 +33,15 @@
 #include "config_edit.h"
 
 struct judgement {
-    bool used;                    /* the slot holds a version name */
-    bool active;                  /* judged at the last tick */
-    bool tripped;                 /* acted on a fail already */
+    bool used;    /* the slot holds a version name */
+    bool active;  /* judged at the last tick */
+    bool tripped; /* acted on a fail already */
     char name[CONFIG_NAME_MAX + 1];
     char baseline[CONFIG_NAME_MAX + 1];
-    uint32_t share_bp;            /* the share the judgement started for */
-    uint64_t start_ms;            /* util_now_ms() when it (re)started */
-    uint64_t trips;               /* fails acted on, ever (a counter) */
-    struct guard_result last;     /* the latest verdict and its numbers */
+    uint32_t share_bp;        /* the share the judgement started for */
+    uint64_t start_ms;        /* util_now_ms() when it (re)started */
+    uint64_t trips;           /* fails acted on, ever (a counter) */
+    struct guard_result last; /* the latest verdict and its numbers */
     /* Both versions' outcomes since the judgement began (the pass tests),
      * over its whole slots before all_until_ms; the partial one is added
      * at each tick. */
@@ -50,8 +50,8 @@ struct judgement {
 };
 
 static struct judgement judgements[CONFIG_MAX_VERSIONS * 2];
-static struct rollout ro;          /* the rollout (state NONE: never started) */
-static bool config_rollout_due;    /* check the config's rollout: at the next tick */
+static struct rollout ro;                          /* the rollout (state NONE: never started) */
+static bool config_rollout_due;                    /* check the config's rollout: at the next tick */
 static char current_baseline[CONFIG_NAME_MAX + 1]; /* "" when no guard */
 static bool guard_on;
 static struct release_fleet_hooks fleet;    /* all NULL without a fleet */
@@ -408,7 +408,6 @@ void release_on_reload(const struct config *cfg)
     (void)cfg;
     config_rollout_due = true; /* not from inside the reload: at the next tick */
 }
-
 
 /* Advance a running rollout whose hold passed on "pass" (or with no guard). */
 static void advance_rollout(void)

@@ -95,7 +95,8 @@ int rollout_plan_parse(const char *version, const char *steps, const char *hold,
         if (util_parse_percent_bp(word, &p.steps_bp[p.n_steps]) < 0) {
             snprintf(err, errlen,
                      "steps: '%s' is not a percent from 0.01 to 100 with at most "
-                     "two decimals", word);
+                     "two decimals",
+                     word);
             return -1;
         }
         p.n_steps++;
@@ -391,7 +392,8 @@ int rollout_id_cmp(const struct rollout *a, const struct rollout *b)
 /* The latch: 0 live, 1 promoted, 2 aborted (aborted wins: the safe end). */
 static int end_rank(const struct rollout *r)
 {
-    return r->state == ROLLOUT_S_ABORTED ? 2 : r->state == ROLLOUT_S_PROMOTED ? 1 : 0;
+    return r->state == ROLLOUT_S_ABORTED ? 2 : r->state == ROLLOUT_S_PROMOTED ? 1
+                                                                              : 0;
 }
 
 /*
@@ -467,8 +469,7 @@ size_t rollout_encode(const struct rollout *r, char *buf, size_t buflen)
         r->plan.version, r->step);
     for (unsigned i = 0; i < r->plan.n_steps; i++)
         put(buf, buflen, &o, "%s%" PRIu32, i ? "," : "", r->plan.steps_bp[i]);
-    put(buf, buflen, &o, ";hold=%" PRIu32 ";started=%" PRId64 ";step_started=%" PRId64
-        ";pause_seq=%" PRIu32 ";versions=", r->plan.hold_ms, r->started_ms,
+    put(buf, buflen, &o, ";hold=%" PRIu32 ";started=%" PRId64 ";step_started=%" PRId64 ";pause_seq=%" PRIu32 ";versions=", r->plan.hold_ms, r->started_ms,
         r->step_started_ms, r->pause_seq);
     for (unsigned i = 0; i < r->n_versions; i++)
         put(buf, buflen, &o, "%s%s:%" PRIu32, i ? "," : "", r->names[i], r->prior_bp[i]);

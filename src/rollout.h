@@ -59,16 +59,16 @@ struct rollout_plan {
     char version[ROLLOUT_NAME_MAX];
     uint32_t steps_bp[ROLLOUT_STEPS_MAX]; /* strictly increasing, last = 100 % */
     unsigned n_steps;
-    uint32_t hold_ms;                     /* > 0 */
+    uint32_t hold_ms; /* > 0 */
 };
 
 struct rollout {
     enum rollout_state state;
     struct rollout_plan plan;
-    unsigned step;            /* 1..n_steps once started (the one in force) */
-    int64_t started_ms;       /* wall clock of `rollout start` (the id) */
-    int64_t step_started_ms;  /* wall clock the current step began */
-    uint32_t pause_seq;       /* grows with every pause and resume */
+    unsigned step;           /* 1..n_steps once started (the one in force) */
+    int64_t started_ms;      /* wall clock of `rollout start` (the id) */
+    int64_t step_started_ms; /* wall clock the current step began */
+    uint32_t pause_seq;      /* grows with every pause and resume */
     /* The split in force before the start (config order), for abort and
      * for the other versions' proportions. */
     unsigned n_versions;

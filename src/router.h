@@ -47,15 +47,15 @@ enum route_reason {
 };
 
 struct route_decision {
-    int version;            /* index into snapshot versions, -1 if none */
+    int version; /* index into snapshot versions, -1 if none */
     enum route_reason reason;
-    int rule;               /* matching rule index, or -1 */
-    int32_t bucket;         /* sticky bucket, or -1 */
+    int rule;       /* matching rule index, or -1 */
+    int32_t bucket; /* sticky bucket, or -1 */
 };
 
 /* Per-worker SWRR state; one per worker, re-armed for each new snapshot. */
 struct router_state {
-    const struct snapshot *snap; /* borrowed: the worker's cached snapshot */
+    const struct snapshot *snap;     /* borrowed: the worker's cached snapshot */
     int64_t cw[CONFIG_MAX_VERSIONS]; /* SWRR current weights */
 };
 

@@ -36,14 +36,13 @@
 #include "runtime_map.h"
 #include "state.h"
 
-
 static struct {
     bool started;
-    char *path;              /* owned: config file as given */
-    struct config *file;     /* owned: last good config file */
-    struct config *running;  /* owned: file + changes (what is published) */
-    uint64_t seen_hash;      /* content hash of the last read attempt */
-    struct state st;         /* file map, changes, history */
+    char *path;                  /* owned: config file as given */
+    struct config *file;         /* owned: last good config file */
+    struct config *running;      /* owned: file + changes (what is published) */
+    uint64_t seen_hash;          /* content hash of the last read attempt */
+    struct state st;             /* file map, changes, history */
     runtime_reload_cb on_reload; /* borrowed function */
     struct discovery_set *found; /* owned: discovery's last report, an input
                                   * of every snapshot (discovery_sets_copy) */
@@ -100,7 +99,8 @@ static void save_state(char *warn, size_t warnlen)
         log_error("runtime state not saved, runtime changes will not survive a restart: %s",
                   err);
         util_append(warn, warnlen, "; ", "runtime state not saved (%s): the change is live "
-               "but will not survive a restart", err);
+                                         "but will not survive a restart",
+                    err);
     }
 }
 
@@ -190,7 +190,8 @@ static struct config *merge(const struct config *fn, int64_t mtime_ms,
         state_format_time(o->ts_ms, t_rt, sizeof(t_rt));
         if (strcmp(now, o->value) == 0) {
             log_info("config file now agrees with the runtime change %s=%s; "
-                     "it is no longer a runtime change", o->key, o->value);
+                     "it is no longer a runtime change",
+                     o->key, o->value);
         } else if (strcmp(now, base) == 0) {
             state_map_set(&kept, o->key, o->value, o->ts_ms);
         } else if (mtime_ms > o->ts_ms) {
@@ -229,7 +230,7 @@ static struct config *merge(const struct config *fn, int64_t mtime_ms,
             if (rc < 0) {
                 log_warn("runtime change %s=%s dropped: %s", it->key, it->value, err);
                 util_append(warn, warnlen, "; ", "runtime change %s=%s dropped: %s",
-                       it->key, it->value, err);
+                            it->key, it->value, err);
                 config_free(next);
                 continue;
             }
@@ -267,7 +268,8 @@ int runtime_start(const char *config_path, struct config_errors *errs)
         state_init(&rt.st);
     } else if (rc == 0) {
         log_info("restoring runtime state from %s: %zu runtime change(s), %zu "
-                 "history entr%s", fn->state, rt.st.changes.n, rt.st.n_hist,
+                 "history entr%s",
+                 fn->state, rt.st.changes.n, rt.st.n_hist,
                  rt.st.n_hist == 1 ? "y" : "ies");
     }
     struct runtime_result res;

@@ -57,10 +57,10 @@ int runtime_reload(struct config_errors *errs, char *msg, size_t msglen) WUR;
 
 /* What an applied change did, for the control answer and the log. */
 struct runtime_result {
-    uint64_t generation; /* the generation published by the change */
-    char change[1024];   /* human: "split v1=90,v2=10 -> v1=50,v2=50; drain v2 ..." */
-    char restart[256];   /* reload: settings that need a restart ("listen, workers") */
-    char warning[512];   /* non-fatal problem (state file not saved...), "" if none */
+    uint64_t generation;    /* the generation published by the change */
+    char change[1024];      /* human: "split v1=90,v2=10 -> v1=50,v2=50; drain v2 ..." */
+    char restart[256];      /* reload: settings that need a restart ("listen, workers") */
+    char warning[512];      /* non-fatal problem (state file not saved...), "" if none */
     struct config *preview; /* owned, NULL unless a dry run (struct runtime_opts)
                              * got as far as a candidate: the config the change
                              * would install; the caller config_free()s it */
@@ -154,7 +154,6 @@ const char *runtime_config_path(void);
 uint64_t runtime_file_hash(void);
 /* The hash runtime_file_hash() uses, over any bytes. */
 uint64_t runtime_hash(const char *p, size_t n);
-
 
 /* The running config (borrowed; valid until the next change). */
 const struct config *runtime_config(void);

@@ -281,7 +281,7 @@ static int apply_rules(struct config *cfg, const char *value, char *err,
 
 /* Apply one tracked key's value (STATE_ABSENT = remove) to cfg. */
 int runtime_map_apply_item(struct config *cfg, const char *key, const char *value,
-                      char *err, size_t errlen)
+                           char *err, size_t errlen)
 {
     int cat = runtime_map_key_order(key);
     bool absent = strcmp(value, STATE_ABSENT) == 0;
@@ -341,7 +341,7 @@ int runtime_map_apply_item(struct config *cfg, const char *key, const char *valu
 
 /* Items of `to` that differ from `from` (absent keys as STATE_ABSENT). */
 void runtime_map_diff(const struct state_map *from, const struct state_map *to,
-                     struct state_map *out)
+                      struct state_map *out)
 {
     state_map_init(out);
     for (size_t i = 0; i < to->n; i++)
@@ -354,7 +354,7 @@ void runtime_map_diff(const struct state_map *from, const struct state_map *to,
 
 /* Apply all items of diff to cfg in category order. Stops at the first failure. */
 int runtime_map_apply_all(struct config *cfg, const struct state_map *diff, char *err,
-                     size_t errlen)
+                          size_t errlen)
 {
     for (int cat = 0; cat < RUNTIME_MAP_ORDERS; cat++)
         for (size_t i = 0; i < diff->n; i++)
@@ -381,8 +381,8 @@ static void describe_item(const char *key, const char *from, const char *to,
     }
     if (cat == 1) {
         util_append(buf, buflen, "; ", "rules: %lu -> %lu",
-               from_abs ? 0ul : strtoul(from, NULL, 10),
-               to_abs ? 0ul : strtoul(to, NULL, 10));
+                    from_abs ? 0ul : strtoul(from, NULL, 10),
+                    to_abs ? 0ul : strtoul(to, NULL, 10));
         return;
     }
     char ver[CONFIG_NAME_MAX + 1];

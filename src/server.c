@@ -197,7 +197,8 @@ static int open_listeners(const struct config *cfg, int *fds, unsigned n)
     unsigned backlog = cfg->listen_backlog;
     if (somaxconn && somaxconn < backlog) {
         log_warn("limits.listen_backlog %u is capped by net.core.somaxconn to %u "
-                 "(raise it with sysctl to honour the setting)", backlog, somaxconn);
+                 "(raise it with sysctl to honour the setting)",
+                 backlog, somaxconn);
         backlog = somaxconn;
     }
     for (unsigned i = 0; i < n; i++) {

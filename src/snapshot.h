@@ -44,31 +44,31 @@ struct vstats;
 /* One worker's counters for one endpoint; only that worker writes. */
 struct endpoint_wslot {
     _Atomic uint64_t requests[STATUS_CLASSES]; /* finished txns by class */
-    _Atomic uint64_t inflight;   /* txns currently using the endpoint (gauge) */
+    _Atomic uint64_t inflight;                 /* txns currently using the endpoint (gauge) */
     _Atomic uint64_t connect_failures;
     _Atomic uint64_t retries;
-    _Atomic uint64_t conns;      /* open upstream conns, idle or lent (gauge) */
+    _Atomic uint64_t conns; /* open upstream conns, idle or lent (gauge) */
 } __attribute__((aligned(64)));
 
 struct endpoint {
     uint32_t magic;
     atomic_uint refs;
-    uint32_t id;        /* unique for the process lifetime */
-    uint32_t index;     /* small and dense: per-worker tables are indexed by
-                           it; the same for the endpoint's whole life (so
-                           across snapshots), reused only once it is freed */
-    char *version;      /* owned: version name */
-    char *address;      /* owned: "10.0.0.1:8080" */
+    uint32_t id;    /* unique for the process lifetime */
+    uint32_t index; /* small and dense: per-worker tables are indexed by
+                       it; the same for the endpoint's whole life (so
+                       across snapshots), reused only once it is freed */
+    char *version;  /* owned: version name */
+    char *address;  /* owned: "10.0.0.1:8080" */
     struct sockaddr_storage sa;
     socklen_t sa_len;
-    atomic_bool healthy;       /* health.c: active check verdict (default true) */
+    atomic_bool healthy;               /* health.c: active check verdict (default true) */
     _Atomic uint64_t ejected_until_ms; /* passive ejection, util_now_ms() clock */
-    atomic_bool retired;       /* no published snapshot names it any more */
-    atomic_uint consecutive_failures; /* passive: connect failures / 5xx */
-    _Atomic uint64_t ejections; /* passive ejections so far (counter) */
+    atomic_bool retired;               /* no published snapshot names it any more */
+    atomic_uint consecutive_failures;  /* passive: connect failures / 5xx */
+    _Atomic uint64_t ejections;        /* passive ejections so far (counter) */
     /* health.c's bookkeeping for status (written by main thread only): */
-    _Atomic uint64_t last_check_ms;    /* wall clock (ms since epoch), 0 = never */
-    atomic_int last_check_status;      /* HTTP status or -1 for failure */
+    _Atomic uint64_t last_check_ms;              /* wall clock (ms since epoch), 0 = never */
+    atomic_int last_check_status;                /* HTTP status or -1 for failure */
     atomic_uint check_successes, check_failures; /* consecutive, for rise/fall */
     struct endpoint_wslot slots[WORKERS_MAX];
 };
@@ -77,15 +77,15 @@ struct endpoint {
 struct snap_endpoint {
     struct endpoint *ep; /* refcounted */
     uint32_t weight;
-    bool draining;       /* gets no new requests */
+    bool draining; /* gets no new requests */
 };
 
 struct snap_version {
-    const char *name;    /* borrowed from cfg */
-    uint32_t split_bp;   /* share of unmatched, keyless requests */
-    uint32_t sticky_lo;  /* sticky buckets [lo, hi) map to this version */
+    const char *name;   /* borrowed from cfg */
+    uint32_t split_bp;  /* share of unmatched, keyless requests */
+    uint32_t sticky_lo; /* sticky buckets [lo, hi) map to this version */
     uint32_t sticky_hi;
-    int fallback;        /* version index taking traffic when none healthy, -1 none */
+    int fallback;              /* version index taking traffic when none healthy, -1 none */
     struct snap_endpoint *eps; /* owned array */
     size_t n_eps;
     struct vstats *stats; /* borrowed from metrics.c's registry (never freed),
@@ -95,17 +95,17 @@ struct snap_version {
 
 struct snap_rule {
     enum config_rule_match match;
-    char *name_lc;       /* owned: lower-cased header / cookie name as written */
+    char *name_lc; /* owned: lower-cased header / cookie name as written */
     size_t name_len;
-    const char *value;   /* borrowed from cfg; NULL = presence */
+    const char *value; /* borrowed from cfg; NULL = presence */
     size_t value_len;
-    int version;         /* target version index */
+    int version; /* target version index */
 };
 
 struct snapshot {
     atomic_uint refs;
     uint64_t generation;
-    struct config *cfg;  /* owned, validated */
+    struct config *cfg;            /* owned, validated */
     struct snap_version *versions; /* owned array, cfg order */
     size_t n_versions;
     struct snap_rule *rules; /* owned array */

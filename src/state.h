@@ -67,15 +67,15 @@ struct state_map {
 };
 
 struct state_history {
-    int64_t ts_ms;         /* when the change that followed was made */
-    char *what;            /* owned: that change, human ("split v1=50 v2=50") */
-    struct state_map map;  /* the full state in force before it */
+    int64_t ts_ms;        /* when the change that followed was made */
+    char *what;           /* owned: that change, human ("split v1=50 v2=50") */
+    struct state_map map; /* the full state in force before it */
 };
 
 struct state {
-    struct state_map file;    /* the config file's values at last load */
-    struct state_map changes; /* runtime values that differ from the file */
-    struct state_map extra;   /* state of other modules (the rollout), opaque */
+    struct state_map file;      /* the config file's values at last load */
+    struct state_map changes;   /* runtime values that differ from the file */
+    struct state_map extra;     /* state of other modules (the rollout), opaque */
     struct state_history *hist; /* owned array, oldest first */
     size_t n_hist, cap_hist;
 };

@@ -454,7 +454,7 @@ void status_page_render_stats(struct json_buf *b)
         json_buf_puts(b, "{\"name\":");
         json_buf_str(b, sv->name);
         json_buf_printf(b, ",\"split\":%s,\"share\":%.6f,\"rps\":%.3f,\"error_rate\":%.6f,"
-                        "\"p50_ms\":",
+                           "\"p50_ms\":",
                         pct, win_all ? (double)n / (double)win_all : 0.0,
                         (double)n / span_s,
                         n ? (double)d->requests[STATUS_CLASSES - 1] / (double)n : 0.0);

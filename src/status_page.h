@@ -20,9 +20,9 @@
 
 /* Content-Security-Policy for the page: inline script and style, fetch
  * from the same origin only, nothing external. */
-#define STATUS_PAGE_CSP                                                        \
+#define STATUS_PAGE_CSP                                                           \
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; " \
-    "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "   \
+    "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "    \
     "frame-ancestors 'none'"
 
 /* Append the stats JSON document (see status_page.c). Main thread. */

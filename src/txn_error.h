@@ -36,11 +36,11 @@ enum txn_error {
 };
 
 struct txn_error_info {
-    const char *reason;   /* human sentence: log "error" field, warnings */
-    int status;           /* what weir answers, or logs when it cannot */
-    int log_level;        /* enum log_level of the warning (log.h) */
-    const char *label;    /* metric label: weir_errors_total{error} */
-    bool upstream;        /* a failure of the upstream side */
+    const char *reason; /* human sentence: log "error" field, warnings */
+    int status;         /* what weir answers, or logs when it cannot */
+    int log_level;      /* enum log_level of the warning (log.h) */
+    const char *label;  /* metric label: weir_errors_total{error} */
+    bool upstream;      /* a failure of the upstream side */
 };
 
 /* Indexed by enum txn_error. */

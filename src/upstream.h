@@ -38,26 +38,26 @@ struct upstream_pool {
 
 /* One worker's upstream conns. */
 struct upstream_table {
-    struct loop *loop;          /* borrowed */
-    struct upstream_pool *pools;/* owned: n_pools, by endpoint index */
+    struct loop *loop;           /* borrowed */
+    struct upstream_pool *pools; /* owned: n_pools, by endpoint index */
     size_t n_pools;
-    struct upstream_conn *all;  /* every open conn, idle or lent (all_next) */
+    struct upstream_conn *all; /* every open conn, idle or lent (all_next) */
 };
 
 struct upstream_conn {
     uint32_t magic;
-    struct upstream_table *tab; /* borrowed: the table it is on */
-    struct endpoint *ep;       /* refcounted */
-    struct conn *cn;           /* owned */
-    struct txn *txn;           /* borrowed: the txn using it, NULL if idle */
-    bool connected;            /* connect completed */
-    bool reused;               /* served a txn before */
-    bool closing;              /* closed; freed after dispatch */
-    struct upstream_conn *pool_next;  /* idle list link */
+    struct upstream_table *tab;      /* borrowed: the table it is on */
+    struct endpoint *ep;             /* refcounted */
+    struct conn *cn;                 /* owned */
+    struct txn *txn;                 /* borrowed: the txn using it, NULL if idle */
+    bool connected;                  /* connect completed */
+    bool reused;                     /* served a txn before */
+    bool closing;                    /* closed; freed after dispatch */
+    struct upstream_conn *pool_next; /* idle list link */
     struct upstream_conn *pool_prev;
-    struct upstream_conn *all_next;   /* tab's list of all conns */
+    struct upstream_conn *all_next; /* tab's list of all conns */
     struct upstream_conn *all_prev;
-    struct reap_item reap;            /* deferred-free link */
+    struct reap_item reap; /* deferred-free link */
 };
 
 /* An empty table on loop l. Worker thread. */

@@ -96,8 +96,14 @@ static const struct {
     const char *name;
     uint64_t ns;
 } duration_units[] = {
-    {"ns", 1},          {"us", 1000},          {"\xc2\xb5s", 1000}, {"\xce\xbcs", 1000},
-    {"ms", 1000000},    {"s", 1000000000ULL},  {"m", 60000000000ULL}, {"h", 3600000000000ULL},
+    {"ns", 1},
+    {"us", 1000},
+    {"\xc2\xb5s", 1000},
+    {"\xce\xbcs", 1000},
+    {"ms", 1000000},
+    {"s", 1000000000ULL},
+    {"m", 60000000000ULL},
+    {"h", 3600000000000ULL},
 };
 
 #define DURATION_MAX_NS (86400ULL * 1000000000ULL) /* 24h */

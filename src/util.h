@@ -17,10 +17,10 @@
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Release-mode assert: broken invariants abort even in optimised builds. */
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (__builtin_expect(!(cond), 0))                                      \
-            util_check_failed(#cond, __FILE__, __LINE__);                      \
+#define CHECK(cond)                                       \
+    do {                                                  \
+        if (__builtin_expect(!(cond), 0))                 \
+            util_check_failed(#cond, __FILE__, __LINE__); \
     } while (0)
 
 /* Abort with a message naming the failed invariant. Any thread. */

@@ -259,7 +259,8 @@ static void on_settled(evutil_socket_t fd, short what, void *arg)
     /* runtime_reload logs the outcome (changes, or each FILE:LINE:COL error). */
     if (runtime_reload(&errs, msg, sizeof(msg)) < 0)
         log_warn("config file %s changed but has errors; still running the previous "
-                 "config", w.path);
+                 "config",
+                 w.path);
     config_errors_dispose(&errs);
 }
 
@@ -347,7 +348,8 @@ int watch_start(struct event_base *base, const char *path)
     int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (fd < 0) {
         log_warn("watch: inotify unavailable (%s); config changes need SIGHUP or "
-                 "`weirctl reload`", strerror(errno));
+                 "`weirctl reload`",
+                 strerror(errno));
         return -1;
     }
     w.fd = fd;
@@ -360,7 +362,8 @@ int watch_start(struct event_base *base, const char *path)
     refresh_watches();
     if (w.n_wd == 0) {
         log_warn("watch: cannot watch the directory of %s; config changes need SIGHUP "
-                 "or `weirctl reload`", path);
+                 "or `weirctl reload`",
+                 path);
         watch_stop();
         return -1;
     }

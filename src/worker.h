@@ -42,28 +42,28 @@ struct snapshot;
 
 struct worker {
     uint32_t magic;
-    int id;                         /* 0..workers-1: index of endpoint slots */
+    int id; /* 0..workers-1: index of endpoint slots */
     pthread_t thread;
-    struct loop loop;               /* event base, reap, timers, I/O batches */
-    struct client_table clients;    /* client.c's list of this worker's clients */
-    struct upstream_table upstreams;/* upstream.c's pools and conns */
-    struct proxy_table txns;        /* proxy.c's recycled txns */
-    struct mirror_table mirrors;    /* mirror.c's live mirrors */
-    struct evconnlistener *listener;/* owned; NULL once stopping */
-    int listen_fd;                  /* borrowed by listener */
-    struct accept_guard guard;      /* the listener's accept backoff */
-    struct snapshot *snap;          /* refcounted: the cached snapshot */
+    struct loop loop;                /* event base, reap, timers, I/O batches */
+    struct client_table clients;     /* client.c's list of this worker's clients */
+    struct upstream_table upstreams; /* upstream.c's pools and conns */
+    struct proxy_table txns;         /* proxy.c's recycled txns */
+    struct mirror_table mirrors;     /* mirror.c's live mirrors */
+    struct evconnlistener *listener; /* owned; NULL once stopping */
+    int listen_fd;                   /* borrowed by listener */
+    struct accept_guard guard;       /* the listener's accept backoff */
+    struct snapshot *snap;           /* refcounted: the cached snapshot */
     struct router_state router;
     struct balancer_state balancer;
-    int wake_fd;                    /* owned eventfd */
-    struct event *wake_ev;          /* owned */
-    struct event *drain_ev;         /* owned: drain deadline timer */
-    struct event *tick_ev;          /* owned: 1 s tick, picks up snapshots when idle */
-    uint64_t tick_reads;            /* loop.n_reads at the last tick */
-    uint64_t trim_reaped;           /* loop.n_reaped at the last memory trim */
-    atomic_bool stop_requested;     /* set by main thread */
-    atomic_bool finished;           /* worker's loop has ended */
-    bool started;                   /* the thread runs (join it) */
+    int wake_fd;                /* owned eventfd */
+    struct event *wake_ev;      /* owned */
+    struct event *drain_ev;     /* owned: drain deadline timer */
+    struct event *tick_ev;      /* owned: 1 s tick, picks up snapshots when idle */
+    uint64_t tick_reads;        /* loop.n_reads at the last tick */
+    uint64_t trim_reaped;       /* loop.n_reaped at the last memory trim */
+    atomic_bool stop_requested; /* set by main thread */
+    atomic_bool finished;       /* worker's loop has ended */
+    bool started;               /* the thread runs (join it) */
 };
 
 /*

@@ -37,14 +37,14 @@
  * except the two atomics, which any worker may change.
  */
 struct pod_config {
-    const char *name, *version;        /* borrowed from argv / static */
+    const char *name, *version; /* borrowed from argv / static */
     uint32_t latency_ms, jitter_ms, idle_ms;
-    uint32_t error_ppm;                /* --error-rate in parts per million */
+    uint32_t error_ppm; /* --error-rate in parts per million */
     unsigned threads;
     uint64_t seed;
     bool has_probe, verbose, quiet;
     size_t ident_len, demo_body_len;
-    char ident[2 * IDENT_MAX + 32];    /* "X-Pod: ..\r\nX-Version: ..\r\n" */
+    char ident[2 * IDENT_MAX + 32]; /* "X-Pod: ..\r\nX-Version: ..\r\n" */
     char demo_body[2 * IDENT_MAX + 32];
     atomic_bool ready;                 /* /ready answers 200 */
     atomic_bool faults;                /* --latency and --error-rate apply (POST /faults/on|off) */
@@ -61,23 +61,23 @@ enum conn_state {
 };
 
 enum route {
-    ROUTE_DEMO = 0,  /* the demo answer */
-    ROUTE_ECHO,      /* /echo: request line, headers, body */
-    ROUTE_UPLOAD,    /* /upload: count the body */
-    ROUTE_STATUS,    /* /status/NNN */
-    ROUTE_BYTES,     /* /bytes/N, Content-Length */
-    ROUTE_CHUNKED,   /* /chunked/N, chunked when HTTP/1.1 */
-    ROUTE_SLEEP,     /* /sleep/MS */
-    ROUTE_CLOSE,     /* /close: answer, then close */
-    ROUTE_WS,        /* /ws: 101 and byte echo */
-    ROUTE_BAD,       /* a known path with a malformed argument: 400 */
-    ROUTE_LIVE,      /* probes from here on: no latency, no injected errors */
-    ROUTE_READY,     /* /ready */
-    ROUTE_READY_ON,  /* POST /ready/on */
-    ROUTE_READY_OFF, /* POST /ready/off */
-    ROUTE_FAULTS_ON, /* POST /faults/on: --latency and --error-rate from now on */
+    ROUTE_DEMO = 0,   /* the demo answer */
+    ROUTE_ECHO,       /* /echo: request line, headers, body */
+    ROUTE_UPLOAD,     /* /upload: count the body */
+    ROUTE_STATUS,     /* /status/NNN */
+    ROUTE_BYTES,      /* /bytes/N, Content-Length */
+    ROUTE_CHUNKED,    /* /chunked/N, chunked when HTTP/1.1 */
+    ROUTE_SLEEP,      /* /sleep/MS */
+    ROUTE_CLOSE,      /* /close: answer, then close */
+    ROUTE_WS,         /* /ws: 101 and byte echo */
+    ROUTE_BAD,        /* a known path with a malformed argument: 400 */
+    ROUTE_LIVE,       /* probes from here on: no latency, no injected errors */
+    ROUTE_READY,      /* /ready */
+    ROUTE_READY_ON,   /* POST /ready/on */
+    ROUTE_READY_OFF,  /* POST /ready/off */
+    ROUTE_FAULTS_ON,  /* POST /faults/on: --latency and --error-rate from now on */
     ROUTE_FAULTS_OFF, /* POST /faults/off */
-    ROUTE_NOT_FOUND, /* anything else on the probe listener */
+    ROUTE_NOT_FOUND,  /* anything else on the probe listener */
 };
 
 enum hdr_kind {
@@ -89,23 +89,23 @@ enum hdr_kind {
 /* What the current request asked for; reset by on_message_begin. */
 struct req {
     enum route route;
-    enum hdr_kind hdr;        /* header whose value is being collected */
-    int status;               /* /status/NNN */
-    int fail_status;          /* set by a callback that aborts the parse */
-    uint64_t arg;             /* N of /bytes, /chunked; ms of /sleep */
-    uint64_t body_bytes;      /* request body bytes seen so far */
-    size_t head_bytes;        /* target + header bytes seen so far */
-    const char *bad_msg;      /* static; ROUTE_BAD body */
-    bool head;                /* HEAD: no body in the answer */
-    bool http11;              /* HTTP/1.1 (chunked, 100-continue allowed) */
-    bool keep_alive;          /* llhttp_should_keep_alive() at the end */
-    bool in_body;             /* headers done; later fields are trailers */
-    bool ws_header;           /* Upgrade: websocket seen */
-    bool expect_continue;     /* Expect: 100-continue seen */
-    bool will_upgrade;        /* the answer is 101; the rest is a tunnel */
-    bool injected;            /* --error-rate picked this request */
-    bool echo_too_large;      /* /echo body went over ECHO_BODY_MAX */
-    uint8_t name_len;         /* UINT8_MAX: longer than name[] */
+    enum hdr_kind hdr;    /* header whose value is being collected */
+    int status;           /* /status/NNN */
+    int fail_status;      /* set by a callback that aborts the parse */
+    uint64_t arg;         /* N of /bytes, /chunked; ms of /sleep */
+    uint64_t body_bytes;  /* request body bytes seen so far */
+    size_t head_bytes;    /* target + header bytes seen so far */
+    const char *bad_msg;  /* static; ROUTE_BAD body */
+    bool head;            /* HEAD: no body in the answer */
+    bool http11;          /* HTTP/1.1 (chunked, 100-continue allowed) */
+    bool keep_alive;      /* llhttp_should_keep_alive() at the end */
+    bool in_body;         /* headers done; later fields are trailers */
+    bool ws_header;       /* Upgrade: websocket seen */
+    bool expect_continue; /* Expect: 100-continue seen */
+    bool will_upgrade;    /* the answer is 101; the rest is a tunnel */
+    bool injected;        /* --error-rate picked this request */
+    bool echo_too_large;  /* /echo body went over ECHO_BODY_MAX */
+    uint8_t name_len;     /* UINT8_MAX: longer than name[] */
     uint8_t value_len;
     char name[16];
     char value[32];
@@ -114,44 +114,44 @@ struct req {
 struct worker {
     uint32_t magic;
     unsigned id;
-    struct pod_config *cfg;             /* borrowed (see struct pod_config) */
+    struct pod_config *cfg; /* borrowed (see struct pod_config) */
     pthread_t thread;
-    struct event_base *base;            /* owned */
-    struct evconnlistener *main_lst;    /* owned */
-    struct evconnlistener *probe_lst;   /* owned, worker 0 only */
-    struct event *stop_ev;              /* owned */
-    struct conn *conns;                 /* owned list */
+    struct event_base *base;          /* owned */
+    struct evconnlistener *main_lst;  /* owned */
+    struct evconnlistener *probe_lst; /* owned, worker 0 only */
+    struct event *stop_ev;            /* owned */
+    struct conn *conns;               /* owned list */
     uint64_t next_conn_id;
-    uint64_t rng;                       /* xorshift64 state, for jitter */
-    time_t date_sec;                    /* second the Date line is for */
+    uint64_t rng;    /* xorshift64 state, for jitter */
+    time_t date_sec; /* second the Date line is for */
     size_t date_len;
-    size_t demo_len, demo_head_len;     /* prebuilt demo answer, keep-alive */
-    char date[64];                      /* "Date: ...\r\n" */
+    size_t demo_len, demo_head_len; /* prebuilt demo answer, keep-alive */
+    char date[64];                  /* "Date: ...\r\n" */
     char demo[1024];
 };
 
 struct conn {
     uint32_t magic;
     enum conn_state state;
-    int fd;                       /* owned */
-    bool probe_listener;          /* accepted on the --probe listener */
-    bool peer_eof;                /* read returned 0 */
-    bool rd_on, wr_on;            /* rev / wev currently added */
-    bool stream_chunked;          /* STREAM frames pieces as chunks */
-    uint64_t id;                  /* c#W.N in logs */
-    uint64_t last_active_ms;      /* last read or write progress */
-    uint64_t stream_left;         /* body bytes still to queue in STREAM */
-    struct worker *w;             /* borrowed */
-    struct conn *prev, *next;     /* worker's list; borrowed */
-    struct event *rev, *wev;      /* owned */
-    struct event *timer;          /* owned: delay (WAIT), linger, idle */
-    struct evbuffer *out;         /* owned */
-    struct evbuffer *echo;        /* owned, NULL until the first /echo */
+    int fd;                   /* owned */
+    bool probe_listener;      /* accepted on the --probe listener */
+    bool peer_eof;            /* read returned 0 */
+    bool rd_on, wr_on;        /* rev / wev currently added */
+    bool stream_chunked;      /* STREAM frames pieces as chunks */
+    uint64_t id;              /* c#W.N in logs */
+    uint64_t last_active_ms;  /* last read or write progress */
+    uint64_t stream_left;     /* body bytes still to queue in STREAM */
+    struct worker *w;         /* borrowed */
+    struct conn *prev, *next; /* worker's list; borrowed */
+    struct event *rev, *wev;  /* owned */
+    struct event *timer;      /* owned: delay (WAIT), linger, idle */
+    struct evbuffer *out;     /* owned */
+    struct evbuffer *echo;    /* owned, NULL until the first /echo */
     llhttp_t parser;
     struct req req;
     size_t url_len;
-    size_t in_off, in_len;        /* unparsed bytes are in[in_off, +in_len) */
-    char url[URL_MAX];            /* request target of the current request */
+    size_t in_off, in_len; /* unparsed bytes are in[in_off, +in_len) */
+    char url[URL_MAX];     /* request target of the current request */
     char in[IN_CAP];
 };
 

@@ -36,7 +36,7 @@ static char x_page[STREAM_PIECE]; /* 'x' bytes; written once by pod_http_init */
 /* ---- small buffers ------------------------------------------------------ */
 
 struct outbuf {
-    char *p;       /* borrowed */
+    char *p; /* borrowed */
     size_t len, cap;
 };
 
@@ -47,8 +47,7 @@ static void ob_put(struct outbuf *b, const char *s, size_t n)
     b->len += n;
 }
 
-__attribute__((format(printf, 2, 3)))
-static void ob_putf(struct outbuf *b, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void ob_putf(struct outbuf *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -113,7 +112,8 @@ static void worker_refresh_date(struct worker *w)
     ob_put(&b, w->date, w->date_len);
     ob_put(&b, w->cfg->ident, w->cfg->ident_len);
     ob_putf(&b, "Content-Type: text/plain; charset=utf-8\r\n"
-                "Content-Length: %zu\r\n\r\n", w->cfg->demo_body_len);
+                "Content-Length: %zu\r\n\r\n",
+            w->cfg->demo_body_len);
     w->demo_head_len = b.len;
     ob_put(&b, w->cfg->demo_body, w->cfg->demo_body_len);
     w->demo_len = b.len;
@@ -520,9 +520,9 @@ static int on_header_field_complete(llhttp_t *p)
     if (r->route == ROUTE_ECHO)
         evbuffer_add(c->echo, ": ", 2);
     struct strview name = {r->name, r->name_len == UINT8_MAX ? 0 : r->name_len};
-    r->hdr = util_sv_ieq(name, "upgrade") ? HDR_UPGRADE
-           : util_sv_ieq(name, "expect")  ? HDR_EXPECT
-                                          : HDR_OTHER;
+    r->hdr = util_sv_ieq(name, "upgrade")  ? HDR_UPGRADE
+             : util_sv_ieq(name, "expect") ? HDR_EXPECT
+                                           : HDR_OTHER;
     r->value_len = 0;
     return 0;
 }
@@ -680,8 +680,7 @@ void pod_http_parse(struct conn *c)
         } else if (err != HPE_OK) {
             pod_conn_consume(c, c->in_len);
             if (c->req.fail_status)
-                conn_fail(c, c->req.fail_status, c->req.fail_status == 414
-                          ? "request target too long" : "request head too large");
+                conn_fail(c, c->req.fail_status, c->req.fail_status == 414 ? "request target too long" : "request head too large");
             else
                 conn_fail(c, 400, llhttp_get_error_reason(&c->parser));
             return;

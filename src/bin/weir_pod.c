@@ -157,7 +157,7 @@ static void usage(FILE *f)
 "  POST /faults/on, POST /faults/off  switch --latency and --error-rate (200)\n"
 "Every answer carries X-Pod: NAME and X-Version: VERSION.\n"
 "SIGTERM/SIGINT: exit 0.\n");
-/* clang-format on */
+    /* clang-format on */
 }
 
 /* clang-format off */
@@ -256,8 +256,19 @@ static int open_listeners(const char *what, const char *text, struct sockaddr_st
 
 int main(int argc, char **argv)
 {
-    enum { O_NAME = 256, O_VERSION, O_LISTEN, O_PROBE, O_LATENCY, O_JITTER,
-           O_ERROR_RATE, O_THREADS, O_IDLE, O_SEED, O_UNREADY, O_QUIET, O_VERBOSE,
+    enum { O_NAME = 256,
+           O_VERSION,
+           O_LISTEN,
+           O_PROBE,
+           O_LATENCY,
+           O_JITTER,
+           O_ERROR_RATE,
+           O_THREADS,
+           O_IDLE,
+           O_SEED,
+           O_UNREADY,
+           O_QUIET,
+           O_VERBOSE,
            O_FAULTS_OFF };
     static const struct option opts[] = {
         {"name", required_argument, NULL, O_NAME},
@@ -351,11 +362,11 @@ int main(int argc, char **argv)
         die_usage("bad --probe address '%s' (host:port or [v6]:port)", probe_s);
     config.has_probe = probe_s != NULL;
     config.ident_len = (size_t)snprintf(config.ident, sizeof(config.ident),
-                                       "X-Pod: %s\r\nX-Version: %s\r\n",
-                                       config.name, config.version);
+                                        "X-Pod: %s\r\nX-Version: %s\r\n",
+                                        config.name, config.version);
     config.demo_body_len = (size_t)snprintf(config.demo_body, sizeof(config.demo_body),
-                                           "Host: %s, Version: %s\n",
-                                           config.name, config.version);
+                                            "Host: %s, Version: %s\n",
+                                            config.name, config.version);
     pod_http_init();
     signal(SIGPIPE, SIG_IGN);
 

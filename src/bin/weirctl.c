@@ -664,5 +664,6 @@ int main(int argc, char **argv)
     }
     json_free(a);
     json_buf_dispose(&ans);
-    return ok ? EXIT_OK : usage ? EXIT_USAGE : EXIT_REFUSED;
+    return ok ? EXIT_OK : usage ? EXIT_USAGE
+                                : EXIT_REFUSED;
 }

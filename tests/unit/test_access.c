@@ -108,8 +108,7 @@ static void test_json_routed(void)
     ok(strstr(l, "\"protocol\":\"HTTP/1.0\"") != NULL, "HTTP/1.0");
     ok(strstr(l, "\"route\":\"rule\",\"rule\":2,\"bucket\":4711,"
                  "\"upstream_ms\":12345.678,\"upstream_connect_ms\":null,"
-                 "\"duration_ms\":12345.999,\"retries\":1")
-           != NULL,
+                 "\"duration_ms\":12345.999,\"retries\":1") != NULL,
        "rule, bucket, milliseconds with three decimals, retries");
 }
 
@@ -175,8 +174,7 @@ static void test_hostile(void)
     e.target = sv("/\"}{\\");
     const char *l = line(LOG_F_JSON, &e, 4095);
     ok(strstr(l, "\"user_agent\":\"a\\\"b\\\\c\\u0009d\\u000d\\u000ae\\u007f\xc3\xa9"
-                 "\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\",")
-           != NULL,
+                 "\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\",") != NULL,
        "JSON: quote and backslash escaped, controls as \\u00XX, invalid UTF-8 as U+FFFD, "
        "valid UTF-8 kept");
     ok(strstr(l, "\"target\":\"/\\\"}{\\\\\"") != NULL, "JSON: target escaped");
@@ -184,8 +182,7 @@ static void test_hostile(void)
     ok(parses(l), "JSON: the line parses");
 
     l = line(LOG_F_COMBINED, &e, 4095);
-    ok(strstr(l, "\"a\\x22b\\x5cc\\x09d\\x0d\\x0ae\\x7f\\xc3\\xa9\\x80\\xe2\\x82\\xc0\\xaf\"")
-           != NULL,
+    ok(strstr(l, "\"a\\x22b\\x5cc\\x09d\\x0d\\x0ae\\x7f\\xc3\\xa9\\x80\\xe2\\x82\\xc0\\xaf\"") != NULL,
        "combined: quote, backslash, controls and every non-ASCII byte as \\xHH");
     ok(strstr(l, "\"GET /\\x22}{\\x5c HTTP/1.1\"") != NULL, "combined: target escaped");
     ok(strchr(l, '\n') == NULL, "combined: still one line");

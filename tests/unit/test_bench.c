@@ -209,7 +209,8 @@ static void test_schedule(void)
     is_int(bench_sched_intended_ns(60000, 16, 15, 13500000),
            3600000000000ull + 250000, "conn 15 in the same round: +15 slots");
     /* The union of all connections' times is evenly spaced. */
-    enum { C = 7, K = 3000 };
+    enum { C = 7,
+           K = 3000 };
     static uint64_t t[C * K];
     double rate = 12345.6;
     for (uint32_t c = 0; c < C; c++)
@@ -321,7 +322,7 @@ static void test_ramp(void)
         uint32_t left = 10000;
         for (size_t i = 0; i < cur.n; i++) {
             snprintf(cur.name[i], sizeof(cur.name[0]), "v%zu", i);
-            uint32_t v = i + 1 == cur.n ? left
+            uint32_t v = i + 1 == cur.n     ? left
                          : (rng() % 4 == 0) ? 0
                                             : (uint32_t)(rng() % (left + 1));
             cur.bp[i] = v;
@@ -551,7 +552,6 @@ static void test_report(void)
            strchr(text, '\n') == text + len - 1,
        "JSON is one balanced line");
     free(text);
-
 
     /* The plot: well-formed enough to check by hand, names escaped. */
     struct bench_report odd;

@@ -180,7 +180,7 @@ static void test_full(void)
     is_int(c->n_versions, 3, "three versions");
     if (c->n_versions == 3) {
         const struct config_version *b = &c->versions[0], *g = &c->versions[1],
-                                     *k = &c->versions[2];
+                                    *k = &c->versions[2];
         is_str(b->name, "blue", "versions keep file order (1)");
         is_str(g->name, "green", "versions keep file order (2)");
         is_str(k->name, "canary.v-3_x", "version name with . - _");
@@ -594,14 +594,16 @@ static void test_inline(void)
 
     ok(load_text("listen: 1.2.3.4:80\nversions: {v1: {endpoints: [1.2.3.4:81]}}\n"
                  "split: {v1: 100}\nworkers: auto\nLISTEN: 1.2.3.4:81\n",
-                 buf, sizeof(buf)) == NULL, "key case matters");
+                 buf, sizeof(buf)) == NULL,
+       "key case matters");
     is_str(buf, "t.yaml:5:1: unknown key \"LISTEN\" (did you mean \"listen\"?)\n",
            "case-insensitive suggestion");
 
     /* messages quote untrusted text safely */
     ok(load_text("listen: 1.2.3.4:80\nversions: {v1: {endpoints: [1.2.3.4:81]}}\n"
                  "split: {v1: 100}\n\"a\\tb\\\"c\": 1\n",
-                 buf, sizeof(buf)) == NULL, "odd key fails");
+                 buf, sizeof(buf)) == NULL,
+       "odd key fails");
     is_str(buf, "t.yaml:4:1: unknown key \"a\\x09b\\\"c\" (expected one of: listen, control, "
                 "control_mode, control_owner, control_group, state, admin, watch, "
                 "version_header, workers, retries, timeouts, limits, versions, split, sticky, "
@@ -700,11 +702,21 @@ static void test_durations(void)
         const char *text;
         uint32_t ms;
     } good[] = {
-        {"250ms", 250},       {"2s", 2000},           {"1m", 60000},
-        {"5m30s", 330000},    {"1m30s", 90000},       {"1h2m3.5s", 3723500},
-        {"1.5h", 5400000},    {"0", 0},               {"0s", 0},
-        {"2000us", 2},        {"2000000ns", 2},       {".5s", 500},
-        {"1s500ms", 1500},    {"24h", 86400000},      {"23h59m60s", 86400000},
+        {"250ms", 250},
+        {"2s", 2000},
+        {"1m", 60000},
+        {"5m30s", 330000},
+        {"1m30s", 90000},
+        {"1h2m3.5s", 3723500},
+        {"1.5h", 5400000},
+        {"0", 0},
+        {"0s", 0},
+        {"2000us", 2},
+        {"2000000ns", 2},
+        {".5s", 500},
+        {"1s500ms", 1500},
+        {"24h", 86400000},
+        {"23h59m60s", 86400000},
         {"3000\xc2\xb5s", 3},
     };
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {

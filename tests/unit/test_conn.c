@@ -136,7 +136,7 @@ static bool cond_at_least(void *arg)
     return *a->v >= a->n;
 }
 
-#define SPIN_COUNT(loop, counter, min, ms)                                     \
+#define SPIN_COUNT(loop, counter, min, ms) \
     spin((loop), cond_at_least, &(struct at_least){&(counter), (min)}, (ms))
 
 /* The loop's reap counter reached a value. */

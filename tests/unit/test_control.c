@@ -477,7 +477,8 @@ static void test_persistence(void)
     FILE *f = fopen(cfg_path, "w");
     fprintf(f, "listen: 127.0.0.1:18081\ncontrol: %s/weir.sock\nworkers: 3\n"
                "versions:\n  v1:\n    endpoints: [127.0.0.1:9002]\n"
-               "  v2:\n    endpoints: [127.0.0.1:9003]\nsplit: {v1: 50, v2: 50}\n", dir);
+               "  v2:\n    endpoints: [127.0.0.1:9003]\nsplit: {v1: 50, v2: 50}\n",
+            dir);
     fclose(f);
     struct json_value *v = run("reload");
     ok(v && json_get_bool(v, "ok", false), "reload with the drained endpoint gone");
@@ -524,7 +525,8 @@ static void test_persistence(void)
                "  v1:\n    endpoints: [127.0.0.1:9001, 127.0.0.1:9002]\n"
                "  v2:\n    endpoints: [127.0.0.1:9003]\n"
                "  v3:\n    endpoints: [127.0.0.1:9009]\n"
-               "split: {v1: 90, v2: 10}\n", dir);
+               "split: {v1: 90, v2: 10}\n",
+            dir);
     fclose(f);
     struct timeval tv[2];
     gettimeofday(&tv[0], NULL);

@@ -156,18 +156,18 @@ struct sim {
     double base_err, canary_err;
     double canary_scale;
     uint64_t canary_add_us;
-    unsigned checks;  /* one per second */
-    unsigned step_ms; /* time between checks */
+    unsigned checks;   /* one per second */
+    unsigned step_ms;  /* time between checks */
     uint64_t fault_ms; /* the canary is as the baseline before this instant */
 };
 
 struct sim_out {
-    int first_fail;  /* check index, -1 if none */
-    int first_pass;  /* check index, -1 if none */
-    uint64_t canary_at_fail;  /* canary requests judged when it failed */
-    uint64_t canary_seen;     /* canary requests sent after the fault, before the fail */
-    uint64_t fail_after_ms;   /* time from the fault to the fail */
-    int naive_alarm; /* a fixed-sample z-test re-run each check alarmed */
+    int first_fail;          /* check index, -1 if none */
+    int first_pass;          /* check index, -1 if none */
+    uint64_t canary_at_fail; /* canary requests judged when it failed */
+    uint64_t canary_seen;    /* canary requests sent after the fault, before the fail */
+    uint64_t fail_after_ms;  /* time from the fault to the fail */
+    int naive_alarm;         /* a fixed-sample z-test re-run each check alarmed */
     int pass_below_min;
     struct guard_result last;
 };
@@ -278,10 +278,13 @@ static void test_false_alarms(void)
     enum { RUNS = 400 };
     struct sim sim = {
         .cfg = defaults,
-        .base_rps = 95, .canary_rps = 25,
-        .base_err = 0.02, .canary_err = 0.02,
+        .base_rps = 95,
+        .canary_rps = 25,
+        .base_err = 0.02,
+        .canary_err = 0.02,
         .canary_scale = 1.0,
-        .checks = 600, .step_ms = 1000,
+        .checks = 600,
+        .step_ms = 1000,
     };
     sim.cfg.max_increase_bp = 0;
     sim.cfg.max_ratio = 1.0;
@@ -301,9 +304,11 @@ static void test_false_alarms(void)
            fails, RUNS, 100.0 * fails / RUNS, 100.0 * bound, err_fails, naive,
            100.0 * naive / RUNS);
     ok(fails <= (int)(2.0 * bound * RUNS), "A/A at the null: %d false fails in %d runs of 600 "
-       "checks (bound %.0f)", fails, RUNS, bound * RUNS);
+                                           "checks (bound %.0f)",
+       fails, RUNS, bound * RUNS);
     ok(naive > (int)(3.0 * bound * RUNS), "the same traffic makes a re-run fixed-sample test "
-       "alarm in %d runs: the simulation can tell", naive);
+                                          "alarm in %d runs: the simulation can tell",
+       naive);
 
     /* The documented defaults (1 point, 1.5 x p99 + 5 ms): no fails. Passing
      * needs an upper bound on the canary's p99, i.e. enough of its tail:
@@ -357,10 +362,13 @@ static void detect_errors(uint32_t margin_bp, double canary_rps, double base_err
     enum { RUNS = 100 };
     struct sim sim = {
         .cfg = defaults,
-        .base_rps = 1000 - canary_rps, .canary_rps = canary_rps,
-        .base_err = base_err, .canary_err = canary_err,
+        .base_rps = 1000 - canary_rps,
+        .canary_rps = canary_rps,
+        .base_err = base_err,
+        .canary_err = canary_err,
         .canary_scale = 1.0,
-        .checks = (unsigned)(600 + fault_ms / 100), .step_ms = 100,
+        .checks = (unsigned)(600 + fault_ms / 100),
+        .step_ms = 100,
         .fault_ms = fault_ms,
     };
     sim.cfg.max_increase_bp = margin_bp;
@@ -388,7 +396,8 @@ static void detect_errors(uint32_t margin_bp, double canary_rps, double base_err
            canary_rps / 10.0, at[RUNS / 2] / 1000.0, at[RUNS * 9 / 10] / 1000.0, at[RUNS - 1] / 1000.0,
            (unsigned long long)reqs[RUNS / 2], (unsigned long long)reqs[RUNS * 9 / 10], missed);
     is_int(wrong + early, 0, "%.1f %% -> %.1f %%, margin %.2f: every fail is on the error test, "
-           "after the fault", 100 * base_err, 100 * canary_err, margin_bp / 100.0);
+                             "after the fault",
+           100 * base_err, 100 * canary_err, margin_bp / 100.0);
     *p50 = at[RUNS / 2];
     *p90 = at[RUNS * 9 / 10];
     *max = at[RUNS - 1];
@@ -412,7 +421,8 @@ static void test_detect_errors(void)
     detect_errors(100, 50, 0.0, 0.05, 10000, &mid50, &p90, &max, &missed);
     is_int(missed, 0, "0 %% -> 5 %% at 10 s into the step: every run fails");
     ok(mid50 <= p50 + 3000, "a fault 10 s into the step fails within 3 s of one from the start "
-       "(median %.1f vs %.1f s)", mid50 / 1000.0, p50 / 1000.0);
+                            "(median %.1f vs %.1f s)",
+       mid50 / 1000.0, p50 / 1000.0);
     /* The benchmark's settings: a 0.2-point margin. */
     detect_errors(20, 50, 0.0, 0.05, 10000, &p50, &p90, &max, &missed);
     is_int(missed, 0, "margin 0.2 points, 0 %% -> 5 %% at 10 s: every run fails");
@@ -423,7 +433,8 @@ static void test_detect_errors(void)
     detect_errors(10, 50, 0.0, 0.005, 10000, &p50, &p90, &max, &missed);
     detect_errors(10, 250, 0.0, 0.005, 10000, &p50, &p90, &max, &missed);
     ok(missed <= 10, "margin 0.1 points, 0 %% -> 0.5 %% on a 25 %% canary: 9 in 10 runs fail "
-       "(%d missed)", missed);
+                     "(%d missed)",
+       missed);
     ok(p50 <= 30000, "half of them within 30 s of the fault (%.1f s)", p50 / 1000.0);
 }
 
@@ -435,10 +446,15 @@ static void latency_runs(double canary_rps, double scale, uint64_t add_us, uint6
 {
     struct sim sim = {
         .cfg = defaults,
-        .base_rps = 1000 - canary_rps, .canary_rps = canary_rps,
-        .base_err = 0.01, .canary_err = 0.01,
-        .canary_scale = scale, .canary_add_us = add_us,
-        .checks = (unsigned)(600 + fault_ms / 100), .step_ms = 100, .fault_ms = fault_ms,
+        .base_rps = 1000 - canary_rps,
+        .canary_rps = canary_rps,
+        .base_err = 0.01,
+        .canary_err = 0.01,
+        .canary_scale = scale,
+        .canary_add_us = add_us,
+        .checks = (unsigned)(600 + fault_ms / 100),
+        .step_ms = 100,
+        .fault_ms = fault_ms,
     };
     struct sim_out o;
     uint64_t total = 0;
@@ -471,7 +487,8 @@ static void test_detect_latency(void)
      * its requests: before that a latency fail cannot be told). */
     latency_runs(50, 1.0, 50000, 10000, 50, &missed, &wrong, &mean, &worst, &last);
     printf("# 5 %% canary, +50 ms at 10 s (p99 %.0f -> %.0f ms): fails after a mean %.0f, "
-           "max %llu canary requests (%.1f / %.1f s at 50 req/s)\n", last.baseline_latency_ms,
+           "max %llu canary requests (%.1f / %.1f s at 50 req/s)\n",
+           last.baseline_latency_ms,
            last.latency_ms, mean, (unsigned long long)worst, mean / 50, worst / 50.0);
     ok(missed == 0 && wrong == 0, "+50 ms on a 5 %% canary: all 50 runs fail, on latency");
     ok(worst <= 250, "within 5 s of the fault (the slowest after %llu canary requests)",
@@ -480,10 +497,12 @@ static void test_detect_latency(void)
      * edge of what a p99 bound can tell at this confidence. Measured only. */
     latency_runs(50, 2.0, 0, 0, 50, &missed, &wrong, &mean, &worst, &last);
     printf("# 5 %% canary, latency x2: %d of 50 runs fail within 60 s (mean %.0f canary "
-           "requests)\n", 50 - missed, mean);
+           "requests)\n",
+           50 - missed, mean);
     latency_runs(50, 3.0, 0, 0, 50, &missed, &wrong, &mean, &worst, &last);
     printf("# 5 %% canary, latency x3: %d of 50 runs fail within 60 s (mean %.0f, max %llu "
-           "canary requests)\n", 50 - missed, mean, (unsigned long long)worst);
+           "canary requests)\n",
+           50 - missed, mean, (unsigned long long)worst);
     is_int(missed, 0, "3 x latency on a 5 %% canary: every run fails");
 }
 
@@ -497,7 +516,8 @@ static void test_detect_latency_x2(void)
     rng_state = 11;
     latency_runs(500, 2.0, 0, 0, 50, &missed, &wrong, &mean, &worst, &last);
     printf("# 50 %% canary, latency x2 (p99 %.0f -> %.0f ms): fails after a mean %.0f, max %llu "
-           "canary requests; reason: %s\n", last.baseline_latency_ms, last.latency_ms, mean,
+           "canary requests; reason: %s\n",
+           last.baseline_latency_ms, last.latency_ms, mean,
            (unsigned long long)worst, last.reason);
     is_int(missed, 0, "2 x p99 latency on a 50 %% canary: every run fails within 60 s");
     is_int(wrong, 0, "and on the latency test");
@@ -510,10 +530,13 @@ static void test_sparse(void)
      * the canary side; the verdict stays hold and says why. */
     struct sim sim = {
         .cfg = defaults,
-        .base_rps = 4.75, .canary_rps = 0.25,
-        .base_err = 0.0, .canary_err = 0.0,
+        .base_rps = 4.75,
+        .canary_rps = 0.25,
+        .base_err = 0.0,
+        .canary_err = 0.0,
         .canary_scale = 1.0,
-        .checks = 600, .step_ms = 1000,
+        .checks = 600,
+        .step_ms = 1000,
     };
     struct sim_out o;
     rng_state = 3;

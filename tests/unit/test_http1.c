@@ -75,12 +75,11 @@ static void test_rewrite_many_fields(void)
     n += (size_t)snprintf(raw + n, sizeof(raw) - n, "\r\n");
     struct http1_response res = {.headers = many, .max_headers = 256};
     is_int(http1_parse_response(&res, raw, n, false, &err), 0, "250 short response fields parse");
-    enum http1_framing f = http1_write_response(b, &res, &(struct http1_back){
-        .client_minor = 1, .close = true, .version_header = "X-Version", .version = "v2"});
+    enum http1_framing f = http1_write_response(b, &res, &(struct http1_back){.client_minor = 1, .close = true, .version_header = "X-Version", .version = "v2"});
     out = drain_str(b);
     olen = strlen(out);
     ok(f == H1_F_CHUNKED && olen > 4 && strcmp(out + olen - 4, "\r\n\r\n") == 0 &&
-       strstr(out, "Transfer-Encoding: chunked\r\nConnection: close\r\n"),
+           strstr(out, "Transfer-Encoding: chunked\r\nConnection: close\r\n"),
        "rewritten response with 250 fields is complete and states its framing");
     free(out);
 
@@ -204,7 +203,8 @@ int main(void)
     struct evbuffer *b = evbuffer_new();
     parse("POST http://h/p?q HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.1.1.1\r\n"
           "X-Forwarded-For: 2.2.2.2\r\nConnection: X-Drop\r\nX-Drop: 1\r\nVia: 1.0 edge\r\n"
-          "Transfer-Encoding: chunked\r\nUpgrade: h2c\r\n\r\n", &req, &err);
+          "Transfer-Encoding: chunked\r\nUpgrade: h2c\r\n\r\n",
+          &req, &err);
     http1_write_request(b, &req, &fwd);
     char *out = drain_str(b);
     is_str(out,

@@ -85,15 +85,15 @@ static void test_window_and_render(void)
     memset(&w, 0, sizeof(w));
     w.id = 3;
     struct endpoint *ep1 = s->versions[0].eps[0].ep;
-    metrics_txn_done(&w, s, 0, ep1, 200, TXN_E_NONE, false, 40); /* bucket 0 */
+    metrics_txn_done(&w, s, 0, ep1, 200, TXN_E_NONE, false, 40);      /* bucket 0 */
     metrics_txn_done(&w, s, 0, ep1, 503, TXN_E_NONE, false, 2000000); /* 2 s */
     metrics_txn_done(&w, s, 1, NULL, 503, TXN_E_NO_ENDPOINT, false, 10);
-    metrics_txn_done(&w, s, 0, ep1, 499, TXN_E_CLIENT_HEAD, true, 10); /* client left */
+    metrics_txn_done(&w, s, 0, ep1, 499, TXN_E_CLIENT_HEAD, true, 10);   /* client left */
     metrics_txn_done(&w, s, -1, NULL, 400, TXN_E_BAD_REQUEST, false, 5); /* unrouted */
-    metrics_txn_io(&w, s, 0, 100, 1000, 30);       /* upstream 30 µs: bucket 0 */
-    metrics_txn_io(&w, s, 0, 50, 200, 1500000);    /* 1.5 s */
-    metrics_txn_io(&w, s, 1, 70, 90, -1);          /* weir answered: no upstream time */
-    metrics_txn_io(&w, s, -1, 999, 999, 5);        /* unrouted: not counted */
+    metrics_txn_io(&w, s, 0, 100, 1000, 30);                             /* upstream 30 µs: bucket 0 */
+    metrics_txn_io(&w, s, 0, 50, 200, 1500000);                          /* 1.5 s */
+    metrics_txn_io(&w, s, 1, 70, 90, -1);                                /* weir answered: no upstream time */
+    metrics_txn_io(&w, s, -1, 999, 999, 5);                              /* unrouted: not counted */
 
     struct metrics_vtotals t;
     metrics_vstats_totals(s->versions[0].stats, &t);
@@ -146,36 +146,39 @@ static void test_window_and_render(void)
     ok(strstr(b.p, "weir_requests_total{version=\"\",endpoint=\"\",code=\"4xx\"} 1\n") != NULL,
        "unrouted answers have version=\"\"");
     ok(strstr(b.p, "weir_request_duration_seconds_bucket{version=\"v1\",le=\"0.00005\"} 2\n") &&
-       strstr(b.p, "weir_request_duration_seconds_bucket{version=\"v1\",le=\"0.0005\"} 4\n") &&
-       strstr(b.p, "weir_request_duration_seconds_bucket{version=\"v1\",le=\"2.5\"} 5\n") &&
-       strstr(b.p, "weir_request_duration_seconds_bucket{version=\"v1\",le=\"+Inf\"} 5\n") &&
-       strstr(b.p, "weir_request_duration_seconds_count{version=\"v1\"} 5\n") &&
-       strstr(b.p, "weir_request_duration_seconds_sum{version=\"v1\"} 2.00065\n"),
+           strstr(b.p, "weir_request_duration_seconds_bucket{version=\"v1\",le=\"0.0005\"} 4\n") &&
+           strstr(b.p, "weir_request_duration_seconds_bucket{version=\"v1\",le=\"2.5\"} 5\n") &&
+           strstr(b.p, "weir_request_duration_seconds_bucket{version=\"v1\",le=\"+Inf\"} 5\n") &&
+           strstr(b.p, "weir_request_duration_seconds_count{version=\"v1\"} 5\n") &&
+           strstr(b.p, "weir_request_duration_seconds_sum{version=\"v1\"} 2.00065\n"),
        "histogram buckets are cumulative, with _sum and _count");
     ok(strstr(b.p, "weir_split_percent{version=\"v1\"} 70\n") != NULL, "split gauge");
     ok(strstr(b.p, "weir_split_ratio{version=\"v1\"} 0.7000\n") &&
-       strstr(b.p, "weir_split_ratio{version=\"v2\"} 0.3000\n"), "split ratio twin (0..1)");
+           strstr(b.p, "weir_split_ratio{version=\"v2\"} 0.3000\n"),
+       "split ratio twin (0..1)");
     ok(strstr(b.p, "# TYPE weir_upstream_duration_seconds histogram\n") &&
-       strstr(b.p, "weir_upstream_duration_seconds_bucket{version=\"v1\",le=\"0.00005\"} 1\n") &&
-       strstr(b.p, "weir_upstream_duration_seconds_bucket{version=\"v1\",le=\"1\"} 1\n") &&
-       strstr(b.p, "weir_upstream_duration_seconds_bucket{version=\"v1\",le=\"2.5\"} 2\n") &&
-       strstr(b.p, "weir_upstream_duration_seconds_count{version=\"v1\"} 2\n") &&
-       strstr(b.p, "weir_upstream_duration_seconds_sum{version=\"v1\"} 1.50003\n") &&
-       strstr(b.p, "weir_upstream_duration_seconds_count{version=\"v2\"} 0\n"),
+           strstr(b.p, "weir_upstream_duration_seconds_bucket{version=\"v1\",le=\"0.00005\"} 1\n") &&
+           strstr(b.p, "weir_upstream_duration_seconds_bucket{version=\"v1\",le=\"1\"} 1\n") &&
+           strstr(b.p, "weir_upstream_duration_seconds_bucket{version=\"v1\",le=\"2.5\"} 2\n") &&
+           strstr(b.p, "weir_upstream_duration_seconds_count{version=\"v1\"} 2\n") &&
+           strstr(b.p, "weir_upstream_duration_seconds_sum{version=\"v1\"} 1.50003\n") &&
+           strstr(b.p, "weir_upstream_duration_seconds_count{version=\"v2\"} 0\n"),
        "upstream latency histogram per version; weir's own answers are not in it");
     ok(strstr(b.p, "weir_bytes_received_total{version=\"v1\"} 150\n") &&
-       strstr(b.p, "weir_bytes_sent_total{version=\"v1\"} 1200\n") &&
-       strstr(b.p, "weir_bytes_received_total{version=\"v2\"} 70\n") &&
-       strstr(b.p, "weir_bytes_sent_total{version=\"v2\"} 90\n"), "bytes in and out per version");
+           strstr(b.p, "weir_bytes_sent_total{version=\"v1\"} 1200\n") &&
+           strstr(b.p, "weir_bytes_received_total{version=\"v2\"} 70\n") &&
+           strstr(b.p, "weir_bytes_sent_total{version=\"v2\"} 90\n"),
+       "bytes in and out per version");
     ok(strstr(b.p, "# TYPE process_cpu_seconds_total counter\n") &&
-       strstr(b.p, "\nprocess_resident_memory_bytes ") && strstr(b.p, "\nprocess_open_fds ") &&
-       strstr(b.p, "\nprocess_max_fds ") && strstr(b.p, "\nprocess_start_time_seconds ") &&
-       strstr(b.p, "\nprocess_virtual_memory_bytes "), "process_* families");
+           strstr(b.p, "\nprocess_resident_memory_bytes ") && strstr(b.p, "\nprocess_open_fds ") &&
+           strstr(b.p, "\nprocess_max_fds ") && strstr(b.p, "\nprocess_start_time_seconds ") &&
+           strstr(b.p, "\nprocess_virtual_memory_bytes "),
+       "process_* families");
     ok(strstr(b.p, "weir_requests_aborted_total{version=\"v1\"} 1\n") != NULL, "aborted counter");
     ok(strstr(b.p, "weir_requests_total{version=\"v1\",endpoint=\"127.0.0.1:2\",code=\"4xx\"} 1\n") != NULL,
        "the client abort is in the endpoint's 4xx");
     ok(strstr(b.p, "weir_request_errors_total{version=\"v1\",error=\"client_closed_head\"} 1\n") &&
-       strstr(b.p, "weir_request_errors_total{version=\"v2\",error=\"no_endpoint\"} 1\n"),
+           strstr(b.p, "weir_request_errors_total{version=\"v2\",error=\"no_endpoint\"} 1\n"),
        "errors by reason");
     json_buf_dispose(&b);
     snapshot_unref(s);

@@ -101,7 +101,8 @@ static void test_quantiles(void)
             worst = err;
     }
     ok(worst <= 0.032, "quantiles p0..p100 of 200k lognormal latencies (100 µs .. 60 s) within 3.2%% "
-       "(worst %.2f%%)", 100.0 * worst);
+                       "(worst %.2f%%)",
+       100.0 * worst);
     uint64_t lo, hi;
     outcome_sum_rank_us(sum, N / 2, &lo, &hi);
     ok(lo <= vals[N / 2 - 1] && vals[N / 2 - 1] < hi, "rank bounds bracket the exact order statistic");

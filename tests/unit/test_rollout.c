@@ -176,7 +176,7 @@ static void test_codec(void)
            strcmp(back.reason, r.reason) == 0 && strcmp(back.plan.version, "v2") == 0,
        "the round trip keeps every field, a reason with ';' too");
     const char *bad[] = {"", "state=flying;version=v2;", "state=running;version=v2;step=9;steps=100,10000;"
-                         "hold=1;started=0;step_started=0;pause_seq=0;versions=v1:10000,v2:0;reason=",
+                                                         "hold=1;started=0;step_started=0;pause_seq=0;versions=v1:10000,v2:0;reason=",
                          "state=running;version=v2;step=1;steps=100,10000;hold=1;started=0;"
                          "step_started=0;pause_seq=0;versions=v1:10000,v2:0;"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

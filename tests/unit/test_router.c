@@ -122,7 +122,8 @@ int main(void)
         snprintf(yy, sizeof(yy),
                  "listen: 127.0.0.1:1\nversions:\n  v1: {endpoints: [127.0.0.1:2]}\n"
                  "  v2: {endpoints: [127.0.0.1:3]}\nsplit: {v1: %s, v2: %s}\n"
-                 "sticky: {header: X-User}\n", v1p, ramp[r]);
+                 "sticky: {header: X-User}\n",
+                 v1p, ramp[r]);
         struct snapshot *rs = make(yy);
         if (!rs)
             continue;

@@ -205,7 +205,9 @@ static void test_corrupted(void)
     REFUSED("weir-state 1\nfile a b c d e f g h i\n", ":2: malformed line", "too many tokens");
     REFUSED("weir-state 1\nfile split v1=100\nweir-state 1\n", ":3: malformed line",
             "a second header (two files concatenated)");
-    REFUSED("weir-state 1\nfile split v1=\0" "100\n", ": not a weir state file (binary data)",
+    REFUSED("weir-state 1\nfile split v1=\0"
+            "100\n",
+            ": not a weir state file (binary data)",
             "a NUL byte");
 }
 
