@@ -22,6 +22,7 @@
 #include <openssl/hmac.h>
 
 #include "json.h"
+#include "util.h"
 
 #define FLEET_WIRE_VERSION 1
 #define INT_EXACT_MAX 9007199254740992.0 /* 2^53 */
@@ -290,17 +291,6 @@ void fleet_msg_mac_hex(const uint8_t *key, size_t key_len, const char *data, siz
     hex[FLEET_MAC_HEX] = '\0';
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 bool fleet_msg_mac_ok(const uint8_t *key, size_t key_len, const char *data, size_t len,
                       const char *hex)
 {
@@ -308,7 +298,7 @@ bool fleet_msg_mac_ok(const uint8_t *key, size_t key_len, const char *data, size
         return false;
     unsigned char got[FLEET_MAC_BYTES], want[EVP_MAX_MD_SIZE];
     for (unsigned i = 0; i < FLEET_MAC_BYTES; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        int hi = util_hexval(hex[2 * i]), lo = util_hexval(hex[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return false;
         got[i] = (unsigned char)(hi << 4 | lo);

@@ -5,6 +5,7 @@
  * bodies with its own length counter or chunk decoder.
  */
 #include "http1.h"
+#include "util.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -1026,16 +1027,6 @@ void http1_chunk_end(struct evbuffer *out)
     evbuffer_add(out, "0\r\n\r\n", 5);
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (unsigned char)tolower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 /*
  * Consume framing bytes (everything but chunk data) from the front of in.
  * Returns 1 when it stopped at data or the end, 0 when it needs more input,
@@ -1057,7 +1048,7 @@ static int chunked_framing(struct http1_chunked *c, struct evbuffer *in,
             unsigned char ch = p[i];
             switch (c->state) {
             case H1_C_SIZE: {
-                int hv = hexval(ch);
+                int hv = util_hexval(ch);
                 if (hv >= 0) {
                     /* chunk-size = 1*HEXDIG of any length (RFC 9112 §7.1):
                      * leading zeros are fine, only the value is bounded

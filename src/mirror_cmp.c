@@ -4,6 +4,7 @@
  * digest; no I/O, no global state.
  */
 #include "mirror_cmp.h"
+#include "util.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -107,17 +108,6 @@ void mirror_side_body(struct mirror_side *sd, const void *p, size_t n)
         CHECK(EVP_DigestUpdate(sd->md, p, n) == 1);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* struct mirror_chunkwalk's states */
 enum chunkwalk_state {
     CW_SIZE = 0, /* hex size digits, until CR */
@@ -137,7 +127,7 @@ void mirror_side_body_chunked(struct mirror_side *sd, const char *p, size_t n)
         char c = p[i];
         switch (w->state) {
         case CW_SIZE: {
-            int h = hexval(c);
+            int h = util_hexval(c);
             if (h >= 0 && w->size < (UINT64_C(1) << 56)) {
                 w->size = w->size * 16 + (uint64_t)h;
             } else if (c == '\r') {

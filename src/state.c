@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "json.h"
+#include "util.h"
 
 #define STATE_MAX_FILE_BYTES (64u << 20)
 
@@ -230,17 +231,6 @@ char *state_escape(const char *s, const char *also)
     return out;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 int state_unescape(char *s)
 {
     char *o = s;
@@ -249,8 +239,8 @@ int state_unescape(char *s)
             *o++ = *p;
             continue;
         }
-        int hi = hexval(p[1]);
-        int lo = hi < 0 ? -1 : hexval(p[2]);
+        int hi = util_hexval(p[1]);
+        int lo = hi < 0 ? -1 : util_hexval(p[2]);
         if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
             return -1;
         *o++ = (char)(hi * 16 + lo);

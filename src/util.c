@@ -379,3 +379,14 @@ uint64_t util_random_u64(void)
         v = util_now_us() ^ ((uint64_t)(uintptr_t)&v << 16);
     return v;
 }
+
+int util_hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}

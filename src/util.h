@@ -94,4 +94,7 @@ uint64_t util_random_u64(void);
 /* Set O_NONBLOCK and FD_CLOEXEC. Returns 0 or -1. */
 int util_set_nonblock(int fd) WUR;
 
+/* The value of one hex digit (either case), or -1 when c is not one. */
+int util_hexval(int c);
+
 #endif
