@@ -25,7 +25,10 @@ void balancer_state_dispose(struct balancer_state *st);
 /*
  * Pick an endpoint of version v. `exclude` (may be NULL) is skipped (the
  * endpoint that just failed, on a retry). Returns the index into
- * s->versions[v].eps, or -1 when no endpoint can take the request.
+ * s->versions[v].eps, or -1 when no endpoint can take the request (or v
+ * is not a version of s). When st was armed for another snapshot (a retry
+ * in a txn's older snapshot after the worker moved on), st is left alone
+ * and the pick is weighted but not smooth.
  */
 int balancer_pick(const struct snapshot *s, struct balancer_state *st, int v,
                   const struct endpoint *exclude, uint64_t now_ms);

@@ -173,6 +173,36 @@ int main(void)
         is_int(balancer_pick(s, &bs, 0, NULL, 999), -1, "no available endpoint → -1");
         is_int(balancer_pick(s, &bs, 0, NULL, 1000), 0, "ejection ends at its deadline");
         balancer_state_dispose(&bs);
+
+        /* A retry in a txn's older snapshot after the worker re-armed its
+         * state for a newer one with fewer endpoints: the state's arrays
+         * are not indexed past their size (ASan would say so) and the
+         * pick still honours weights and availability. */
+        struct snapshot *small = make("listen: 127.0.0.1:1\nversions:\n  v1:\n    endpoints: [127.0.0.1:4]\n"
+                                      "split: {v1: 100}\n");
+        ok(small != NULL, "a one-endpoint snapshot loads");
+        if (small) {
+            balancer_state_init(&bs, small);
+            atomic_store(&s->versions[0].eps[0].ep->ejected_until_ms, 0);
+            atomic_store(&s->versions[0].eps[1].ep->healthy, true);
+            int c2[2] = {0, 0}, bad = 0;
+            for (int i = 0; i < 400; i++) {
+                int k = balancer_pick(s, &bs, 0, NULL, 1);
+                if (k < 0 || k > 1)
+                    bad++;
+                else
+                    c2[k]++;
+            }
+            ok(bad == 0 && c2[0] == 100 && c2[1] == 300,
+               "a pick in another snapshot than the state's keeps weights 1:3 (%d:%d, %d bad)",
+               c2[0], c2[1], bad);
+            is_int(balancer_pick(s, &bs, 0, s->versions[0].eps[1].ep, 1), 0,
+                   "and skips the endpoint that just failed");
+            is_int(balancer_pick(s, &bs, 1, NULL, 1), -1, "a version the snapshot lacks → -1");
+            is_int(balancer_pick(small, &bs, 0, NULL, 1), 0, "the armed snapshot still picks");
+            balancer_state_dispose(&bs);
+            snapshot_unref(small);
+        }
         snapshot_unref(s);
     }
     return tap_done();
