@@ -369,7 +369,7 @@ int main(void)
     http1_write_request(b, &req, &fwd);
     out = drain_str(b);
     ok(strncmp(out, "GET /p HTTP/1.1\r\nHost: target:81\r\n", 34) == 0 && !strstr(out, "other"),
-       "absolute-form: Host upstream is the target's authority (%s)", out);
+       "absolute-form: Host upstream is the target's authority");
     free(out);
     is_int(parse("GET http://t/x HTTP/1.0\r\n\r\n", &req, &err), 0, "1.0 absolute-form without Host");
     http1_write_request(b, &req, &fwd);
