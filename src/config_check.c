@@ -9,7 +9,8 @@
  * stale socket, but refuses a path that exists and is not a socket, a
  * parent that cannot be created (a component is a file, or not writable),
  * and an unknown control_owner or control_group. Errors say what start-up
- * would say, at the value's position.
+ * would say, at the value's position. The fleet's key_file (when peers are
+ * set): what fleet.c's start-up refuses (fleet_key.c, one rule for both).
  */
 #include "config_check.h"
 
@@ -22,6 +23,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "fleet_key.h"
+#include "fleet_msg.h"
 
 /* The directory part of path into dir ("." for a bare name). */
 static void dir_of(const char *path, char *dir, size_t len)
@@ -155,11 +159,25 @@ static void check_owner(const struct config *cfg, struct config_errors *errs)
     }
 }
 
+static void check_fleet_key(const struct config *cfg, struct config_errors *errs)
+{
+    if (!cfg->fleet.n_peers || !cfg->fleet.key_file)
+        return;
+    uint8_t key[FLEET_KEY_MAX_BYTES];
+    char why[512], warn[1024];
+    ssize_t n = fleet_key_read(cfg->fleet.key_file, key, sizeof(key), why, sizeof(why), warn,
+                               sizeof(warn));
+    explicit_bzero(key, sizeof(key));
+    if (n < 0)
+        config_errors_add(errs, cfg->fleet.pos, "fleet: %s", why);
+}
+
 int config_check_environment(const struct config *cfg, struct config_errors *errs)
 {
     size_t before = errs->n;
     check_access_log(cfg, errs);
     check_control(cfg, errs);
     check_owner(cfg, errs);
+    check_fleet_key(cfg, errs);
     return errs->n == before ? 0 : -1;
 }

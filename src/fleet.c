@@ -45,6 +45,7 @@
 #include "config.h"
 #include "discovery.h"
 #include "events.h"
+#include "fleet_key.h"
 #include "fleet_msg.h"
 #include "json.h"
 #include "log.h"
@@ -173,54 +174,14 @@ static int split_hostport(const char *addr, char *host, size_t hostlen, uint16_t
 
 static int load_key(const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        log_error("fleet: cannot read key_file %s: %s", path, strerror(errno));
+    char why[512], warn[1024];
+    ssize_t n = fleet_key_read(path, fl.key, sizeof(fl.key), why, sizeof(why), warn, sizeof(warn));
+    if (warn[0])
+        log_warn("fleet: %s", warn);
+    if (n < 0) {
+        log_error("fleet: %s", why);
         return -1;
     }
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        log_error("fleet: key_file %s is not a regular file", path);
-        close(fd);
-        return -1;
-    }
-    /* Who may touch the key. Writable by group or others: refused (anyone
-     * could make this replica trust them). Readable by others than the
-     * owner (and its group when root owns it, as a Kubernetes Secret
-     * volume with fsGroup has it, root:fsGroup 0440; PostgreSQL's rule for
-     * its ssl_key_file): started, with a warning, as nginx and HAProxy do
-     * with their keys; ssh's refusal would stop a fleet over a umask. */
-    if (st.st_mode & 022) {
-        log_error("fleet: key_file %s is writable by group or others (mode %04o); chmod 600 it",
-                  path, (unsigned)(st.st_mode & 07777));
-        close(fd);
-        return -1;
-    }
-    if ((st.st_mode & 004) || ((st.st_mode & 040) && st.st_uid != 0))
-        log_warn("fleet: key_file %s is readable by others (mode %04o, owner uid %u): anyone "
-                 "who reads it can speak for this fleet; chmod 600 it (a root-owned file may "
-                 "be 0640)",
-                 path, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
-    ssize_t n = read(fd, fl.key, sizeof(fl.key));
-    char extra;
-    bool more = n == (ssize_t)sizeof(fl.key) && read(fd, &extra, 1) == 1;
-    close(fd);
-    if (n < 0 || more) {
-        log_error("fleet: key_file %s: %s", path, n < 0 ? strerror(errno) : "more than 4096 bytes");
-        return -1;
-    }
-    /* Trailing white space (the newline of `echo ... > key`) is not key. */
-    while (n > 0 && (fl.key[n - 1] == '\n' || fl.key[n - 1] == '\r' || fl.key[n - 1] == ' ' ||
-                     fl.key[n - 1] == '\t'))
-        n--;
-    if (n == 0) {
-        log_error("fleet: key_file %s is empty (make one with openssl rand -hex 32)", path);
-        return -1;
-    }
-    if ((size_t)n < FLEET_KEY_MIN_BYTES)
-        log_warn("fleet: key_file %s holds only %zd bytes, easy to guess; use at least %u "
-                 "(openssl rand -hex 32)",
-                 path, n, FLEET_KEY_MIN_BYTES);
     fl.key_len = (size_t)n;
     return 0;
 }

@@ -524,7 +524,7 @@ def key_file_checks():
     v1 = Pod("v1-a", "v1", extra=["--quiet"])
     d = tmpdir()
 
-    def try_key(mode, key):
+    def try_key(mode, key, test_only=False):
         path = key_file(d, key=key, mode=mode)
         if key == b"":
             with open(path, "wb"):
@@ -536,6 +536,10 @@ def key_file_checks():
                     "versions: {v1: {endpoints: [%s]}}\nsplit: {v1: 100}\n"
                     "fleet: {peers: [127.0.0.1:1], key_file: %s}\n"
                     % (port, d, free_port(), v1.addr, path))
+        if test_only:
+            r = subprocess.run([WEIR, "-t", "-c", cfg], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, timeout=30)
+            return r.returncode, r.stderr.decode()
         p = subprocess.Popen([WEIR, "-c", cfg], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         up = wait_for(lambda: p.poll() is not None or wait_port(port, timeout=0.2), timeout=20)
         running = p.poll() is None
@@ -550,6 +554,11 @@ def key_file_checks():
         running, err = try_key(mode, key)
         check(not running and why in err,
               "weir refuses to start with a key file that %s: %s" % (why, err.strip().splitlines()[-1:]))
+        rc, err = try_key(mode, key, test_only=True)
+        check(rc == 1 and why in err,
+              "weir -t says no to a key file that %s too: %s" % (why, err.strip().splitlines()[-1:]))
+    rc, err = try_key(0o600, KEY, test_only=True)
+    check(rc == 0, "weir -t passes a good key file (%s)" % err.strip()[-200:])
     running, err = try_key(0o644, KEY)
     check(running and "readable by others" in err,
           "a key others can read starts, with a warning: %s" % [l for l in err.splitlines()
