@@ -4,7 +4,10 @@
  * discovered ones the published snapshot holds) and looks each up by
  * address in the snapshot's version of the same name for its health. The
  * order of reasons for one endpoint is draining, not checked yet,
- * unhealthy, ejected: the first that applies is the one reported.
+ * unhealthy, ejected: the first that applies is the one reported. A rule
+ * is judged like a share: one the change adds (no rule of the running
+ * config has its match, name, value and version) must point at a version
+ * that can take requests.
  */
 #include "availability.h"
 
@@ -122,6 +125,46 @@ bool availability_describe(const struct availability_count *c, const char *disco
     return false;
 }
 
+static bool same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Does old hold this rule (same match, name, value and version)? */
+static bool old_has_rule(const struct config *old, const struct config_rule *r)
+{
+    for (size_t i = 0; old && i < old->n_rules; i++) {
+        const struct config_rule *o = &old->rules[i];
+        if (o->match == r->match && same_str(o->name, r->name) && same_str(o->value, r->value) &&
+            same_str(o->version, r->version))
+            return true;
+    }
+    return false;
+}
+
+/* A rule next adds that sends its requests to a version that cannot take
+ * them: as bad as a share for it (add-rule is a change like split). */
+static void check_new_rules(const struct config *old, const struct config *next,
+                            const struct snapshot *s, uint64_t now_ms, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < next->n_rules; i++) {
+        const struct config_rule *r = &next->rules[i];
+        int v = config_version_index(next, r->version);
+        if (v < 0 || old_has_rule(old, r))
+            continue;
+        struct availability_count c;
+        availability_count_version(old, next, (size_t)v, s, now_ms, &c);
+        char why[384];
+        if (availability_describe(&c, next->versions[v].discover, why, sizeof(why)))
+            continue;
+        const char *kind = r->match == RULE_M_COOKIE_VALUE ? "cookie" : "header";
+        util_append(err, errlen, "; ", "rule %zu (%s %s%s%s) would send its requests to version "
+                                       "%s, which %s",
+                    i, kind, r->name, r->value ? "=" : "",
+                    r->value ? r->value : "", r->version, why);
+    }
+}
+
 int availability_check(const struct config *old, const struct config *next,
                        const struct snapshot *s, uint64_t now_ms, char *err, size_t errlen)
 {
@@ -149,6 +192,7 @@ int availability_check(const struct config *old, const struct config *next,
         util_append(err, errlen, "; ", "version %s would get %s %% but %s, so %s", nv->name,
                     pct, why, then);
     }
+    check_new_rules(old, next, s, now_ms, err, errlen);
     return err[0] ? -1 : 0;
 }
 

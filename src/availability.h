@@ -63,7 +63,8 @@ bool availability_describe(const struct availability_count *c, const char *disco
 
 /*
  * The rule: every version whose share grows from old to next must be able
- * to take requests. Returns 0, or -1 with one sentence in err naming each
+ * to take requests, and so must the version of every header or cookie rule
+ * next adds. Returns 0, or -1 with one sentence in err naming each
  * version, the share it would get and why it cannot take it. s and now_ms
  * as above. Pure over its inputs.
  */

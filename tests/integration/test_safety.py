@@ -1,6 +1,6 @@
 """Issue 20: a change made by hand that gives a share to a version with no
 available endpoint is refused, naming the version and why, unless it says
-force=1; dry-run=1 shows what a change would do and changes nothing; the
+force=1 (so is a header rule onto such a version); dry-run=1 shows what a change would do and changes nothing; the
 config file (reload) is applied as written, with a warning; weirctl's
 usage errors exit 2.
 
@@ -122,6 +122,19 @@ def flip_to_dead_version():
           "rollback to v2=100 is refused as well: %s" % err.strip())
     rc, out, err = ctl(w, "flip", "v1")
     check(rc == 0 and split_gen(w)[0] == {"v1": 100, "v2": 0}, "flip v1 (healthy) applies")
+
+    # A header rule onto the dead version is a change like a share for it.
+    _, gen = split_gen(w)
+    rc, out, err = ctl(w, "add-rule", "header=X-Canary", "value=1", "version=v2")
+    check(rc == 1 and "X-Canary" in err and "v2" in err and "unhealthy" in err,
+          "add-rule header=X-Canary value=1 version=v2 is refused: %s" % err.strip())
+    check(status(w).get("rules") in (None, []) and split_gen(w)[1] == gen,
+          "no rule was added, generation unchanged")
+    rc, out, err = ctl(w, "add-rule", "header=X-Canary", "value=1", "version=v1")
+    check(rc == 0, "a rule onto the healthy v1 applies: %s" % err.strip())
+    rc, out, err = ctl(w, "add-rule", "header=X-Canary", "value=1", "version=v2", "force=1")
+    check(rc == 0 and "warning" in err, "add-rule ... force=1 applies, with a warning: %s"
+          % err.strip())
 
 
 @case

@@ -4,7 +4,8 @@
  * a verdict and its sentence out. A larger share for a version whose
  * endpoints are all draining, unhealthy, ejected, not checked yet, or that
  * has none is refused, naming the version and why; a smaller or equal
- * share never is; one available endpoint is enough.
+ * share never is; one available endpoint is enough. A header rule the
+ * change adds onto such a version is refused too.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +136,27 @@ int main(void)
            strstr(err, "not checked yet"),
        "an endpoint the change adds to a checked version is not available yet: %s", err);
 
+    /* A rule the change adds is judged like a share for its version. */
+    atomic_store(&ep_of(s, 1, 0)->healthy, false);
+    atomic_store(&ep_of(s, 1, 1)->healthy, false);
+    struct config *ruled = config_clone(old);
+    ruled->rules = xcalloc(1, sizeof(*ruled->rules));
+    ruled->rules[0] = (struct config_rule){.match = RULE_M_HEADER_VALUE,
+                                           .name = xstrdup("X-Canary"),
+                                           .value = xstrdup("1"),
+                                           .version = xstrdup("v2")};
+    ruled->n_rules = 1;
+    ok(availability_check(old, ruled, s, now, err, sizeof(err)) < 0 &&
+           strstr(err, "rule 0 (header X-Canary=1) would send its requests to version v2") &&
+           strstr(err, "all 2 are unhealthy"),
+       "a new rule onto a version with no available endpoint: refused: %s", err);
+    ok(availability_check(ruled, ruled, s, now, err, sizeof(err)) == 0,
+       "the same rule already running: allowed (the change did not add it)");
+    atomic_store(&ep_of(s, 1, 0)->healthy, true);
+    ok(availability_check(old, ruled, s, now, err, sizeof(err)) == 0,
+       "a new rule onto a version with one available endpoint: allowed");
+    atomic_store(&ep_of(s, 1, 1)->healthy, true);
+
     /* The describe fragment. */
     struct availability_count c = {0};
     char buf[256];
@@ -159,6 +181,7 @@ int main(void)
     config_free(flip3);
     config_free(both);
     config_free(added);
+    config_free(ruled);
     snapshot_unref(s);
     snapshot_unref(s_half);
     config_free(old);
