@@ -389,8 +389,7 @@ static int shadow_index(struct mirror_table *tab, const struct snapshot *s)
 static void connect_shadow(struct mirror *m);
 
 struct mirror *mirror_start(struct loop *l, struct snapshot *s, int version,
-                            const struct http1_request *req,
-                            const struct sockaddr *client)
+                            const struct http1_request *req)
 {
     struct mirror_table *tab = l->mirrors;
     if (!tab || !s->cfg->mirror.enabled)
@@ -423,25 +422,36 @@ struct mirror *mirror_start(struct loop *l, struct snapshot *s, int version,
     m->primary = version;
     m->held = true;
     m->probe = probe;
+    mirror_side_reset(&m->a, mc->compare_body); /* b: when the shadow is asked */
+    if (req->framing == H1_F_NONE)
+        m->state = MIR_S_READY;
+    return m;
+}
+
+/*
+ * The shadow's head: the primary's rewrite plus X-Weir-Mirror before the
+ * blank line, in front of the body copied into m->req so far.
+ */
+static void write_head(struct mirror *m, const struct http1_request *req,
+                       const struct sockaddr *client)
+{
     m->head_request = req->method_id == H1_M_HEAD;
     copy_sv(m->method, sizeof(m->method), req->method);
     copy_sv(m->target, sizeof(m->target), req->target);
-    bool hash = mc->compare_body;
-    mirror_side_reset(&m->a, hash);
-    mirror_side_reset(&m->b, hash);
-
-    /* The shadow's head: the primary's rewrite, plus X-Weir-Mirror before
-     * the blank line. */
     struct http1_fwd fwd = {.client = client, .close = false};
     http1_write_request(m->scratch, req, &fwd);
     size_t hl = evbuffer_get_length(m->scratch);
     CHECK(hl >= 4);
-    evbuffer_remove_buffer(m->scratch, m->req, hl - 2);
+    bool body = evbuffer_get_length(m->req) > 0;
+    struct evbuffer *head = body ? evbuffer_new() : m->req;
+    CHECK(head);
+    evbuffer_remove_buffer(m->scratch, head, hl - 2);
     evbuffer_drain(m->scratch, 2);
-    evbuffer_add(m->req, "X-Weir-Mirror: 1\r\n\r\n", 20);
-    if (req->framing == H1_F_NONE)
-        m->state = MIR_S_READY;
-    return m;
+    evbuffer_add(head, "X-Weir-Mirror: 1\r\n\r\n", 20);
+    if (body) {
+        evbuffer_prepend_buffer(m->req, head);
+        evbuffer_free(head);
+    }
 }
 
 /* ---- the primary's side ------------------------------------------------- */
@@ -535,7 +545,8 @@ void mirror_response_body(struct mirror *m, struct evbuffer *out, size_t from, b
  * response in the same turn, and its answer cannot arrive before its
  * primary's and be read first.
  */
-void mirror_primary_end(struct mirror *m, bool complete)
+void mirror_primary_end(struct mirror *m, bool complete, const struct http1_request *req,
+                        const struct sockaddr *client)
 {
     CHECK(m->magic == MIRROR_MAGIC && m->held);
     m->held = false;
@@ -548,6 +559,8 @@ void mirror_primary_end(struct mirror *m, bool complete)
         return;
     }
     m->primary_done = true;
+    write_head(m, req, client);
+    mirror_side_reset(&m->b, m->snap->cfg->mirror.compare_body);
     static const struct timeval next_turn = {0, 0};
     event_assign(&m->timer, m->tab->loop->base, -1, 0, on_start, m);
     event_add(&m->timer, &next_turn);

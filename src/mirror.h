@@ -101,15 +101,14 @@ void mirror_table_close_all(struct mirror_table *tab);
 void mirror_table_dispose(struct mirror_table *tab);
 
 /*
- * A primary txn on loop l routed its request (parsed in req, from client)
- * to `version` of snapshot s: mirror it? Returns a new mirror the txn
- * holds until mirror_primary_end, or NULL (not mirrored; dropped ones are
- * counted). Copies what it needs of req (the head is written at once).
- * Worker thread.
+ * A primary txn on loop l routed its request (parsed in req) to `version`
+ * of snapshot s: mirror it? Returns a new mirror the txn holds until
+ * mirror_primary_end, or NULL (not mirrored; dropped ones are counted).
+ * Only decides and counts: nothing of the shadow's request is built yet
+ * (that is off the primary's path, in mirror_primary_end). Worker thread.
  */
 struct mirror *mirror_start(struct loop *l, struct snapshot *s, int version,
-                            const struct http1_request *req,
-                            const struct sockaddr *client);
+                            const struct http1_request *req);
 
 /* The primary appended request body bytes to its upstream output `out`
  * from offset `from` on (weir's own framing of the body); done: the body
@@ -124,9 +123,15 @@ void mirror_response_head(struct mirror *m, const struct http1_response *res);
  * (else raw body bytes). */
 void mirror_response_body(struct mirror *m, struct evbuffer *out, size_t from, bool framed);
 
-/* The primary txn ends (complete: its response went whole to the client);
- * it no longer holds m. */
-void mirror_primary_end(struct mirror *m, bool complete);
+/*
+ * The primary txn ended and no longer holds m; complete: its response went
+ * whole to the client. Called once the response was handed to the client's
+ * socket (or its send queued): when complete, the shadow's request head is
+ * written now from req (the primary's parsed request, from client; both
+ * only read during the call) and its exchange starts in the next loop turn.
+ */
+void mirror_primary_end(struct mirror *m, bool complete, const struct http1_request *req,
+                        const struct sockaddr *client);
 
 /* Mirrors of a shadow version by result, summed over workers. Any thread. */
 void mirror_counts(const struct vstats *vs, uint64_t out[MIRROR_R_COUNT]);
