@@ -192,13 +192,15 @@ static struct mirror *mirror_new(struct mirror_table *tab)
     } else {
         m = xcalloc(1, sizeof(*m));
     }
-    struct mirror_side a = m->a, b = m->b;
+    /* kept across reuse: the digest contexts and buffers (the sides are
+     * reset by mirror_side_reset before use) */
+    struct evp_md_ctx_st *md_a = m->a.md, *md_b = m->b.md;
     struct evbuffer *req = m->req, *scratch = m->scratch;
     char *res_head = m->res_head;
     size_t res_head_cap = m->res_head_cap;
     memset(m, 0, sizeof(*m));
-    m->a = a;
-    m->b = b;
+    m->a.md = md_a;
+    m->b.md = md_b;
     m->req = req ? req : evbuffer_new();
     m->scratch = scratch ? scratch : evbuffer_new();
     CHECK(m->req && m->scratch);
