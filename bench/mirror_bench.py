@@ -380,7 +380,7 @@ def peers(args):
     if args.json:
         print(json.dumps({"rate": args.rate, "seconds": args.seconds, "rounds": args.rounds,
                           "kinds": out}, indent=1))
-    print("failed requests: %d" % failed)
+    print("failed requests: %d" % failed, file=sys.stderr if args.json else sys.stdout)
     return 1 if failed else 0
 
 
