@@ -10,8 +10,12 @@
 #   bench/profile.sh                    # both tools, both paths, log off and on
 #   TOOLS=callgrind PATHS=uring bench/profile.sh
 #   SECS=10 CONNS=256 bench/profile.sh
+#   MIRRORS="off on" LOGS=off bench/profile.sh   # the cost of a mirror (below)
 #
 # Settings: WEIR_ENV (extra NAME=VALUE words for weir's environment), TOOLS ("callgrind strace"), PATHS ("uring plain"), LOGS ("off on"),
+# MIRRORS (unset: the 90/10 split, no mirror; else a list of "off"/"on": the
+# split is v1 100 % and "on" mirrors 100 % of GET to v2, the neutral upstream
+# on both sides, so on - off is what a healthy shadow costs per request),
 # CONNS (64), SECS (5: seconds of wrk per measurement), BUILD (build-bench),
 # OUT (a directory for callgrind.out.* files; default: a temporary one,
 # printed and kept). Each measurement warms weir up with 2 s of load first
@@ -68,8 +72,13 @@ wrk_n() { # seconds -> requests done (wrk's count)
     wrk -t1 -c"$CONNS" -d"$1"s --timeout 30s "http://127.0.0.1:$PW/" | awk '/requests in/ {print $1}'
 }
 
-measure() { # tool path log
-    local tool=$1 path=$2 log=$3 envs=(${WEIR_ENV:-}) al=false wpid
+measure() { # tool path log [mirror]
+    local tool=$1 path=$2 log=$3 mir=${4:-} envs=(${WEIR_ENV:-}) al=false wpid
+    local split="{v1: 90, v2: 10}" mblock=""
+    if [ -n "$mir" ]; then
+        split="{v1: 100}"
+        [ "$mir" = on ] && mblock="mirror: {version: v2, percent: 100}"
+    fi
     [ "$path" = plain ] && envs+=(WEIR_IO_URING=0)
     [ "$log" = on ] && al="{enabled: true, format: json, path: $DIR/access.log}"
     cat >"$DIR/weir.yaml" <<YAML
@@ -82,9 +91,10 @@ limits: {upstream_idle_per_endpoint: 256}
 versions:
   v1: {endpoints: [127.0.0.1:$U1, 127.0.0.1:$U2]}
   v2: {endpoints: [127.0.0.1:$U3, 127.0.0.1:$U4]}
-split: {v1: 90, v2: 10}
+split: $split
+$mblock
 YAML
-    local tag="$path-log$log"
+    local tag="$path-log$log${mir:+-mirror$mir}"
     case $tool in
         callgrind)
             env "${envs[@]}" valgrind --tool=callgrind --instr-atstart=no \
@@ -98,8 +108,8 @@ YAML
             callgrind_control -i off "$wpid" >/dev/null
             kill -TERM "$wpid"; wait "$wpid" 2>/dev/null || true
             ir=$(callgrind_annotate "$OUT/callgrind.out.$tag" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}' || true)
-            printf '%-10s %-6s log %-3s  %8d requests  %8.0f instructions/request  (%s)\n' \
-                callgrind "$path" "$log" "$n" "$(awk -v a="$ir" -v b="$n" 'BEGIN {print a / b}')" "$OUT/callgrind.out.$tag"
+            printf '%-10s %-6s log %-3s%s  %8d requests  %8.0f instructions/request  (%s)\n' \
+                callgrind "$path" "$log" "${mir:+ mirror $mir}" "$n" "$(awk -v a="$ir" -v b="$n" 'BEGIN {print a / b}')" "$OUT/callgrind.out.$tag"
             ;;
         strace)
             env "${envs[@]}" "$B/weir" -c "$DIR/weir.yaml" >"$DIR/weir.out" 2>"$DIR/weir.err" &
@@ -113,7 +123,7 @@ YAML
             kill -INT "$spid"; wait "$spid" 2>/dev/null || true
             kill -TERM "$wpid"; wait "$wpid" 2>/dev/null || true
             cp "$DIR/strace.$tag" "$OUT/strace.$tag"
-            "$PY" - "$DIR/strace.$tag" "$n" "$path" "$log" <<'PY'
+            "$PY" - "$DIR/strace.$tag" "$n" "$path" "$log${mir:+ mirror $mir}" <<'PY'
 import sys
 rows = []
 for line in open(sys.argv[1]):
@@ -134,7 +144,10 @@ echo "weir $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet -- src 2>
 for tool in $TOOLS; do
     for path in $PATHS; do
         for log in $LOGS; do
-            measure "$tool" "$path" "$log"
+            for mir in ${MIRRORS:-split}; do
+                [ "$mir" = split ] && mir=""
+                measure "$tool" "$path" "$log" "$mir"
+            done
         done
     done
 done

@@ -40,8 +40,10 @@
 
 #define MIRROR_MAGIC 0x4d495231u /* "MIR1" */
 #define MIRROR_RES_HEAD_MAX (64u * 1024u)
-#define MIRROR_RES_HEADERS_MAX 256u /* as the primary reads (proxy.c) */
-#define MIRROR_FREE_MAX 32u
+/* Recycled mirrors kept per worker: more than the live ones of a busy
+ * worker (about two per client connection in flight: one waiting for its
+ * primary, one in its exchange), so the steady state allocates nothing. */
+#define MIRROR_FREE_MAX 128u
 #define MIRROR_BREAK_AFTER 5u /* consecutive shadow failures that open the breaker */
 #define MIRROR_BREAK_MS 1000u /* how long it stays open before one probe */
 
@@ -49,10 +51,11 @@ _Static_assert(MIRROR_R_COUNT == METRICS_MIRROR_RESULTS, "vstats_wslot.mirror si
 
 enum mirror_state {
     MIR_S_BODY = 0, /* the request body is being copied from the primary */
-    MIR_S_CONNECT,  /* request complete; the shadow conn is connecting */
+    MIR_S_READY,    /* request copied whole; waits for the primary's end */
+    MIR_S_CONNECT,  /* the shadow conn is connecting */
     MIR_S_HEAD,     /* request sent (or being sent); reading the response head */
     MIR_S_RES_BODY, /* reading and hashing the response body */
-    MIR_S_DONE,     /* the shadow answered whole; waiting for the primary */
+    MIR_S_DONE,     /* the shadow answered whole (compared at once) */
     MIR_S_END,      /* settled; nothing more happens */
 };
 
@@ -70,10 +73,10 @@ struct mirror {
     bool settled;             /* result counted (or silently cancelled) */
     bool primary_done;        /* the primary's response went whole */
     bool head_request;
-    bool deadline_armed;
-    bool queued;           /* on the reap list */
-    bool probe;            /* the breaker's probe (mirror_table) */
-    struct event deadline; /* the shadow's whole exchange */
+    bool timer_armed;
+    bool queued;        /* on the reap list */
+    bool probe;         /* the breaker's probe (mirror_table) */
+    struct event timer; /* the deferred start, then the shadow's deadline */
 
     struct http1_scan scan;
     char *res_head; /* owned */
@@ -91,7 +94,6 @@ struct mirror {
     struct mirror *next, *prev; /* the table's list of live mirrors */
     struct mirror *free_next;   /* the table's free list */
     struct reap_item reap;      /* deferred-free link */
-    struct router_header res_headers[MIRROR_RES_HEADERS_MAX];
 };
 
 /* The differences of worker i; written by it only. */
@@ -102,6 +104,7 @@ static _Atomic uint64_t inflight_gauge[WORKERS_MAX];
 static void on_up_read(struct conn *cn, void *arg);
 static void on_up_event(struct conn *cn, short what, void *arg);
 static void on_deadline(evutil_socket_t fd, short what, void *arg);
+static void on_start(evutil_socket_t fd, short what, void *arg);
 
 /* ---- table -------------------------------------------------------------- */
 
@@ -189,13 +192,15 @@ static struct mirror *mirror_new(struct mirror_table *tab)
     } else {
         m = xcalloc(1, sizeof(*m));
     }
-    struct mirror_side a = m->a, b = m->b;
+    /* kept across reuse: the digest contexts and buffers (the sides are
+     * reset by mirror_side_reset before use) */
+    struct evp_md_ctx_st *md_a = m->a.md, *md_b = m->b.md;
     struct evbuffer *req = m->req, *scratch = m->scratch;
     char *res_head = m->res_head;
     size_t res_head_cap = m->res_head_cap;
-    memset(m, 0, offsetof(struct mirror, res_headers));
-    m->a = a;
-    m->b = b;
+    memset(m, 0, sizeof(*m));
+    m->a.md = md_a;
+    m->b.md = md_b;
     m->req = req ? req : evbuffer_new();
     m->scratch = scratch ? scratch : evbuffer_new();
     CHECK(m->req && m->scratch);
@@ -231,6 +236,14 @@ static void copy_str(char *dst, size_t cap, const char *src)
     snprintf(dst, cap, "%s", src ? src : "");
 }
 
+/* v into dst as a string, cut to fit (cap > 0). */
+static void copy_sv(char *dst, size_t cap, struct strview v)
+{
+    size_t n = v.len < cap - 1 ? v.len : cap - 1;
+    memcpy(dst, v.p, n);
+    dst[n] = '\0';
+}
+
 static void record_diff(struct mirror *m, unsigned what)
 {
     const struct config_mirror *mc = &m->snap->cfg->mirror;
@@ -260,18 +273,18 @@ static void record_diff(struct mirror *m, unsigned what)
     mirror_ring_push(&rings[m->tab->loop->id], &d);
 }
 
-static void deadline_stop(struct mirror *m)
+static void timer_stop(struct mirror *m)
 {
-    if (m->deadline_armed) {
-        event_del(&m->deadline);
-        m->deadline_armed = false;
+    if (m->timer_armed) {
+        event_del(&m->timer);
+        m->timer_armed = false;
     }
 }
 
 /* End the shadow's exchange: its conn is pooled when reusable, else closed. */
 static void exchange_end(struct mirror *m, bool reusable)
 {
-    deadline_stop(m);
+    timer_stop(m);
     if (m->uc) {
         struct upstream_conn *uc = m->uc;
         m->uc = NULL;
@@ -378,8 +391,7 @@ static int shadow_index(struct mirror_table *tab, const struct snapshot *s)
 static void connect_shadow(struct mirror *m);
 
 struct mirror *mirror_start(struct loop *l, struct snapshot *s, int version,
-                            const struct http1_request *req,
-                            const struct sockaddr *client)
+                            const struct http1_request *req)
 {
     struct mirror_table *tab = l->mirrors;
     if (!tab || !s->cfg->mirror.enabled)
@@ -412,25 +424,36 @@ struct mirror *mirror_start(struct loop *l, struct snapshot *s, int version,
     m->primary = version;
     m->held = true;
     m->probe = probe;
-    m->head_request = req->method_id == H1_M_HEAD;
-    snprintf(m->method, sizeof(m->method), "%.*s", (int)req->method.len, req->method.p);
-    snprintf(m->target, sizeof(m->target), "%.*s", (int)req->target.len, req->target.p);
-    bool hash = mc->compare_body;
-    mirror_side_reset(&m->a, hash);
-    mirror_side_reset(&m->b, hash);
+    mirror_side_reset(&m->a, mc->compare_body); /* b: when the shadow is asked */
+    if (req->framing == H1_F_NONE)
+        m->state = MIR_S_READY;
+    return m;
+}
 
-    /* The shadow's head: the primary's rewrite, plus X-Weir-Mirror before
-     * the blank line. */
+/*
+ * The shadow's head: the primary's rewrite plus X-Weir-Mirror before the
+ * blank line, in front of the body copied into m->req so far.
+ */
+static void write_head(struct mirror *m, const struct http1_request *req,
+                       const struct sockaddr *client)
+{
+    m->head_request = req->method_id == H1_M_HEAD;
+    copy_sv(m->method, sizeof(m->method), req->method);
+    copy_sv(m->target, sizeof(m->target), req->target);
     struct http1_fwd fwd = {.client = client, .close = false};
     http1_write_request(m->scratch, req, &fwd);
     size_t hl = evbuffer_get_length(m->scratch);
     CHECK(hl >= 4);
-    evbuffer_remove_buffer(m->scratch, m->req, hl - 2);
+    bool body = evbuffer_get_length(m->req) > 0;
+    struct evbuffer *head = body ? evbuffer_new() : m->req;
+    CHECK(head);
+    evbuffer_remove_buffer(m->scratch, head, hl - 2);
     evbuffer_drain(m->scratch, 2);
-    evbuffer_add(m->req, "X-Weir-Mirror: 1\r\n\r\n", 20);
-    if (req->framing == H1_F_NONE)
-        connect_shadow(m);
-    return m;
+    evbuffer_add(head, "X-Weir-Mirror: 1\r\n\r\n", 20);
+    if (body) {
+        evbuffer_prepend_buffer(m->req, head);
+        evbuffer_free(head);
+    }
 }
 
 /* ---- the primary's side ------------------------------------------------- */
@@ -482,7 +505,7 @@ void mirror_request_body(struct mirror *m, struct evbuffer *out, size_t from, bo
     each_span(out, from, on_copy_span, m->req);
     m->body_copied += n;
     if (done)
-        connect_shadow(m);
+        m->state = MIR_S_READY;
 }
 
 void mirror_response_head(struct mirror *m, const struct http1_response *res)
@@ -491,8 +514,8 @@ void mirror_response_head(struct mirror *m, const struct http1_response *res)
     if (m->settled)
         return;
     const struct config_mirror *mc = &m->snap->cfg->mirror;
-    bool hash = m->a.md != NULL;
-    mirror_side_reset(&m->a, hash);
+    if (m->a.status || m->a.body_bytes) /* not fresh (mirror_start reset it) */
+        mirror_side_reset(&m->a, m->a.md != NULL);
     mirror_side_head(&m->a, res->status, (const char *const *)mc->compare_headers,
                      mc->n_compare_headers, res->headers, res->n_headers);
 }
@@ -515,21 +538,35 @@ void mirror_response_body(struct mirror *m, struct evbuffer *out, size_t from, b
     each_span(out, from, framed ? on_hash_framed : on_hash_raw, &m->a);
 }
 
-void mirror_primary_end(struct mirror *m, bool complete)
+/*
+ * The shadow's exchange starts only now, and not even now: on a zero
+ * timer, which fires in the worker's next loop turn, after this turn's
+ * client responses went to their sockets (a plain write happens inside
+ * the turn; a batched one right after it, conn_run_batch). So the
+ * shadow's connect, request and answer never run ahead of a client's
+ * response in the same turn, and its answer cannot arrive before its
+ * primary's and be read first.
+ */
+void mirror_primary_end(struct mirror *m, bool complete, const struct http1_request *req,
+                        const struct sockaddr *client)
 {
     CHECK(m->magic == MIRROR_MAGIC && m->held);
     m->held = false;
-    if (!m->settled) {
-        if (!complete || m->state == MIR_S_BODY) {
-            settle_as(m, MIRROR_R_DROPPED, "the primary did not complete", false);
-            return;
-        }
-        m->primary_done = true;
-        if (m->state == MIR_S_DONE)
-            pair(m);
+    if (m->settled) {
+        maybe_free(m);
         return;
     }
-    maybe_free(m);
+    if (!complete || m->state != MIR_S_READY) {
+        settle_as(m, MIRROR_R_DROPPED, "the primary did not complete", false);
+        return;
+    }
+    m->primary_done = true;
+    write_head(m, req, client);
+    mirror_side_reset(&m->b, m->snap->cfg->mirror.compare_body);
+    static const struct timeval next_turn = {0, 0};
+    event_assign(&m->timer, m->tab->loop->base, -1, 0, on_start, m);
+    event_add(&m->timer, &next_turn);
+    m->timer_armed = true;
 }
 
 /* ---- the shadow's side --------------------------------------------------- */
@@ -575,11 +612,28 @@ static void connect_shadow(struct mirror *m)
     /* upstream.c's txn field marks a lent conn; its owner here is a mirror */
     uc->txn = (struct txn *)(void *)m;
     m->uc = uc;
-    event_assign(&m->deadline, l->base, -1, 0, on_deadline, m);
-    event_add(&m->deadline, loop_timeout(l, m->snap->cfg->mirror.timeout_ms));
-    m->deadline_armed = true;
+    event_assign(&m->timer, l->base, -1, 0, on_deadline, m);
+    event_add(&m->timer, loop_timeout(l, m->snap->cfg->mirror.timeout_ms));
+    m->timer_armed = true;
     if (uc->connected)
         on_connected(m);
+}
+
+/* The turn after the primary's end (mirror_primary_end). */
+static void on_start(evutil_socket_t fd, short what, void *arg)
+{
+    struct mirror *m = arg;
+    (void)fd;
+    (void)what;
+    CHECK(m->magic == MIRROR_MAGIC);
+    m->timer_armed = false;
+    if (m->settled)
+        return;
+    if (m->tab->loop->stopping) {
+        settle_as(m, MIRROR_R_DROPPED, "weir is stopping", false);
+        return;
+    }
+    connect_shadow(m);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
@@ -588,7 +642,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     CHECK(m->magic == MIRROR_MAGIC);
-    m->deadline_armed = false;
+    m->timer_armed = false;
     settle(m, MIRROR_R_DROPPED, "the shadow was too slow");
 }
 
@@ -600,10 +654,10 @@ static void on_hash_scratch(void *arg, const char *p, size_t n)
 /* The shadow answered whole. */
 static void shadow_done(struct mirror *m, bool reusable)
 {
+    CHECK(m->primary_done); /* the exchange starts after the primary's end */
     exchange_end(m, reusable);
     m->state = MIR_S_DONE;
-    if (m->primary_done)
-        pair(m);
+    pair(m);
 }
 
 /* Returns true when the response head was read (the body follows). */
@@ -635,7 +689,8 @@ static bool read_head(struct mirror *m)
         }
         evbuffer_remove(in, m->res_head, head_len);
         memset(&m->scan, 0, sizeof(m->scan));
-        m->res.headers = m->res_headers;
+        /* the worker's one array: the fields are only read right below */
+        m->res.headers = m->tab->res_headers;
         m->res.max_headers = MIRROR_RES_HEADERS_MAX;
         if (http1_parse_response(&m->res, m->res_head, head_len, m->head_request, &err) < 0) {
             settle(m, MIRROR_R_ERROR, err);
@@ -651,6 +706,8 @@ static bool read_head(struct mirror *m)
         const struct config_mirror *mc = &m->snap->cfg->mirror;
         mirror_side_head(&m->b, st, (const char *const *)mc->compare_headers,
                          mc->n_compare_headers, m->res.headers, m->res.n_headers);
+        m->res.headers = NULL;
+        m->res.n_headers = 0;
         m->res_remaining = m->res.content_length;
         http1_chunked_init(&m->res_chunk);
         m->state = MIR_S_RES_BODY;

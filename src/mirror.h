@@ -9,15 +9,21 @@
  * copied to the shadow version on a conn of its own from the shadow's
  * pool (its own endpoint choice, its own deadline). Its state machine:
  *
- *   BODY ──request body copied whole──▶ CONNECT ──conn ready, sent──▶ HEAD
- *     └─(bodyless: at once)                  HEAD ──head read──▶ RES_BODY ──▶ DONE
+ *   BODY ──request body copied whole──▶ READY ──primary complete, next turn──▶ CONNECT
+ *     └─(bodyless: at once)──────────────┘
+ *   CONNECT ──conn ready, sent──▶ HEAD ──head read──▶ RES_BODY ──▶ DONE (compared)
  *   any ──settle(result)──▶ END        (counted once: match|differ|error|dropped)
  *
  * The primary txn holds the mirror until its own end and only ever calls
  * in (request body bytes as they go upstream, the response head and body
  * bytes as they go to the client, its end); none of those calls does I/O
- * for the primary or can fail it, and the primary never waits: a mirror
- * that cannot keep up settles as dropped. The copy of the request body
+ * or can fail the primary, and the primary never waits. The shadow's
+ * exchange begins only after the primary's response went whole to the
+ * client's socket (the worker's next loop turn), so nothing of it runs on
+ * a client's critical path: not its connect, not its send, not reading,
+ * hashing or comparing its answer. A primary that did not complete drops
+ * its mirror before any I/O. A mirror that cannot keep up settles as
+ * dropped. The copy of the request body
  * (≤ max_body) is the only buffering; both response bodies are hashed as
  * they pass. Past max_inflight live mirrors in the worker, a sampled
  * request is dropped (counted) without a mirror. A shadow that failed or
@@ -49,6 +55,7 @@
 #include "mirror_cmp.h"
 
 #define MIRROR_TABLE_MAGIC 0x4d495254u /* "MIRT" */
+#define MIRROR_RES_HEADERS_MAX 256u    /* a shadow response's fields, as the primary reads */
 
 struct config;
 struct http1_request;
@@ -77,6 +84,9 @@ struct mirror_table {
     uint64_t open_until_ms; /* util_now_ms() clock; 0: closed */
     bool probing;           /* open, and its one probe is under way */
     int open_result;        /* what a mirror skipped while open counts as */
+    /* A shadow response head's fields while it is parsed and its compared
+     * values kept (one at a time: the parse and the copy are one call). */
+    struct router_header res_headers[MIRROR_RES_HEADERS_MAX];
 };
 
 /* An empty table on loop l. Worker thread (or before it starts). */
@@ -91,15 +101,14 @@ void mirror_table_close_all(struct mirror_table *tab);
 void mirror_table_dispose(struct mirror_table *tab);
 
 /*
- * A primary txn on loop l routed its request (parsed in req, from client)
- * to `version` of snapshot s: mirror it? Returns a new mirror the txn
- * holds until mirror_primary_end, or NULL (not mirrored; dropped ones are
- * counted). Copies what it needs of req (the head is written at once).
- * Worker thread.
+ * A primary txn on loop l routed its request (parsed in req) to `version`
+ * of snapshot s: mirror it? Returns a new mirror the txn holds until
+ * mirror_primary_end, or NULL (not mirrored; dropped ones are counted).
+ * Only decides and counts: nothing of the shadow's request is built yet
+ * (that is off the primary's path, in mirror_primary_end). Worker thread.
  */
 struct mirror *mirror_start(struct loop *l, struct snapshot *s, int version,
-                            const struct http1_request *req,
-                            const struct sockaddr *client);
+                            const struct http1_request *req);
 
 /* The primary appended request body bytes to its upstream output `out`
  * from offset `from` on (weir's own framing of the body); done: the body
@@ -114,9 +123,15 @@ void mirror_response_head(struct mirror *m, const struct http1_response *res);
  * (else raw body bytes). */
 void mirror_response_body(struct mirror *m, struct evbuffer *out, size_t from, bool framed);
 
-/* The primary txn ends (complete: its response went whole to the client);
- * it no longer holds m. */
-void mirror_primary_end(struct mirror *m, bool complete);
+/*
+ * The primary txn ended and no longer holds m; complete: its response went
+ * whole to the client. Called once the response was handed to the client's
+ * socket (or its send queued): when complete, the shadow's request head is
+ * written now from req (the primary's parsed request, from client; both
+ * only read during the call) and its exchange starts in the next loop turn.
+ */
+void mirror_primary_end(struct mirror *m, bool complete, const struct http1_request *req,
+                        const struct sockaddr *client);
 
 /* Mirrors of a shadow version by result, summed over workers. Any thread. */
 void mirror_counts(const struct vstats *vs, uint64_t out[MIRROR_R_COUNT]);

@@ -326,10 +326,11 @@ static void txn_end(struct txn *t, enum txn_outcome how)
         flow_resume(c->cn, &t->client_paused);
     if (t->ep)
         inflight_add(t->loop, t->ep, -1);
-    if (t->mirror) {
-        mirror_primary_end(t->mirror, how <= TXN_O_CLOSE && t->error == TXN_E_NONE);
-        t->mirror = NULL;
-    }
+    /* The mirror lets go once the response was handed to the client's
+     * socket (below): what it then does is off the client's path. */
+    struct mirror *mirror = t->mirror;
+    bool mirror_complete = how <= TXN_O_CLOSE && t->error == TXN_E_NONE;
+    t->mirror = NULL;
     uint64_t now_us = util_now_us();
     const char *reason = t->error_detail ? t->error_detail : txn_errors[t->error].reason;
     account_io(t);
@@ -372,6 +373,9 @@ static void txn_end(struct txn *t, enum txn_outcome how)
     case TXN_O_GONE:
         break;
     }
+    /* t and c stay valid until the reap (after this dispatch). */
+    if (mirror)
+        mirror_primary_end(mirror, mirror_complete, &t->req, (const struct sockaddr *)&c->addr);
 }
 
 void proxy_log_refused(struct client *c, int status, enum txn_error err,
@@ -524,8 +528,7 @@ void proxy_start(struct client *c, size_t head_len)
         fail(t, TXN_E_NO_ENDPOINT);
         return;
     }
-    t->mirror = mirror_start(l, t->snap, t->version, &t->req,
-                             (const struct sockaddr *)&c->addr);
+    t->mirror = mirror_start(l, t->snap, t->version, &t->req);
     connect_upstream(t);
 }
 

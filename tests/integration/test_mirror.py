@@ -31,6 +31,8 @@ class Echo(ScriptedServer):
       /ctype       200 text/plain (mode "ctype": application/json), same body
       /chunked     the same body, chunked (pieces), with text/plain
       anything     200 text/plain "same <path>"
+      /gated       answered once self.gate (a threading.Event) is set
+      /reset-me    reset after the head, whatever the mode
     mode: "same" (answers like every other Echo), "body", "status",
     "ctype", "hang" (reads the request, never answers), "reset" (resets
     after the head), "garbage" (answers a line that is not HTTP).
@@ -39,6 +41,7 @@ class Echo(ScriptedServer):
     def __init__(self, name, mode="same"):
         self.name = name
         self.mode = mode
+        self.gate = threading.Event()
         self.seen = []
         self.lock = threading.Lock()
         super().__init__()
@@ -70,7 +73,9 @@ class Echo(ScriptedServer):
             if self.mode == "hang":
                 time.sleep(30)
                 return
-            if self.mode == "reset":
+            if path == "/gated":
+                self.gate.wait(20)
+            if self.mode == "reset" or path == "/reset-me":
                 c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
                 return
             if self.mode == "garbage":
@@ -222,6 +227,36 @@ def comparison():
           "nothing counted for v2 in weir_requests_total")
     check(prom_value(samples, "weir_mirror_requests_total", version="v2", result="match")
           == len(plan) + 1, "weir_mirror_requests_total counts the matches")
+
+
+@case
+def shadow_after_primary():
+    """The shadow is asked only once the client has its answer: while the
+    primary is still working the shadow has seen nothing, and a primary
+    that fails costs the shadow nothing (its mirror is dropped unsent)."""
+    v1, v2 = Echo("v1"), Echo("v2")
+    v2.gate.set()  # only the primary holds its answer back
+    w = start(v1, v2)
+    c = Conn(w.port)
+    c.send(b"GET /gated HTTP/1.1\r\nHost: t\r\n\r\n")
+    check(wait_for(lambda: any(s[1] == "/gated" for s in v1.requests())),
+          "the primary got the request")
+    check(holds_for(lambda: not v2.requests(), 0.5),
+          "the shadow has seen nothing while the primary has not answered")
+    v1.gate.set()
+    r = c.read_response()
+    check(r.status == 200 and r.body == b"same /gated", "the client gets the primary's answer")
+    check(wait_for(lambda: [s[1] for s in v2.requests()] == ["/gated"]),
+          "then the shadow gets the copy: %s" % [s[1] for s in v2.requests()])
+    check(wait_for(lambda: counts(w)["match"] == 1), "and it is compared: %s" % counts(w))
+    r = get(w.port, "/reset-me")
+    check(r.status >= 500, "a primary that resets gets the client weir's error (%d)" % r.status)
+    check(wait_for(lambda: counts(w)["dropped"] == 1),
+          "its mirror is counted dropped: %s" % counts(w))
+    check(holds_for(lambda: [s[1] for s in v2.requests()] == ["/gated"], 0.5),
+          "the shadow never saw the failed request")
+    c.close()
+    check(wait_for(lambda: mirror_state(w)["in_flight"] == 0), "nothing left in flight")
 
 
 @case
