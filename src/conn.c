@@ -3,7 +3,8 @@
  *
  * Events: rev is added (persistent, with the read timeout) exactly while
  * `reading`; wev is added while output waits for the socket or a connect
- * is in progress. A drain notification after a write done outside wev's
+ * is in progress. conn_send() only queues: the write happens after the
+ * loop turn (conn_run_batch), on both I/O paths. A drain notification after a write done outside wev's
  * callback is delivered by activating wev, so callbacks never run inside
  * conn_send().
  */
@@ -272,17 +273,11 @@ static void queue_send(struct conn *cn)
 
 void conn_send(struct conn *cn)
 {
-    if (cn->closed || cn->connecting)
-        return;
-    size_t before = evbuffer_get_length(cn->out);
-    if (before == 0 || event_pending(&cn->wev, EV_WRITE, NULL))
-        return; /* nothing to do, or on_writable writes it */
-    if (cn->loop->iob) {
-        queue_send(cn);
-        return;
-    }
-    int n = evbuffer_write(cn->out, cn->fd);
-    wrote(cn, before, n < 0 ? -errno : n);
+    if (cn->closed || cn->connecting || cn->in_sendq)
+        return; /* queued already: the batch writes whatever is there then */
+    if (evbuffer_get_length(cn->out) == 0 || event_pending(&cn->wev, EV_WRITE, NULL))
+        return;     /* nothing to do, or on_writable writes it */
+    queue_send(cn); /* written after the loop turn, batched or not */
 }
 
 static void connect_done(struct conn *cn)
@@ -447,6 +442,23 @@ static void run_reads(struct loop *l)
     }
 }
 
+/* Without an iobatch: each queued conn's output with one writev, in the
+ * order they were queued. */
+static void run_plain_sends(struct loop *l)
+{
+    while (l->sendq) {
+        struct conn *cn = dequeue(&l->sendq, &l->sendq_tail, true);
+        if (!dequeued(cn, &cn->in_sendq) || cn->connecting ||
+            event_pending(&cn->wev, EV_WRITE, NULL))
+            continue;
+        size_t before = evbuffer_get_length(cn->out);
+        if (before == 0)
+            continue;
+        int n = evbuffer_write(cn->out, cn->fd);
+        wrote(cn, before, n < 0 ? -errno : n);
+    }
+}
+
 static void run_sends(struct loop *l)
 {
     unsigned n = 0;
@@ -486,8 +498,10 @@ static void run_sends(struct loop *l)
 
 void conn_run_batch(struct loop *l)
 {
-    if (!l->iob)
+    if (!l->iob) {
+        run_plain_sends(l);
         return;
+    }
     while (l->readq || l->sendq) {
         run_reads(l);
         if (!l->readq)

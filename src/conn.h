@@ -5,13 +5,17 @@
  * bufferevent does, minus what costs syscalls on the hot path:
  *   - reads go straight into reserved evbuffer space (no FIONREAD ioctl
  *     before each read, as evbuffer_read does);
- *   - writes happen when the owner says (conn_send), at once, and EPOLLOUT
- *     is registered only for what the socket refused;
+ *   - writes happen when the owner says (conn_send), after the loop
+ *     turn, and EPOLLOUT is registered only for what the socket refused;
  *   - timeouts use libevent's common-timeout queues (O(1) re-arm).
- * When the loop has an iobatch (io_uring), reads and sends of a whole
- * event-loop turn are queued instead (on the loop's read and send queues)
- * and issued as one batch by conn_run_batch() after the loop turn (one
- * io_uring_enter for all of them).
+ * Sends are always queued on the loop's send queue and written by
+ * conn_run_batch() after the event-loop turn that queued them. With an
+ * iobatch (io_uring) the turn's reads are queued too and both are issued
+ * as one batch each (one io_uring_enter for all of them); without one
+ * (WEIR_IO_URING=0, seccomp) each read is a recv() from the readiness
+ * callback and each queued send one writev() after the turn, so a turn's
+ * answers reach their peers together: a client or upstream woken once
+ * finds all of its turn's data, rather than being woken per response.
  *
  * Callbacks (never called from inside the conn_* call that caused them; a
  * drain notification is delivered from the loop):
@@ -114,8 +118,8 @@ void conn_read_stop(struct conn *cn);
 void conn_read_soon(struct conn *cn);
 
 /*
- * Write the output now (or queue it for this turn's batch); what the
- * socket refuses is written when it becomes writable. Whatever adds to a
+ * Queue the output to be written after this loop turn (conn_run_batch);
+ * what the socket refuses is written when it becomes writable. Whatever adds to a
  * conn's output calls this before it returns to the loop. Write errors
  * reach eventcb (CONN_ERROR|CONN_WRITING) from the loop.
  */
@@ -133,9 +137,10 @@ int conn_connect(struct conn *cn, const struct sockaddr *sa, socklen_t len) WUR;
  * idle conn so flagged has been closed by its peer or got bytes). */
 bool conn_has_pending_read(const struct conn *cn);
 
-/* Issue the reads and sends queued during this loop turn as batches and run
- * their callbacks, until nothing is queued. Called by the loop's owner after
- * each loop turn; a no-op without an iobatch. */
+/* Issue the reads and sends queued during this loop turn (as batches with
+ * an iobatch, else one writev per queued send) and run their callbacks,
+ * until nothing is queued. Called by the loop's owner after each loop turn:
+ * without it nothing queued is ever sent. */
 void conn_run_batch(struct loop *l);
 
 #endif
