@@ -23,17 +23,45 @@
 #define ONES 0x0101010101010101ull
 #define HIGHS 0x8080808080808080ull
 
-/* Whether any of the 8 bytes at p is < 0x20 or == 0x7f (SWAR: a byte b
- * below n sets its high bit in (b - n) & ~b; bytes >= 0x80 are masked out
- * by ~b, so obs-text passes, as in the byte loop). */
-static inline bool word_has_ctl(const char *p)
+/* The control bytes (< 0x20 or == 0x7f) among the 8 bytes at p, as a mask
+ * with the high bit of each such byte set (SWAR: a byte b below n sets its
+ * high bit in (b - n) & ~b; bytes >= 0x80 are masked out by ~b, so
+ * obs-text passes, as in the byte loop). A borrow can only flag bytes
+ * above a real match, so the lowest set bit is always a control byte. */
+static inline uint64_t word_ctl_mask(const char *p)
 {
     uint64_t x;
     memcpy(&x, p, sizeof(x));
     uint64_t below = (x - ONES * 0x20) & ~x;
     uint64_t y = x ^ (ONES * 0x7f);
     uint64_t del = (y - ONES) & ~y;
-    return ((below | del) & HIGHS) != 0;
+    return (below | del) & HIGHS;
+}
+
+static inline bool is_ctl(unsigned char c)
+{
+    return c < 0x20 || c == 0x7f;
+}
+
+/* The index of the first control byte in p[i..len), or len. */
+static inline size_t next_ctl(const char *p, size_t i, size_t len)
+{
+    /* Eight bytes at a time (CR, LF and HTAB are control bytes too; most
+     * of a head is none), then straight to the first one found. */
+    while (i + 8 <= len) {
+        uint64_t m = word_ctl_mask(p + i);
+        if (m) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            return i + ((size_t)__builtin_ctzll(m) >> 3);
+#else
+            break; /* the byte loop below finds it */
+#endif
+        }
+        i += 8;
+    }
+    while (i < len && !is_ctl((unsigned char)p[i]))
+        i++;
+    return i;
 }
 
 enum http1_scan_result http1_scan_head(struct http1_scan *scan, const char *p,
@@ -44,11 +72,7 @@ enum http1_scan_result http1_scan_head(struct http1_scan *scan, const char *p,
     if (i == 0)
         scan->in_first_line = true;
     for (; i < len; i++) {
-        /* Eight bytes at a time while none of them is a control byte
-         * (< 0x20 or 0x7f; CR, LF and HTAB are control bytes too): most of
-         * a head is, and those need no look at all. */
-        while (i + 8 <= len && !word_has_ctl(p + i))
-            i += 8;
+        i = next_ctl(p, i, len);
         if (i >= len)
             break;
         unsigned char c = (unsigned char)p[i];
@@ -81,7 +105,7 @@ enum http1_scan_result http1_scan_head(struct http1_scan *scan, const char *p,
             }
             continue;
         }
-        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+        if (c != '\t') {
             *err = "control character in head";
             return H1_SCAN_BAD;
         }
