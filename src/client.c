@@ -259,6 +259,7 @@ void client_fail(struct client *c, int status)
 static void process(struct client *c)
 {
     struct evbuffer *in = c->cn->in;
+    bool started = false; /* the head's first bytes came in this call */
     if (c->state == CL_S_IDLE) {
         /* RFC 9112 §2.2: ignore empty lines before a request-line. */
         for (;;) {
@@ -278,8 +279,7 @@ static void process(struct client *c)
             return;
         c->state = CL_S_HEAD;
         memset(&c->scan, 0, sizeof(c->scan));
-        evtimer_del(c->timer);
-        arm_timer(c, cur_config(c)->client_header_timeout_ms);
+        started = true;
     }
     const struct config *cfg = cur_config(c);
     size_t len = evbuffer_get_length(in);
@@ -296,7 +296,13 @@ static void process(struct client *c)
             log_warn("%s request head over %zu bytes: 431", label, lim);
             proxy_log_refused(c, 431, TXN_E_HEAD_TOO_LARGE, NULL);
             client_fail(c, 431);
+            return;
         }
+        /* The header timeout runs from the head's first bytes; a head
+         * that came whole in one read never needs it (one timer re-arm
+         * per request instead of three). */
+        if (started)
+            arm_timer(c, cfg->client_header_timeout_ms);
         return;
     case H1_SCAN_BAD: {
         char label[96];
@@ -309,7 +315,9 @@ static void process(struct client *c)
     case H1_SCAN_DONE:
         break;
     }
-    evtimer_del(c->timer);
+    /* The idle (or header) timer stays armed: on_timer ignores it during
+     * the txn, and go_idle re-arms it afterwards (a re-arm of a pending
+     * timer costs what a delete costs). */
     c->state = CL_S_TXN;
     proxy_start(c, head_len);
 }
@@ -393,6 +401,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     CHECK(c->magic == CLIENT_MAGIC);
+    if (c->state == CL_S_TXN)
+        return; /* left armed from before the txn: the txn's own timeouts rule */
     if (c->state == CL_S_HEAD) {
         char label[96];
         client_label(c, label, sizeof(label));

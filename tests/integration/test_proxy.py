@@ -297,6 +297,30 @@ def idle_timeout():
 
 
 @case
+def slow_answer_outlives_client_timers():
+    # --- a request answered after the client's idle and header timeouts
+    # would have run out: those clocks do not run while a txn is on (the
+    # connection is neither idle nor reading a head); it stays usable
+    w5 = one_version_weir("client_idle: 400ms, client_header: 300ms, upstream_response: 5s")
+    c = Conn(w5.port)
+    def answer(target):
+        try:
+            c.send("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target)
+            return c.read_response().status
+        except (EOFError, OSError) as e:
+            return repr(e)
+    st = answer("/sleep/1300")
+    check(st == 200, "answer after 1.3 s with client_idle 400ms, client_header 300ms: 200 (got %s)" % st)
+    st = answer("/")
+    check(st == 200, "the same connection serves the next request (got %s)" % st)
+    c.send("GET / HTTP/1.1\r\nHost: x\r\n")
+    check(c.is_closed(timeout=5) and b"408" in c.buf,
+          "a head started after that is still cut at client_header (408)")
+    c.close()
+    w5.stop()
+
+
+@case
 def graceful_stop():
     w3 = one_version_weir("upstream_response: 10s")
     # --- graceful stop: in-flight request finishes, exit 0
