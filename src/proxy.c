@@ -52,7 +52,11 @@
 #define TXN_MAGIC 0x54584e31u /* "TXN1" */
 #define RES_HEAD_MAX (64u * 1024u)
 #define RES_HEADERS_MAX 256u
-#define TXN_FREE_MAX 64u
+/* Free txns a worker keeps for reuse. More than the txns alive at once
+ * under load (about one per client with a request in flight: 256 at 256
+ * connections), or each txn past the cap is a fresh ~9 KiB allocation;
+ * the worker empties the cache once it idles (worker.c on_tick). */
+#define TXN_FREE_MAX 1024u
 
 enum req_state {
     REQ_S_WAIT = 0, /* no upstream conn ready: routing, connecting, between attempts */
@@ -151,7 +155,12 @@ static struct txn *txn_new(struct loop *l)
         tab->free_txns = t->next_free;
         tab->n_free--;
     } else {
-        t = xcalloc(1, sizeof(*t));
+        /* Cleared below, but for res_headers (see struct txn). */
+        t = xmalloc(sizeof(*t));
+        t->head = t->res_head = NULL;
+        t->head_cap = t->res_head_cap = 0;
+        t->req_headers = NULL;
+        t->req_headers_cap = 0;
     }
     char *head = t->head, *res_head = t->res_head;
     size_t head_cap = t->head_cap, res_head_cap = t->res_head_cap;
