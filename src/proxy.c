@@ -52,11 +52,13 @@
 #define TXN_MAGIC 0x54584e31u /* "TXN1" */
 #define RES_HEAD_MAX (64u * 1024u)
 #define RES_HEADERS_MAX 256u
-/* Free txns a worker keeps for reuse. More than the txns alive at once
- * under load (about one per client with a request in flight: 256 at 256
- * connections), or each txn past the cap is a fresh ~9 KiB allocation;
- * the worker empties the cache once it idles (worker.c on_tick). */
-#define TXN_FREE_MAX 1024u
+/* Free txns a worker keeps for reuse: as many as are alive at once under
+ * load (about one per client with a request in flight: 256 at 256
+ * connections), or each txn past the cap is a fresh ~9 KiB allocation.
+ * Not more: a burst of a thousand requests would leave that many cached
+ * until the worker idles and empties the cache (worker.c on_tick), and
+ * what the allocator cannot hand back then stays with the idle conns. */
+#define TXN_FREE_MAX 256u
 
 enum req_state {
     REQ_S_WAIT = 0, /* no upstream conn ready: routing, connecting, between attempts */
