@@ -709,7 +709,11 @@ static void print_json(const struct bench_report *r, const struct bench_run *run
                             pct, st->applied ? "true" : "false",
                             (unsigned long long)st->generation);
             json_split(out, &st->split);
-            json_buf_printf(out, ",\"achieved\":{");
+            uint64_t step_req = 0;
+            for (size_t i = 0; i < n; i++)
+                step_req += vs[i]->step_requests ? vs[i]->step_requests[s] : 0;
+            json_buf_printf(out, ",\"requests\":%llu,\"achieved\":{",
+                            (unsigned long long)step_req);
             step_achieved(r, s, vs, n, share);
             for (size_t i = 0; i < n; i++) {
                 if (i)

@@ -121,8 +121,15 @@ if len(steps) == 2:
     check(steps[0]["split"] == {"v1": 80, "v2": 20}, "step 1 split: %s" % steps[0]["split"])
     check(steps[1]["split"].get("v2") == 100 and steps[1]["split"].get("v1", 0) == 0,
           "step 2 split: %s" % steps[1]["split"])
-    check(abs(steps[0]["achieved"].get("v2", 0) - 0.2) < 0.06,
-          "step 1 achieved ~20 %% v2: %s" % steps[0]["achieved"])
+    # The split is exact per request once applied; what blurs a step's share
+    # is the requests routed before the step's split command took effect (at
+    # most the 4 connections' in-flight ones plus one control round trip at
+    # the old 10 %), so the tolerance shrinks with the step's request count.
+    n1 = steps[0].get("requests", 0)
+    tol = 0.02 + 8.0 / max(n1, 1)
+    check(n1 >= 20 and abs(steps[0]["achieved"].get("v2", 0) - 0.2) <= tol,
+          "step 1 achieved ~20 %% v2 (±%.3f over %d requests): %s"
+          % (tol, n1, steps[0]["achieved"]))
     check(steps[1]["achieved"].get("v2", 0) == 1.0, "step 2 sends everything to v2")
 check((doc or {}).get("duration_s") == 2.0,
       "--ramp without -d runs steps x step = 2 s (duration_s %s)" % (doc or {}).get("duration_s"))
