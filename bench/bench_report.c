@@ -25,6 +25,7 @@ static const char *const err_names[BENCH_ERR__COUNT] = {
     [BENCH_ERR_TIMEOUT] = "timeout",
     [BENCH_ERR_PARSE] = "parse",
     [BENCH_ERR_HTTP5XX] = "http_5xx",
+    [BENCH_ERR_GRPC] = "grpc",
 };
 
 const char *bench_report_err_name(enum bench_err kind)
@@ -144,6 +145,23 @@ void bench_report_response(struct bench_report *r, int slot, uint64_t t_ns,
     }
     atomic_store_explicit(&v->live_requests, v->requests,
                           memory_order_relaxed);
+}
+
+void bench_report_grpc_response(struct bench_report *r, int slot, uint64_t t_ns,
+                                uint32_t step, uint64_t latency_ns, unsigned status,
+                                int grpc_status)
+{
+    bench_report_response(r, slot, t_ns, step, latency_ns, status);
+    if (grpc_status == 0 || (status >= 500 && status <= 599))
+        return;
+    struct bench_version *v = r->v[slot];
+    size_t b = bucket_of(r, t_ns);
+    v->errors++;
+    v->err_kind[BENCH_ERR_GRPC]++;
+    v->series_errors[b]++;
+    if (step < r->n_steps)
+        v->step_errors[step]++;
+    atomic_store_explicit(&v->live_errors, v->errors, memory_order_relaxed);
 }
 
 void bench_report_send_lag(struct bench_report *r, uint64_t lag_ns)

@@ -41,6 +41,7 @@ enum bench_err {
     BENCH_ERR_TIMEOUT,     /* no complete response within --timeout or by the hard stop */
     BENCH_ERR_PARSE,       /* the response was not valid HTTP/1.x */
     BENCH_ERR_HTTP5XX,     /* a complete 5xx response */
+    BENCH_ERR_GRPC,        /* --grpc: a complete answer with a non-zero grpc-status */
     BENCH_ERR__COUNT
 };
 
@@ -136,6 +137,15 @@ void bench_report_dispose(struct bench_report *r);
  */
 int bench_report_version(struct bench_report *r, const char *name,
                          size_t len);
+
+/*
+ * bench_report_response for a gRPC answer: a non-zero grpc_status (in the
+ * head or the trailers) also makes it an error of kind grpc (unless the
+ * HTTP status already made it an http_5xx one).
+ */
+void bench_report_grpc_response(struct bench_report *r, int slot, uint64_t t_ns,
+                                uint32_t step, uint64_t latency_ns, unsigned status,
+                                int grpc_status);
 
 /*
  * Count one complete response with status on slot, finished t_ns after t0,

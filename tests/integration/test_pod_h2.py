@@ -247,4 +247,55 @@ def h2_probe_listener_and_close():
     c.close()
 
 
+@case
+def bench_h2_counts():
+    if not os.path.exists(BENCH):
+        check(False, "weir-bench not built")
+        return
+    pod = Pod("pa", "v7", extra=["--quiet", "--error-rate", "0.1"])
+    r = subprocess.run([BENCH, "-q", "--json", "--h2", "--streams", "8", "-c", "2", "-d", "2",
+                        "--version-header", "X-Version", "http://127.0.0.1:%d/" % pod.port],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    try:
+        doc = json.loads(r.stdout)
+    except ValueError:
+        doc = {}
+    v = doc.get("versions", {}).get("v7", {})
+    check(r.returncode in (0, 1) and doc.get("requests", 0) > 100,
+          "weir-bench --h2 runs and answers: rc=%s %s" % (r.returncode, r.stderr.decode()[-300:]))
+    n = v.get("requests", 0)
+    check(n == doc.get("requests") and abs(v.get("errors", 0) - n // 10) <= 16,
+          "every answer counted under v7 (X-Version), 10%% errors: %r" % v)
+    check(v.get("p50_ms", 0) > 0 and v.get("p99_ms", 0) >= v.get("p50_ms", 0), "latency percentiles reported: %r" % v)
+
+
+
+@case
+def bench_h2_open_loop_and_grpc():
+    pod = Pod("pa", "v7", extra=["--quiet", "--error-rate", "0.1"])
+    r = subprocess.run([BENCH, "-q", "--json", "--h2", "--streams", "4", "-c", "2", "-d", "2",
+                        "-R", "500", "--version-header", "X-Version",
+                        "http://127.0.0.1:%d/" % pod.port],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    doc = json.loads(r.stdout or b"{}")
+    check(doc.get("requests") == 1000 and doc.get("versions", {}).get("v7", {}).get("requests") == 1000,
+          "--h2 -R 500 -d 2: exactly 1000 requests, all v7: %r" % {k: doc.get(k) for k in ("requests", "errors")})
+    check(doc.get("errors") == 100, "--h2 open loop: exactly 10%% errors (the pod's pattern): %r" % doc.get("errors"))
+    r = subprocess.run([BENCH, "-q", "--json", "--grpc", "--streams", "4", "-c", "2", "-d", "1",
+                        "--version-header", "X-Version",
+                        "http://127.0.0.1:%d/weir.Echo/Unary" % pod.port],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    doc = json.loads(r.stdout or b"{}")
+    kinds = doc.get("errors_by_kind", {})
+    n = doc.get("requests", 0)
+    check(n > 100 and doc.get("status", {}).get("2xx") == n,
+          "--grpc: unary calls answered 200: %r" % doc.get("status"))
+    check(kinds.get("grpc") == doc.get("errors") and abs(doc.get("errors", 0) - n // 10) <= 8,
+          "--grpc: UNAVAILABLE answers count as grpc errors, 10%%: %r of %d" % (kinds, n))
+    r = subprocess.run([BENCH, "--streams", "4", "http://127.0.0.1:%d/" % pod.port],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    check(r.returncode == 2 and b"--streams needs --h2" in r.stderr,
+          "--streams without --h2 is a usage error: %r" % r.stderr[-200:])
+
+
 run()
