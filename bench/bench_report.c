@@ -407,9 +407,12 @@ static void print_mode(FILE *out, const struct bench_run *run)
         fprintf(out, "open loop at %.0f req/s", run->rate_per_s);
     else
         fprintf(out, "closed loop");
-    fprintf(out, ", %u connection%s, %u thread%s, %.2f s", run->conns,
-            run->conns == 1 ? "" : "s", run->threads,
-            run->threads == 1 ? "" : "s", run->duration_s);
+    fprintf(out, ", %u connection%s", run->conns, run->conns == 1 ? "" : "s");
+    if (run->streams)
+        fprintf(out, " x %u %s stream%s", run->streams, run->protocol,
+                run->streams == 1 ? "" : "s");
+    fprintf(out, ", %u thread%s, %.2f s", run->threads, run->threads == 1 ? "" : "s",
+            run->duration_s);
 }
 
 static void print_row(FILE *out, int nw, const char *name, uint64_t req,
@@ -666,6 +669,10 @@ static void print_json(const struct bench_report *r, const struct bench_run *run
     json_buf_str(out, run->url);
     json_buf_printf(out, ",\"mode\":\"%s\",\"connections\":%u,\"threads\":%u",
                     run->open_loop ? "open" : "closed", run->conns, run->threads);
+    if (run->protocol)
+        json_buf_printf(out, ",\"protocol\":\"%s\"", run->protocol);
+    if (run->streams)
+        json_buf_printf(out, ",\"streams\":%u", run->streams);
     if (run->open_loop) {
         json_buf_printf(out, ",\"target_rps\":");
         json_num(out, run->rate_per_s, 1);

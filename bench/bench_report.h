@@ -100,9 +100,11 @@ struct bench_run {
     bool open_loop;
     double rate_per_s; /* -R, open loop only */
     uint32_t conns, threads;
-    double planned_s;    /* -d */
-    double duration_s;   /* measured: t0 until sending stopped */
-    bool has_configured; /* split read from --control at start */
+    const char *protocol; /* static: "http/1.1", "h2c" (--h2) or "grpc" (--grpc) */
+    uint32_t streams;     /* --h2: streams per connection */
+    double planned_s;     /* -d */
+    double duration_s;    /* measured: t0 until sending stopped */
+    bool has_configured;  /* split read from --control at start */
     struct bench_split configured;
     const char *ramp_target;          /* borrowed; NULL without --ramp */
     size_t n_steps;                   /* steps taken (<= planned) */

@@ -777,6 +777,9 @@ int main(int argc, char **argv)
         .rate_per_s = opts.rate_per_s,
         .conns = opts.conns,
         .threads = opts.threads,
+        .protocol = opts.grpc ? "grpc" : opts.h2 ? "h2c"
+                                                 : "http/1.1",
+        .streams = opts.h2 ? opts.streams : 0,
         .planned_s = opts.duration_s,
         .ramp_target = opts.n_ramp ? opts.ramp_target : NULL,
         .steps = steps,

@@ -84,7 +84,7 @@ static void conn_update_events(struct conn *c)
 {
     size_t outlen = evbuffer_get_length(c->out);
     bool rd = !c->peer_eof && c->in_len < IN_CAP && c->state != CONN_S_CLOSING &&
-              !(c->state == CONN_S_TUNNEL && outlen >= OUT_HIGH);
+              !((c->state == CONN_S_TUNNEL || c->state == CONN_S_H2) && outlen >= OUT_HIGH);
     bool wr = outlen > 0 || c->state == CONN_S_STREAM || (c->state == CONN_S_H2 && c->h2_more);
     if (rd != c->rd_on) {
         if (rd)

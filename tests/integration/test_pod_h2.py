@@ -267,6 +267,8 @@ def bench_h2_counts():
     check(n == doc.get("requests") and abs(v.get("errors", 0) - n // 10) <= 16,
           "every answer counted under v7 (X-Version), 10%% errors: %r" % v)
     check(v.get("p50_ms", 0) > 0 and v.get("p99_ms", 0) >= v.get("p50_ms", 0), "latency percentiles reported: %r" % v)
+    check(doc.get("protocol") == "h2c" and doc.get("streams") == 8,
+          "the report names the protocol and the streams: %r" % {k: doc.get(k) for k in ("protocol", "streams")})
 
 
 
