@@ -85,6 +85,7 @@ struct h2_sess {
     uint64_t conn_ns;                              /* connect start */
     uint32_t served, backoff_ms, busy;
     bool goaway;
+    bool got_frame; /* the server sent an HTTP/2 frame on this socket */
 };
 
 struct h2_worker {
@@ -376,6 +377,7 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
     struct h2_sess *s = user;
+    s->got_frame = true;
     if (f->hd.type == NGHTTP2_GOAWAY) {
         s->goaway = true;
         return 0;
@@ -484,6 +486,7 @@ static void sess_close(struct h2_sess *s, enum bench_err kind)
     s->fd = -1;
     s->state = SESS_CLOSED;
     s->goaway = false;
+    s->got_frame = false;
 }
 
 /* The connection failed or ended: close, reconnect (backoff if it never
@@ -601,6 +604,11 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
             break;
         if (n <= 0) {
             sess_drop(s, n == 0 ? BENCH_ERR_CLOSED : BENCH_ERR_RESET);
+            return;
+        }
+        /* An HTTP/1.x server answers the preface with a 400: not HTTP/2. */
+        if (!s->got_frame && n >= 5 && memcmp(w->rbuf, "HTTP/", 5) == 0) {
+            sess_drop(s, BENCH_ERR_PARSE);
             return;
         }
         ssize_t k = nghttp2_session_mem_recv(s->ng, (const uint8_t *)w->rbuf, (size_t)n);

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -298,6 +299,88 @@ def bench_h2_open_loop_and_grpc():
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
     check(r.returncode == 2 and b"--streams needs --h2" in r.stderr,
           "--streams without --h2 is a usage error: %r" % r.stderr[-200:])
+
+
+
+@case
+def h2_bad_input_and_shared_counter():
+    pod = Pod("pa", "v1", extra=["--quiet", "--error-rate", "0.5"])
+    # The k-th request of the process fails, whatever its protocol.
+    rc, out, _ = curl("-i", "http://127.0.0.1:%d/" % pod.port)
+    check(out.startswith(b"HTTP/1.1 200"), "request 1 (HTTP/1.1) passes: %r" % out[:20])
+    c = H2Client(pod.port)
+    r = c.wait(c.request("GET", "/"))
+    check(r.status == 500, "request 2 (h2) is the injected one: --error-rate counts both protocols: %r" % r.status)
+    c.close()
+    # A preface followed by garbage: the pod closes that connection only.
+    s = socket.create_connection(("127.0.0.1", pod.port), timeout=5)
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\xff" * 64)
+    ended = False
+    try:
+        while s.recv(65536):
+            pass
+        ended = True
+    except ConnectionResetError:
+        ended = True
+    except OSError:
+        pass
+    s.close()
+    check(ended, "garbage after the preface: the pod ends that connection")
+    # The preface in pieces: still recognised as h2.
+    c = H2Client(pod.port, trickle=True)
+    r = c.wait(c.request("GET", "/live"))
+    check(r.status == 200 and r.data == b"ok\n", "a preface that arrives in 5-byte pieces is h2: %r" % r.status)
+    c.close()
+    r = subprocess.run([CURL, "-sS", "--http2-prior-knowledge", "http://127.0.0.1:%d/live" % pod.port],
+                       stdout=subprocess.PIPE, timeout=10)
+    check(r.stdout == b"ok\n", "the pod still serves h2 afterwards: %r" % r.stdout)
+
+
+@case
+def bench_h2_against_http1_and_timeouts():
+    import socket as so
+    import threading
+    srv = so.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+    stop = []
+
+    def serve():
+        srv.settimeout(0.2)
+        while not stop:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                continue
+            try:
+                c.settimeout(2)
+                c.recv(4096)
+                c.sendall(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+            except OSError:
+                pass
+            c.close()
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    r = subprocess.run([BENCH, "-q", "--json", "--h2", "--streams", "2", "-c", "2", "-d", "1",
+                        "http://127.0.0.1:%d/" % srv.getsockname()[1]],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    stop.append(1)
+    t.join(2)
+    srv.close()
+    doc = json.loads(r.stdout or b"{}")
+    check(r.returncode == 1 and doc.get("errors", 0) > 0 and
+          doc.get("errors_by_kind", {}).get("parse", 0) > 0,
+          "--h2 against an HTTP/1.1-only server: parse errors, exit 1: rc=%s %r" % (r.returncode, doc.get("errors_by_kind")))
+    pod = Pod("pa", "v1", extra=["--quiet", "--latency", "1m"])
+    t0 = time.time()
+    r = subprocess.run([BENCH, "-q", "--json", "--h2", "--streams", "3", "-c", "1", "-d", "1",
+                        "--timeout", "300ms", "http://127.0.0.1:%d/" % pod.port],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    doc = json.loads(r.stdout or b"{}")
+    kinds = doc.get("errors_by_kind", {})
+    check(doc.get("requests", 0) >= 3 and kinds.get("timeout") == doc.get("requests"),
+          "--h2 streams past --timeout count as timeouts: %r" % kinds)
+    check(time.time() - t0 < 20, "and the run stays bounded")
 
 
 run()

@@ -36,7 +36,8 @@ class H2Response:
 
 
 class H2Client:
-    def __init__(self, port, host="127.0.0.1", auto_ack=True, settings=None, timeout=10.0):
+    def __init__(self, port, host="127.0.0.1", auto_ack=True, settings=None, timeout=10.0,
+                 trickle=False):
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.timeout = timeout
         self.auto_ack = auto_ack
@@ -48,6 +49,11 @@ class H2Client:
         self.streams = {}
         self.goaway = None
         self.closed = False
+        if trickle:  # the preface a few bytes at a time
+            data = self.conn.data_to_send()
+            for i in range(0, len(data), 5):
+                self.sock.sendall(data[i:i + 5])
+                time.sleep(0.01)
         self.flush()
 
     def flush(self):
