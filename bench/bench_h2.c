@@ -858,6 +858,7 @@ struct bench_load_worker *bench_h2_worker_new(unsigned id, size_t n_conns, doubl
             CHECK(sl->timer);
         }
     }
+    free(w->conns); /* bench_load's (empty) array */
     w->conns = (struct bench_load_conn *)(void *)hw;
     return w;
 }
