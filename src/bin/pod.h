@@ -77,6 +77,8 @@ enum route {
     ROUTE_BAD,          /* a known path with a malformed argument: 400 */
     ROUTE_GRPC_UNARY,   /* /weir.Echo/Unary: one message back (h2 only) */
     ROUTE_GRPC_STREAM,  /* /weir.Echo/Stream: each message back as it comes */
+    ROUTE_GRPC_CLIENT,  /* /weir.Echo/ClientStream: many in, one (all payloads) back */
+    ROUTE_GRPC_SERVER,  /* /weir.Echo/ServerStream: one in, x-repeat copies back */
     ROUTE_GRPC_UNKNOWN, /* another /weir.Echo/ method: UNIMPLEMENTED */
     ROUTE_LIVE,         /* probes from here on: no latency, no injected errors */
     ROUTE_READY,        /* /ready */
@@ -164,6 +166,12 @@ struct conn {
     char url[URL_MAX];     /* request target of the current request */
     char in[IN_CAP];
 };
+
+/* A gRPC route (h2 only)? */
+static inline bool pod_route_is_grpc(enum route r)
+{
+    return r >= ROUTE_GRPC_UNARY && r <= ROUTE_GRPC_UNKNOWN;
+}
 
 /* Mark n bytes of c's input as used. Worker thread of c. */
 static inline void pod_conn_consume(struct conn *c, size_t n)

@@ -12,6 +12,11 @@
  *                      client's END_STREAM. Backpressure: pod_h2.c stops
  *                      returning flow-control credit while the echo not yet
  *                      sent is above H2_STREAM_OUT_HIGH.
+ *   /weir.Echo/ClientStream  client streaming: any number of messages in,
+ *                      one message back holding all their payloads in order.
+ *   /weir.Echo/ServerStream  server streaming: one message in, x-repeat: N
+ *                      (1..1000000, default 1) copies back, made only as fast
+ *                      as the client's stream window takes them.
  *   /weir.Echo/other   UNIMPLEMENTED (12).
  *
  * Faults: --latency delays the answer's head; --error-rate makes the RPC
@@ -25,6 +30,7 @@
 #include <event2/buffer.h>
 
 #define GRPC_OK 0
+#define GRPC_INVALID_ARGUMENT 3
 #define GRPC_RESOURCE_EXHAUSTED 8
 #define GRPC_UNIMPLEMENTED 12
 #define GRPC_INTERNAL 13
@@ -39,7 +45,9 @@ static void grpc_trailers_only(struct pod_h2_stream *st, int code, const char *m
     st->grpc_msg = msg;
     st->grpc_over = true;
     st->out_open = false;
+    st->repeat_left = 0;
     evbuffer_drain(st->in, evbuffer_get_length(st->in));
+    evbuffer_drain(st->out, evbuffer_get_length(st->out));
     pod_h2_submit(st, 200, GRPC_CTYPE, -1, false, true);
 }
 
@@ -181,6 +189,55 @@ void pod_grpc_respond(struct pod_h2_stream *st)
         st->grpc_over = true;
         pod_h2_submit(st, 200, GRPC_CTYPE, -1, true, false);
         return;
+    case ROUTE_GRPC_SERVER:
+        if (st->repeat_bad) {
+            grpc_trailers_only(st, GRPC_INVALID_ARGUMENT, "x-repeat must be 1..1000000");
+            return;
+        }
+        if (st->req.echo_too_large) {
+            grpc_trailers_only(st, GRPC_RESOURCE_EXHAUSTED, "message larger than 1 MiB");
+            return;
+        }
+        if (grpc_next(st, &len) < 0)
+            return;
+        if (evbuffer_get_length(st->in) != GRPC_PREFIX + (size_t)len) {
+            grpc_trailers_only(st, GRPC_INTERNAL, "a server-streaming call takes one message");
+            return;
+        }
+        st->repeat_len = evbuffer_get_length(st->in);
+        st->repeat_msg = evbuffer_pullup(st->in, -1);
+        st->repeat_left = st->repeat ? st->repeat : 1;
+        st->grpc_status = GRPC_OK;
+        st->trailers = true;
+        st->grpc_over = true;
+        pod_h2_submit(st, 200, GRPC_CTYPE, -1, true, false);
+        return;
+    case ROUTE_GRPC_CLIENT: {
+        if (st->req.echo_too_large) {
+            grpc_trailers_only(st, GRPC_RESOURCE_EXHAUSTED, "messages above 1 MiB in all");
+            return;
+        }
+        int rv;
+        while ((rv = grpc_next(st, &len)) == 1) {
+            evbuffer_drain(st->in, GRPC_PREFIX);
+            evbuffer_remove_buffer(st->in, st->out, len);
+        }
+        if (rv < 0)
+            return;
+        if (evbuffer_get_length(st->in) > 0) {
+            grpc_trailers_only(st, GRPC_INTERNAL, "message cut by the end of the stream");
+            return;
+        }
+        size_t total = evbuffer_get_length(st->out);
+        uint8_t h[GRPC_PREFIX] = {0, (uint8_t)(total >> 24), (uint8_t)(total >> 16),
+                                  (uint8_t)(total >> 8), (uint8_t)total};
+        evbuffer_prepend(st->out, h, sizeof(h));
+        st->grpc_status = GRPC_OK;
+        st->trailers = true;
+        st->grpc_over = true;
+        pod_h2_submit(st, 200, GRPC_CTYPE, -1, true, false);
+        return;
+    }
     case ROUTE_GRPC_STREAM:
         st->grpc_status = GRPC_OK;
         st->trailers = true;

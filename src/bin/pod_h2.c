@@ -97,8 +97,7 @@ static void stream_free(struct pod_h2_stream *st)
 static bool stream_is_grpc(const struct pod_h2_stream *st)
 {
     enum route r = st->req.route;
-    return (r == ROUTE_GRPC_UNARY || r == ROUTE_GRPC_STREAM || r == ROUTE_GRPC_UNKNOWN) &&
-           !st->req.fail_status;
+    return pod_route_is_grpc(r) && !st->req.fail_status;
 }
 
 /* ---- the answer's head and body ----------------------------------------- */
@@ -112,6 +111,11 @@ static ssize_t on_read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t
 {
     struct pod_h2_stream *st = src->ptr;
     (void)id, (void)user;
+    /* ServerStream: the copies are made as the stream's window takes them. */
+    while (st->repeat_left > 0 && evbuffer_get_length(st->out) < length) {
+        evbuffer_add(st->out, st->repeat_msg, st->repeat_len);
+        st->repeat_left--;
+    }
     size_t n = 0, ol = evbuffer_get_length(st->out);
     if (ol > 0) {
         int k = evbuffer_remove(st->out, buf, ol < length ? ol : length);
@@ -127,7 +131,8 @@ static ssize_t on_read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t
         st->deferred = true;
         return NGHTTP2_ERR_DEFERRED;
     }
-    if (evbuffer_get_length(st->out) == 0 && st->left == 0 && !st->out_open) {
+    if (evbuffer_get_length(st->out) == 0 && st->left == 0 && st->repeat_left == 0 &&
+        !st->out_open) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         if (st->trailers) {
             char code[16];
@@ -406,6 +411,17 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
     if (namelen > 0 && name[0] == ':')
         return 0;
     stream_route(st); /* pseudo-headers come first (RFC 9113 §8.3) */
+    if (namelen == 8 && memcmp(name, "x-repeat", 8) == 0) {
+        /* ServerStream: how many copies; 1..1000000, else INVALID_ARGUMENT. */
+        uint64_t v = 0;
+        bool ok = valuelen > 0 && valuelen <= 7;
+        for (size_t i = 0; ok && i < valuelen; i++) {
+            ok = value[i] >= '0' && value[i] <= '9';
+            v = v * 10 + (uint64_t)(value[i] - '0');
+        }
+        st->repeat = ok && v >= 1 && v <= 1000000 ? (uint32_t)v : 0;
+        st->repeat_bad = st->repeat == 0;
+    }
     if (namelen == 12 && memcmp(name, "content-type", 12) == 0)
         st->grpc_ctype = valuelen >= 16 && memcmp(value, "application/grpc", 16) == 0 &&
                          (valuelen == 16 || value[16] == '+' || value[16] == ';');
@@ -445,9 +461,7 @@ static void stream_headers_done(struct pod_h2_stream *st)
         evbuffer_prepend(st->out, line, (size_t)n);
         evbuffer_add(st->out, "\n", 1);
     }
-    bool grpc_path = r->route == ROUTE_GRPC_UNARY || r->route == ROUTE_GRPC_STREAM ||
-                     r->route == ROUTE_GRPC_UNKNOWN;
-    if (grpc_path && !st->grpc_ctype && !r->fail_status) {
+    if (pod_route_is_grpc(r->route) && !st->grpc_ctype && !r->fail_status) {
         r->fail_status = 415;
         r->bad_msg = "gRPC needs content-type: application/grpc\n";
     }

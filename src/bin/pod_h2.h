@@ -19,13 +19,17 @@ struct pod_h2_stream {
     struct conn *c;                    /* borrowed */
     struct pod_h2_stream *prev, *next; /* c->h2's list */
     int32_t id;
-    struct req req;       /* route, argument, fault decision */
-    struct event *timer;  /* owned: the answer's delay */
-    struct evbuffer *in;  /* owned: request body kept (echo, unary) or a partial gRPC message */
-    struct evbuffer *out; /* owned: response body not yet given to nghttp2 */
-    uint64_t left;        /* /bytes: 'x' bytes still to produce after out */
-    size_t unconsumed;    /* DATA bytes not yet returned to flow control */
-    char *path;           /* owned: :path */
+    struct req req;            /* route, argument, fault decision */
+    struct event *timer;       /* owned: the answer's delay */
+    struct evbuffer *in;       /* owned: request body kept (echo, unary) or a partial gRPC message */
+    struct evbuffer *out;      /* owned: response body not yet given to nghttp2 */
+    uint64_t left;             /* /bytes: 'x' bytes still to produce after out */
+    uint32_t repeat;           /* x-repeat (ServerStream copies), 0 when not given */
+    uint32_t repeat_left;      /* ServerStream: copies still to produce */
+    const uint8_t *repeat_msg; /* ServerStream: the framed message, inside in */
+    size_t repeat_len;
+    size_t unconsumed; /* DATA bytes not yet returned to flow control */
+    char *path;        /* owned: :path */
     size_t path_len;
     int grpc_status;      /* the trailers' grpc-status (trailers set) */
     const char *grpc_msg; /* static; the trailers' grpc-message, or NULL */
@@ -38,6 +42,7 @@ struct pod_h2_stream {
     bool trailers;        /* send grpc trailers after the body */
     bool deferred;        /* the data source returned DEFERRED */
     bool goaway_after;    /* /close: GOAWAY once this stream is over */
+    bool repeat_bad;      /* x-repeat was not 1..1000000 */
     char method[H2_METHOD_MAX];
 };
 

@@ -352,6 +352,8 @@ void pod_http_respond(struct conn *c)
         return;
     case ROUTE_GRPC_UNARY:
     case ROUTE_GRPC_STREAM:
+    case ROUTE_GRPC_CLIENT:
+    case ROUTE_GRPC_SERVER:
     case ROUTE_GRPC_UNKNOWN:
         conn_answer_str(c, 505, "gRPC needs HTTP/2 (h2c with prior knowledge)\n");
         return;
@@ -424,6 +426,10 @@ void pod_http_route(struct req *r, const char *url, size_t url_len, bool probe_l
         r->route = ROUTE_GRPC_UNARY;
     else if (path_is(path, "/weir.Echo/Stream"))
         r->route = ROUTE_GRPC_STREAM;
+    else if (path_is(path, "/weir.Echo/ClientStream"))
+        r->route = ROUTE_GRPC_CLIENT;
+    else if (path_is(path, "/weir.Echo/ServerStream"))
+        r->route = ROUTE_GRPC_SERVER;
     else if (path.len > 11 && memcmp(path.p, "/weir.Echo/", 11) == 0)
         r->route = ROUTE_GRPC_UNKNOWN;
     else if (path_is(path, "/echo") || (path.len > 5 && memcmp(path.p, "/echo/", 6) == 0))

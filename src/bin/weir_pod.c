@@ -170,6 +170,8 @@ static void usage(FILE *f)
 "  /weir.Echo/Unary   one message in, the same message out, grpc-status 0\n"
 "  /weir.Echo/Stream  each message echoed as it arrives (flow-controlled),\n"
 "                     grpc-status 0 after the client ends its stream\n"
+"  /weir.Echo/ClientStream  many messages in, one back: all their payloads\n"
+"  /weir.Echo/ServerStream  one message in, x-repeat: N copies back (1..1e6)\n"
 "  --error-rate fails a call with grpc-status 14 (UNAVAILABLE) and\n"
 "  grpc-message \"error injected\"; not one message 13 (INTERNAL); compressed\n"
 "  or unknown method 12 (UNIMPLEMENTED); above 1 MiB 8 (RESOURCE_EXHAUSTED).\n"

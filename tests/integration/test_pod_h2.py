@@ -168,6 +168,44 @@ def grpc_stream_echo():
 
 
 @case
+def grpc_client_and_server_streaming():
+    pod = Pod("pa", "v1", extra=["--quiet"])
+    c = H2Client(pod.port)
+    sid = c.request("POST", "/weir.Echo/ClientStream", grpc_headers(), end=False)
+    for m in (b"ab", b"", b"cde"):
+        c.send(sid, grpc_frame(m))
+    c.end(sid)
+    r = c.wait(sid)
+    check(grpc_messages(r.data) == [b"abcde"] and r.trailers.get("grpc-status") == "0",
+          "ClientStream: three messages in, one with all the payloads back: %r %r" % (r.data[:40], r.trailers))
+    msg = b"s" * 100
+    sid = c.request("POST", "/weir.Echo/ServerStream", grpc_headers([("x-repeat", "1000")]),
+                    grpc_frame(msg))
+    r = c.wait(sid)
+    got = grpc_messages(r.data)
+    check(len(got) == 1000 and set(got) == {msg} and r.trailers.get("grpc-status") == "0",
+          "ServerStream x-repeat 1000: 1000 copies then grpc-status 0: %d %r" % (len(got), r.trailers))
+    r = c.wait(c.request("POST", "/weir.Echo/ServerStream", grpc_headers([("x-repeat", "0")]),
+                         grpc_frame(msg)))
+    check(r.headers.get("grpc-status") == "3", "x-repeat 0: INVALID_ARGUMENT: %r" % r.headers)
+    c.close()
+    # A client that does not read gets only its window's worth.
+    c = H2Client(pod.port, auto_ack=False)
+    sid = c.request("POST", "/weir.Echo/ServerStream", grpc_headers([("x-repeat", "2000")]),
+                    grpc_frame(b"q" * 995))
+    r = c.streams[sid]
+    c.wait_for(lambda: len(r.data) >= 65535, 5)
+    check(holds_for(lambda: (c.pump(0.05), not r.ended and len(r.data) <= 65535)[1], 0.5),
+          "ServerStream to a client that does not read: held at its window (%d bytes)" % len(r.data))
+    c.auto_ack = True
+    c.ack(sid)
+    c.wait(sid, timeout=30)
+    check(r.ended and len(r.data) == 2000 * 1000 and r.trailers.get("grpc-status") == "0",
+          "once it reads, all 2000 copies arrive: %d bytes %r" % (len(r.data), r.trailers))
+    c.close()
+
+
+@case
 def grpc_stream_backpressure():
     pod = Pod("pa", "v1", extra=["--quiet"])
     c = H2Client(pod.port, auto_ack=False)
