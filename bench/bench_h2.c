@@ -225,7 +225,7 @@ static uint32_t cur_step(void)
 
 static struct h2_worker *hw_of(struct bench_load_worker *w)
 {
-    return (struct h2_worker *)(void *)w->conns;
+    return w->h2;
 }
 
 static void sess_connect(struct h2_sess *s);
@@ -829,8 +829,8 @@ void *bench_h2_worker_main(void *arg)
 struct bench_load_worker *bench_h2_worker_new(unsigned id, size_t n_conns, double planned_s,
                                               size_t n_steps)
 {
-    /* A bench_load worker without HTTP/1.1 connections; its conns field
-     * holds this engine's connections instead (see hw_of). */
+    /* A bench_load worker without HTTP/1.1 connections; its h2 field
+     * holds this engine's connections (see hw_of). */
     struct bench_load_worker *w = bench_load_worker_new(id, 0, planned_s, n_steps);
     struct h2_worker *hw = xcalloc(1, sizeof(*hw));
     event_free(w->tick);
@@ -858,8 +858,7 @@ struct bench_load_worker *bench_h2_worker_new(unsigned id, size_t n_conns, doubl
             CHECK(sl->timer);
         }
     }
-    free(w->conns); /* bench_load's (empty) array */
-    w->conns = (struct bench_load_conn *)(void *)hw;
+    w->h2 = hw;
     return w;
 }
 
@@ -882,6 +881,6 @@ void bench_h2_worker_free(struct bench_load_worker *w)
     }
     free(hw->sess);
     free(hw);
-    w->conns = NULL;
+    w->h2 = NULL;
     bench_load_worker_free(w);
 }
