@@ -158,7 +158,8 @@ int pod_conn_run(struct conn *c)
                 return -1;
             }
         }
-        bool again = ((c->state == CONN_S_READ || c->state == CONN_S_TUNNEL) &&
+        /* (Not while a cut preface waits for its next bytes.) */
+        bool again = (((c->state == CONN_S_READ && c->proto_known) || c->state == CONN_S_TUNNEL) &&
                       c->in_len > 0 && evbuffer_get_length(c->out) < OUT_HIGH) ||
                      (c->state == CONN_S_H2 && c->h2_more &&
                       evbuffer_get_length(c->out) < OUT_HIGH);
