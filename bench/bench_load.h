@@ -59,6 +59,7 @@ struct bench_load_worker {
     struct event *tick;            /* owned */
     struct bench_load_conn *conns; /* owned array */
     size_t n_conns;
+    void *h2;                   /* owned by bench_h2.c (--h2: its connections; n_conns is 0) */
     struct bench_report report; /* written by this worker only */
     char *rbuf;                 /* owned: READ_BUF_SIZE */
     uint64_t now_ns;            /* clock read for the current callback */

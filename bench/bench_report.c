@@ -25,6 +25,7 @@ static const char *const err_names[BENCH_ERR__COUNT] = {
     [BENCH_ERR_TIMEOUT] = "timeout",
     [BENCH_ERR_PARSE] = "parse",
     [BENCH_ERR_HTTP5XX] = "http_5xx",
+    [BENCH_ERR_GRPC] = "grpc",
 };
 
 const char *bench_report_err_name(enum bench_err kind)
@@ -144,6 +145,23 @@ void bench_report_response(struct bench_report *r, int slot, uint64_t t_ns,
     }
     atomic_store_explicit(&v->live_requests, v->requests,
                           memory_order_relaxed);
+}
+
+void bench_report_grpc_response(struct bench_report *r, int slot, uint64_t t_ns,
+                                uint32_t step, uint64_t latency_ns, unsigned status,
+                                int grpc_status)
+{
+    bench_report_response(r, slot, t_ns, step, latency_ns, status);
+    if (grpc_status == 0 || (status >= 500 && status <= 599))
+        return;
+    struct bench_version *v = r->v[slot];
+    size_t b = bucket_of(r, t_ns);
+    v->errors++;
+    v->err_kind[BENCH_ERR_GRPC]++;
+    v->series_errors[b]++;
+    if (step < r->n_steps)
+        v->step_errors[step]++;
+    atomic_store_explicit(&v->live_errors, v->errors, memory_order_relaxed);
 }
 
 void bench_report_send_lag(struct bench_report *r, uint64_t lag_ns)
@@ -389,9 +407,12 @@ static void print_mode(FILE *out, const struct bench_run *run)
         fprintf(out, "open loop at %.0f req/s", run->rate_per_s);
     else
         fprintf(out, "closed loop");
-    fprintf(out, ", %u connection%s, %u thread%s, %.2f s", run->conns,
-            run->conns == 1 ? "" : "s", run->threads,
-            run->threads == 1 ? "" : "s", run->duration_s);
+    fprintf(out, ", %u connection%s", run->conns, run->conns == 1 ? "" : "s");
+    if (run->streams)
+        fprintf(out, " x %u %s stream%s", run->streams, run->protocol,
+                run->streams == 1 ? "" : "s");
+    fprintf(out, ", %u thread%s, %.2f s", run->threads, run->threads == 1 ? "" : "s",
+            run->duration_s);
 }
 
 static void print_row(FILE *out, int nw, const char *name, uint64_t req,
@@ -648,6 +669,10 @@ static void print_json(const struct bench_report *r, const struct bench_run *run
     json_buf_str(out, run->url);
     json_buf_printf(out, ",\"mode\":\"%s\",\"connections\":%u,\"threads\":%u",
                     run->open_loop ? "open" : "closed", run->conns, run->threads);
+    if (run->protocol)
+        json_buf_printf(out, ",\"protocol\":\"%s\"", run->protocol);
+    if (run->streams)
+        json_buf_printf(out, ",\"streams\":%u", run->streams);
     if (run->open_loop) {
         json_buf_printf(out, ",\"target_rps\":");
         json_num(out, run->rate_per_s, 1);

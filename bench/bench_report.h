@@ -41,6 +41,7 @@ enum bench_err {
     BENCH_ERR_TIMEOUT,     /* no complete response within --timeout or by the hard stop */
     BENCH_ERR_PARSE,       /* the response was not valid HTTP/1.x */
     BENCH_ERR_HTTP5XX,     /* a complete 5xx response */
+    BENCH_ERR_GRPC,        /* --grpc: a complete answer with a non-zero grpc-status */
     BENCH_ERR__COUNT
 };
 
@@ -99,9 +100,11 @@ struct bench_run {
     bool open_loop;
     double rate_per_s; /* -R, open loop only */
     uint32_t conns, threads;
-    double planned_s;    /* -d */
-    double duration_s;   /* measured: t0 until sending stopped */
-    bool has_configured; /* split read from --control at start */
+    const char *protocol; /* static: "http/1.1", "h2c" (--h2) or "grpc" (--grpc) */
+    uint32_t streams;     /* --h2: streams per connection */
+    double planned_s;     /* -d */
+    double duration_s;    /* measured: t0 until sending stopped */
+    bool has_configured;  /* split read from --control at start */
     struct bench_split configured;
     const char *ramp_target;          /* borrowed; NULL without --ramp */
     size_t n_steps;                   /* steps taken (<= planned) */
@@ -136,6 +139,15 @@ void bench_report_dispose(struct bench_report *r);
  */
 int bench_report_version(struct bench_report *r, const char *name,
                          size_t len);
+
+/*
+ * bench_report_response for a gRPC answer: a non-zero grpc_status (in the
+ * head or the trailers) also makes it an error of kind grpc (unless the
+ * HTTP status already made it an http_5xx one).
+ */
+void bench_report_grpc_response(struct bench_report *r, int slot, uint64_t t_ns,
+                                uint32_t step, uint64_t latency_ns, unsigned status,
+                                int grpc_status);
 
 /*
  * Count one complete response with status on slot, finished t_ns after t0,

@@ -45,6 +45,7 @@
 
 #include "bench_gate.h"
 #include "bench_events.h"
+#include "bench_h2.h"
 #include "bench_hist.h"
 #include "bench_load.h"
 #include "bench_report.h"
@@ -84,6 +85,9 @@ struct opts {
     double timeout_s;
     const char *url_text; /* borrowed */
     struct bench_url url;
+    bool h2;          /* --h2: h2c with prior knowledge (bench_h2.c) */
+    bool grpc;        /* --grpc: unary gRPC calls (implies --h2) */
+    uint32_t streams; /* --streams: concurrent streams per h2 connection */
 };
 
 static struct opts opts;
@@ -198,6 +202,14 @@ static void usage(FILE *f)
 "                          Without -R: closed loop, each connection sends its\n"
 "                          next request when the previous answer arrives.\n"
 "  -t, --threads N         worker threads (default 1; connections are spread)\n"
+"      --h2                HTTP/2 with prior knowledge (h2c) instead of\n"
+"                          HTTP/1.1; each stream is a request, counted and\n"
+"                          timed like an HTTP/1.1 one\n"
+"      --streams N         with --h2: requests in flight per connection\n"
+"                          (default 1; -R spreads over connections x streams)\n"
+"      --grpc              unary gRPC calls (implies --h2): POST of one\n"
+"                          message to URL's path (weir-pod: /weir.Echo/Unary);\n"
+"                          a non-zero grpc-status is an error (kind grpc)\n"
 "  -H, --header 'N: V'     add a request header (repeatable; may replace Host)\n"
 "      --version-header N  response header naming the version\n"
 "                          (default X-Weir-Version)\n"
@@ -232,7 +244,8 @@ static void usage(FILE *f)
 "Errors are transport failures plus 5xx responses; 4xx responses are answers,\n"
 "not errors. Kinds: connect (refused, unreachable, timed out), reset (reset\n"
 "or EOF inside a response), closed (the server closed a kept-alive connection\n"
-"before answering), timeout, parse (not HTTP/1.x), http_5xx. Latency covers\n"
+"before answering), timeout, parse (not HTTP/1.x; with --h2 an HTTP/1.x\n"
+"answer), http_5xx, grpc (--grpc). Latency covers\n"
 "every complete response (5xx included). Responses without the version header\n"
 "and requests that failed before any response header count as \"unknown\".\n"
 "Open loop: a request due while its connection is busy waits for it, and the\n"
@@ -353,6 +366,9 @@ static void parse_args(int argc, char **argv)
         OPT_GATE_ERRORS,
         OPT_GATE_P99,
         OPT_GATE_RATIO,
+        OPT_H2,
+        OPT_STREAMS,
+        OPT_GRPC,
     };
     static const struct option longopts[] = {
         {"connections", required_argument, NULL, 'c'},
@@ -371,6 +387,9 @@ static void parse_args(int argc, char **argv)
         {"max-error-rate", required_argument, NULL, OPT_GATE_ERRORS},
         {"max-p99", required_argument, NULL, OPT_GATE_P99},
         {"max-p99-ratio", required_argument, NULL, OPT_GATE_RATIO},
+        {"h2", no_argument, NULL, OPT_H2},
+        {"streams", required_argument, NULL, OPT_STREAMS},
+        {"grpc", no_argument, NULL, OPT_GRPC},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -472,6 +491,17 @@ static void parse_args(int argc, char **argv)
                 usage_error("%s", why);
             break;
         }
+        case OPT_H2:
+            opts.h2 = true;
+            break;
+        case OPT_GRPC:
+            opts.grpc = opts.h2 = true;
+            break;
+        case OPT_STREAMS:
+            if (!parse_u32(optarg, 1, BENCH_H2_MAX_STREAMS, &opts.streams))
+                usage_error("--streams wants 1..%d streams per connection, not '%s'",
+                            BENCH_H2_MAX_STREAMS, optarg);
+            break;
         case 'q':
             opts.quiet = true;
             break;
@@ -514,6 +544,12 @@ static void parse_args(int argc, char **argv)
     } else if (step_given) {
         usage_error("--step only makes sense with --ramp");
     }
+    if (opts.streams && !opts.h2)
+        usage_error("--streams needs --h2 (HTTP/1.1 sends one request at a time)");
+    if (!opts.streams)
+        opts.streams = 1;
+    if (opts.h2 && (uint64_t)opts.conns * opts.streams > 1000000)
+        usage_error("-c x --streams is above 1000000 requests in flight");
     if (opts.threads > opts.conns)
         opts.threads = opts.conns;
     if (opts.rate_per_s > 0 &&
@@ -728,6 +764,11 @@ int main(int argc, char **argv)
     atomic_init(&bench_load_shared.step, 0);
     atomic_init(&bench_load_shared.abort_now, false);
     atomic_init(&bench_load_shared.workers_done, 0);
+    char h2err[256];
+    if (opts.h2 && bench_h2_setup(opts.url.target, opts.url.authority, opts.headers,
+                                  opts.n_headers, opts.streams, opts.grpc, h2err,
+                                  sizeof(h2err)) != 0)
+        usage_error("%s", h2err);
 
     static struct bench_ramp_step steps[BENCH_SCHED_MAX_STEPS];
     struct bench_run run = {
@@ -737,6 +778,9 @@ int main(int argc, char **argv)
         .rate_per_s = opts.rate_per_s,
         .conns = opts.conns,
         .threads = opts.threads,
+        .protocol = opts.grpc ? "grpc" : opts.h2 ? "h2c"
+                                                 : "http/1.1",
+        .streams = opts.h2 ? opts.streams : 0,
         .planned_s = opts.duration_s,
         .ramp_target = opts.n_ramp ? opts.ramp_target : NULL,
         .steps = steps,
@@ -786,8 +830,10 @@ int main(int argc, char **argv)
     pthread_barrier_init(&bench_load_shared.go, NULL, (unsigned)nw + 1);
     for (size_t i = 0; i < nw; i++) {
         size_t n = opts.conns / nw + (i < opts.conns % nw ? 1 : 0);
-        ws[i] = bench_load_worker_new((unsigned)i, n, opts.duration_s, opts.n_ramp);
-        if (pthread_create(&ws[i]->thread, NULL, bench_load_worker_main, ws[i]) != 0) {
+        ws[i] = opts.h2 ? bench_h2_worker_new((unsigned)i, n, opts.duration_s, opts.n_ramp)
+                        : bench_load_worker_new((unsigned)i, n, opts.duration_s, opts.n_ramp);
+        if (pthread_create(&ws[i]->thread, NULL,
+                           opts.h2 ? bench_h2_worker_main : bench_load_worker_main, ws[i]) != 0) {
             fprintf(stderr, "weir-bench: cannot start a thread: %s\n",
                     strerror(errno));
             return 2;
@@ -797,9 +843,11 @@ int main(int argc, char **argv)
     bench_load_shared.t0_ns = bench_load_now_ns();
     pthread_barrier_wait(&bench_load_shared.go);
     if (!opts.quiet && !opts.json)
-        fprintf(stderr, "weir-bench: %s (%s), %s, %u connections, %.1f s\n",
+        fprintf(stderr, "weir-bench: %s (%s), %s, %u connections%s, %.1f s\n",
                 opts.url_text, bench_load_shared.addr_text,
                 opts.rate_per_s > 0 ? "open loop" : "closed loop", opts.conns,
+                opts.grpc ? " (gRPC over h2c)" : opts.h2 ? " (h2c)"
+                                                         : "",
                 opts.duration_s);
 
     struct progress prog = {.last_ns = bench_load_shared.t0_ns};
@@ -910,8 +958,13 @@ int main(int argc, char **argv)
 
     bench_report_dispose(&total);
     free(events);
-    for (size_t i = 0; i < nw; i++)
-        bench_load_worker_free(ws[i]);
+    for (size_t i = 0; i < nw; i++) {
+        if (opts.h2)
+            bench_h2_worker_free(ws[i]);
+        else
+            bench_load_worker_free(ws[i]);
+    }
+    bench_h2_dispose();
     free(ws);
     free(bench_load_shared.request);
     pthread_barrier_destroy(&bench_load_shared.connected);

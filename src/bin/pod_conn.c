@@ -5,8 +5,10 @@
  * limit (LINGER) or the idle timeout (every other state; re-armed lazily
  * from last_active_ms, so a request costs no timer operation).
  *
- * conn_run() is the driver every event ends in: parse, refill a streamed
- * body, echo a tunnel, write with one writev(), handle EOF and closing,
+ * pod_conn_run() is the driver every event ends in: tell HTTP/1.x from the
+ * h2c preface on the first bytes, parse (or feed the h2 session,
+ * pod_h2.c), refill a streamed body, echo a tunnel, write with one
+ * writev(), handle EOF and closing,
  * then choose which events to wait for (the two places reading and writing
  * are switched on and off are conn_update_events() alone). A conn is freed
  * only at the end of an event callback, never from inside llhttp.
@@ -43,6 +45,7 @@ void pod_conn_free(struct conn *c, const char *why)
     event_free(c->rev);
     event_free(c->wev);
     event_free(c->timer);
+    pod_h2_free(c);
     evbuffer_free(c->out);
     if (c->echo)
         evbuffer_free(c->echo);
@@ -81,8 +84,8 @@ static void conn_update_events(struct conn *c)
 {
     size_t outlen = evbuffer_get_length(c->out);
     bool rd = !c->peer_eof && c->in_len < IN_CAP && c->state != CONN_S_CLOSING &&
-              !(c->state == CONN_S_TUNNEL && outlen >= OUT_HIGH);
-    bool wr = outlen > 0 || c->state == CONN_S_STREAM;
+              !((c->state == CONN_S_TUNNEL || c->state == CONN_S_H2) && outlen >= OUT_HIGH);
+    bool wr = outlen > 0 || c->state == CONN_S_STREAM || (c->state == CONN_S_H2 && c->h2_more);
     if (rd != c->rd_on) {
         if (rd)
             event_add(c->rev, NULL);
@@ -99,12 +102,27 @@ static void conn_update_events(struct conn *c)
     }
 }
 
-/* Make all progress possible now. Returns -1 if c was freed. */
-static int conn_run(struct conn *c)
+/* A new connection's first bytes: the h2c preface switches it to h2. */
+static void conn_sniff(struct conn *c)
+{
+    int h2 = pod_h2_detect(c);
+    if (h2 < 0 && !c->peer_eof)
+        return; /* "PRI * HTTP/2.0..." cut short: wait for more */
+    c->proto_known = true;
+    if (h2 > 0 && pod_h2_start(c) < 0)
+        fprintf(stderr, "weir-pod: c#%u.%" PRIu64 ": cannot start an h2 session\n", c->w->id,
+                c->id); /* the HTTP/1.1 parser answers the preface with 400 */
+}
+
+int pod_conn_run(struct conn *c)
 {
     for (int round = 0;; round++) {
-        if (c->state == CONN_S_READ)
+        if (c->state == CONN_S_READ && !c->proto_known && c->in_len > 0)
+            conn_sniff(c);
+        if (c->state == CONN_S_READ && c->proto_known) /* else: more preface to come */
             pod_http_parse(c);
+        if (c->state == CONN_S_H2)
+            pod_h2_run(c);
         if (c->state == CONN_S_STREAM)
             pod_http_fill(c);
         if (c->state == CONN_S_TUNNEL && c->in_len > 0 &&
@@ -114,7 +132,7 @@ static int conn_run(struct conn *c)
         }
         /* EOF with nothing left to parse or echo: answer what is queued,
          * then close (a half-closed client still reads, RFC 9112 §9.6). */
-        if ((c->state == CONN_S_READ || c->state == CONN_S_TUNNEL) &&
+        if ((c->state == CONN_S_READ || c->state == CONN_S_TUNNEL || c->state == CONN_S_H2) &&
             c->peer_eof && c->in_len == 0)
             c->state = CONN_S_CLOSING;
         if (conn_flush(c) < 0) {
@@ -140,8 +158,11 @@ static int conn_run(struct conn *c)
                 return -1;
             }
         }
-        bool again = (c->state == CONN_S_READ || c->state == CONN_S_TUNNEL) &&
-                     c->in_len > 0 && evbuffer_get_length(c->out) < OUT_HIGH;
+        /* (Not while a cut preface waits for its next bytes.) */
+        bool again = (((c->state == CONN_S_READ && c->proto_known) || c->state == CONN_S_TUNNEL) &&
+                      c->in_len > 0 && evbuffer_get_length(c->out) < OUT_HIGH) ||
+                     (c->state == CONN_S_H2 && c->h2_more &&
+                      evbuffer_get_length(c->out) < OUT_HIGH);
         if (!again || round >= 8)
             break;
     }
@@ -171,7 +192,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         pod_conn_free(c, "read failed");
         return;
     }
-    conn_run(c);
+    pod_conn_run(c);
 }
 
 static void on_writable(evutil_socket_t fd, short what, void *arg)
@@ -180,7 +201,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     CHECK(c->magic == CONN_MAGIC);
-    conn_run(c);
+    pod_conn_run(c);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -194,14 +215,17 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         pod_http_respond(c);
         if (c->w->cfg->idle_ms)
             conn_arm_timer(c, c->w->cfg->idle_ms);
-        conn_run(c);
+        pod_conn_run(c);
         return;
     case CONN_S_LINGER:
         pod_conn_free(c, "linger timeout");
         return;
     default: {
-        /* Idle timer, re-armed lazily rather than on every request. */
+        /* Idle timer, re-armed lazily rather than on every request. An
+         * h2 connection with a stream waiting for its answer is not idle. */
         uint64_t idle = util_now_ms() - c->last_active_ms;
+        if (pod_h2_open_streams(c) > 0)
+            idle = 0;
         if (idle >= c->w->cfg->idle_ms)
             pod_conn_free(c, "idle timeout");
         else

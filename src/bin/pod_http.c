@@ -20,7 +20,7 @@
 
 #include <event2/buffer.h>
 
-#define STREAM_PIECE (64 * 1024) /* one reference to x_page */
+#define STREAM_PIECE POD_PAGE /* one reference to pod_http_x_page */
 
 /* Head-building flags. */
 enum {
@@ -31,7 +31,7 @@ enum {
     HF_UPGRADE = 16,   /* Connection: Upgrade + Upgrade: websocket */
 };
 
-static char x_page[STREAM_PIECE]; /* 'x' bytes; written once by pod_http_init */
+char pod_http_x_page[POD_PAGE]; /* 'x' bytes; written once by pod_http_init */
 
 /* ---- small buffers ------------------------------------------------------ */
 
@@ -97,7 +97,7 @@ static const char *status_reason(int code)
 }
 
 /* Refresh the cached Date line and the prebuilt demo answer once a second. */
-static void worker_refresh_date(struct worker *w)
+void pod_http_refresh_date(struct worker *w)
 {
     time_t now = time(NULL);
     if (now == w->date_sec)
@@ -141,7 +141,7 @@ static void conn_write_head(struct conn *c, int status, const char *ctype,
         hf |= HF_CLOSE;
     else if (!r->http11)
         hf |= HF_KEEP_ALIVE;
-    worker_refresh_date(c->w);
+    pod_http_refresh_date(c->w);
     ob_putf(&b, "HTTP/1.1 %d %s\r\n", status, status_reason(status));
     ob_put(&b, c->w->date, c->w->date_len);
     ob_put(&b, c->w->cfg->ident, c->w->cfg->ident_len);
@@ -210,7 +210,7 @@ void pod_http_fill(struct conn *c)
             int hl = snprintf(h, sizeof(h), "%zx\r\n", n);
             evbuffer_add(c->out, h, (size_t)hl);
         }
-        evbuffer_add_reference(c->out, x_page, n, NULL, NULL);
+        evbuffer_add_reference(c->out, pod_http_x_page, n, NULL, NULL);
         if (c->stream_chunked)
             evbuffer_add(c->out, "\r\n", 2);
         c->stream_left -= n;
@@ -280,7 +280,7 @@ void pod_http_respond(struct conn *c)
     switch (r->route) {
     case ROUTE_DEMO:
         if (r->keep_alive && r->http11) {
-            worker_refresh_date(c->w);
+            pod_http_refresh_date(c->w);
             evbuffer_add(c->out, c->w->demo, r->head ? c->w->demo_head_len : c->w->demo_len);
             if (c->w->cfg->verbose)
                 conn_log(c, 200);
@@ -350,6 +350,13 @@ void pod_http_respond(struct conn *c)
     case ROUTE_BAD:
         conn_answer_str(c, 400, r->bad_msg);
         return;
+    case ROUTE_GRPC_UNARY:
+    case ROUTE_GRPC_STREAM:
+    case ROUTE_GRPC_CLIENT:
+    case ROUTE_GRPC_SERVER:
+    case ROUTE_GRPC_UNKNOWN:
+        conn_answer_str(c, 505, "gRPC needs HTTP/2 (h2c with prior knowledge)\n");
+        return;
     default:
         conn_answer_probe(c);
         return;
@@ -384,14 +391,13 @@ static bool path_is(struct strview path, const char *s)
     return path.len == strlen(s) && memcmp(path.p, s, path.len) == 0;
 }
 
-/* Pick the route from the target (origin-form or absolute-form). */
-static void conn_route(struct conn *c)
+void pod_http_route(struct req *r, const char *url, size_t url_len, bool probe_listener,
+                    bool has_probe, bool is_connect)
 {
-    struct req *r = &c->req;
-    struct strview path = {c->url, c->url_len};
-    const char *q = memchr(c->url, '?', c->url_len);
+    struct strview path = {url, url_len};
+    const char *q = memchr(url, '?', url_len);
     if (q)
-        path.len = (size_t)(q - c->url);
+        path.len = (size_t)(q - url);
     /* absolute-form (RFC 9112 §3.2.2): skip scheme and authority. */
     const char *sep = path.len > 7 ? memmem(path.p, path.len, "://", 3) : NULL;
     if (sep && path.p[0] != '/') {
@@ -400,7 +406,7 @@ static void conn_route(struct conn *c)
         path.p = slash ? slash : "/";
     }
 
-    bool probes = c->probe_listener || !c->w->cfg->has_probe;
+    bool probes = probe_listener || !has_probe;
     bool bad = false;
     if (probes && path_is(path, "/live"))
         r->route = ROUTE_LIVE;
@@ -414,8 +420,18 @@ static void conn_route(struct conn *c)
         r->route = ROUTE_FAULTS_ON;
     else if (probes && path_is(path, "/faults/off"))
         r->route = ROUTE_FAULTS_OFF;
-    else if (c->probe_listener)
+    else if (probe_listener)
         r->route = ROUTE_NOT_FOUND;
+    else if (path_is(path, "/weir.Echo/Unary"))
+        r->route = ROUTE_GRPC_UNARY;
+    else if (path_is(path, "/weir.Echo/Stream"))
+        r->route = ROUTE_GRPC_STREAM;
+    else if (path_is(path, "/weir.Echo/ClientStream"))
+        r->route = ROUTE_GRPC_CLIENT;
+    else if (path_is(path, "/weir.Echo/ServerStream"))
+        r->route = ROUTE_GRPC_SERVER;
+    else if (path.len > 11 && memcmp(path.p, "/weir.Echo/", 11) == 0)
+        r->route = ROUTE_GRPC_UNKNOWN;
     else if (path_is(path, "/echo") || (path.len > 5 && memcmp(path.p, "/echo/", 6) == 0))
         r->route = ROUTE_ECHO;
     else if (path_is(path, "/upload"))
@@ -442,10 +458,17 @@ static void conn_route(struct conn *c)
         r->route = ROUTE_BAD;
     }
     /* A 2xx to CONNECT would mean "tunnel open" (RFC 9110 §9.3.6). */
-    if (c->parser.method == HTTP_CONNECT && !c->probe_listener) {
+    if (is_connect && !probe_listener) {
         r->bad_msg = "CONNECT is not supported\n";
         r->route = ROUTE_BAD;
     }
+}
+
+/* Pick the route from the target (origin-form or absolute-form). */
+static void conn_route(struct conn *c)
+{
+    pod_http_route(&c->req, c->url, c->url_len, c->probe_listener, c->w->cfg->has_probe,
+                   c->parser.method == HTTP_CONNECT);
 }
 
 /* ---- llhttp callbacks ---------------------------------------------------- */
@@ -621,6 +644,21 @@ static bool should_inject_error(struct pod_config *cfg)
     return (k * ppm) / 1000000 > ((k - 1) * ppm) / 1000000;
 }
 
+uint64_t pod_http_faults(struct worker *w, struct req *r)
+{
+    uint64_t delay_ms = 0;
+    if (r->route < ROUTE_LIVE) {
+        bool faults = atomic_load_explicit(&w->cfg->faults, memory_order_relaxed);
+        r->injected = faults && w->cfg->error_ppm > 0 && should_inject_error(w->cfg);
+        delay_ms = faults ? w->cfg->latency_ms : 0;
+        if (w->cfg->jitter_ms)
+            delay_ms += worker_random(w) % ((uint64_t)w->cfg->jitter_ms + 1);
+        if (r->route == ROUTE_SLEEP)
+            delay_ms += r->arg;
+    }
+    return delay_ms;
+}
+
 static int on_message_complete(llhttp_t *p)
 {
     struct conn *c = p->data;
@@ -628,15 +666,7 @@ static int on_message_complete(llhttp_t *p)
     uint64_t delay_ms = 0;
 
     r->keep_alive = llhttp_should_keep_alive(p) != 0;
-    if (r->route < ROUTE_LIVE) {
-        bool faults = atomic_load_explicit(&c->w->cfg->faults, memory_order_relaxed);
-        r->injected = faults && c->w->cfg->error_ppm > 0 && should_inject_error(c->w->cfg);
-        delay_ms = faults ? c->w->cfg->latency_ms : 0;
-        if (c->w->cfg->jitter_ms)
-            delay_ms += worker_random(c->w) % ((uint64_t)c->w->cfg->jitter_ms + 1);
-        if (r->route == ROUTE_SLEEP)
-            delay_ms += r->arg;
-    }
+    delay_ms = pod_http_faults(c->w, r);
     r->will_upgrade = r->route == ROUTE_WS && r->ws_header && p->upgrade && !r->injected;
     if (delay_ms > 0) {
         struct timeval tv = {(time_t)(delay_ms / 1000), (suseconds_t)(delay_ms % 1000) * 1000};
@@ -691,7 +721,7 @@ void pod_http_parse(struct conn *c)
 
 void pod_http_init(void)
 {
-    memset(x_page, 'x', sizeof(x_page));
+    memset(pod_http_x_page, 'x', sizeof(pod_http_x_page));
 }
 
 void pod_http_parser_init(struct conn *c)

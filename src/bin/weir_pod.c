@@ -4,6 +4,9 @@
  * Answers like the demo app of the Kubernetes deployment-strategy tutorials
  * (`Host: NAME, Version: VERSION`), and is the scripted upstream of weir's
  * integration tests and benchmarks, so it speaks strict HTTP/1.1 and is fast.
+ * On the same listeners it speaks h2c with prior knowledge (a connection
+ * that opens with the HTTP/2 client preface, pod_h2.c) with the same
+ * answers, and a gRPC echo service over the gRPC wire format (pod_grpc.c).
  *
  * Shape: main() parses the CLI, binds every listening socket (so port 0 can
  * be printed back as `listening ADDR` / `probe ADDR`), then starts N workers,
@@ -24,6 +27,7 @@
  *    ▲  ──(/bytes, /chunked)───────▶ STREAM ─(done)──┤
  *    └───────────────────────────────────────────────┘
  *   READ ──(101 on /ws)──▶ TUNNEL (echo bytes)
+ *   READ ──(first bytes are the h2c preface)──▶ H2 (nghttp2 session)
  *   any ──(last answer, error, EOF)──▶ CLOSING ──(output drained)──▶ LINGER
  *        (write side shut, input discarded until EOF or LINGER_MS) ──▶ freed
  *
@@ -42,7 +46,8 @@
  *
  * Files: weir_pod.c (this: command line, listeners, workers, signals),
  * pod_conn.c (a client connection), pod_http.c (parsing and answers),
- * pod.h (what they share). Only util.c of weir's core is used.
+ * pod_h2.c (h2c streams), pod_grpc.c (the gRPC echo), pod.h and pod_h2.h
+ * (what they share). Only util.c of weir's core is used.
  */
 #include "pod.h"
 
@@ -156,6 +161,20 @@ static void usage(FILE *f)
 "  POST /ready/on, POST /ready/off   set readiness (200)\n"
 "  POST /faults/on, POST /faults/off  switch --latency and --error-rate (200)\n"
 "Every answer carries X-Pod: NAME and X-Version: VERSION.\n"
+"\n"
+"HTTP/2: a connection that starts with the HTTP/2 preface (h2c, prior\n"
+"knowledge: curl --http2-prior-knowledge, h2load) gets the same answers per\n"
+"stream, with --latency and --error-rate (/chunked/N is /bytes/N; /ws: 400).\n"
+"gRPC echo (h2 only, content-type application/grpc, else 415; over HTTP/1.1\n"
+"505), messages framed as 1 byte compressed flag + 4 byte length:\n"
+"  /weir.Echo/Unary   one message in, the same message out, grpc-status 0\n"
+"  /weir.Echo/Stream  each message echoed as it arrives (flow-controlled),\n"
+"                     grpc-status 0 after the client ends its stream\n"
+"  /weir.Echo/ClientStream  many messages in, one back: all their payloads\n"
+"  /weir.Echo/ServerStream  one message in, x-repeat: N copies back (1..1e6)\n"
+"  --error-rate fails a call with grpc-status 14 (UNAVAILABLE) and\n"
+"  grpc-message \"error injected\"; not one message 13 (INTERNAL); compressed\n"
+"  or unknown method 12 (UNIMPLEMENTED); above 1 MiB 8 (RESOURCE_EXHAUSTED).\n"
 "SIGTERM/SIGINT: exit 0.\n");
     /* clang-format on */
 }

@@ -602,6 +602,25 @@ static void test_report(void)
     bench_report_dispose(&m);
 }
 
+/* --grpc: a non-zero grpc-status is an error of kind grpc, a 5xx stays http_5xx. */
+static void test_report_grpc(void)
+{
+    struct bench_report r;
+    bench_report_init(&r, 10, 2, 0);
+    int v = bench_report_version(&r, "v1", 2);
+    bench_report_grpc_response(&r, v, 0, 0, 1000000, 200, 0);
+    bench_report_grpc_response(&r, v, 0, 0, 1000000, 200, 14);
+    bench_report_grpc_response(&r, v, 0, 0, 1000000, 503, 14);
+    bench_report_grpc_response(&r, v, 0, 0, 1000000, 200, 0);
+    is_int((int)r.v[v]->requests, 4, "grpc: every answer is a request");
+    is_int((int)r.v[v]->errors, 2, "grpc: UNAVAILABLE and a 503 are errors, OK ones not");
+    is_int((int)r.v[v]->err_kind[BENCH_ERR_GRPC], 1, "grpc: the 200 with grpc-status 14 is kind grpc");
+    is_int((int)r.v[v]->err_kind[BENCH_ERR_HTTP5XX], 1, "grpc: the 503 stays http_5xx");
+    is_str(bench_report_err_name(BENCH_ERR_GRPC), "grpc", "grpc: the kind's name");
+    is_int((int)bench_report_live_errors(&r), 2, "grpc: the live error count follows");
+    bench_report_dispose(&r);
+}
+
 int main(void)
 {
     test_hist_buckets();
@@ -612,5 +631,6 @@ int main(void)
     test_control_text();
     test_url();
     test_report();
+    test_report_grpc();
     return tap_done();
 }

@@ -15,6 +15,8 @@ talks raw HTTP/1.1 over sockets, and stops only the processes it started
   prom     Prometheus text parser, scrape()
   browser  headless Chromium and a PNG decoder
   routing  the sticky bucket, recomputed
+  h2       HTTP/2 (h2c) client on python3-h2 and the gRPC wire format;
+           not imported here: `from weirtest.h2 import H2Client, ...`
 
 `from weirtest import *` gives every helper (and, as before the split, the
 stdlib modules os, signal, socket, subprocess, sys, tempfile, time).
