@@ -14,6 +14,8 @@
 #include <event2/event.h>
 
 #include "conn.h"
+#include "h2_session.h"
+#include "h2_stream.h"
 #include "log.h"
 #include "proxy.h"
 #include "snapshot.h"
@@ -180,10 +182,46 @@ struct client *client_new(struct client_table *tab, int fd,
     return c;
 }
 
+struct client *client_new_stream(struct client *parent, struct h2_stream *s,
+                                 struct conn *cn)
+{
+    struct client *c = xcalloc(1, sizeof(*c));
+    c->magic = CLIENT_MAGIC;
+    c->loop = parent->loop;
+    c->fd = -1;
+    c->id = parent->id;
+    c->addr = parent->addr;
+    c->h2s = s;
+    c->cn = cn;
+    c->state = CL_S_TXN;
+    conn_setcb(cn, on_read, on_write, on_event, c);
+    conn_set_write_low(cn, FLOW_HIGH_WATER / 2);
+    conn_read_start(cn);
+    return c;
+}
+
+/* client_close of a stream's client: end its txn, tell the stream. */
+static void close_stream_client(struct client *c, const char *why)
+{
+    c->state = CL_S_CLOSED;
+    if (c->txn)
+        proxy_abort(c->txn, why);
+    conn_free(c->cn);
+    c->cn = NULL;
+    struct h2_stream *s = c->h2s;
+    c->h2s = NULL;
+    loop_defer_free(c->loop, &c->reap, client_free, c);
+    h2_stream_client_closed(s, why);
+}
+
 void client_close(struct client *c, const char *why)
 {
     if (c->state == CL_S_CLOSED)
         return;
+    if (c->h2s) {
+        close_stream_client(c, why);
+        return;
+    }
     if (why) {
         char label[96];
         client_label(c, label, sizeof(label));
@@ -191,6 +229,10 @@ void client_close(struct client *c, const char *why)
     }
     if (c->txn)
         proxy_abort(c->txn, why);
+    if (c->h2) {
+        h2_session_free(c->h2, why);
+        c->h2 = NULL;
+    }
     if (c->state == CL_S_PARKED)
         event_del(&c->park_ev);
     c->state = CL_S_CLOSED;
@@ -260,6 +302,16 @@ static void process(struct client *c)
 {
     struct evbuffer *in = c->cn->in;
     bool started = false; /* the head's first bytes came in this call */
+    if (c->state == CL_S_IDLE && c->requests == 0 && c->tab) {
+        /* HTTP/2 with prior knowledge (RFC 9113 §3.3): the preface. */
+        int h2 = h2_session_sniff(in);
+        if (h2 < 0)
+            return; /* a prefix of the preface: wait for the rest */
+        if (h2 > 0) {
+            h2_session_start(c);
+            return;
+        }
+    }
     if (c->state == CL_S_IDLE) {
         /* RFC 9112 §2.2: ignore empty lines before a request-line. */
         for (;;) {
@@ -326,6 +378,10 @@ void client_txn_done(struct client *c, bool close)
 {
     c->txn = NULL;
     c->requests++;
+    if (c->h2s) {
+        h2_stream_txn_done(c->h2s, close);
+        return;
+    }
     if (c->state != CL_S_TXN)
         return;
     if (close || c->close_after || c->loop->stopping) {
@@ -344,6 +400,8 @@ void client_drain(struct client *c)
     c->close_after = true;
     if (c->state == CL_S_IDLE || c->state == CL_S_PARKED)
         client_close(c, CLIENT_CLOSE_STOP);
+    else if (c->state == CL_S_H2)
+        h2_session_drain(c->h2);
 }
 
 static void on_read(struct conn *cn, void *arg)
@@ -359,7 +417,11 @@ static void on_read(struct conn *cn, void *arg)
     case CL_S_PARKED:
         break;
     case CL_S_TXN:
-        proxy_on_client_read(c->txn);
+        if (c->txn)
+            proxy_on_client_read(c->txn);
+        break;
+    case CL_S_H2:
+        h2_session_on_read(c->h2);
         break;
     case CL_S_CLOSING: {
         struct evbuffer *in = c->cn->in;
@@ -375,8 +437,10 @@ static void on_write(struct conn *cn, void *arg)
 {
     struct client *c = arg;
     CHECK(c->magic == CLIENT_MAGIC);
-    if (c->state == CL_S_TXN)
+    if (c->state == CL_S_TXN && c->txn)
         proxy_on_client_drained(c->txn);
+    else if (c->state == CL_S_H2)
+        h2_session_on_drained(c->h2);
     else if (c->state == CL_S_CLOSING && evbuffer_get_length(cn->out) == 0)
         start_linger(c);
 }
@@ -386,7 +450,7 @@ static void on_event(struct conn *cn, short what, void *arg)
     struct client *c = arg;
     CHECK(c->magic == CLIENT_MAGIC);
     (void)cn;
-    if (c->state == CL_S_TXN && !(what & CONN_ERROR) && (what & CONN_EOF)) {
+    if (c->state == CL_S_TXN && c->txn && !(what & CONN_ERROR) && (what & CONN_EOF)) {
         /* Half-close by the client: proxy.c decides whether the txn can
          * still finish. */
         proxy_on_client_eof(c->txn);
@@ -403,6 +467,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     CHECK(c->magic == CLIENT_MAGIC);
     if (c->state == CL_S_TXN)
         return; /* left armed from before the txn: the txn's own timeouts rule */
+    if (c->state == CL_S_H2) {
+        h2_session_on_timer(c->h2);
+        return;
+    }
     if (c->state == CL_S_HEAD) {
         char label[96];
         client_label(c, label, sizeof(label));

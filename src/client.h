@@ -40,12 +40,15 @@
 
 struct txn;
 struct conn;
+struct h2_session;
+struct h2_stream;
 
 enum client_state {
     CL_S_PARKED = 0, /* idle with no conn: only park_ev on the socket */
     CL_S_IDLE,       /* between requests, idle timer armed */
     CL_S_HEAD,       /* reading a request head, header timer armed */
     CL_S_TXN,        /* a txn owns the connection */
+    CL_S_H2,         /* HTTP/2: h2_session.c owns the connection */
     CL_S_CLOSING,    /* flushing, then lingering close */
     CL_S_CLOSED,     /* gone; freed after dispatch */
 };
@@ -63,6 +66,9 @@ struct client {
     struct conn *cn;            /* owned; NULL while parked */
     struct event *timer;        /* owned; NULL while parked */
     struct txn *txn;            /* borrowed while CL_S_TXN (proxy.c owns it) */
+    struct h2_session *h2;      /* owned while CL_S_H2: the HTTP/2 session */
+    struct h2_stream *h2s;      /* borrowed: a stream's client (no socket,
+                                   fd -1, a pipe conn, on no table) */
     struct client *next, *prev; /* tab's list */
     struct reap_item reap;      /* deferred-free link */
     struct http1_scan scan;
@@ -106,6 +112,15 @@ unsigned client_open_count(void);
 /* Take over an accepted socket. Returns NULL (fd closed) on failure. */
 struct client *client_new(struct client_table *tab, int fd,
                           const struct sockaddr *sa, socklen_t len);
+
+/*
+ * A client for one HTTP/2 stream of parent (h2_stream.c): same peer address
+ * and c#N, no socket; cn (a pipe conn, ownership passes) carries the txn's
+ * bytes. It starts in CL_S_TXN with no txn yet: the caller runs proxy_start.
+ * client_txn_done and client_close tell the stream (h2_stream.h).
+ */
+struct client *client_new_stream(struct client *parent, struct h2_stream *s,
+                                 struct conn *cn);
 
 /*
  * The txn is over; `close` says the connection cannot carry another request.
