@@ -80,7 +80,7 @@ struct conn {
     uint32_t write_timeout_ms;    /* 0: none (also the connect timeout) */
     conn_data_cb readcb, writecb; /* may be NULL */
     conn_event_cb eventcb;
-    void *arg;            /* borrowed: the callbacks' argument */
+    void *arg;              /* borrowed: the callbacks' argument */
     struct conn_pipe *pipe; /* owned: no socket, an owner in weir (conn_pipe.h); else NULL */
     struct conn *rq_next;   /* batch queue links (loop's readq/sendq) */
     struct conn *sq_next;

@@ -22,10 +22,10 @@
 #include "conn.h"
 
 struct conn_pipe {
-    struct event sev;      /* "output queued": runs on_output */
+    struct event sev;       /* "output queued": runs on_output */
     conn_data_cb on_output; /* the owner's */
     conn_data_cb on_taken;  /* the owner's, or NULL: after each readcb */
-    void *arg;             /* borrowed: on_output's argument */
+    void *arg;              /* borrowed: on_output's argument */
 };
 
 /* A pipe conn on l; on_output(cn, arg) runs (from the loop) after the user

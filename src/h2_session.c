@@ -33,8 +33,8 @@
 #include "util.h"
 
 #define TICK_MS 1000u
-#define STREAM_WINDOW (256u * 1024u)         /* SETTINGS_INITIAL_WINDOW_SIZE */
-#define CONN_WINDOW (16u * 1024u * 1024u)    /* the connection's receive window */
+#define STREAM_WINDOW (256u * 1024u)      /* SETTINGS_INITIAL_WINDOW_SIZE */
+#define CONN_WINDOW (16u * 1024u * 1024u) /* the connection's receive window */
 
 static const char PREFACE[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 #define PREFACE_LEN 24

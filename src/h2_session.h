@@ -56,16 +56,16 @@ struct h2_session {
     nghttp2_session *ng;       /* owned */
     struct h2_stream *streams; /* owned: every stream with state (list) */
     unsigned n_streams;
-    bool in_io;             /* inside nghttp2 recv/send: no flush now */
-    bool freeing;           /* h2_session_free runs */
-    bool dead;              /* a protection fired: GOAWAY, then close */
-    bool draining;          /* weir stops: GOAWAY sent, close when idle */
-    int calm_reason;        /* enum h2_goaway_reason of the GOAWAY, -1 none */
+    bool in_io;      /* inside nghttp2 recv/send: no flush now */
+    bool freeing;    /* h2_session_free runs */
+    bool dead;       /* a protection fired: GOAWAY, then close */
+    bool draining;   /* weir stops: GOAWAY sent, close when idle */
+    int calm_reason; /* enum h2_goaway_reason of the GOAWAY, -1 none */
     uint64_t window_start_ms;
     uint32_t resets, settings, pings, empty, refused; /* in this window */
-    uint32_t continuations; /* in the header block being received */
-    uint64_t last_rx_ms;    /* last bytes from the client */
-    uint64_t idle_since_ms; /* the last stream ended */
+    uint32_t continuations;                           /* in the header block being received */
+    uint64_t last_rx_ms;                              /* last bytes from the client */
+    uint64_t idle_since_ms;                           /* the last stream ended */
 };
 
 /* 1: in starts with the HTTP/2 connection preface; -1: in is a strict

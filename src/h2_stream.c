@@ -31,8 +31,8 @@
 #include "util.h"
 
 #define H2_STREAM_MAGIC 0x48325354u /* "H2ST" */
-#define BODY_HIGH (64u * 1024u)      /* de-framed response bytes kept ahead */
-#define RES_HEAD_MAX (64u * 1024u)   /* as proxy.c's */
+#define BODY_HIGH (64u * 1024u)     /* de-framed response bytes kept ahead */
+#define RES_HEAD_MAX (64u * 1024u)  /* as proxy.c's */
 #define RES_FIELDS_MAX 256u
 #define HPACK_BOMB_FACTOR 4u /* header list this many times the limit: GOAWAY */
 
