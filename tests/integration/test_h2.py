@@ -175,6 +175,10 @@ def curl_prior_knowledge():
     check(lines and lines[-1]["protocol"] == "HTTP/2.0", "access log says HTTP/2.0: %r" % (lines[-1:],))
     check(lines and lines[-1]["host"] == "127.0.0.1:%d" % w.port, ":authority became Host")
     check(metric(w, "weir_h2_connections_total") == 1, "one HTTP/2 connection counted")
+    # curl --http2 over cleartext asks for Upgrade: h2c: served over HTTP/1.1
+    r = subprocess.run(["curl", "-s", "--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
+                        "http://127.0.0.1:%d/" % w.port], stdout=subprocess.PIPE, timeout=20)
+    check(r.stdout.decode() == "1.1 200", "Upgrade: h2c is not taken up: HTTP/1.1 200: %r" % r.stdout)
     # HTTP/1.1 on the same listener still works
     check(get(w.port).status == 200, "HTTP/1.1 on the same listener still answers")
 
@@ -314,6 +318,46 @@ split: {{v1: 100}}
     lines = access_lines(w, 3)
     check(len(lines) == 3, "each stream logged once: %d" % len(lines))
     c.close()
+
+
+@case
+def reset_mid_stream():
+    w = h2_weir(split="{v1: 100, v2: 0}")
+    c = H2(w.port)
+    c.send(c.headers(1, "/sleep/3000"))
+    c.send(c.headers(3, "/"))
+    r = c.response(3)
+    check(r is not None and r[0] == 200, "a second stream is answered while the first waits")
+    c.send(RstStreamFrame(1, error_code=8))
+    c.send(c.headers(5, "/"))
+    r = c.response(5)
+    check(r is not None and r[0] == 200, "the connection goes on after the client reset a stream")
+    lines = access_lines(w, 3)
+    by_status = sorted(x["status"] for x in lines)
+    check(by_status == [200, 200, 499], "the reset stream is logged once as 499: %r" % by_status)
+    check(metric(w, "weir_requests_aborted_total") == 1, "and counted as aborted")
+    c.close()
+
+
+@case
+def drain_finishes_streams():
+    w = h2_weir(split="{v1: 100, v2: 0}")
+    c = H2(w.port)
+    c.send(c.headers(1, "/sleep/1000"))
+    wait_for(lambda: metric(w, "weir_h2_streams_total") == 1, 10)
+    w.signal(signal.SIGTERM)
+    code, status = None, None
+    while True:
+        f = c.frame()
+        if f is None:
+            break
+        if isinstance(f, GoAwayFrame):
+            code = f.error_code
+        if isinstance(f, HeadersFrame) and f.stream_id == 1:
+            status = dict(f.decoded).get(":status")
+    check(code == 0, "SIGTERM: GOAWAY NO_ERROR to the HTTP/2 client: %r" % code)
+    check(status == "200", "the stream in flight still gets its answer: %r" % status)
+    check(w.wait(15) == 0, "weir exits 0 after the drain")
 
 
 @case
