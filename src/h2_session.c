@@ -18,6 +18,7 @@
  */
 #include "h2_session.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -233,35 +234,29 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *
     return 0;
 }
 
-static nghttp2_session_callbacks *callbacks(void)
-{
-    static _Thread_local nghttp2_session_callbacks *cbs;
-    if (!cbs) {
-        CHECK(nghttp2_session_callbacks_new(&cbs) == 0);
-        nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
-        nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
-        nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
-        nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
-        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
-        nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-        nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
-    }
-    return cbs;
-}
+/* The callbacks and options are the same for every session: built once per
+ * process, read-only after (nghttp2 copies what it needs at session_new). */
+static nghttp2_session_callbacks *cbs;
+static nghttp2_option *opt;
+static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
 
-static nghttp2_option *options(void)
+static void setup(void)
 {
-    static _Thread_local nghttp2_option *opt;
-    if (!opt) {
-        CHECK(nghttp2_option_new(&opt) == 0);
-        nghttp2_option_set_no_auto_window_update(opt, 1);
-        nghttp2_option_set_max_settings(opt, 64);
-        nghttp2_option_set_max_outbound_ack(opt, 1000);
-        /* backstops above weir's own counts (ours trip first) */
-        nghttp2_option_set_stream_reset_rate_limit(opt, 4 * H2_MAX_RESETS, H2_MAX_RESETS / 10);
-        nghttp2_option_set_max_continuations(opt, 4 * H2_MAX_CONTINUATIONS);
-    }
-    return opt;
+    CHECK(nghttp2_session_callbacks_new(&cbs) == 0);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
+    CHECK(nghttp2_option_new(&opt) == 0);
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    nghttp2_option_set_max_settings(opt, 64);
+    nghttp2_option_set_max_outbound_ack(opt, 1000);
+    /* backstops above weir's own counts (ours trip first) */
+    nghttp2_option_set_stream_reset_rate_limit(opt, 4 * H2_MAX_RESETS, H2_MAX_RESETS / 10);
+    nghttp2_option_set_max_continuations(opt, 4 * H2_MAX_CONTINUATIONS);
 }
 
 /* ---- lifecycle ----------------------------------------------------------- */
@@ -279,7 +274,8 @@ void h2_session_start(struct client *c)
     s->c = c;
     s->calm_reason = -1;
     s->window_start_ms = s->last_rx_ms = s->idle_since_ms = util_now_ms();
-    if (nghttp2_session_server_new2(&s->ng, callbacks(), s, options()) != 0) {
+    pthread_once(&setup_once, setup);
+    if (nghttp2_session_server_new2(&s->ng, cbs, s, opt) != 0) {
         free(s);
         client_close(c, "out of resources");
         return;

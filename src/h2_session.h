@@ -7,7 +7,10 @@
  * Entry: h2_session_start(c), for a cleartext client whose first bytes are
  * the connection preface (prior knowledge, h2_session_sniff), or for a TLS
  * client whose ALPN chose "h2" (the TLS side calls it once the handshake
- * is done). The client is then in CL_S_H2 and hands its socket events here.
+ * is done; client.c's sniff of the first request bytes finds the preface
+ * in the decrypted input as well). The client must have its conn and timer
+ * (not parked), with its input starting at the preface. It is then in
+ * CL_S_H2 and hands its socket events here.
  *
  * Each request stream is one txn (h2_stream.h): routed, split, logged and
  * counted on its own by proxy.c.

@@ -136,7 +136,10 @@ int h2_stream_on_header(struct h2_stream *st, const uint8_t *name, size_t nlen,
     const struct config *cfg = cur_config(st);
     /* RFC 9113 §6.5.2: a field's size is name + value + 32. */
     st->hdr_bytes += nlen + vlen + 32;
-    st->hdr_count++;
+    /* Fields as HTTP/1.1 counts them: pseudo-fields but :authority (Host)
+     * are the request line there. */
+    if (nlen == 0 || name[0] != ':' || name_is(name, nlen, ":authority"))
+        st->hdr_count++;
     if (st->hdr_bytes > (size_t)cfg->max_header_bytes * HPACK_BOMB_FACTOR ||
         st->hdr_count > (size_t)cfg->max_header_count * HPACK_BOMB_FACTOR)
         return NGHTTP2_ERR_CALLBACK_FAILURE; /* the session calls it a bomb */
