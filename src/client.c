@@ -14,8 +14,6 @@
 #include <event2/event.h>
 
 #include "conn.h"
-#include "h2_session.h"
-#include "h2_stream.h"
 #include "log.h"
 #include "proxy.h"
 #include "snapshot.h"
@@ -182,8 +180,8 @@ struct client *client_new(struct client_table *tab, int fd,
     return c;
 }
 
-struct client *client_new_stream(struct client *parent, struct h2_stream *s,
-                                 struct conn *cn)
+struct client *client_new_stream(struct client *parent, const struct client_ops *ops,
+                                 void *arg, struct conn *cn)
 {
     struct client *c = xcalloc(1, sizeof(*c));
     c->magic = CLIENT_MAGIC;
@@ -191,7 +189,9 @@ struct client *client_new_stream(struct client *parent, struct h2_stream *s,
     c->fd = -1;
     c->id = parent->id;
     c->addr = parent->addr;
-    c->h2s = s;
+    c->ops = ops;
+    c->ops_arg = arg;
+    c->stream = true;
     c->cn = cn;
     c->state = CL_S_TXN;
     conn_setcb(cn, on_read, on_write, on_event, c);
@@ -208,17 +208,17 @@ static void close_stream_client(struct client *c, const char *why)
         proxy_abort(c->txn, why);
     conn_free(c->cn);
     c->cn = NULL;
-    struct h2_stream *s = c->h2s;
-    c->h2s = NULL;
+    const struct client_ops *ops = c->ops;
+    c->ops = NULL;
     loop_defer_free(c->loop, &c->reap, client_free, c);
-    h2_stream_client_closed(s, why);
+    ops->on_close(c->ops_arg, why);
 }
 
 void client_close(struct client *c, const char *why)
 {
     if (c->state == CL_S_CLOSED)
         return;
-    if (c->h2s) {
+    if (c->stream) {
         close_stream_client(c, why);
         return;
     }
@@ -229,9 +229,10 @@ void client_close(struct client *c, const char *why)
     }
     if (c->txn)
         proxy_abort(c->txn, why);
-    if (c->h2) {
-        h2_session_free(c->h2, why);
-        c->h2 = NULL;
+    if (c->ops) {
+        const struct client_ops *ops = c->ops;
+        c->ops = NULL;
+        ops->on_close(c->ops_arg, why);
     }
     if (c->state == CL_S_PARKED)
         event_del(&c->park_ev);
@@ -297,18 +298,32 @@ void client_fail(struct client *c, int status)
     client_close_after_flush(c);
 }
 
+/* 1: in starts with the HTTP/2 connection preface; -1: in is a strict
+ * prefix of it (wait for more); 0: not HTTP/2. */
+static int sniff_h2_preface(struct evbuffer *in)
+{
+    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    char buf[sizeof(preface) - 1];
+    ev_ssize_t n = evbuffer_copyout(in, buf, sizeof(buf));
+    if (n <= 0)
+        return -1;
+    if (memcmp(buf, preface, (size_t)n) != 0)
+        return 0;
+    return (size_t)n == sizeof(buf) ? 1 : -1;
+}
+
 /* Read and vet a request head; hand a complete one to a new txn. */
 static void process(struct client *c)
 {
     struct evbuffer *in = c->cn->in;
     bool started = false; /* the head's first bytes came in this call */
-    if (c->state == CL_S_IDLE && c->requests == 0 && c->tab) {
+    if (c->state == CL_S_IDLE && c->requests == 0 && c->tab && c->tab->h2_start) {
         /* HTTP/2 with prior knowledge (RFC 9113 §3.3): the preface. */
-        int h2 = h2_session_sniff(in);
+        int h2 = sniff_h2_preface(in);
         if (h2 < 0)
             return; /* a prefix of the preface: wait for the rest */
         if (h2 > 0) {
-            h2_session_start(c);
+            c->tab->h2_start(c);
             return;
         }
     }
@@ -378,8 +393,8 @@ void client_txn_done(struct client *c, bool close)
 {
     c->txn = NULL;
     c->requests++;
-    if (c->h2s) {
-        h2_stream_txn_done(c->h2s, close);
+    if (c->stream) {
+        c->ops->on_txn_done(c->ops_arg, close);
         return;
     }
     if (c->state != CL_S_TXN)
@@ -401,7 +416,7 @@ void client_drain(struct client *c)
     if (c->state == CL_S_IDLE || c->state == CL_S_PARKED)
         client_close(c, CLIENT_CLOSE_STOP);
     else if (c->state == CL_S_H2)
-        h2_session_drain(c->h2);
+        c->ops->on_drain(c->ops_arg);
 }
 
 static void on_read(struct conn *cn, void *arg)
@@ -421,7 +436,7 @@ static void on_read(struct conn *cn, void *arg)
             proxy_on_client_read(c->txn);
         break;
     case CL_S_H2:
-        h2_session_on_read(c->h2);
+        c->ops->on_read(c->ops_arg);
         break;
     case CL_S_CLOSING: {
         struct evbuffer *in = c->cn->in;
@@ -440,7 +455,7 @@ static void on_write(struct conn *cn, void *arg)
     if (c->state == CL_S_TXN && c->txn)
         proxy_on_client_drained(c->txn);
     else if (c->state == CL_S_H2)
-        h2_session_on_drained(c->h2);
+        c->ops->on_drained(c->ops_arg);
     else if (c->state == CL_S_CLOSING && evbuffer_get_length(cn->out) == 0)
         start_linger(c);
 }
@@ -468,7 +483,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     if (c->state == CL_S_TXN)
         return; /* left armed from before the txn: the txn's own timeouts rule */
     if (c->state == CL_S_H2) {
-        h2_session_on_timer(c->h2);
+        c->ops->on_timer(c->ops_arg);
         return;
     }
     if (c->state == CL_S_HEAD) {

@@ -37,23 +37,9 @@
 #define STREAM_WINDOW (256u * 1024u)      /* SETTINGS_INITIAL_WINDOW_SIZE */
 #define CONN_WINDOW (16u * 1024u * 1024u) /* the connection's receive window */
 
-static const char PREFACE[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-#define PREFACE_LEN 24
-
 static const struct config *cur_config(const struct h2_session *s)
 {
     return loop_snapshot(s->c->loop)->cfg;
-}
-
-int h2_session_sniff(struct evbuffer *in)
-{
-    char buf[PREFACE_LEN];
-    ev_ssize_t n = evbuffer_copyout(in, buf, PREFACE_LEN);
-    if (n <= 0)
-        return -1;
-    if (memcmp(buf, PREFACE, (size_t)n) != 0)
-        return 0;
-    return n == PREFACE_LEN ? 1 : -1;
 }
 
 static void session_label(const struct h2_session *s, char *buf, size_t len)
@@ -261,6 +247,39 @@ static void setup(void)
 
 /* ---- lifecycle ----------------------------------------------------------- */
 
+static void ops_read(void *arg)
+{
+    h2_session_on_read(arg);
+}
+
+static void ops_drained(void *arg)
+{
+    h2_session_on_drained(arg);
+}
+
+static void ops_timer(void *arg)
+{
+    h2_session_on_timer(arg);
+}
+
+static void ops_drain(void *arg)
+{
+    h2_session_drain(arg);
+}
+
+static void ops_close(void *arg, const char *why)
+{
+    h2_session_free(arg, why);
+}
+
+static const struct client_ops session_ops = {
+    .on_read = ops_read,
+    .on_drained = ops_drained,
+    .on_timer = ops_timer,
+    .on_drain = ops_drain,
+    .on_close = ops_close,
+};
+
 static void arm_tick(struct h2_session *s)
 {
     evtimer_add(s->c->timer, loop_timeout(s->c->loop, TICK_MS));
@@ -288,7 +307,8 @@ void h2_session_start(struct client *c)
     };
     nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
     nghttp2_session_set_local_window_size(s->ng, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW);
-    c->h2 = s;
+    c->ops = &session_ops;
+    c->ops_arg = s;
     c->state = CL_S_H2;
     h2_metrics_connection();
     arm_tick(s);

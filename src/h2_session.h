@@ -7,7 +7,8 @@
  * Entry: h2_session_start(c), for a cleartext client whose first bytes are
  * the connection preface (prior knowledge, h2_session_sniff), or for a TLS
  * client whose ALPN chose "h2" (the TLS side calls it once the handshake
- * is done; client.c's sniff of the first request bytes finds the preface
+ * is done; client.c's sniff of the first bytes, when the client table's
+ * h2_start is set (worker.c sets it to this function), finds the preface
  * in the decrypted input as well). The client must have its conn and timer
  * (not parked), with its input starting at the preface. It is then in
  * CL_S_H2 and hands its socket events here.
@@ -71,10 +72,6 @@ struct h2_session {
     uint64_t idle_since_ms;                           /* the last stream ended */
 };
 
-/* 1: in starts with the HTTP/2 connection preface; -1: in is a strict
- * prefix of it (wait for more); 0: not HTTP/2. */
-int h2_session_sniff(struct evbuffer *in);
-
 /*
  * Turn client c into an HTTP/2 connection: its input (starting with the
  * preface) and everything after go to a new session. On failure the client
@@ -83,10 +80,12 @@ int h2_session_sniff(struct evbuffer *in);
 void h2_session_start(struct client *c);
 
 /* Close every stream (their txns end as the client leaving, or as a stop
- * when why is CLIENT_CLOSE_STOP) and free the session. From client_close. */
+ * when why is CLIENT_CLOSE_STOP) and free the session. From client_close
+ * (through the client's ops). */
 void h2_session_free(struct h2_session *s, const char *why);
 
-/* The client's conn events in CL_S_H2. */
+/* The client's conn events in CL_S_H2 (client.c calls them through the
+ * client's ops, struct client_ops). */
 void h2_session_on_read(struct h2_session *s);
 void h2_session_on_drained(struct h2_session *s);
 void h2_session_on_timer(struct h2_session *s);

@@ -220,6 +220,21 @@ static bool method_has_body(const char *m)
 static void on_pipe_output(struct conn *cn, void *arg);
 static void on_pipe_taken(struct conn *cn, void *arg);
 
+static void ops_txn_done(void *arg, bool close)
+{
+    h2_stream_txn_done(arg, close);
+}
+
+static void ops_close(void *arg, const char *why)
+{
+    h2_stream_client_closed(arg, why);
+}
+
+static const struct client_ops stream_ops = {
+    .on_txn_done = ops_txn_done,
+    .on_close = ops_close,
+};
+
 void h2_stream_on_headers_done(struct h2_stream *st, bool end_stream)
 {
     CHECK(st->magic == H2_STREAM_MAGIC);
@@ -293,7 +308,7 @@ void h2_stream_on_headers_done(struct h2_stream *st, bool end_stream)
     evbuffer_add_buffer(cn->in, head);
     evbuffer_free(head);
     st->cn = cn;
-    st->vc = client_new_stream(parent, st, cn);
+    st->vc = client_new_stream(parent, &stream_ops, st, cn);
     proxy_start(st->vc, head_len);
 }
 

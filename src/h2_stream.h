@@ -63,7 +63,8 @@ void h2_stream_on_close(struct h2_stream *st, uint32_t error_code);
  * free the stream, without touching nghttp2. */
 void h2_stream_free(struct h2_stream *st, const char *why);
 
-/* client.c: the stream's txn is over / its client closed. */
+/* client.c (through the stream client's ops): the stream's txn is over /
+ * its client closed. */
 void h2_stream_txn_done(struct h2_stream *st, bool close);
 void h2_stream_client_closed(struct h2_stream *st, const char *why);
 

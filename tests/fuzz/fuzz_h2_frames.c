@@ -28,6 +28,7 @@
 #include "config.h"
 #include "conn.h"
 #include "fuzz.h"
+#include "h2_session.h"
 #include "loop.h"
 #include "mirror.h"
 #include "proxy.h"
@@ -76,6 +77,7 @@ static void setup(void)
     loop.txns = &txns;
     loop.mirrors = &mirrors;
     client_table_init(&clients, &loop, NULL, NULL);
+    clients.h2_start = h2_session_start;
     upstream_table_init(&upstreams, &loop);
     proxy_table_init(&txns);
     mirror_table_init(&mirrors, &loop);
