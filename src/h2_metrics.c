@@ -24,6 +24,7 @@ static const char *const goaway_labels[H2_GA_COUNT] = {
     [H2_GA_EMPTY_FRAMES] = "empty_frames",
     [H2_GA_REFUSED] = "refused_streams",
     [H2_GA_STALL] = "stall",
+    [H2_GA_HEADER_TIMEOUT] = "header_timeout",
 };
 
 static const char *const refuse_labels[H2_RF_COUNT] = {

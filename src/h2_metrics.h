@@ -12,17 +12,18 @@ struct json_buf;
 
 /* Why weir sent a GOAWAY (label values of weir_h2_goaway_total). */
 enum h2_goaway_reason {
-    H2_GA_IDLE = 0,     /* no stream for timeouts.client_idle */
-    H2_GA_DRAIN,        /* weir stops (graceful drain) */
-    H2_GA_PROTOCOL,     /* the client broke the protocol (nghttp2 decided) */
-    H2_GA_RAPID_RESET,  /* too many stream resets (CVE-2023-44487) */
-    H2_GA_CONTINUATION, /* too many CONTINUATION frames in a header block */
-    H2_GA_HPACK_BOMB,   /* decoded header list far over the limit */
-    H2_GA_SETTINGS,     /* SETTINGS flood */
-    H2_GA_PING,         /* PING flood */
-    H2_GA_EMPTY_FRAMES, /* empty DATA/HEADERS frames flood */
-    H2_GA_REFUSED,      /* kept opening streams over the limit */
-    H2_GA_STALL,        /* response blocked by a zero window too long */
+    H2_GA_IDLE = 0,       /* no stream for timeouts.client_idle */
+    H2_GA_DRAIN,          /* weir stops (graceful drain) */
+    H2_GA_PROTOCOL,       /* the client broke the protocol (nghttp2 decided) */
+    H2_GA_RAPID_RESET,    /* too many stream resets (CVE-2023-44487) */
+    H2_GA_CONTINUATION,   /* too many CONTINUATION frames in a header block */
+    H2_GA_HPACK_BOMB,     /* decoded header list far over the limit */
+    H2_GA_SETTINGS,       /* SETTINGS flood */
+    H2_GA_PING,           /* PING flood */
+    H2_GA_EMPTY_FRAMES,   /* empty DATA/HEADERS frames flood */
+    H2_GA_REFUSED,        /* kept opening streams over the limit */
+    H2_GA_STALL,          /* response blocked by a zero window too long */
+    H2_GA_HEADER_TIMEOUT, /* a header block not complete in timeouts.client_header */
     H2_GA_COUNT,
 };
 

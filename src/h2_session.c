@@ -97,10 +97,13 @@ static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void 
         break;
     case NGHTTP2_HEADERS:
         s->continuations = 0;
+        s->block_since_ms = hd->flags & NGHTTP2_FLAG_END_HEADERS ? 0 : util_now_ms();
         break;
     case NGHTTP2_CONTINUATION:
         if (++s->continuations > H2_MAX_CONTINUATIONS)
             calm(s, H2_GA_CONTINUATION);
+        if (hd->flags & NGHTTP2_FLAG_END_HEADERS)
+            s->block_since_ms = 0;
         break;
     default:
         break;
@@ -433,6 +436,9 @@ void h2_session_on_timer(struct h2_session *s)
         now - s->last_rx_ms >= cfg->client_idle_timeout_ms) {
         s->dead = true;
         nghttp2_session_terminate_session(s->ng, NGHTTP2_NO_ERROR);
+    } else if (!s->dead && s->block_since_ms &&
+               now - s->block_since_ms >= cfg->client_header_timeout_ms) {
+        calm(s, H2_GA_HEADER_TIMEOUT);
     } else if (!s->dead && now - s->last_rx_ms >= cfg->client_body_timeout_ms) {
         for (struct h2_stream *st = s->streams; st; st = *h2_stream_next(st)) {
             if (h2_stream_is_blocked(st)) {

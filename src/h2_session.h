@@ -27,7 +27,9 @@
  * H2_MAX_SETTINGS SETTINGS, H2_MAX_PINGS PINGs, H2_MAX_EMPTY empty frames;
  * H2_MAX_CONTINUATIONS CONTINUATION frames per header block; a response
  * blocked by the client's flow-control window with no frame from the
- * client for timeouts.client_body is a stall; no stream for
+ * client for timeouts.client_body is a stall; a header block (HEADERS +
+ * CONTINUATIONs) not complete within timeouts.client_header is a
+ * slowloris (GOAWAY ENHANCE_YOUR_CALM, header_timeout); no stream for
  * timeouts.client_idle closes an idle connection (GOAWAY NO_ERROR).
  *
  * Ownership: the client owns its session (client.h: c->h2); the session
@@ -68,6 +70,7 @@ struct h2_session {
     uint64_t window_start_ms;
     uint32_t resets, settings, pings, empty, refused; /* in this window */
     uint32_t continuations;                           /* in the header block being received */
+    uint64_t block_since_ms;                          /* a header block began and is not complete, or 0 */
     uint64_t last_rx_ms;                              /* last bytes from the client */
     uint64_t idle_since_ms;                           /* the last stream ended */
 };

@@ -486,6 +486,19 @@ def zero_window_stall():
 
 
 @case
+def header_block_timeout():
+    w = h2_weir("timeouts: {client_header: 1s}")
+    c = H2(w.port)
+    f = c.frame()  # weir's SETTINGS (acknowledged now: any frame but a
+    while not isinstance(f, SettingsFrame):  # CONTINUATION would break the block)
+        f = c.frame()
+    h = HeadersFrame(1)
+    h.data = c.block("/")[:5]  # a header block begun, never finished
+    c.send(h)
+    expect_calm(w, c, "header_timeout", "a header block not finished in client_header")
+
+
+@case
 def idle_goaway():
     w = h2_weir("timeouts: {client_idle: 1s}")
     c = H2(w.port)
