@@ -248,7 +248,9 @@ static void json_field(struct line *l, struct json_ctx *x, enum access_field f,
         putc_(l, '"');
         return;
     case ACCESS_F_PROTOCOL:
-        if (e->method.len) {
+        if (e->method.len && e->http2) {
+            puts_(l, "\"HTTP/2.0\"");
+        } else if (e->method.len) {
             puts_(l, "\"HTTP/1.");
             putu(l, e->http_minor);
             putc_(l, '"');
@@ -384,8 +386,12 @@ static void format_combined(struct line *l, struct access_format_clock *r,
         put_clf(l, e->method.p, e->method.len, 64);
         putc_(l, ' ');
         put_clf(l, e->target.p, e->target.len, ACCESS_TARGET_MAX);
-        puts_(l, " HTTP/1.");
-        putu(l, e->http_minor);
+        if (e->http2) {
+            puts_(l, " HTTP/2.0");
+        } else {
+            puts_(l, " HTTP/1.");
+            putu(l, e->http_minor);
+        }
     } else {
         putc_(l, '-');
     }

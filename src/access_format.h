@@ -26,6 +26,7 @@ struct access_entry {
     struct strview method;
     struct strview target;
     uint8_t http_minor;                  /* the request's HTTP/1.minor */
+    bool http2;                          /* came as an HTTP/2 stream: "HTTP/2.0" */
     const struct router_header *headers; /* borrowed: request headers (User-Agent, Referer), may be NULL */
     size_t n_headers;
     int status;           /* 0 = none sent */

@@ -180,10 +180,48 @@ struct client *client_new(struct client_table *tab, int fd,
     return c;
 }
 
+struct client *client_new_stream(struct client *parent, const struct client_ops *ops,
+                                 void *arg, struct conn *cn)
+{
+    struct client *c = xcalloc(1, sizeof(*c));
+    c->magic = CLIENT_MAGIC;
+    c->loop = parent->loop;
+    c->fd = -1;
+    c->id = parent->id;
+    c->addr = parent->addr;
+    c->ops = ops;
+    c->ops_arg = arg;
+    c->stream = true;
+    c->cn = cn;
+    c->state = CL_S_TXN;
+    conn_setcb(cn, on_read, on_write, on_event, c);
+    conn_set_write_low(cn, FLOW_HIGH_WATER / 2);
+    conn_read_start(cn);
+    return c;
+}
+
+/* client_close of a stream's client: end its txn, tell the stream. */
+static void close_stream_client(struct client *c, const char *why)
+{
+    c->state = CL_S_CLOSED;
+    if (c->txn)
+        proxy_abort(c->txn, why);
+    conn_free(c->cn);
+    c->cn = NULL;
+    const struct client_ops *ops = c->ops;
+    c->ops = NULL;
+    loop_defer_free(c->loop, &c->reap, client_free, c);
+    ops->on_close(c->ops_arg, why);
+}
+
 void client_close(struct client *c, const char *why)
 {
     if (c->state == CL_S_CLOSED)
         return;
+    if (c->stream) {
+        close_stream_client(c, why);
+        return;
+    }
     if (why) {
         char label[96];
         client_label(c, label, sizeof(label));
@@ -191,6 +229,11 @@ void client_close(struct client *c, const char *why)
     }
     if (c->txn)
         proxy_abort(c->txn, why);
+    if (c->ops) {
+        const struct client_ops *ops = c->ops;
+        c->ops = NULL;
+        ops->on_close(c->ops_arg, why);
+    }
     if (c->state == CL_S_PARKED)
         event_del(&c->park_ev);
     c->state = CL_S_CLOSED;
@@ -255,11 +298,35 @@ void client_fail(struct client *c, int status)
     client_close_after_flush(c);
 }
 
+/* 1: in starts with the HTTP/2 connection preface; -1: in is a strict
+ * prefix of it (wait for more); 0: not HTTP/2. */
+static int sniff_h2_preface(struct evbuffer *in)
+{
+    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    char buf[sizeof(preface) - 1];
+    ev_ssize_t n = evbuffer_copyout(in, buf, sizeof(buf));
+    if (n <= 0)
+        return -1;
+    if (memcmp(buf, preface, (size_t)n) != 0)
+        return 0;
+    return (size_t)n == sizeof(buf) ? 1 : -1;
+}
+
 /* Read and vet a request head; hand a complete one to a new txn. */
 static void process(struct client *c)
 {
     struct evbuffer *in = c->cn->in;
     bool started = false; /* the head's first bytes came in this call */
+    if (c->state == CL_S_IDLE && c->requests == 0 && c->tab && c->tab->h2_start) {
+        /* HTTP/2 with prior knowledge (RFC 9113 §3.3): the preface. */
+        int h2 = sniff_h2_preface(in);
+        if (h2 < 0)
+            return; /* a prefix of the preface: wait for the rest */
+        if (h2 > 0) {
+            c->tab->h2_start(c);
+            return;
+        }
+    }
     if (c->state == CL_S_IDLE) {
         /* RFC 9112 §2.2: ignore empty lines before a request-line. */
         for (;;) {
@@ -326,6 +393,10 @@ void client_txn_done(struct client *c, bool close)
 {
     c->txn = NULL;
     c->requests++;
+    if (c->stream) {
+        c->ops->on_txn_done(c->ops_arg, close);
+        return;
+    }
     if (c->state != CL_S_TXN)
         return;
     if (close || c->close_after || c->loop->stopping) {
@@ -344,6 +415,8 @@ void client_drain(struct client *c)
     c->close_after = true;
     if (c->state == CL_S_IDLE || c->state == CL_S_PARKED)
         client_close(c, CLIENT_CLOSE_STOP);
+    else if (c->state == CL_S_H2)
+        c->ops->on_drain(c->ops_arg);
 }
 
 static void on_read(struct conn *cn, void *arg)
@@ -359,7 +432,11 @@ static void on_read(struct conn *cn, void *arg)
     case CL_S_PARKED:
         break;
     case CL_S_TXN:
-        proxy_on_client_read(c->txn);
+        if (c->txn)
+            proxy_on_client_read(c->txn);
+        break;
+    case CL_S_H2:
+        c->ops->on_read(c->ops_arg);
         break;
     case CL_S_CLOSING: {
         struct evbuffer *in = c->cn->in;
@@ -375,8 +452,10 @@ static void on_write(struct conn *cn, void *arg)
 {
     struct client *c = arg;
     CHECK(c->magic == CLIENT_MAGIC);
-    if (c->state == CL_S_TXN)
+    if (c->state == CL_S_TXN && c->txn)
         proxy_on_client_drained(c->txn);
+    else if (c->state == CL_S_H2)
+        c->ops->on_drained(c->ops_arg);
     else if (c->state == CL_S_CLOSING && evbuffer_get_length(cn->out) == 0)
         start_linger(c);
 }
@@ -386,7 +465,7 @@ static void on_event(struct conn *cn, short what, void *arg)
     struct client *c = arg;
     CHECK(c->magic == CLIENT_MAGIC);
     (void)cn;
-    if (c->state == CL_S_TXN && !(what & CONN_ERROR) && (what & CONN_EOF)) {
+    if (c->state == CL_S_TXN && c->txn && !(what & CONN_ERROR) && (what & CONN_EOF)) {
         /* Half-close by the client: proxy.c decides whether the txn can
          * still finish. */
         proxy_on_client_eof(c->txn);
@@ -403,6 +482,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     CHECK(c->magic == CLIENT_MAGIC);
     if (c->state == CL_S_TXN)
         return; /* left armed from before the txn: the txn's own timeouts rule */
+    if (c->state == CL_S_H2) {
+        c->ops->on_timer(c->ops_arg);
+        return;
+    }
     if (c->state == CL_S_HEAD) {
         char label[96];
         client_label(c, label, sizeof(label));

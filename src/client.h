@@ -41,11 +41,29 @@
 struct txn;
 struct conn;
 
+/*
+ * An owner of a client besides client.c and proxy.c: the HTTP/2 session of
+ * a connection (CL_S_H2: on_read, on_drained, on_timer, on_drain, on_close)
+ * or the HTTP/2 stream of a stream client (on_txn_done, on_close). They sit
+ * above client.c, which calls them through this table rather than including
+ * their headers. on_close: client_close runs (why as given to it); the
+ * owner lets go of the client (a session frees itself, a stream notes it).
+ */
+struct client_ops {
+    void (*on_read)(void *arg);
+    void (*on_drained)(void *arg);
+    void (*on_timer)(void *arg);
+    void (*on_drain)(void *arg);
+    void (*on_txn_done)(void *arg, bool close);
+    void (*on_close)(void *arg, const char *why);
+};
+
 enum client_state {
     CL_S_PARKED = 0, /* idle with no conn: only park_ev on the socket */
     CL_S_IDLE,       /* between requests, idle timer armed */
     CL_S_HEAD,       /* reading a request head, header timer armed */
     CL_S_TXN,        /* a txn owns the connection */
+    CL_S_H2,         /* HTTP/2: h2_session.c owns the connection */
     CL_S_CLOSING,    /* flushing, then lingering close */
     CL_S_CLOSED,     /* gone; freed after dispatch */
 };
@@ -53,18 +71,23 @@ enum client_state {
 struct client {
     uint32_t magic;
     enum client_state state;
-    bool close_after;           /* no further requests on this connection */
-    int fd;                     /* owned */
-    uint32_t requests;          /* requests served */
-    struct loop *loop;          /* borrowed: the worker's loop */
-    struct client_table *tab;   /* borrowed: the list it is on */
-    uint64_t id;                /* c#N in logs */
-    uint64_t idle_since_ms;     /* when it last became idle */
-    struct conn *cn;            /* owned; NULL while parked */
-    struct event *timer;        /* owned; NULL while parked */
-    struct txn *txn;            /* borrowed while CL_S_TXN (proxy.c owns it) */
-    struct client *next, *prev; /* tab's list */
-    struct reap_item reap;      /* deferred-free link */
+    bool close_after;             /* no further requests on this connection */
+    int fd;                       /* owned */
+    uint32_t requests;            /* requests served */
+    struct loop *loop;            /* borrowed: the worker's loop */
+    struct client_table *tab;     /* borrowed: the list it is on */
+    uint64_t id;                  /* c#N in logs */
+    uint64_t idle_since_ms;       /* when it last became idle */
+    struct conn *cn;              /* owned; NULL while parked */
+    struct event *timer;          /* owned; NULL while parked */
+    struct txn *txn;              /* borrowed while CL_S_TXN (proxy.c owns it) */
+    const struct client_ops *ops; /* the owner above client.c, or NULL */
+    void *ops_arg;                /* its argument: the HTTP/2 session (owned
+                                     while CL_S_H2) or stream (borrowed) */
+    bool stream;                  /* a stream's client: no socket (fd -1), a
+                                     pipe conn, on no table; HTTP/2 */
+    struct client *next, *prev;   /* tab's list */
+    struct reap_item reap;        /* deferred-free link */
     struct http1_scan scan;
     union {
         struct sockaddr sa;
@@ -81,12 +104,14 @@ extern const char CLIENT_CLOSE_STOP[];
 
 /* One worker's clients. */
 struct client_table {
-    struct loop *loop;           /* borrowed */
-    struct client *head;         /* live clients (links in struct client) */
-    size_t n;                    /* how many */
-    uint64_t next_id;            /* c#N numbering */
-    void (*on_empty)(void *arg); /* the last client went while draining */
-    void *arg;                   /* borrowed: on_empty's argument */
+    struct loop *loop;                  /* borrowed */
+    struct client *head;                /* live clients (links in struct client) */
+    size_t n;                           /* how many */
+    uint64_t next_id;                   /* c#N numbering */
+    void (*on_empty)(void *arg);        /* the last client went while draining */
+    void (*h2_start)(struct client *c); /* HTTP/2 preface seen (h2_session_start),
+                                           or NULL: no HTTP/2 */
+    void *arg;                          /* borrowed: on_empty's argument */
 };
 
 /* An empty table of clients on loop l; on_empty(arg) runs when the last
@@ -106,6 +131,15 @@ unsigned client_open_count(void);
 /* Take over an accepted socket. Returns NULL (fd closed) on failure. */
 struct client *client_new(struct client_table *tab, int fd,
                           const struct sockaddr *sa, socklen_t len);
+
+/*
+ * A client for one HTTP/2 stream of parent (h2_stream.c): same peer address
+ * and c#N, no socket; cn (a pipe conn, ownership passes) carries the txn's
+ * bytes. It starts in CL_S_TXN with no txn yet: the caller runs proxy_start.
+ * client_txn_done and client_close tell the stream through ops(arg).
+ */
+struct client *client_new_stream(struct client *parent, const struct client_ops *ops,
+                                 void *arg, struct conn *cn);
 
 /*
  * The txn is over; `close` says the connection cannot carry another request.

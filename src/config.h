@@ -214,8 +214,9 @@ struct config {
     uint32_t max_connections;  /* per process */
     uint32_t max_header_bytes; /* request head */
     uint32_t max_header_count;
-    uint32_t max_idle_upstream; /* idle pooled conns per endpoint per worker */
-    uint32_t listen_backlog;    /* per worker listener (capped by somaxconn) */
+    uint32_t h2_max_concurrent_streams; /* per HTTP/2 client connection */
+    uint32_t max_idle_upstream;         /* idle pooled conns per endpoint per worker */
+    uint32_t listen_backlog;            /* per worker listener (capped by somaxconn) */
 
     uint32_t retries; /* extra attempts on another endpoint */
 

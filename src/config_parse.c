@@ -1625,6 +1625,8 @@ static const struct config_type limit_type = {
          .off = CFG(max_header_bytes)},
         {.name = "max_header_count", .type = F_UINT, .min = 1, .max = 1000, .def = 100,
          .off = CFG(max_header_count)},
+        {.name = "h2_max_concurrent_streams", .type = F_UINT, .min = 1, .max = 10000,
+         .def = 100, .off = CFG(h2_max_concurrent_streams)},
         {.name = "upstream_idle_per_endpoint", .type = F_UINT, .min = 0, .max = 100000,
          .def = 256, .off = CFG(max_idle_upstream)},
         {.name = "listen_backlog", .type = F_UINT, .min = 1, .max = 65535, .def = 4096,

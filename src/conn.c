@@ -16,6 +16,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "conn_pipe.h"
 #include "iobatch.h"
 #include "log.h"
 #include "util.h"
@@ -86,6 +87,8 @@ void conn_free(struct conn *cn)
     cn->closed = true;
     event_del(&cn->rev);
     event_del(&cn->wev);
+    if (cn->pipe)
+        conn_pipe_dispose(cn);
     evbuffer_free(cn->in);
     evbuffer_free(cn->out);
     cn->in = cn->out = NULL;
@@ -124,6 +127,8 @@ void conn_set_timeouts(struct conn *cn, uint32_t read_ms, uint32_t write_ms)
 {
     cn->read_timeout_ms = read_ms;
     cn->write_timeout_ms = write_ms;
+    if (cn->pipe)
+        return; /* no socket to wait for: the pipe's owner has its own clocks */
     /* Restart the clocks even for unchanged values: a pooled upstream conn
      * idle for most of its idle timeout gets a whole response timeout. */
     if (cn->reading)
@@ -141,7 +146,10 @@ void conn_read_start(struct conn *cn)
 {
     if (!cn->reading) {
         cn->reading = true;
-        add_rev(cn);
+        if (cn->pipe)
+            conn_pipe_read_changed(cn);
+        else
+            add_rev(cn);
     }
 }
 
@@ -149,7 +157,10 @@ void conn_read_stop(struct conn *cn)
 {
     if (cn->reading) {
         cn->reading = false;
-        event_del(&cn->rev);
+        if (cn->pipe)
+            conn_pipe_read_changed(cn);
+        else
+            event_del(&cn->rev);
     }
 }
 
@@ -238,7 +249,9 @@ bool conn_has_pending_read(const struct conn *cn)
 
 void conn_read_soon(struct conn *cn)
 {
-    if (cn->loop->iob)
+    if (cn->pipe)
+        conn_pipe_input(cn);
+    else if (cn->loop->iob)
         queue_read(cn);
     else
         event_active(&cn->rev, EV_READ, 1);
@@ -273,6 +286,10 @@ static void queue_send(struct conn *cn)
 
 void conn_send(struct conn *cn)
 {
+    if (cn->pipe) {
+        conn_pipe_send(cn);
+        return;
+    }
     if (cn->closed || cn->connecting || cn->in_sendq)
         return; /* queued already: the batch writes whatever is there then */
     if (evbuffer_get_length(cn->out) == 0 || event_pending(&cn->wev, EV_WRITE, NULL))

@@ -57,6 +57,7 @@
 #define FLOW_HIGH_WATER (256u * 1024u)
 
 struct conn;
+struct conn_pipe;
 typedef void (*conn_data_cb)(struct conn *cn, void *arg);
 typedef void (*conn_event_cb)(struct conn *cn, short what, void *arg);
 
@@ -79,8 +80,9 @@ struct conn {
     uint32_t write_timeout_ms;    /* 0: none (also the connect timeout) */
     conn_data_cb readcb, writecb; /* may be NULL */
     conn_event_cb eventcb;
-    void *arg;            /* borrowed: the callbacks' argument */
-    struct conn *rq_next; /* batch queue links (loop's readq/sendq) */
+    void *arg;              /* borrowed: the callbacks' argument */
+    struct conn_pipe *pipe; /* owned: no socket, an owner in weir (conn_pipe.h); else NULL */
+    struct conn *rq_next;   /* batch queue links (loop's readq/sendq) */
     struct conn *sq_next;
     struct reap_item reap; /* deferred-free link */
     struct event rev;      /* EV_READ|EV_PERSIST, read timeout */

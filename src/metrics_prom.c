@@ -26,6 +26,7 @@
 
 #include "access.h"
 #include "client.h"
+#include "h2_metrics.h"
 #include "metrics.h"
 #include "fleet.h"
 #include "metrics_process.h"
@@ -497,6 +498,7 @@ void metrics_prom_render(struct json_buf *out)
     json_buf_printf(out, "weir_client_connections %u\n",
                     client_open_count());
 
+    h2_metrics_render(out);
     render_availability(out, s, now_ms);
     render_split(out, s, now_ms);
 

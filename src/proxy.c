@@ -350,6 +350,7 @@ static void txn_end(struct txn *t, enum txn_outcome how)
                                                                .method = t->req.method,
                                                                .target = t->req.target,
                                                                .http_minor = t->req.minor,
+                                                               .http2 = c->stream,
                                                                .headers = t->req.headers,
                                                                .n_headers = t->req.n_headers,
                                                                .status = t->status,

@@ -18,6 +18,7 @@
 #include <event2/listener.h>
 
 #include "conn.h"
+#include "h2_session.h"
 #include "log.h"
 #include "memtrim.h"
 #include "proxy.h"
@@ -216,6 +217,7 @@ struct worker *worker_new(int id, int listen_fd)
     w->loop.txns = &w->txns;
     w->loop.mirrors = &w->mirrors;
     client_table_init(&w->clients, &w->loop, on_clients_gone, w);
+    w->clients.h2_start = h2_session_start;
     upstream_table_init(&w->upstreams, &w->loop);
     proxy_table_init(&w->txns);
     mirror_table_init(&w->mirrors, &w->loop);

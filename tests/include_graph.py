@@ -23,7 +23,11 @@ ALLOWED = [frozenset({"client", "proxy"})]
 # Files that are one module although their names differ: config.c,
 # config_parse.c and config_yaml.c share config_yaml.h as their internal
 # header ("everyone else uses config.h"), and call each other through it.
-GROUPS = {"config_parse": "config", "config_yaml": "config"}
+GROUPS = {"config_parse": "config", "config_yaml": "config",
+          # a pipe conn is a conn (conn_pipe.h): conn.c hands it its hooks
+          "conn_pipe": "conn",
+          # an HTTP/2 session and its streams call each other (h2_stream.h)
+          "h2_session": "h2", "h2_stream": "h2"}
 # The lowest layer of the data path and what it may include (DESIGN.md §7).
 LOWEST = {"loop", "conn", "iobatch"}
 BOTTOM = LOWEST | {"util", "log"}

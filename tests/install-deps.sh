@@ -10,6 +10,7 @@ if [ "${1:-}" != "--build-only" ]; then
            nghttp2-client python3-h2  # h2load, nghttp; the h2/gRPC test client
            clang-14 libclang-rt-14-dev  # clang + libFuzzer: tests/fuzz/run.sh
            clang-format-14              # tests/check-format.sh
+           nghttp2-client python3-h2    # test_h2, bench/h2_peer.sh: h2load, raw HTTP/2 frames
            systemd man-db groff-base zsh)  # test_install: systemd-analyze, man -l, completion
     # Node.js: keep one that is already there (it may come with its own npm).
     command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
