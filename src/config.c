@@ -333,7 +333,9 @@ static void schema_keys(const struct config_type *t, const char *prefix, struct 
             snprintf(sub, sizeof(sub), "%s%s.*", prefix, f->name);
             add_key(kl, sub, "");
         }
-        if (st != CS_SUB && st != CS_ARRAY)
+        /* `listen`: a string, or a list of the rows of sub */
+        bool str_or_list = f->type == F_FN && st == CS_ADDR && f->sub;
+        if (st != CS_SUB && st != CS_ARRAY && !str_or_list)
             continue;
         snprintf(sub, sizeof(sub), "%s%s%s", prefix, f->name,
                  st == CS_SUB ? "." : f->named ? ".*."
