@@ -14,9 +14,11 @@
 #include <event2/event.h>
 
 #include "conn.h"
+#include "conn_tls.h"
 #include "log.h"
 #include "proxy.h"
 #include "snapshot.h"
+#include "tls_ctx.h"
 
 #define LINGER_MS 2000
 
@@ -77,6 +79,7 @@ static void go_idle(struct client *c)
 static void park(struct client *c)
 {
     CHECK(c->state == CL_S_IDLE && c->txn == NULL);
+    CHECK(conn_out_pending(c->cn) == 0);
     uint32_t idle = cur_config(c)->client_idle_timeout_ms;
     uint64_t spent = util_now_ms() - c->idle_since_ms;
     evtimer_del(c->timer);
@@ -101,6 +104,7 @@ static int unpark(struct client *c)
         return -1;
     conn_setcb(c->cn, on_read, on_write, on_event, c);
     conn_set_write_low(c->cn, FLOW_HIGH_WATER / 2);
+    conn_set_tls(c->cn, c->tls);
     conn_read_start(c->cn);
     go_idle(c);
     return 0;
@@ -153,6 +157,36 @@ unsigned client_open_count(void)
     return atomic_load_explicit(&open_clients, memory_order_relaxed);
 }
 
+static void on_tls_timeout(void *arg)
+{
+    struct client *c = arg;
+    CHECK(c->magic == CLIENT_MAGIC);
+    client_close(c, "TLS handshake timeout");
+}
+
+struct client *client_new_on(struct client_table *tab, int fd, const struct sockaddr *sa,
+                             socklen_t len, unsigned listener)
+{
+    const struct snapshot *s = loop_snapshot(tab->loop);
+    const struct tls_set *ts = s->tls;
+    SSL_CTX *ctx = ts && listener < ts->n_ls ? ts->ls[listener].def : NULL;
+    bool want_tls = listener < s->cfg->n_listeners && s->cfg->listeners[listener].tls.enabled;
+    if (want_tls && !ctx) {
+        log_error("listener %u: TLS configured but no certificate loaded; closing", listener);
+        close(fd);
+        return NULL;
+    }
+    struct client *c = client_new(tab, fd, sa, len);
+    c->listener = listener;
+    if (ctx) {
+        c->tls = conn_tls_new_server(tab->loop, ctx, listener, s->cfg->tls_handshake_timeout_ms,
+                                     on_tls_timeout, c);
+        if (!c->tls)
+            client_close(c, "out of resources");
+    }
+    return c;
+}
+
 struct client *client_new(struct client_table *tab, int fd,
                           const struct sockaddr *sa, socklen_t len)
 {
@@ -203,6 +237,8 @@ void client_close(struct client *c, const char *why)
         conn_free(c->cn);
         c->cn = NULL;
     }
+    conn_tls_free(c->tls);
+    c->tls = NULL;
     close(c->fd);
     c->fd = -1;
     struct client_table *tab = c->tab;
@@ -236,7 +272,7 @@ void client_close_after_flush(struct client *c)
     c->state = CL_S_CLOSING;
     c->close_after = true;
     evbuffer_drain(c->cn->in, evbuffer_get_length(c->cn->in));
-    if (evbuffer_get_length(c->cn->out) == 0)
+    if (conn_out_pending(c->cn) == 0)
         start_linger(c);
     else {
         /* on_write fires when the output is empty. */
@@ -377,7 +413,7 @@ static void on_write(struct conn *cn, void *arg)
     CHECK(c->magic == CLIENT_MAGIC);
     if (c->state == CL_S_TXN)
         proxy_on_client_drained(c->txn);
-    else if (c->state == CL_S_CLOSING && evbuffer_get_length(cn->out) == 0)
+    else if (c->state == CL_S_CLOSING && conn_out_pending(cn) == 0)
         start_linger(c);
 }
 
@@ -416,8 +452,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         uint32_t idle = cur_config(c)->client_idle_timeout_ms;
         if (util_now_ms() - c->idle_since_ms + 5 >= idle)
             client_close(c, "idle timeout");
-        else if (evbuffer_get_length(c->cn->in) == 0 &&
-                 evbuffer_get_length(c->cn->out) == 0)
+        else if (evbuffer_get_length(c->cn->in) == 0 && conn_out_pending(c->cn) == 0)
             park(c);
         else
             arm_timer(c, CLIENT_PARK_MS);

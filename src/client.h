@@ -40,6 +40,7 @@
 
 struct txn;
 struct conn;
+struct conn_tls;
 
 enum client_state {
     CL_S_PARKED = 0, /* idle with no conn: only park_ev on the socket */
@@ -72,6 +73,8 @@ struct client {
         struct sockaddr_in6 in6;
     } addr;               /* the peer */
     struct event park_ev; /* socket readable / idle timeout while parked */
+    unsigned listener;    /* cfg->listeners index it was accepted on */
+    struct conn_tls *tls; /* owned (conn_tls.h), NULL on a plain listener */
 };
 
 /* Reasons for client_close that proxy.c tells apart (compared by pointer):
@@ -106,6 +109,11 @@ unsigned client_open_count(void);
 /* Take over an accepted socket. Returns NULL (fd closed) on failure. */
 struct client *client_new(struct client_table *tab, int fd,
                           const struct sockaddr *sa, socklen_t len);
+
+/* The same, for a socket accepted on listener `listener` (TLS when the
+ * snapshot's TLS set has a certificate for it). */
+struct client *client_new_on(struct client_table *tab, int fd, const struct sockaddr *sa,
+                             socklen_t len, unsigned listener);
 
 /*
  * The txn is over; `close` says the connection cannot carry another request.

@@ -27,6 +27,7 @@
 
 #define CONFIG_MAX_VERSIONS 32
 #define CONFIG_MAX_ENDPOINTS 1024 /* per version */
+#define CONFIG_MAX_LISTENERS 16   /* entries of `listen` */
 #define CONFIG_MAX_RULES 256
 #define CONFIG_NAME_MAX 63    /* version names: [A-Za-z0-9_.-]{1,63} */
 #define SPLIT_TOTAL_BP 10000u /* 100 % in basis points */
@@ -89,11 +90,11 @@ struct config_tls_cert {
 };
 
 struct config_listen_tls {
-    bool enabled;          /* the key is present */
-    struct config_pos pos; /* the `tls` key */
-    char *cert;            /* owned: PEM chain of the default certificate */
-    char *key;             /* owned */
-    char *ocsp;            /* owned, NULL: no staple (DER OCSP response file) */
+    bool enabled;                /* the key is present */
+    struct config_pos pos;       /* the `tls` key */
+    char *cert;                  /* owned: PEM chain of the default certificate */
+    char *key;                   /* owned */
+    char *ocsp;                  /* owned, NULL: no staple (DER OCSP response file) */
     struct config_tls_cert *sni; /* owned array: more certificates by name */
     size_t n_sni;
 };
@@ -224,7 +225,7 @@ struct config {
 
     char *listen; /* owned: the addresses (one, as written; or several joined) */
     struct sockaddr_storage listen_sa;
-    socklen_t listen_sa_len;         /* listen_sa: the first listener's */
+    socklen_t listen_sa_len;           /* listen_sa: the first listener's */
     struct config_listener *listeners; /* owned array, in file order (at least one) */
     size_t n_listeners;
     char *control; /* owned */

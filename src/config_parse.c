@@ -1748,8 +1748,6 @@ static const struct config_type listener_type = {
 };
 /* clang-format on */
 
-#define CONFIG_MAX_LISTENERS 16
-
 /* Two listeners on one address (port 0 excepted: each gets its own). */
 static bool same_addr(const struct config_listener *a, const struct config_listener *b)
 {

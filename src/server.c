@@ -186,13 +186,28 @@ static unsigned read_somaxconn(void)
     return v;
 }
 
-/* Open one listening socket per worker on the same address, each with
- * limits.listen_backlog, which the kernel caps at somaxconn: the log says
- * what applies. */
+/* Open one listening socket per worker on each listener's address
+ * (fds[l * n + worker]), each with limits.listen_backlog, which the
+ * kernel caps at somaxconn: the log says what applies. */
+static int open_listener(const struct config *cfg, const struct config_listener *cl,
+                         int *fds, unsigned n);
+
 static int open_listeners(const struct config *cfg, int *fds, unsigned n)
 {
-    struct sockaddr_storage sa = cfg->listen_sa;
-    socklen_t len = cfg->listen_sa_len;
+    for (size_t l = 0; l < cfg->n_listeners; l++)
+        if (open_listener(cfg, &cfg->listeners[l], fds + l * n, n) < 0) {
+            for (size_t i = 0; i < l * n; i++)
+                close(fds[i]);
+            return -1;
+        }
+    return 0;
+}
+
+static int open_listener(const struct config *cfg, const struct config_listener *cl,
+                         int *fds, unsigned n)
+{
+    struct sockaddr_storage sa = cl->sa;
+    socklen_t len = cl->sa_len;
     unsigned somaxconn = read_somaxconn();
     unsigned backlog = cfg->listen_backlog;
     if (somaxconn && somaxconn < backlog) {
@@ -204,7 +219,7 @@ static int open_listeners(const struct config *cfg, int *fds, unsigned n)
     for (unsigned i = 0; i < n; i++) {
         fds[i] = worker_listen_socket((struct sockaddr *)&sa, len, (int)cfg->listen_backlog);
         if (fds[i] < 0) {
-            log_error("cannot listen on %s: %s", cfg->listen, strerror(errno));
+            log_error("cannot listen on %s: %s", cl->address, strerror(errno));
             while (i--)
                 close(fds[i]);
             return -1;
@@ -214,7 +229,8 @@ static int open_listeners(const struct config *cfg, int *fds, unsigned n)
     }
     char addr[80];
     util_format_addr((struct sockaddr *)&sa, addr, sizeof(addr));
-    log_info("listening on %s with %u workers, listen backlog %u each", addr, n, backlog);
+    log_info("listening on %s%s with %u workers, listen backlog %u each", addr,
+             cl->tls.enabled ? " (TLS)" : "", n, backlog);
     return 0;
 }
 
@@ -305,14 +321,20 @@ int server_run(const char *config_path)
         goto out_workers;
     srv.n_workers = worker_count(cfg);
     metrics_outcomes_enable(srv.n_workers);
-    int fds[WORKERS_MAX];
+    static int fds[WORKER_MAX_LISTENERS * WORKERS_MAX];
+    unsigned n_ls = (unsigned)cfg->n_listeners;
+    CHECK(n_ls >= 1 && n_ls <= WORKER_MAX_LISTENERS);
     if (open_listeners(cfg, fds, srv.n_workers) < 0)
         goto out_workers;
     for (unsigned i = 0; i < srv.n_workers; i++) {
-        srv.workers[i] = worker_new((int)i, fds[i]);
+        int mine[WORKER_MAX_LISTENERS];
+        for (unsigned l = 0; l < n_ls; l++)
+            mine[l] = fds[l * srv.n_workers + i];
+        srv.workers[i] = worker_new((int)i, mine, n_ls);
         if (!srv.workers[i]) {
             for (unsigned j = i + 1; j < srv.n_workers; j++)
-                close(fds[j]);
+                for (unsigned l = 0; l < n_ls; l++)
+                    close(fds[l * srv.n_workers + j]);
             srv.n_workers = i;
             goto out_workers;
         }

@@ -23,7 +23,8 @@ ALLOWED = [frozenset({"client", "proxy"})]
 # Files that are one module although their names differ: config.c,
 # config_parse.c and config_yaml.c share config_yaml.h as their internal
 # header ("everyone else uses config.h"), and call each other through it.
-GROUPS = {"config_parse": "config", "config_yaml": "config"}
+# conn_tls is the TLS half of conn (memory BIOs under conn.c's socket I/O).
+GROUPS = {"config_parse": "config", "config_yaml": "config", "conn_tls": "conn"}
 # The lowest layer of the data path and what it may include (DESIGN.md §7).
 LOWEST = {"loop", "conn", "iobatch"}
 BOTTOM = LOWEST | {"util", "log"}
