@@ -4,6 +4,7 @@
 #include "client.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@ const char CLIENT_CLOSE_PEER[] = "client closed";
 const char CLIENT_CLOSE_STOP[] = "worker stopping";
 
 static atomic_uint open_clients;
+static atomic_uint open_by_listener[CONFIG_MAX_LISTENERS];
 
 static void on_read(struct conn *cn, void *arg);
 static void on_write(struct conn *cn, void *arg);
@@ -152,6 +154,13 @@ void client_table_close_all(struct client_table *tab, const char *why)
         client_close(tab->head, why);
 }
 
+unsigned client_open_count_on(unsigned listener)
+{
+    return listener < CONFIG_MAX_LISTENERS
+               ? atomic_load_explicit(&open_by_listener[listener], memory_order_relaxed)
+               : 0;
+}
+
 unsigned client_open_count(void)
 {
     return atomic_load_explicit(&open_clients, memory_order_relaxed);
@@ -178,6 +187,8 @@ struct client *client_new_on(struct client_table *tab, int fd, const struct sock
     }
     struct client *c = client_new(tab, fd, sa, len);
     c->listener = listener;
+    if (listener < CONFIG_MAX_LISTENERS)
+        atomic_fetch_add_explicit(&open_by_listener[listener], 1, memory_order_relaxed);
     if (ctx) {
         c->tls = conn_tls_new_server(tab->loop, ctx, listener, s->cfg->tls_handshake_timeout_ms,
                                      on_tls_timeout, c);
@@ -197,6 +208,7 @@ struct client *client_new(struct client_table *tab, int fd,
     c->tab = tab;
     c->fd = fd;
     c->id = ++tab->next_id * 64 + (uint64_t)l->id;
+    c->listener = UINT_MAX; /* client_new_on sets it */
     memcpy(&c->addr, sa, len < sizeof(c->addr) ? len : sizeof(c->addr));
     c->next = tab->head;
     if (tab->head)
@@ -250,6 +262,8 @@ void client_close(struct client *c, const char *why)
         c->next->prev = c->prev;
     tab->n--;
     atomic_fetch_sub_explicit(&open_clients, 1, memory_order_relaxed);
+    if (c->listener < CONFIG_MAX_LISTENERS)
+        atomic_fetch_sub_explicit(&open_by_listener[c->listener], 1, memory_order_relaxed);
     loop_defer_free(c->loop, &c->reap, client_free, c);
     if (tab->n == 0 && tab->loop->stopping && tab->on_empty)
         tab->on_empty(tab->arg);

@@ -104,6 +104,9 @@ void client_table_drain(struct client_table *tab);
 void client_table_close_all(struct client_table *tab, const char *why);
 
 /* Clients open in all workers, for limits.max_connections. Any thread. */
+/* Open client connections accepted on listener `listener`. Any thread. */
+unsigned client_open_count_on(unsigned listener);
+
 unsigned client_open_count(void);
 
 /* Take over an accepted socket. Returns NULL (fd closed) on failure. */

@@ -29,6 +29,7 @@
 #include "metrics.h"
 #include "fleet.h"
 #include "metrics_process.h"
+#include "metrics_tls.h"
 #include "mirror.h"
 #include "release.h"
 #include "snapshot.h"
@@ -497,6 +498,7 @@ void metrics_prom_render(struct json_buf *out)
     json_buf_printf(out, "weir_client_connections %u\n",
                     client_open_count());
 
+    metrics_tls_render(out, s);
     render_availability(out, s, now_ms);
     render_split(out, s, now_ms);
 

@@ -41,6 +41,7 @@
 #include "release.h"
 #include "runtime.h"
 #include "snapshot.h"
+#include "tls_store.h"
 #include "watch.h"
 #include "worker.h"
 
@@ -340,6 +341,7 @@ int server_run(const char *config_path)
         }
     }
     /* watch.c honours `watch:` at every event, so it always runs. */
+    tls_store_start(srv.base, runtime_config, runtime_republish);
     if (watch_start(srv.base, config_path) < 0)
         log_warn("config file watch unavailable; use SIGHUP or `weirctl reload`");
     health_start(srv.base);
@@ -383,6 +385,7 @@ out_workers:
     admin_stop();
     control_stop();
     watch_stop();
+    tls_store_stop();
     if (srv.sig_hup) {
         event_free(srv.sig_hup);
         event_free(srv.sig_term);
