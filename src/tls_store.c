@@ -7,8 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
 #include "log.h"
+#include "snapshot.h"
 #include "util.h"
+
+#include <openssl/x509.h>
 
 static struct {
     struct tls_set *cur; /* owned ref */
@@ -114,4 +118,49 @@ unsigned long tls_store_reloads(void)
 unsigned long tls_store_failures(void)
 {
     return ts.failures;
+}
+
+static void cert_json(struct json_buf *b, bool *first, const char *listener, const char *name,
+                      SSL_CTX *ctx)
+{
+    X509 *x = ctx ? SSL_CTX_get0_certificate(ctx) : NULL;
+    struct tm tm;
+    char when[40] = "";
+    if (x && ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1)
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    json_buf_puts(b, *first ? "{\"listener\":" : ",{\"listener\":");
+    *first = false;
+    json_buf_str(b, listener);
+    json_buf_puts(b, ",\"name\":");
+    json_buf_str(b, name);
+    json_buf_puts(b, ",\"not_after\":");
+    json_buf_str(b, when);
+    json_buf_puts(b, "}");
+}
+
+void tls_store_render_status(struct json_buf *b, const struct snapshot *s)
+{
+    const struct tls_set *t = s->tls;
+    bool any = false;
+    for (size_t i = 0; t && i < t->n_ls; i++)
+        any |= t->ls[i].def != NULL;
+    if (!any && !ts.error[0])
+        return;
+    json_buf_puts(b, ",\"tls\":{\"certificates\":[");
+    bool first = true;
+    for (size_t i = 0; t && i < t->n_ls && i < s->cfg->n_listeners; i++) {
+        const struct tls_listener *l = &t->ls[i];
+        if (!l->def)
+            continue;
+        const char *addr = s->cfg->listeners[i].address;
+        cert_json(b, &first, addr, "default", l->def);
+        for (size_t k = 0; k < l->n_names; k++)
+            cert_json(b, &first, addr, l->names[k].name, l->names[k].ctx);
+    }
+    json_buf_puts(b, "],\"error\":");
+    if (ts.error[0])
+        json_buf_str(b, ts.error);
+    else
+        json_buf_puts(b, "null");
+    json_buf_puts(b, "}");
 }

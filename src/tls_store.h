@@ -38,6 +38,13 @@ void tls_store_stop(void);
 /* The last failure to build a set ("" when the last attempt worked). */
 const char *tls_store_error(void);
 
+/* Status (control socket `status`, admin /status): when s has TLS,
+ * `,"tls":{"certificates":[{"listener","name","not_after"}...],"error":E}`
+ * (E: why the last new set was refused, null when it was not). */
+struct json_buf;
+struct snapshot;
+void tls_store_render_status(struct json_buf *b, const struct snapshot *s);
+
 /* Sets built and builds refused so far (metrics). */
 unsigned long tls_store_reloads(void);
 unsigned long tls_store_failures(void);

@@ -315,6 +315,11 @@ def cert_reload():
     p = subprocess.run([OPENSSL, "x509", "-noout", "-fingerprint"], input=pem.encode(), stdout=subprocess.PIPE)
     check(p.stdout.decode().strip() == fp_new.strip(), "a bad new pair keeps the previous certificate")
     check("does not match" in w.stderr(), "the log says why")
+    rc, out = w.ctl("status")
+    st = json.loads(out) if rc == 0 else {}
+    check("does not match" in (st.get("tls", {}).get("error") or ""), "status says why (tls.error)")
+    check(any(c["name"] == "api.example.com" and c["not_after"] for c in st.get("tls", {}).get("certificates", [])),
+          "status lists the certificates with their expiry")
     rc, out = w.ctl("reload")
     check(rc != 0 and "does not match" in out, "a reload with the bad pair is refused with the reason (%s)" % out.strip()[:200])
     rc, out = curl(URL + "/", "--cacert", pki.ca)
