@@ -143,7 +143,7 @@ static int check_validity(SSL_CTX *ctx, const char *cert, char *err, size_t errl
     return 0;
 }
 
-static SSL_CTX *server_ctx(const char *cert, const char *key, char *err, size_t errlen)
+SSL_CTX *tls_ctx_server(const char *cert, const char *key, char *err, size_t errlen)
 {
     char why[256];
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -202,7 +202,7 @@ fail:
 
 int tls_ctx_check_pair(const char *cert, const char *key, char *err, size_t errlen)
 {
-    SSL_CTX *ctx = server_ctx(cert, key, err, errlen);
+    SSL_CTX *ctx = tls_ctx_server(cert, key, err, errlen);
     if (!ctx)
         return -1;
     SSL_CTX_free(ctx);
@@ -249,7 +249,7 @@ static int listener_build(struct tls_listener *l, const struct config_listener *
                           char *err, size_t errlen)
 {
     const struct config_listen_tls *t = &cl->tls;
-    l->def = server_ctx(t->cert, t->key, err, errlen);
+    l->def = tls_ctx_server(t->cert, t->key, err, errlen);
     if (!l->def)
         return -1;
     if (t->ocsp && read_ocsp(l, t->ocsp, err, errlen) < 0)
@@ -260,7 +260,7 @@ static int listener_build(struct tls_listener *l, const struct config_listener *
         n_names += t->sni[i].n_names;
     l->names = xcalloc(n_names ? n_names : 1, sizeof(*l->names));
     for (size_t i = 0; i < t->n_sni; i++) {
-        SSL_CTX *c = server_ctx(t->sni[i].cert, t->sni[i].key, err, errlen);
+        SSL_CTX *c = tls_ctx_server(t->sni[i].cert, t->sni[i].key, err, errlen);
         if (!c)
             return -1;
         l->ctxs[l->n_ctxs++] = c;

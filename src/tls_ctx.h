@@ -65,6 +65,10 @@ char *tls_set_fingerprint(const struct config *cfg);
 void tls_set_ref(struct tls_set *s);
 void tls_set_unref(struct tls_set *s); /* NULL is a no-op; any thread */
 
+/* One server context with the policy above for a certificate/key pair
+ * (no SNI table, no OCSP); NULL with the reason in err. */
+SSL_CTX *tls_ctx_server(const char *cert, const char *key, char *err, size_t errlen);
+
 /* Check one certificate/key pair as weir would load it: readable, the key
  * matches, valid now. Returns -1 with the reason in err. */
 int tls_ctx_check_pair(const char *cert, const char *key, char *err, size_t errlen);
