@@ -89,6 +89,8 @@ static void park(struct client *c)
     c->timer = NULL;
     conn_free(c->cn); /* not owning the fd: it stays ours */
     c->cn = NULL;
+    if (c->tls)
+        conn_tls_park(c->tls);
     c->state = CL_S_PARKED;
     event_assign(&c->park_ev, c->loop->base, c->fd, EV_READ, on_parked, c);
     struct timeval tv;
@@ -102,7 +104,7 @@ static int unpark(struct client *c)
     event_del(&c->park_ev);
     c->cn = conn_new(c->loop, c->fd, false);
     c->timer = evtimer_new(c->loop->base, on_timer, c);
-    if (!c->cn || !c->timer)
+    if (!c->cn || !c->timer || (c->tls && conn_tls_wake(c->tls) < 0))
         return -1;
     conn_setcb(c->cn, on_read, on_write, on_event, c);
     conn_set_write_low(c->cn, FLOW_HIGH_WATER / 2);

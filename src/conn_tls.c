@@ -52,8 +52,10 @@ static void count(struct conn_tls *t, enum conn_tls_result r)
         return;
     t->counted = true;
     atomic_fetch_add_explicit(&counts[t->listener][r], 1, memory_order_relaxed);
-    if (t->timer)
-        evtimer_del(t->timer);
+    if (t->timer) { /* the deadline is over: no event kept while idle */
+        event_free(t->timer);
+        t->timer = NULL;
+    }
 }
 
 /* ---- the BIO ------------------------------------------------------------ */
@@ -133,14 +135,32 @@ static void on_info(const SSL *ssl, int where, int ret)
 static struct conn_tls *tls_alloc(void)
 {
     pthread_once(&bio_once, make_method);
-    struct conn_tls *t = xcalloc(1, sizeof(*t));
-    t->wire_in = evbuffer_new();
-    t->wire_out = evbuffer_new();
-    if (!t->wire_in || !t->wire_out) {
-        conn_tls_free(t);
-        return NULL;
+    return xcalloc(1, sizeof(struct conn_tls));
+}
+
+int conn_tls_wake(struct conn_tls *t)
+{
+    if (!t->wire_in)
+        t->wire_in = evbuffer_new();
+    if (!t->wire_out)
+        t->wire_out = evbuffer_new();
+    return t->wire_in && t->wire_out ? 0 : -1;
+}
+
+void conn_tls_park(struct conn_tls *t)
+{
+    if (t->ssl)
+        SSL_free_buffers(t->ssl);
+    /* An empty evbuffer can still hold a reserved chain (4 KiB): drop both
+     * while the connection is idle; conn_tls_wake makes them again. */
+    if (t->wire_in && evbuffer_get_length(t->wire_in) == 0) {
+        evbuffer_free(t->wire_in);
+        t->wire_in = NULL;
     }
-    return t;
+    if (t->wire_out && evbuffer_get_length(t->wire_out) == 0) {
+        evbuffer_free(t->wire_out);
+        t->wire_out = NULL;
+    }
 }
 
 static int make_ssl(struct conn_tls *t, SSL_CTX *ctx)
@@ -198,7 +218,7 @@ struct conn_tls *conn_tls_new_client(SSL_CTX *ctx, const char *sni, SSL_SESSION 
     if (!t)
         return NULL;
     t->listener = UINT_MAX;
-    if (make_ssl(t, ctx) < 0) {
+    if (conn_tls_wake(t) < 0 || make_ssl(t, ctx) < 0) {
         conn_tls_free(t);
         return NULL;
     }
@@ -289,6 +309,8 @@ int conn_tls_input(struct conn_tls *t, struct evbuffer *in)
     if (!t->ssl && sniff(t) != CONN_TLS_IN_DATA)
         return t->failed ? CONN_TLS_IN_FAIL : CONN_TLS_IN_NONE;
     if (!t->done) {
+        if (evbuffer_get_length(t->wire_in) > CONN_TLS_HANDSHAKE_IN_MAX)
+            return fail(t, CONN_TLS_FAILED);
         int r = SSL_do_handshake(t->ssl);
         if (r != 1) {
             int e = SSL_get_error(t->ssl, r);

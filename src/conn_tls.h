@@ -56,11 +56,16 @@ enum conn_tls_result {
  * in cn->out (so the owner's flow control sees it). */
 #define CONN_TLS_WIRE_HIGH (64u * 1024u)
 
+/* Ciphertext a client may have sent before its handshake is done that
+ * OpenSSL has not consumed yet; more closes the connection (a handshake
+ * costs bounded memory). */
+#define CONN_TLS_HANDSHAKE_IN_MAX (64u * 1024u)
+
 struct conn_tls {
     SSL *ssl;                  /* owned; NULL until the first bytes (server) */
     SSL_CTX *ctx;              /* owned ref until the SSL exists */
-    struct evbuffer *wire_in;  /* owned: ciphertext read, not yet taken by SSL */
-    struct evbuffer *wire_out; /* owned: ciphertext to send */
+    struct evbuffer *wire_in;  /* owned: ciphertext read, not yet taken by SSL (NULL: parked) */
+    struct evbuffer *wire_out; /* owned: ciphertext to send (NULL: parked) */
     struct loop *loop;         /* borrowed */
     bool server;
     bool done;           /* handshake finished */
@@ -85,6 +90,14 @@ struct conn_tls *conn_tls_new_server(struct loop *l, SSL_CTX *ctx, unsigned list
 struct conn_tls *conn_tls_new_client(SSL_CTX *ctx, const char *sni, SSL_SESSION *resume);
 
 void conn_tls_free(struct conn_tls *t); /* NULL is a no-op */
+
+/* The owner's conn goes away while the connection idles (a parked
+ * client): release the SSL's record buffers and the empty wire buffers.
+ * conn_tls_wake makes the buffers again (-1: out of memory) and must be
+ * called before the conn_tls is given to a conn (conn_set_tls); a server
+ * side starts asleep. */
+void conn_tls_park(struct conn_tls *t);
+int conn_tls_wake(struct conn_tls *t);
 
 /*
  * For conn.c. Ciphertext arrived in wire_in: run the handshake or

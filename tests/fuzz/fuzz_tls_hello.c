@@ -76,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!ctx)
         init();
     struct conn_tls *t = conn_tls_new_server(&lp, ctx, 0, 10000, on_timeout, NULL);
-    FUZZ_CHECK(t);
+    FUZZ_CHECK(t && conn_tls_wake(t) == 0);
     struct evbuffer *in = evbuffer_new();
     uint64_t rng = fuzz_hash(data, size);
     bool failed = false;
