@@ -48,6 +48,11 @@ uint64_t conn_tls_count(unsigned listener, enum conn_tls_result r)
 /* Count the handshake's result once (server sides only). */
 static void count(struct conn_tls *t, enum conn_tls_result r)
 {
+    if (r == CONN_TLS_RENEGOTIATE && t->server && t->listener < CONN_TLS_MAX_LISTENERS) {
+        /* after the handshake's own count */
+        atomic_fetch_add_explicit(&counts[t->listener][r], 1, memory_order_relaxed);
+        return;
+    }
     if (!t->server || t->counted || t->listener >= CONN_TLS_MAX_LISTENERS)
         return;
     t->counted = true;
@@ -122,14 +127,16 @@ static void make_method(void)
 /* ---- life --------------------------------------------------------------- */
 
 /* A renegotiation attempt (TLS 1.2 ClientHello after the handshake):
- * OpenSSL refuses it (SSL_OP_NO_RENEGOTIATION) with a warning alert and
- * would go on; we close. */
+ * OpenSSL refuses it (SSL_OP_NO_RENEGOTIATION) with a no_renegotiation
+ * warning alert and would go on; we close. */
 static void on_info(const SSL *ssl, int where, int ret)
 {
-    (void)ret;
     struct conn_tls *t = SSL_get_app_data(ssl);
-    if (t && t->done && (where & SSL_CB_HANDSHAKE_START) && SSL_version(ssl) < TLS1_3_VERSION)
-        t->failed = true;
+    if (!t || !t->done)
+        return;
+    if (((where & SSL_CB_WRITE_ALERT) && (ret & 0xff) == SSL_AD_NO_RENEGOTIATION) ||
+        ((where & SSL_CB_HANDSHAKE_START) && SSL_version(ssl) < TLS1_3_VERSION))
+        t->reneg = true;
 }
 
 static struct conn_tls *tls_alloc(void)
@@ -330,7 +337,7 @@ int conn_tls_input(struct conn_tls *t, struct evbuffer *in)
         int n = SSL_read(t->ssl, v.iov_base, (int)want);
         v.iov_len = n > 0 ? (size_t)n : 0;
         evbuffer_commit_space(in, &v, 1);
-        if (t->failed) /* a renegotiation attempt (on_info) */
+        if (t->reneg) /* a renegotiation attempt (on_info) */
             return fail(t, CONN_TLS_RENEGOTIATE);
         if (n > 0) {
             got = CONN_TLS_IN_DATA;

@@ -72,6 +72,7 @@ struct conn_tls {
     bool failed;         /* fatal: no more TLS I/O */
     bool counted;        /* the handshake's result is counted */
     bool eof;            /* close_notify received */
+    bool reneg;          /* a renegotiation attempt was refused (closing) */
     unsigned listener;   /* server: the listener's index */
     struct event *timer; /* owned: the handshake deadline (server) */
     void (*on_timeout)(void *arg);

@@ -219,6 +219,7 @@ def renegotiation_refused():
     check("RENEGOTIATING" in out, "s_client tried to renegotiate")
     check("HTTP/1.1 200" not in out, "no answer after the renegotiation attempt: the connection is refused")
     check(handshakes("ok") == before + 1, "the first handshake was counted")
+    check(wait_for(lambda: handshakes("renegotiation") >= 1), "the attempt is counted as renegotiation")
 
 
 @case
