@@ -7,14 +7,14 @@
 
 #include "client.h"
 #include "conn_tls.h"
-#include "metrics_prom.h"
 #include "tls_store.h"
 
 static void labels(struct json_buf *out, const char *name, const struct config_listener *l)
 {
     json_buf_puts(out, name);
     json_buf_puts(out, "{listener=\"");
-    metrics_prom_label_value(out, l->address);
+    /* an address util_parse_addr took: no quote, backslash or newline to escape */
+    json_buf_puts(out, l->address);
     json_buf_puts(out, "\"");
 }
 
