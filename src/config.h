@@ -339,6 +339,11 @@ void config_free(struct config *cfg);
  * back in dst, and its key is appended to list (", "-separated, in table
  * order; "" when none). old NULL: nothing to keep. Main thread.
  */
+/* `listen` changed (restart-only): keep old's listeners, TLS settings
+ * included, so they go on matching the sockets weir has open; dst->listen
+ * stays as read, for config_keep_restart to report. No-op otherwise. */
+void config_keep_listeners(struct config *dst, const struct config *old);
+
 void config_keep_restart(struct config *dst, const struct config *old,
                          char *list, size_t listlen);
 

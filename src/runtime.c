@@ -373,6 +373,8 @@ int runtime_reload_result(struct config_errors *errs, struct runtime_result *res
     memset(res, 0, sizeof(*res));
     int64_t mtime = 0;
     struct config *fn = load_file(errs, &mtime);
+    if (fn)
+        config_keep_listeners(fn, rt.running);
     if (fn && update_tls(fn, errs) < 0) {
         config_free(fn);
         fn = NULL;

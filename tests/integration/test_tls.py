@@ -364,6 +364,26 @@ def check_config():
 
 
 @case
+def listen_change_needs_restart():
+    with open(w.config) as f:
+        orig = f.read()
+    extra = free_port()
+    changed = orig.replace("listen:\n", "listen:\n  - 127.0.0.1:%d\n" % extra, 1)
+    with open(w.config, "w") as f:
+        f.write(changed)
+    rc, out = w.ctl("reload")
+    check(rc == 0 and "listen" in out and "restart" in out, "a changed listen list needs a restart (%s)" % out.strip()[:160])
+    rc, out = curl(URL + "/", "--cacert", pki.ca)
+    check(rc == 0, "the TLS listener still speaks TLS after that reload")
+    rc, out = curl("http://127.0.0.1:%d/" % w.port)
+    check(rc == 0, "the plain listener still speaks HTTP")
+    with open(w.config, "w") as f:
+        f.write(orig)
+    rc, out = w.ctl("reload")
+    check(rc == 0, "back to the original file")
+
+
+@case
 def upstream_tls():
     # weir (front, plain) → weir (back, TLS listener) → pod
     back_tls = free_port()
