@@ -4,9 +4,10 @@
 set -euo pipefail
 # --build-only: just what building and running weir needs (the demo).
 pkgs=(meson ninja-build pkg-config gcc libc6-dev libevent-dev libyaml-dev
-      libjemalloc-dev node-llhttp python3 curl procps)
+      libjemalloc-dev libssl-dev node-llhttp python3 curl procps)
 if [ "${1:-}" != "--build-only" ]; then
-    pkgs+=(iproute2 dnsmasq-base prometheus python3-prometheus-client chromium fonts-liberation nginx-light haproxy wrk
+    pkgs+=(openssl  # test_tls and bench/tls_peer.py make their certificates with it
+           iproute2 dnsmasq-base prometheus python3-prometheus-client chromium fonts-liberation nginx-light haproxy wrk
            clang-14 libclang-rt-14-dev  # clang + libFuzzer: tests/fuzz/run.sh
            clang-format-14              # tests/check-format.sh
            systemd man-db groff-base zsh)  # test_install: systemd-analyze, man -l, completion
