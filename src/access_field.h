@@ -33,7 +33,10 @@
     X(RETRIES, "retries")                                                                     \
     X(USER_AGENT, "user_agent")                                                               \
     X(REFERER, "referer")                                                                     \
-    X(ERROR, "error")
+    X(ERROR, "error")                                                                         \
+    X(TLS, "tls")   /* "TLSv1.3", null on a plain listener */                                 \
+    X(SNI, "sni")   /* the server name the TLS client asked for, null if none */              \
+    X(ALPN, "alpn") /* the protocol ALPN chose, null if none */
 
 #define ACCESS_FIELD_ENUM(id, name) ACCESS_F_##id,
 enum access_field {

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conn_tls.h"
 #include "json.h"
 
 #define ACCESS_TARGET_MAX 2048 /* bytes of the target kept in a line */
@@ -323,6 +324,22 @@ static void json_field(struct line *l, struct json_ctx *x, enum access_field f,
     case ACCESS_F_ERROR:
         put_json_opt(l, e->error, e->error ? strlen(e->error) : 0, 256);
         return;
+    case ACCESS_F_TLS:
+    case ACCESS_F_SNI:
+    case ACCESS_F_ALPN: {
+        char alpn[64] = "";
+        const char *v = NULL;
+        if (e->tls && f == ACCESS_F_TLS)
+            v = conn_tls_version(e->tls);
+        else if (e->tls && f == ACCESS_F_SNI)
+            v = conn_tls_sni(e->tls);
+        else if (e->tls) {
+            conn_tls_alpn(e->tls, alpn, sizeof(alpn));
+            v = alpn;
+        }
+        put_json_opt(l, v && *v ? v : NULL, v ? strlen(v) : 0, 256);
+        return;
+    }
     case ACCESS_F_COUNT:
         break;
     }

@@ -21,6 +21,8 @@
 #include "util.h"
 
 /* One finished request, as access_log_txn() (access.h) takes it. */
+struct conn_tls;
+
 struct access_entry {
     const struct sockaddr *client;
     struct strview method;
@@ -44,6 +46,7 @@ struct access_entry {
     uint64_t bytes_received;      /* request bytes read from the client: head + body */
     bool connected;               /* a new upstream conn was opened for this request */
     uint64_t upstream_connect_us; /* its connect time (meaningful when connected) */
+    const struct conn_tls *tls;   /* borrowed: the client's TLS, NULL on a plain listener */
 };
 
 /* Formatted time stamps of the last second seen, per format; zero it

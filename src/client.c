@@ -4,6 +4,7 @@
 #include "client.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,9 +15,11 @@
 #include <event2/event.h>
 
 #include "conn.h"
+#include "conn_tls.h"
 #include "log.h"
 #include "proxy.h"
 #include "snapshot.h"
+#include "tls_ctx.h"
 
 #define LINGER_MS 2000
 
@@ -24,6 +27,7 @@ const char CLIENT_CLOSE_PEER[] = "client closed";
 const char CLIENT_CLOSE_STOP[] = "worker stopping";
 
 static atomic_uint open_clients;
+static atomic_uint open_by_listener[CONFIG_MAX_LISTENERS];
 
 static void on_read(struct conn *cn, void *arg);
 static void on_write(struct conn *cn, void *arg);
@@ -77,6 +81,7 @@ static void go_idle(struct client *c)
 static void park(struct client *c)
 {
     CHECK(c->state == CL_S_IDLE && c->txn == NULL);
+    CHECK(conn_out_pending(c->cn) == 0);
     uint32_t idle = cur_config(c)->client_idle_timeout_ms;
     uint64_t spent = util_now_ms() - c->idle_since_ms;
     evtimer_del(c->timer);
@@ -84,6 +89,8 @@ static void park(struct client *c)
     c->timer = NULL;
     conn_free(c->cn); /* not owning the fd: it stays ours */
     c->cn = NULL;
+    if (c->tls)
+        conn_tls_park(c->tls);
     c->state = CL_S_PARKED;
     event_assign(&c->park_ev, c->loop->base, c->fd, EV_READ, on_parked, c);
     struct timeval tv;
@@ -97,10 +104,11 @@ static int unpark(struct client *c)
     event_del(&c->park_ev);
     c->cn = conn_new(c->loop, c->fd, false);
     c->timer = evtimer_new(c->loop->base, on_timer, c);
-    if (!c->cn || !c->timer)
+    if (!c->cn || !c->timer || (c->tls && conn_tls_wake(c->tls) < 0))
         return -1;
     conn_setcb(c->cn, on_read, on_write, on_event, c);
     conn_set_write_low(c->cn, FLOW_HIGH_WATER / 2);
+    conn_set_tls(c->cn, c->tls);
     conn_read_start(c->cn);
     go_idle(c);
     return 0;
@@ -148,9 +156,48 @@ void client_table_close_all(struct client_table *tab, const char *why)
         client_close(tab->head, why);
 }
 
+unsigned client_open_count_on(unsigned listener)
+{
+    return listener < CONFIG_MAX_LISTENERS
+               ? atomic_load_explicit(&open_by_listener[listener], memory_order_relaxed)
+               : 0;
+}
+
 unsigned client_open_count(void)
 {
     return atomic_load_explicit(&open_clients, memory_order_relaxed);
+}
+
+static void on_tls_timeout(void *arg)
+{
+    struct client *c = arg;
+    CHECK(c->magic == CLIENT_MAGIC);
+    client_close(c, "TLS handshake timeout");
+}
+
+struct client *client_new_on(struct client_table *tab, int fd, const struct sockaddr *sa,
+                             socklen_t len, unsigned listener)
+{
+    const struct snapshot *s = loop_snapshot(tab->loop);
+    const struct tls_set *ts = s->tls;
+    SSL_CTX *ctx = ts && listener < ts->n_ls ? ts->ls[listener].def : NULL;
+    bool want_tls = listener < s->cfg->n_listeners && s->cfg->listeners[listener].tls.enabled;
+    if (want_tls && !ctx) {
+        log_error("listener %u: TLS configured but no certificate loaded; closing", listener);
+        close(fd);
+        return NULL;
+    }
+    struct client *c = client_new(tab, fd, sa, len);
+    c->listener = listener;
+    if (listener < CONFIG_MAX_LISTENERS)
+        atomic_fetch_add_explicit(&open_by_listener[listener], 1, memory_order_relaxed);
+    if (ctx) {
+        c->tls = conn_tls_new_server(tab->loop, ctx, listener, s->cfg->tls_handshake_timeout_ms,
+                                     on_tls_timeout, c);
+        if (!c->tls)
+            client_close(c, "out of resources");
+    }
+    return c;
 }
 
 struct client *client_new(struct client_table *tab, int fd,
@@ -163,6 +210,7 @@ struct client *client_new(struct client_table *tab, int fd,
     c->tab = tab;
     c->fd = fd;
     c->id = ++tab->next_id * 64 + (uint64_t)l->id;
+    c->listener = UINT_MAX; /* client_new_on sets it */
     memcpy(&c->addr, sa, len < sizeof(c->addr) ? len : sizeof(c->addr));
     c->next = tab->head;
     if (tab->head)
@@ -189,6 +237,10 @@ struct client *client_new_stream(struct client *parent, const struct client_ops 
     c->fd = -1;
     c->id = parent->id;
     c->addr = parent->addr;
+    c->listener = parent->listener;
+    /* Borrowed: the log's tls/sni/alpn and X-Forwarded-Proto of a stream are
+     * its connection's; the parent closes its streams before freeing it. */
+    c->tls = parent->tls;
     c->ops = ops;
     c->ops_arg = arg;
     c->stream = true;
@@ -246,6 +298,8 @@ void client_close(struct client *c, const char *why)
         conn_free(c->cn);
         c->cn = NULL;
     }
+    conn_tls_free(c->tls);
+    c->tls = NULL;
     close(c->fd);
     c->fd = -1;
     struct client_table *tab = c->tab;
@@ -257,6 +311,8 @@ void client_close(struct client *c, const char *why)
         c->next->prev = c->prev;
     tab->n--;
     atomic_fetch_sub_explicit(&open_clients, 1, memory_order_relaxed);
+    if (c->listener < CONFIG_MAX_LISTENERS)
+        atomic_fetch_sub_explicit(&open_by_listener[c->listener], 1, memory_order_relaxed);
     loop_defer_free(c->loop, &c->reap, client_free, c);
     if (tab->n == 0 && tab->loop->stopping && tab->on_empty)
         tab->on_empty(tab->arg);
@@ -279,7 +335,7 @@ void client_close_after_flush(struct client *c)
     c->state = CL_S_CLOSING;
     c->close_after = true;
     evbuffer_drain(c->cn->in, evbuffer_get_length(c->cn->in));
-    if (evbuffer_get_length(c->cn->out) == 0)
+    if (conn_out_pending(c->cn) == 0)
         start_linger(c);
     else {
         /* on_write fires when the output is empty. */
@@ -456,7 +512,7 @@ static void on_write(struct conn *cn, void *arg)
         proxy_on_client_drained(c->txn);
     else if (c->state == CL_S_H2)
         c->ops->on_drained(c->ops_arg);
-    else if (c->state == CL_S_CLOSING && evbuffer_get_length(cn->out) == 0)
+    else if (c->state == CL_S_CLOSING && conn_out_pending(cn) == 0)
         start_linger(c);
 }
 
@@ -499,8 +555,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         uint32_t idle = cur_config(c)->client_idle_timeout_ms;
         if (util_now_ms() - c->idle_since_ms + 5 >= idle)
             client_close(c, "idle timeout");
-        else if (evbuffer_get_length(c->cn->in) == 0 &&
-                 evbuffer_get_length(c->cn->out) == 0)
+        else if (evbuffer_get_length(c->cn->in) == 0 && conn_out_pending(c->cn) == 0)
             park(c);
         else
             arm_timer(c, CLIENT_PARK_MS);

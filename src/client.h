@@ -40,6 +40,7 @@
 
 struct txn;
 struct conn;
+struct conn_tls;
 
 /*
  * An owner of a client besides client.c and proxy.c: the HTTP/2 session of
@@ -95,6 +96,9 @@ struct client {
         struct sockaddr_in6 in6;
     } addr;               /* the peer */
     struct event park_ev; /* socket readable / idle timeout while parked */
+    unsigned listener;    /* cfg->listeners index it was accepted on */
+    struct conn_tls *tls; /* owned (conn_tls.h), NULL on a plain listener;
+                           * a stream client's is its parent's, borrowed */
 };
 
 /* Reasons for client_close that proxy.c tells apart (compared by pointer):
@@ -126,11 +130,19 @@ void client_table_drain(struct client_table *tab);
 void client_table_close_all(struct client_table *tab, const char *why);
 
 /* Clients open in all workers, for limits.max_connections. Any thread. */
+/* Open client connections accepted on listener `listener`. Any thread. */
+unsigned client_open_count_on(unsigned listener);
+
 unsigned client_open_count(void);
 
 /* Take over an accepted socket. Returns NULL (fd closed) on failure. */
 struct client *client_new(struct client_table *tab, int fd,
                           const struct sockaddr *sa, socklen_t len);
+
+/* The same, for a socket accepted on listener `listener` (TLS when the
+ * snapshot's TLS set has a certificate for it). */
+struct client *client_new_on(struct client_table *tab, int fd, const struct sockaddr *sa,
+                             socklen_t len, unsigned listener);
 
 /*
  * A client for one HTTP/2 stream of parent (h2_stream.c): same peer address

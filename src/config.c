@@ -297,6 +297,24 @@ static void keep_restart(const struct config_type *t, void *dst, const void *old
     }
 }
 
+void config_keep_listeners(struct config *dst, const struct config *old)
+{
+    if (!old || streq_null(dst->listen, old->listen))
+        return;
+    const struct config_field *f = config_type_top.rows;
+    while (f->name && strcmp(f->name, "listeners") != 0)
+        f++;
+    CHECK(f->name && f->sub);
+    for (size_t i = 0; i < dst->n_listeners; i++)
+        config_fields_dispose(f->sub, &dst->listeners[i]);
+    free(dst->listeners);
+    size_t n = old->n_listeners;
+    dst->listeners = memcpy(xmalloc((n ? n : 1) * f->sub->size), old->listeners, n * f->sub->size);
+    dst->n_listeners = n;
+    for (size_t i = 0; i < n; i++)
+        fields_deepen(f->sub, &dst->listeners[i]);
+}
+
 void config_keep_restart(struct config *dst, const struct config *old, char *list,
                          size_t listlen)
 {
@@ -333,7 +351,9 @@ static void schema_keys(const struct config_type *t, const char *prefix, struct 
             snprintf(sub, sizeof(sub), "%s%s.*", prefix, f->name);
             add_key(kl, sub, "");
         }
-        if (st != CS_SUB && st != CS_ARRAY)
+        /* `listen`: a string, or a list of the rows of sub */
+        bool str_or_list = f->type == F_FN && st == CS_ADDR && f->sub;
+        if (st != CS_SUB && st != CS_ARRAY && !str_or_list)
             continue;
         snprintf(sub, sizeof(sub), "%s%s%s", prefix, f->name,
                  st == CS_SUB ? "." : f->named ? ".*."

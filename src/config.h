@@ -27,6 +27,7 @@
 
 #define CONFIG_MAX_VERSIONS 32
 #define CONFIG_MAX_ENDPOINTS 1024 /* per version */
+#define CONFIG_MAX_LISTENERS 16   /* entries of `listen` */
 #define CONFIG_MAX_RULES 256
 #define CONFIG_NAME_MAX 63    /* version names: [A-Za-z0-9_.-]{1,63} */
 #define SPLIT_TOTAL_BP 10000u /* 100 % in basis points */
@@ -57,6 +58,15 @@ struct config_health {
     struct config_pos pos;
 };
 
+/* versions.X.tls: TLS toward the version's endpoints (tls_upstream.c). */
+struct config_upstream_tls {
+    bool enabled;          /* the key is present */
+    struct config_pos pos; /* the `tls` key */
+    char *ca;              /* owned, NULL: the system store */
+    char *sni;             /* owned, NULL: no SNI */
+    bool verify;           /* verify the peer's certificate (default true) */
+};
+
 struct config_version {
     char *name;                        /* owned */
     struct config_endpoint *endpoints; /* owned array */
@@ -67,6 +77,34 @@ struct config_version {
     char *fallback;                 /* owned, NULL: version taking traffic when none healthy */
     struct config_pos pos;          /* the version's name (its key under `versions`) */
     struct config_pos fallback_pos; /* the `fallback` value */
+    struct config_upstream_tls tls;
+};
+
+/* listen: [{address, tls: {cert, key, sni: [{names, cert, key}], ocsp}}]. */
+struct config_tls_cert {
+    char **names; /* owned array of owned server names ("*.example.com") */
+    size_t n_names;
+    char *cert;            /* owned: PEM chain */
+    char *key;             /* owned: PEM key */
+    struct config_pos pos; /* the list item */
+};
+
+struct config_listen_tls {
+    bool enabled;                /* the key is present */
+    struct config_pos pos;       /* the `tls` key */
+    char *cert;                  /* owned: PEM chain of the default certificate */
+    char *key;                   /* owned */
+    char *ocsp;                  /* owned, NULL: no staple (DER OCSP response file) */
+    struct config_tls_cert *sni; /* owned array: more certificates by name */
+    size_t n_sni;
+};
+
+struct config_listener {
+    char *address; /* owned: as written */
+    struct sockaddr_storage sa;
+    socklen_t sa_len;
+    struct config_listen_tls tls;
+    struct config_pos pos; /* the address */
 };
 
 enum config_rule_match {
@@ -185,9 +223,11 @@ struct config_mirror {
 struct config {
     char *path; /* owned: the file this came from (for errors and reload) */
 
-    char *listen; /* owned: as written */
+    char *listen; /* owned: the addresses (one, as written; or several joined) */
     struct sockaddr_storage listen_sa;
-    socklen_t listen_sa_len;
+    socklen_t listen_sa_len;           /* listen_sa: the first listener's */
+    struct config_listener *listeners; /* owned array, in file order (at least one) */
+    size_t n_listeners;
     char *control; /* owned */
     uint32_t control_mode;
     char *control_owner; /* owned, NULL = unchanged (user name or uid) */
@@ -209,6 +249,7 @@ struct config {
     uint32_t upstream_response_timeout_ms; /* idle while waiting */
     uint32_t upstream_idle_timeout_ms;     /* pooled idle conn */
     uint32_t drain_timeout_ms;             /* graceful stop */
+    uint32_t tls_handshake_timeout_ms;     /* accept to finished TLS handshake */
 
     /* limits: */
     uint32_t max_connections;  /* per process */
@@ -299,6 +340,11 @@ void config_free(struct config *cfg);
  * back in dst, and its key is appended to list (", "-separated, in table
  * order; "" when none). old NULL: nothing to keep. Main thread.
  */
+/* `listen` changed (restart-only): keep old's listeners, TLS settings
+ * included, so they go on matching the sockets weir has open; dst->listen
+ * stays as read, for config_keep_restart to report. No-op otherwise. */
+void config_keep_listeners(struct config *dst, const struct config *old);
+
 void config_keep_restart(struct config *dst, const struct config *old,
                          char *list, size_t listlen);
 

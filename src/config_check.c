@@ -26,6 +26,7 @@
 
 #include "fleet_key.h"
 #include "fleet_msg.h"
+#include "tls_ctx.h"
 
 /* The directory part of path into dir ("." for a bare name). */
 static void dir_of(const char *path, char *dir, size_t len)
@@ -172,6 +173,32 @@ static void check_fleet_key(const struct config *cfg, struct config_errors *errs
         config_errors_add(errs, cfg->fleet.pos, "fleet: %s", why);
 }
 
+/* Every certificate/key pair as start-up loads it (tls_ctx.c): readable,
+ * matching, valid now; then the whole set (OCSP staples, upstream CAs). */
+static void check_tls(const struct config *cfg, struct config_errors *errs)
+{
+    char why[512];
+    size_t before = errs->n;
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        const struct config_listen_tls *t = &cfg->listeners[i].tls;
+        if (!t->enabled)
+            continue;
+        if (tls_ctx_check_pair(t->cert, t->key, why, sizeof(why)) < 0)
+            config_errors_add(errs, t->pos, "listener %s: %s", cfg->listeners[i].address, why);
+        for (size_t j = 0; j < t->n_sni; j++)
+            if (tls_ctx_check_pair(t->sni[j].cert, t->sni[j].key, why, sizeof(why)) < 0)
+                config_errors_add(errs, t->sni[j].pos, "listener %s: sni: %s",
+                                  cfg->listeners[i].address, why);
+    }
+    if (errs->n != before)
+        return;
+    struct config_pos at;
+    struct tls_set *s = tls_set_build(cfg, &at, why, sizeof(why));
+    if (!s)
+        config_errors_add(errs, at, "%s", why);
+    tls_set_unref(s);
+}
+
 int config_check_environment(const struct config *cfg, struct config_errors *errs)
 {
     size_t before = errs->n;
@@ -179,5 +206,6 @@ int config_check_environment(const struct config *cfg, struct config_errors *err
     check_control(cfg, errs);
     check_owner(cfg, errs);
     check_fleet_key(cfg, errs);
+    check_tls(cfg, errs);
     return errs->n == before ? 0 : -1;
 }

@@ -643,6 +643,34 @@ static void on_health(struct config_pctx *p, const struct config_field *f,
     parse_map(p, val, f->sub->rows, AT(base, f->off, char), NULL);
 }
 
+static void on_upstream_sni(struct config_pctx *p, const struct config_field *f,
+                            const struct config_node *key, const struct config_node *val,
+                            void *base)
+{
+    (void)key;
+    if (!want_scalar(p, f, val))
+        return;
+    if (!is_hostname(val->text, strlen(val->text))) {
+        bad_value(p, f, val);
+        return;
+    }
+    set_str(base, f->off, val->text);
+}
+
+static const struct config_type upstream_tls_type;
+
+static void on_version_tls(struct config_pctx *p, const struct config_field *f,
+                           const struct config_node *key, const struct config_node *val,
+                           void *base)
+{
+    struct config_upstream_tls *t = AT(base, f->off, struct config_upstream_tls);
+    if (!want_map(p, f->name, val))
+        return;
+    t->enabled = true;
+    t->pos = key->pos;
+    parse_map(p, val, f->sub->rows, t, NULL);
+}
+
 #define VER(member) offsetof(struct config_version, member)
 
 /* clang-format off */
@@ -659,6 +687,8 @@ const struct config_type config_type_version = {
          .off = VER(health), .sub = &health_type},
         {.name = "fallback", .type = F_FN, .fn = on_fallback, .store = CS_STR,
          .off = VER(fallback), .what = "a version name"},
+        {.name = "tls", .type = F_FN, .fn = on_version_tls, .store = CS_SUB, .off = VER(tls),
+         .sub = &upstream_tls_type},
         {.name = "name", .type = F_DATA, .store = CS_STR, .off = VER(name)}, /* its key */
         {.name = NULL},
     },
@@ -1582,6 +1612,249 @@ static void on_workers(struct config_pctx *p, const struct config_field *f,
         bad_value(p, f, val);
 }
 
+/* ---- listen and TLS ----------------------------------------------------- */
+
+/* A server name of a certificate: a host name, or "*." and one. */
+static bool is_server_name(const char *s)
+{
+    if (s[0] == '*' && s[1] == '.')
+        s += 2;
+    return is_hostname(s, strlen(s));
+}
+
+static void on_server_names(struct config_pctx *p, const struct config_field *f,
+                            const struct config_node *key, const struct config_node *val,
+                            void *base)
+{
+    (void)key;
+    char ***v = AT(base, f->off, char **);
+    size_t *n = AT(base, f->off_n, size_t);
+    if (val->kind == CN_SCALAR) {
+        /* one name, as a scalar */
+    } else if (!want_seq(p, f->name, val)) {
+        return;
+    }
+    strv_free(v, n);
+    size_t cnt = val->kind == CN_SCALAR ? 1 : val->n;
+    *v = xcalloc(cnt ? cnt : 1, sizeof(char *));
+    for (size_t i = 0; i < cnt; i++) {
+        const struct config_node *it = val->kind == CN_SCALAR ? val : val->kids[i];
+        struct config_qbuf q;
+        if (it->kind == CN_BAD) {
+            p->rep.taint++;
+        } else if (it->kind != CN_SCALAR || !is_server_name(it->text)) {
+            perr(p, it->pos, "\"%s\" must list %s, not %s", f->name, f->what,
+                 describe(&q, it));
+        } else {
+            char *name = xstrdup(it->text);
+            for (char *c = name; *c; c++)
+                if (*c >= 'A' && *c <= 'Z')
+                    *c = (char)(*c - 'A' + 'a');
+            (*v)[(*n)++] = name;
+        }
+    }
+    if (*n == 0 && cnt == 0)
+        perr(p, val->pos, "\"%s\" must list at least one server name", f->name);
+}
+
+#define TC(member) offsetof(struct config_tls_cert, member)
+
+/* clang-format off */
+static const struct config_type tls_cert_type = {
+    sizeof(struct config_tls_cert),
+    (const struct config_field[]){
+        {.name = "names", .type = F_FN, .fn = on_server_names, .store = CS_STRV,
+         .required = true, .off = TC(names), .off_n = TC(n_names),
+         .what = "server names (host names, \"*.\" wildcards)"},
+        {.name = "cert", .type = F_PATH, .required = true, .off = TC(cert)},
+        {.name = "key", .type = F_PATH, .required = true, .off = TC(key)},
+        {.name = NULL},
+    },
+};
+/* clang-format on */
+
+static void on_sni(struct config_pctx *p, const struct config_field *f,
+                   const struct config_node *key, const struct config_node *val, void *base)
+{
+    (void)key;
+    struct config_listen_tls *t = base;
+    if (!want_seq(p, f->name, val))
+        return;
+    for (size_t i = 0; i < t->n_sni; i++)
+        config_fields_dispose(f->sub, &t->sni[i]);
+    free(t->sni);
+    t->sni = xcalloc(val->n ? val->n : 1, sizeof(*t->sni));
+    t->n_sni = 0;
+    for (size_t i = 0; i < val->n; i++) {
+        const struct config_node *it = val->kids[i];
+        struct config_qbuf q;
+        if (it->kind == CN_BAD) {
+            p->rep.taint++;
+            continue;
+        }
+        if (it->kind != CN_MAP) {
+            perr(p, it->pos, "an sni entry must be a mapping with names, cert and key, not %s",
+                 describe(&q, it));
+            continue;
+        }
+        struct config_tls_cert *c = &t->sni[t->n_sni++];
+        memset(c, 0, sizeof(*c));
+        config_fields_init(f->sub, c);
+        c->pos = it->pos;
+        parse_map(p, it, f->sub->rows, c, NULL);
+    }
+}
+
+#define LTLS(member) offsetof(struct config_listen_tls, member)
+
+/* clang-format off */
+static const struct config_type listen_tls_type = {
+    sizeof(struct config_listen_tls),
+    (const struct config_field[]){
+        {.name = "cert", .type = F_PATH, .required = true, .off = LTLS(cert)},
+        {.name = "key", .type = F_PATH, .required = true, .off = LTLS(key)},
+        {.name = "sni", .type = F_FN, .fn = on_sni, .store = CS_ARRAY, .off = LTLS(sni),
+         .off_n = LTLS(n_sni), .sub = &tls_cert_type},
+        {.name = "ocsp", .type = F_PATH, .off = LTLS(ocsp)},
+        {.name = NULL},
+    },
+};
+/* clang-format on */
+
+static void on_listen_tls(struct config_pctx *p, const struct config_field *f,
+                          const struct config_node *key, const struct config_node *val,
+                          void *base)
+{
+    struct config_listen_tls *t = AT(base, f->off, struct config_listen_tls);
+    if (!want_map(p, f->name, val))
+        return;
+    t->enabled = true;
+    t->pos = key->pos;
+    parse_map(p, val, f->sub->rows, t, NULL);
+}
+
+#define LST(member) offsetof(struct config_listener, member)
+
+/* clang-format off */
+static const struct config_type listener_type = {
+    sizeof(struct config_listener),
+    (const struct config_field[]){
+        {.name = "address", .type = F_ADDR, .required = true, .off = LST(address),
+         .off_sa = LST(sa), .off_salen = LST(sa_len)},
+        {.name = "tls", .type = F_FN, .fn = on_listen_tls, .store = CS_SUB, .off = LST(tls),
+         .sub = &listen_tls_type},
+        {.name = NULL},
+    },
+};
+/* clang-format on */
+
+/* Two listeners on one address (port 0 excepted: each gets its own). */
+static bool same_addr(const struct config_listener *a, const struct config_listener *b)
+{
+    const struct sockaddr_in *in4 = (const struct sockaddr_in *)&a->sa;
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&a->sa;
+    unsigned port = a->sa.ss_family == AF_INET6 ? in6->sin6_port : in4->sin_port;
+    return a->sa_len == b->sa_len && memcmp(&a->sa, &b->sa, a->sa_len) == 0 && port != 0;
+}
+
+/*
+ * `listen`: one address (a string), or a list of addresses and
+ * {address, tls} mappings. cfg->listeners gets them all; cfg->listen the
+ * addresses joined (", ", " tls" after a TLS one: the restart-only part)
+ * and listen_sa the first one.
+ */
+static void on_listen(struct config_pctx *p, const struct config_field *f,
+                      const struct config_node *key, const struct config_node *val, void *base)
+{
+    (void)key;
+    struct config *cfg = base;
+    struct config_qbuf q;
+    const struct config_type *lt = &listener_type;
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        config_fields_dispose(lt, &cfg->listeners[i]);
+    free(cfg->listeners);
+    cfg->listeners = NULL;
+    cfg->n_listeners = 0;
+    if (val->kind != CN_SCALAR && val->kind != CN_SEQ) {
+        perr(p, val->pos, "\"%s\" must be host:port or a list of them (with tls), not %s",
+             f->name, describe(&q, val));
+        return;
+    }
+    size_t cnt = val->kind == CN_SCALAR ? 1 : val->n;
+    if (cnt == 0) {
+        perr(p, val->pos, "\"%s\" must list at least one address", f->name);
+        return;
+    }
+    if (cnt > CONFIG_MAX_LISTENERS) {
+        perr(p, val->pos, "too many listeners (at most %d)", CONFIG_MAX_LISTENERS);
+        return;
+    }
+    cfg->listeners = xcalloc(cnt, sizeof(*cfg->listeners));
+    unsigned t0 = p->rep.taint;
+    for (size_t i = 0; i < cnt; i++) {
+        const struct config_node *it = val->kind == CN_SCALAR ? val : val->kids[i];
+        struct config_listener *ls = &cfg->listeners[cfg->n_listeners];
+        memset(ls, 0, sizeof(*ls));
+        config_fields_init(lt, ls);
+        ls->pos = it->pos;
+        unsigned t1 = p->rep.taint;
+        if (it->kind == CN_SCALAR) {
+            const char *why = NULL;
+            if (util_parse_addr(it->text, &ls->sa, &ls->sa_len, &why) < 0)
+                perr(p, it->pos, "invalid \"%s\" address %s: %s", f->name, quote(&q, it->text),
+                     why);
+            else
+                ls->address = xstrdup(it->text);
+        } else if (it->kind == CN_MAP) {
+            parse_map(p, it, lt->rows, ls, NULL);
+        } else if (it->kind == CN_BAD) {
+            p->rep.taint++;
+        } else {
+            perr(p, it->pos, "a listener must be host:port or a mapping with \"address\" "
+                             "(and \"tls\"), not %s",
+                 describe(&q, it));
+        }
+        if (p->rep.taint != t1 || !ls->address) {
+            config_fields_dispose(lt, ls);
+            continue;
+        }
+        for (size_t j = 0; j < cfg->n_listeners; j++)
+            if (same_addr(&cfg->listeners[j], ls)) {
+                perr(p, it->pos, "listener %s is listed twice", quote(&q, ls->address));
+                break;
+            }
+        if (p->rep.taint != t1) {
+            config_fields_dispose(lt, ls);
+            continue;
+        }
+        cfg->n_listeners++;
+    }
+    if (p->rep.taint != t0 || cfg->n_listeners == 0)
+        return;
+    char joined[2048] = "";
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        util_append(joined, sizeof(joined), ", ", "%s%s", cfg->listeners[i].address,
+                    cfg->listeners[i].tls.enabled ? " tls" : "");
+    set_str(cfg, f->off, joined);
+    memcpy(&cfg->listen_sa, &cfg->listeners[0].sa, sizeof(cfg->listen_sa));
+    cfg->listen_sa_len = cfg->listeners[0].sa_len;
+}
+
+#define UTLS(member) offsetof(struct config_upstream_tls, member)
+
+/* clang-format off */
+static const struct config_type upstream_tls_type = {
+    sizeof(struct config_upstream_tls),
+    (const struct config_field[]){
+        {.name = "ca", .type = F_PATH, .off = UTLS(ca)},
+        {.name = "sni", .type = F_FN, .fn = on_upstream_sni, .store = CS_STR, .off = UTLS(sni),
+         .what = "a host name"},
+        {.name = "verify", .type = F_BOOL, .def = true, .off = UTLS(verify)},
+        {.name = NULL},
+    },
+};
+/* clang-format on */
+
 /* ---- the top level ----------------------------------------------------- */
 
 #define CFG(member) offsetof(struct config, member)
@@ -1610,6 +1883,8 @@ static const struct config_type timeout_type = {
         {.name = "upstream_idle", .type = F_DUR, .min = 1, .def = 30000,
          .off = CFG(upstream_idle_timeout_ms)},
         {.name = "drain", .type = F_DUR, .min = 0, .def = 10000, .off = CFG(drain_timeout_ms)},
+        {.name = "tls_handshake", .type = F_DUR, .min = 1, .def = 10000,
+         .off = CFG(tls_handshake_timeout_ms)},
         {.name = NULL},
     },
 };
@@ -1651,8 +1926,10 @@ static const struct config_type errlog_type = {
 const struct config_type config_type_top = {
     sizeof(struct config),
     (const struct config_field[]){
-        {.name = "listen", .type = F_ADDR, .required = true, .restart = true, .off = CFG(listen),
-         .off_sa = CFG(listen_sa), .off_salen = CFG(listen_sa_len)},
+        {.name = "listen", .type = F_FN, .fn = on_listen, .store = CS_ADDR, .required = true,
+         .restart = true, .off = CFG(listen), .off_sa = CFG(listen_sa),
+         .off_salen = CFG(listen_sa_len), .sub = &listener_type,
+         .what = "host:port or a list of listeners"},
         {.name = "control", .type = F_SOCKPATH, .restart = true,
          .def_str = "/run/weir/weir.sock", .off = CFG(control)},
         {.name = "control_mode", .type = F_MODE, .restart = true, .def = 0600,
@@ -1695,6 +1972,9 @@ const struct config_type config_type_top = {
         {.name = "mirror", .type = F_FN, .fn = on_mirror, .store = CS_SUB, .off = CFG(mirror),
          .sub = &mirror_type},
         {.name = "path", .type = F_DATA, .store = CS_STR, .off = CFG(path)}, /* the file */
+        /* all of `listen` (on_listen) */
+        {.name = "listeners", .type = F_DATA, .store = CS_ARRAY, .off = CFG(listeners),
+         .off_n = CFG(n_listeners), .sub = &listener_type},
         {.name = NULL},
     },
 };

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "conn_pipe.h"
+#include "conn_tls.h"
 #include "iobatch.h"
 #include "log.h"
 #include "util.h"
@@ -48,6 +49,39 @@ static void read_sized(struct conn *cn, size_t want, ssize_t got)
 
 static void on_readable(evutil_socket_t fd, short what, void *arg);
 static void on_writable(evutil_socket_t fd, short what, void *arg);
+static void queue_send(struct conn *cn);
+
+/* What the socket reads into and writes from: the owner's buffers, or
+ * the TLS layer's ciphertext (conn_tls.h). */
+static struct evbuffer *wire_in(const struct conn *cn)
+{
+    return cn->tls ? cn->tls->wire_in : cn->in;
+}
+
+static struct evbuffer *wire_out(const struct conn *cn)
+{
+    return cn->tls ? cn->tls->wire_out : cn->out;
+}
+
+size_t conn_out_pending(const struct conn *cn)
+{
+    size_t n = evbuffer_get_length(cn->out);
+    return cn->tls ? n + evbuffer_get_length(cn->tls->wire_out) : n;
+}
+
+/* TLS: encrypt what the owner queued, up to the wire's high-water mark. */
+static void fill(struct conn *cn)
+{
+    if (cn->tls && evbuffer_get_length(cn->out))
+        conn_tls_fill(cn->tls, cn->out);
+}
+
+void conn_set_tls(struct conn *cn, struct conn_tls *t)
+{
+    cn->tls = t;
+    if (t && evbuffer_get_length(t->wire_out) && !cn->connecting)
+        queue_send(cn); /* left over from the conn before (a parked client) */
+}
 
 static void conn_reap(void *obj)
 {
@@ -167,9 +201,30 @@ void conn_read_stop(struct conn *cn)
 /* ---- reading ------------------------------------------------------------ */
 
 /* What a read returned (n bytes, 0 at EOF, -errno); runs the callbacks. */
+static void tls_fatal(struct conn *cn);
+
 static void read_done(struct conn *cn, ssize_t n)
 {
-    if (n > 0) {
+    if (n > 0 && cn->tls) {
+        cn->loop->n_reads++;
+        int r = conn_tls_input(cn->tls, cn->in);
+        if (r == CONN_TLS_IN_FAIL) {
+            tls_fatal(cn);
+            return;
+        }
+        /* handshake messages, or what the owner queued before it ended */
+        fill(cn);
+        if (evbuffer_get_length(cn->tls->wire_out) && !cn->connecting &&
+            !event_pending(&cn->wev, EV_WRITE, NULL))
+            queue_send(cn);
+        if (r == CONN_TLS_IN_EOF) {
+            n = 0; /* close_notify: as a socket EOF */
+        } else {
+            if (r == CONN_TLS_IN_DATA && cn->readcb)
+                cn->readcb(cn, cn->arg);
+            return;
+        }
+    } else if (n > 0) {
         cn->loop->n_reads++;
         if (cn->readcb)
             cn->readcb(cn, cn->arg);
@@ -181,20 +236,38 @@ static void read_done(struct conn *cn, ssize_t n)
     cn->eventcb(cn, (short)(CONN_READING | (n == 0 ? CONN_EOF : CONN_ERROR)), cn->arg);
 }
 
+/* A TLS failure: send the last alert or answer the TLS layer queued
+ * (once, without waiting: it is small and the conn is done), then tell
+ * the owner. */
+static void tls_fatal(struct conn *cn)
+{
+    struct evbuffer *w = cn->tls->wire_out;
+    size_t len = evbuffer_get_length(w);
+    if (len && len <= 4096) {
+        const unsigned char *p = evbuffer_pullup(w, -1);
+        if (p && send(cn->fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL) > 0)
+            cn->sent_bytes += len;
+    }
+    evbuffer_drain(w, len);
+    conn_read_stop(cn);
+    cn->eventcb(cn, CONN_READING | CONN_ERROR, cn->arg);
+}
+
 /* Read into reserved space: one recv(), no FIONREAD. Returns as read_done
  * takes it. */
 static ssize_t read_now(struct conn *cn)
 {
     struct evbuffer_iovec v;
     size_t want = read_size(cn);
-    if (evbuffer_reserve_space(cn->in, (ev_ssize_t)want, &v, 1) < 1)
+    struct evbuffer *in = wire_in(cn);
+    if (evbuffer_reserve_space(in, (ev_ssize_t)want, &v, 1) < 1)
         return -ENOMEM;
     ssize_t n = recv(cn->fd, v.iov_base, want, 0);
     if (n < 0)
         return -errno;
     read_sized(cn, want, n);
     v.iov_len = (size_t)n;
-    evbuffer_commit_space(cn->in, &v, 1);
+    evbuffer_commit_space(in, &v, 1);
     return n;
 }
 
@@ -263,7 +336,7 @@ void conn_read_soon(struct conn *cn)
  * socket for the rest, or tell the owner the output drained. */
 static void wrote(struct conn *cn, size_t before, ssize_t n)
 {
-    size_t left = evbuffer_get_length(cn->out);
+    size_t left = evbuffer_get_length(wire_out(cn));
     if (n > 0)
         cn->sent_bytes += (uint64_t)n;
     if (n < 0 && n != -EAGAIN && n != -EINTR) {
@@ -274,6 +347,19 @@ static void wrote(struct conn *cn, size_t before, ssize_t n)
     if (left) {
         add_wev(cn);
         return;
+    }
+    if (cn->tls && evbuffer_get_length(cn->out)) {
+        /* the wire drained and plaintext waits: the next records go out
+         * in this same batch run */
+        fill(cn);
+        if (evbuffer_get_length(wire_out(cn))) {
+            queue_send(cn);
+            /* the owner waits for the output to fall to write_low: tell
+             * it when it does, on the way (on_writable's check) */
+            if (cn->writecb && before > cn->write_low && conn_out_pending(cn) <= cn->write_low)
+                event_active(&cn->wev, EV_WRITE, 1);
+            return;
+        }
     }
     if (cn->writecb && before > cn->write_low)
         event_active(&cn->wev, EV_WRITE, 1);
@@ -292,7 +378,8 @@ void conn_send(struct conn *cn)
     }
     if (cn->closed || cn->connecting || cn->in_sendq)
         return; /* queued already: the batch writes whatever is there then */
-    if (evbuffer_get_length(cn->out) == 0 || event_pending(&cn->wev, EV_WRITE, NULL))
+    fill(cn);
+    if (evbuffer_get_length(wire_out(cn)) == 0 || event_pending(&cn->wev, EV_WRITE, NULL))
         return;     /* nothing to do, or on_writable writes it */
     queue_send(cn); /* written after the loop turn, batched or not */
 }
@@ -312,6 +399,12 @@ static void connect_done(struct conn *cn)
         cn->eventcb(cn, CONN_ERROR | CONN_WRITING, cn->arg);
         return;
     }
+    if (cn->tls) {
+        /* the ClientHello; the owner's request waits for the handshake */
+        conn_tls_connect(cn->tls);
+        if (evbuffer_get_length(cn->tls->wire_out))
+            queue_send(cn);
+    }
     cn->eventcb(cn, CONN_CONNECTED, cn->arg);
 }
 
@@ -330,8 +423,9 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
         connect_done(cn);
         return;
     }
-    if (evbuffer_get_length(cn->out)) {
-        int n = evbuffer_write(cn->out, cn->fd);
+    struct evbuffer *out = wire_out(cn);
+    if (evbuffer_get_length(out)) {
+        int n = evbuffer_write(out, cn->fd);
         if (n < 0 && errno != EAGAIN && errno != EINTR) {
             event_del(&cn->wev);
             cn->eventcb(cn, CONN_ERROR | CONN_WRITING, cn->arg);
@@ -340,10 +434,10 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
         if (n > 0)
             cn->sent_bytes += (uint64_t)n;
     }
-    size_t left = evbuffer_get_length(cn->out);
-    if (left == 0)
+    fill(cn);
+    if (evbuffer_get_length(out) == 0)
         event_del(&cn->wev);
-    if (cn->writecb && left <= cn->write_low)
+    if (cn->writecb && conn_out_pending(cn) <= cn->write_low)
         cn->writecb(cn, cn->arg);
 }
 
@@ -431,7 +525,7 @@ static void run_reads(struct loop *l)
         op->cn = cn;
         op->res = -ECANCELED;
         op->want = read_size(cn);
-        if (evbuffer_reserve_space(cn->in, (ev_ssize_t)op->want, &op->v, 1) < 1)
+        if (evbuffer_reserve_space(wire_in(cn), (ev_ssize_t)op->want, &op->v, 1) < 1)
             op->v.iov_base = NULL; /* nothing to commit; read the plain way */
         else if (iobatch_recv(l->iob, cn->fd, op->v.iov_base, op->want, n) < 0)
             op->res = -ENOMEM;
@@ -443,7 +537,7 @@ static void run_reads(struct loop *l)
         if (!ops[i].v.iov_base)
             continue;
         ops[i].v.iov_len = ops[i].res > 0 ? (size_t)ops[i].res : 0;
-        evbuffer_commit_space(ops[i].cn->in, &ops[i].v, 1);
+        evbuffer_commit_space(wire_in(ops[i].cn), &ops[i].v, 1);
     }
     for (unsigned i = 0; i < n; i++) {
         struct conn *cn = ops[i].cn;
@@ -468,10 +562,10 @@ static void run_plain_sends(struct loop *l)
         if (!dequeued(cn, &cn->in_sendq) || cn->connecting ||
             event_pending(&cn->wev, EV_WRITE, NULL))
             continue;
-        size_t before = evbuffer_get_length(cn->out);
-        if (before == 0)
+        size_t before = conn_out_pending(cn);
+        if (evbuffer_get_length(wire_out(cn)) == 0)
             continue;
-        int n = evbuffer_write(cn->out, cn->fd);
+        int n = evbuffer_write(wire_out(cn), cn->fd);
         wrote(cn, before, n < 0 ? -errno : n);
     }
 }
@@ -487,12 +581,12 @@ static void run_sends(struct loop *l)
         /* The output's chains go straight into the send's slot
          * (evbuffer_iovec is struct iovec on Linux: no copy). */
         struct iovec *iov = iobatch_send_iov(l->iob);
-        int k = iov ? evbuffer_peek(cn->out, -1, NULL, iov, IOBATCH_MAX_IOV) : 1;
+        int k = iov ? evbuffer_peek(wire_out(cn), -1, NULL, iov, IOBATCH_MAX_IOV) : 1;
         if (k <= 0)
             continue;
         struct batch_op *op = &ops[n];
         op->cn = cn;
-        op->before = evbuffer_get_length(cn->out);
+        op->before = conn_out_pending(cn);
         op->res = !iov || iobatch_send_commit(l->iob, cn->fd, (unsigned)k, n) < 0
                       ? -ENOMEM
                       : -ECANCELED;
@@ -504,10 +598,10 @@ static void run_sends(struct loop *l)
         struct conn *cn = ops[i].cn;
         int res = ops[i].res;
         if (res == -ECANCELED || res == -ENOMEM) {
-            int r = evbuffer_write(cn->out, cn->fd);
+            int r = evbuffer_write(wire_out(cn), cn->fd);
             res = r < 0 ? -errno : r;
         } else if (res > 0) {
-            evbuffer_drain(cn->out, (size_t)res);
+            evbuffer_drain(wire_out(cn), (size_t)res);
         }
         wrote(cn, ops[i].before, res);
     }

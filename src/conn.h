@@ -58,6 +58,7 @@
 
 struct conn;
 struct conn_pipe;
+struct conn_tls;
 typedef void (*conn_data_cb)(struct conn *cn, void *arg);
 typedef void (*conn_event_cb)(struct conn *cn, short what, void *arg);
 
@@ -84,6 +85,7 @@ struct conn {
     struct conn_pipe *pipe; /* owned: no socket, an owner in weir (conn_pipe.h); else NULL */
     struct conn *rq_next;   /* batch queue links (loop's readq/sendq) */
     struct conn *sq_next;
+    struct conn_tls *tls;  /* borrowed (conn_tls.h), NULL: plain */
     struct reap_item reap; /* deferred-free link */
     struct event rev;      /* EV_READ|EV_PERSIST, read timeout */
     struct event wev;      /* EV_WRITE|EV_PERSIST, write timeout */
@@ -134,6 +136,19 @@ void conn_send(struct conn *cn);
  * the connect cannot even start.
  */
 int conn_connect(struct conn *cn, const struct sockaddr *sa, socklen_t len) WUR;
+
+/*
+ * Speak TLS through t (owned by the caller, and outliving the conn if it
+ * likes): the socket carries t's ciphertext, in and out stay plaintext.
+ * Set before any I/O, or on a fresh conn over a socket t already talks
+ * on (a parked client's). A TLS failure reaches eventcb as
+ * CONN_ERROR|CONN_READING (after a last alert or answer is sent).
+ */
+void conn_set_tls(struct conn *cn, struct conn_tls *t);
+
+/* Bytes not yet handed to the socket: the output, plus ciphertext queued
+ * under TLS. */
+size_t conn_out_pending(const struct conn *cn);
 
 /* Readiness seen in this loop turn waits for the turn's read batch (an
  * idle conn so flagged has been closed by its peer or got bytes). */

@@ -21,6 +21,7 @@
 #include "runtime.h"
 #include "snapshot.h"
 #include "state.h"
+#include "tls_store.h"
 
 #define EXPLAIN_HEADERS_MAX 64
 
@@ -172,6 +173,7 @@ void control_view_render_status(struct json_buf *b, const struct snapshot *s)
         json_buf_puts(b, "}");
     }
     json_buf_printf(b, "],\"history\":%zu", runtime_history_len());
+    tls_store_render_status(b, s);
 }
 
 int control_view_status(struct control_ctx *ctx)

@@ -907,7 +907,7 @@ void http1_write_request(struct evbuffer *buf, const struct http1_request *req,
     }
     out_str(&o, ip);
     out_str(&o, "\r\n");
-    out_str(&o, "X-Forwarded-Proto: http\r\n");
+    out_str(&o, fwd->https ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n");
     if (fwd->request_id.len) {
         out_str(&o, "X-Request-Id: ");
         out_sv(&o, fwd->request_id);

@@ -123,6 +123,7 @@ int http1_parse_response(struct http1_response *res, const char *p, size_t len,
 struct http1_fwd {
     const struct sockaddr *client; /* the client's address (XFF) */
     bool close;                    /* ask the upstream to close */
+    bool https;                    /* the client came over TLS (X-Forwarded-Proto) */
     struct strview request_id;     /* borrowed: sent as the one X-Request-Id
                                       (the client's are dropped); len 0 = keep
                                       the client's as they are */

@@ -30,6 +30,7 @@
 #include "metrics.h"
 #include "fleet.h"
 #include "metrics_process.h"
+#include "metrics_tls.h"
 #include "mirror.h"
 #include "release.h"
 #include "snapshot.h"
@@ -499,6 +500,7 @@ void metrics_prom_render(struct json_buf *out)
                     client_open_count());
 
     h2_metrics_render(out);
+    metrics_tls_render(out, s);
     render_availability(out, s, now_ms);
     render_split(out, s, now_ms);
 

@@ -347,6 +347,7 @@ static void txn_end(struct txn *t, enum txn_outcome how)
     account_io(t);
     account(t->loop, t->snap, t->version, t->ep, t->error, &(struct access_entry){
                                                                .client = (const struct sockaddr *)&c->addr,
+                                                               .tls = c->tls,
                                                                .method = t->req.method,
                                                                .target = t->req.target,
                                                                .http_minor = t->req.minor,
@@ -395,6 +396,7 @@ void proxy_log_refused(struct client *c, int status, enum txn_error err,
 {
     account(c->loop, NULL, -1, NULL, err, &(struct access_entry){
                                               .client = (const struct sockaddr *)&c->addr,
+                                              .tls = c->tls,
                                               .http_minor = 1,
                                               .status = status,
                                               .reason = ROUTE_R_NONE,
@@ -690,6 +692,7 @@ static void send_head(struct txn *t)
     struct http1_fwd fwd = {
         .client = (const struct sockaddr *)&t->c->addr,
         .close = false,
+        .https = t->c->tls != NULL,
         .request_id = t->req_id,
     };
     http1_write_request(out, &t->req, &fwd);

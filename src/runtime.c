@@ -35,6 +35,7 @@
 #include "snapshot.h"
 #include "runtime_map.h"
 #include "state.h"
+#include "tls_store.h"
 
 static struct {
     bool started;
@@ -74,11 +75,24 @@ static void errors_sentence(const struct config_errors *errs, char *buf,
 
 /* ---- publish and save -------------------------------------------------- */
 
+/* The TLS contexts of the file config fn (tls_store.h); a set that cannot
+ * be built refuses the start or the reload, the running one stays. */
+static int update_tls(const struct config *fn, struct config_errors *errs)
+{
+    char err[512];
+    struct config_pos at;
+    if (tls_store_update(fn, &at, err, sizeof(err)) == 0)
+        return 0;
+    config_errors_add(errs, at, "%s", err);
+    return -1;
+}
+
 static void publish(const struct config *cfg)
 {
     struct snapshot *prev = snapshot_acquire();
     struct snapshot *s = snapshot_new(config_clone(cfg), prev, rt.found, rt.n_found);
     CHECK(s != NULL);
+    s->tls = tls_store_acquire();
     snapshot_unref(prev);
     metrics_bind(s);
     snapshot_publish(s);
@@ -259,6 +273,12 @@ int runtime_start(const char *config_path, struct config_errors *errs)
         rt.path = NULL;
         return -1;
     }
+    if (update_tls(fn, errs) < 0) {
+        config_free(fn);
+        free(rt.path);
+        rt.path = NULL;
+        return -1;
+    }
     rt.started = true;
 
     char err[512];
@@ -353,6 +373,12 @@ int runtime_reload_result(struct config_errors *errs, struct runtime_result *res
     memset(res, 0, sizeof(*res));
     int64_t mtime = 0;
     struct config *fn = load_file(errs, &mtime);
+    if (fn)
+        config_keep_listeners(fn, rt.running);
+    if (fn && update_tls(fn, errs) < 0) {
+        config_free(fn);
+        fn = NULL;
+    }
     if (!fn) {
         char buf[4096];
         config_errors_format(errs, buf, sizeof(buf));
@@ -423,6 +449,14 @@ void runtime_set_discovered(const struct discovery_set *sets, size_t n_sets,
     publish(rt.running);
     log_info("published generation %" PRIu64 ": %s", snapshot_generation(),
              why ? why : "discovery");
+}
+
+void runtime_republish(const char *why)
+{
+    if (!rt.started)
+        return;
+    publish(rt.running);
+    log_info("published generation %" PRIu64 ": %s", snapshot_generation(), why);
 }
 
 int runtime_reload(struct config_errors *errs, char *msg, size_t msglen)

@@ -53,6 +53,9 @@ int runtime_start(const char *config_path, struct config_errors *errs) WUR;
  * writes a one-line human summary into msg (e.g. what changed, settings that
  * need a restart).
  */
+/* Publish the running config again (its TLS certificates changed). */
+void runtime_republish(const char *why);
+
 int runtime_reload(struct config_errors *errs, char *msg, size_t msglen) WUR;
 
 /* What an applied change did, for the control answer and the log. */

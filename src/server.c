@@ -41,6 +41,8 @@
 #include "release.h"
 #include "runtime.h"
 #include "snapshot.h"
+#include "tls_ctx.h"
+#include "tls_store.h"
 #include "watch.h"
 #include "worker.h"
 
@@ -186,13 +188,28 @@ static unsigned read_somaxconn(void)
     return v;
 }
 
-/* Open one listening socket per worker on the same address, each with
- * limits.listen_backlog, which the kernel caps at somaxconn: the log says
- * what applies. */
+/* Open one listening socket per worker on each listener's address
+ * (fds[l * n + worker]), each with limits.listen_backlog, which the
+ * kernel caps at somaxconn: the log says what applies. */
+static int open_listener(const struct config *cfg, const struct config_listener *cl,
+                         int *fds, unsigned n);
+
 static int open_listeners(const struct config *cfg, int *fds, unsigned n)
 {
-    struct sockaddr_storage sa = cfg->listen_sa;
-    socklen_t len = cfg->listen_sa_len;
+    for (size_t l = 0; l < cfg->n_listeners; l++)
+        if (open_listener(cfg, &cfg->listeners[l], fds + l * n, n) < 0) {
+            for (size_t i = 0; i < l * n; i++)
+                close(fds[i]);
+            return -1;
+        }
+    return 0;
+}
+
+static int open_listener(const struct config *cfg, const struct config_listener *cl,
+                         int *fds, unsigned n)
+{
+    struct sockaddr_storage sa = cl->sa;
+    socklen_t len = cl->sa_len;
     unsigned somaxconn = read_somaxconn();
     unsigned backlog = cfg->listen_backlog;
     if (somaxconn && somaxconn < backlog) {
@@ -204,7 +221,7 @@ static int open_listeners(const struct config *cfg, int *fds, unsigned n)
     for (unsigned i = 0; i < n; i++) {
         fds[i] = worker_listen_socket((struct sockaddr *)&sa, len, (int)cfg->listen_backlog);
         if (fds[i] < 0) {
-            log_error("cannot listen on %s: %s", cfg->listen, strerror(errno));
+            log_error("cannot listen on %s: %s", cl->address, strerror(errno));
             while (i--)
                 close(fds[i]);
             return -1;
@@ -214,7 +231,8 @@ static int open_listeners(const struct config *cfg, int *fds, unsigned n)
     }
     char addr[80];
     util_format_addr((struct sockaddr *)&sa, addr, sizeof(addr));
-    log_info("listening on %s with %u workers, listen backlog %u each", addr, n, backlog);
+    log_info("listening on %s%s with %u workers, listen backlog %u each", addr,
+             cl->tls.enabled ? " (TLS)" : "", n, backlog);
     return 0;
 }
 
@@ -305,19 +323,29 @@ int server_run(const char *config_path)
         goto out_workers;
     srv.n_workers = worker_count(cfg);
     metrics_outcomes_enable(srv.n_workers);
-    int fds[WORKERS_MAX];
+    static int fds[WORKER_MAX_LISTENERS * WORKERS_MAX];
+    unsigned n_ls = (unsigned)cfg->n_listeners;
+    CHECK(n_ls >= 1 && n_ls <= WORKER_MAX_LISTENERS);
     if (open_listeners(cfg, fds, srv.n_workers) < 0)
         goto out_workers;
     for (unsigned i = 0; i < srv.n_workers; i++) {
-        srv.workers[i] = worker_new((int)i, fds[i]);
+        int mine[WORKER_MAX_LISTENERS];
+        for (unsigned l = 0; l < n_ls; l++)
+            mine[l] = fds[l * srv.n_workers + i];
+        srv.workers[i] = worker_new((int)i, mine, n_ls);
         if (!srv.workers[i]) {
             for (unsigned j = i + 1; j < srv.n_workers; j++)
-                close(fds[j]);
+                for (unsigned l = 0; l < n_ls; l++)
+                    close(fds[l * srv.n_workers + j]);
             srv.n_workers = i;
             goto out_workers;
         }
     }
+    /* The workers serve HTTP/2 (h2_session.c, started by client.c on the
+     * connection preface), so TLS listeners offer ALPN h2 before http/1.1. */
+    tls_ctx_enable_h2(true);
     /* watch.c honours `watch:` at every event, so it always runs. */
+    tls_store_start(srv.base, runtime_config, runtime_republish);
     if (watch_start(srv.base, config_path) < 0)
         log_warn("config file watch unavailable; use SIGHUP or `weirctl reload`");
     health_start(srv.base);
@@ -361,6 +389,7 @@ out_workers:
     admin_stop();
     control_stop();
     watch_stop();
+    tls_store_stop();
     if (srv.sig_hup) {
         event_free(srv.sig_hup);
         event_free(srv.sig_term);

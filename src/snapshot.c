@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "discovery.h"
+#include "tls_ctx.h"
 #include "util.h"
 
 static _Atomic(struct snapshot *) current;
@@ -230,6 +231,7 @@ static void snapshot_free(struct snapshot *s)
         free(s->rules[r].name_lc);
     free(s->rules);
     free(s->sticky_name_lc);
+    tls_set_unref(s->tls);
     config_free(s->cfg);
     free(s);
 }

@@ -33,6 +33,7 @@
 #include "config.h"
 
 struct discovery_set;
+struct tls_set;
 struct vstats;
 
 #define WORKERS_MAX 64
@@ -110,6 +111,7 @@ struct snapshot {
     size_t n_versions;
     struct snap_rule *rules; /* owned array */
     size_t n_rules;
+    struct tls_set *tls;  /* owned ref (tls_store.h), NULL: no TLS anywhere yet */
     char *sticky_name_lc; /* owned, NULL if no sticky */
     size_t sticky_name_len;
 };

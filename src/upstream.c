@@ -20,9 +20,11 @@
 
 #include <event2/buffer.h>
 
+#include "conn_tls.h"
 #include "log.h"
 #include "metrics.h"
 #include "snapshot.h"
+#include "tls_ctx.h"
 
 const char UPSTREAM_CLOSE_DONE[] = "not reusable";
 const char UPSTREAM_CLOSE_IDLE[] = "idle";
@@ -51,8 +53,10 @@ void upstream_table_init(struct upstream_table *tab, struct loop *l)
 void upstream_table_dispose(struct upstream_table *tab)
 {
     CHECK(!tab->all);
-    for (size_t i = 0; i < tab->n_pools; i++)
+    for (size_t i = 0; i < tab->n_pools; i++) {
         CHECK(!tab->pools[i].head && tab->pools[i].n_idle == 0);
+        SSL_SESSION_free(tab->pools[i].tls_session);
+    }
     free(tab->pools);
     tab->pools = NULL;
     tab->n_pools = 0;
@@ -118,6 +122,8 @@ void upstream_close(struct upstream_conn *uc, const char *why)
     uc->txn = NULL;
     conn_free(uc->cn);
     uc->cn = NULL;
+    conn_tls_free(uc->tls);
+    uc->tls = NULL;
     struct upstream_table *tab = uc->tab;
     if (uc->all_prev)
         uc->all_prev->all_next = uc->all_next;
@@ -129,6 +135,21 @@ void upstream_close(struct upstream_conn *uc, const char *why)
     endpoint_unref(uc->ep);
     uc->ep = NULL;
     loop_defer_free(tab->loop, &uc->reap, uc_free, uc);
+}
+
+/* The client SSL_CTX of ep's version when it speaks TLS (and its SNI
+ * name), else NULL. */
+static SSL_CTX *version_tls(const struct snapshot *s, const struct endpoint *ep,
+                            const char **sni)
+{
+    if (!s->tls)
+        return NULL;
+    for (size_t v = 0; v < s->cfg->n_versions && v < s->tls->n_up; v++)
+        if (s->tls->up[v] && strcmp(s->cfg->versions[v].name, ep->version) == 0) {
+            *sni = s->cfg->versions[v].tls.sni;
+            return s->tls->up[v];
+        }
+    return NULL;
 }
 
 struct upstream_conn *upstream_acquire(struct upstream_table *tab,
@@ -176,6 +197,19 @@ struct upstream_conn *upstream_acquire(struct upstream_table *tab,
     conn_setcb(cn, readcb, writecb, eventcb, arg);
     conn_set_write_low(cn, FLOW_HIGH_WATER / 2);
     conn_set_timeouts(cn, 0, loop_snapshot(l)->cfg->upstream_connect_timeout_ms);
+    const char *sni = NULL;
+    SSL_CTX *tctx = version_tls(loop_snapshot(l), ep, &sni);
+    if (tctx) {
+        struct upstream_pool *p = pool_find(tab, ep);
+        uc->tls = conn_tls_new_client(tctx, sni, p ? p->tls_session : NULL);
+        if (!uc->tls) {
+            uc->txn = arg;
+            upstream_close(uc, UPSTREAM_CLOSE_ERROR);
+            errno = ENOMEM;
+            return NULL;
+        }
+        conn_set_tls(cn, uc->tls);
+    }
     /* The txn pointer must be set before events can fire: events of a
      * connect are delivered from the loop, never from inside this call. */
     uc->txn = arg;
@@ -208,6 +242,15 @@ void upstream_release(struct upstream_conn *uc, bool reusable)
     }
     uc->txn = NULL;
     uc->reused = true;
+    if (uc->tls) {
+        /* the session (ticket) to resume the next conn to this endpoint */
+        SSL_SESSION *sess = conn_tls_session(uc->tls);
+        if (sess) {
+            struct upstream_pool *p = pool_get(tab, uc->ep);
+            SSL_SESSION_free(p->tls_session);
+            p->tls_session = sess;
+        }
+    }
     pool_push(uc);
     conn_setcb(uc->cn, on_idle_read, NULL, on_idle_event, uc);
     conn_set_timeouts(uc->cn, cfg->upstream_idle_timeout_ms, 0);

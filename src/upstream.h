@@ -21,6 +21,7 @@
 
 struct endpoint;
 struct txn;
+struct conn_tls;
 
 /* Why a conn is closed (static strings compared by pointer). */
 extern const char UPSTREAM_CLOSE_DONE[];    /* not reusable after a txn */
@@ -34,6 +35,7 @@ extern const char UPSTREAM_CLOSE_STOP[];    /* worker stopping */
 struct upstream_pool {
     struct upstream_conn *head; /* borrowed links (pool_next/pool_prev) */
     size_t n_idle;
+    struct ssl_session_st *tls_session; /* owned: upstream TLS, resumed by the next conn */
 };
 
 /* One worker's upstream conns. */
@@ -49,6 +51,7 @@ struct upstream_conn {
     struct upstream_table *tab;      /* borrowed: the table it is on */
     struct endpoint *ep;             /* refcounted */
     struct conn *cn;                 /* owned */
+    struct conn_tls *tls;            /* owned: the version speaks TLS (conn_tls.h) */
     struct txn *txn;                 /* borrowed: the txn using it, NULL if idle */
     bool connected;                  /* connect completed */
     bool reused;                     /* served a txn before */

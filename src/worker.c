@@ -70,29 +70,40 @@ static struct snapshot *on_snapshot(struct loop *l)
 static void on_accept(struct evconnlistener *lis, evutil_socket_t fd,
                       struct sockaddr *sa, int len, void *arg)
 {
-    struct worker *w = arg;
+    struct worker_listener *wl = arg;
+    struct worker *w = wl->w;
     (void)lis;
     CHECK(w->magic == WORKER_MAGIC);
-    accept_guard_accepted(&w->guard);
+    accept_guard_accepted(&wl->guard);
     const struct config *cfg = worker_snapshot(w)->cfg;
     if (client_open_count() >= cfg->max_connections) {
         close(fd);
-        accept_guard_refused(&w->guard, "limits.max_connections reached");
+        accept_guard_refused(&wl->guard, "limits.max_connections reached");
         return;
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    client_new(&w->clients, fd, sa, (socklen_t)len);
+    client_new_on(&w->clients, fd, sa, (socklen_t)len, wl->index);
 }
 
 static void on_accept_error(struct evconnlistener *lis, void *arg)
 {
-    struct worker *w = arg;
+    struct worker_listener *wl = arg;
     (void)lis;
-    CHECK(w->magic == WORKER_MAGIC);
+    CHECK(wl->w->magic == WORKER_MAGIC);
     /* EMFILE and friends: keep serving what is open; pause accepting and
      * retry with backoff (accept_guard.h), no busy loop. */
-    accept_guard_failed(&w->guard, EVUTIL_SOCKET_ERROR());
+    accept_guard_failed(&wl->guard, EVUTIL_SOCKET_ERROR());
+}
+
+static void close_listeners(struct worker *w)
+{
+    for (unsigned i = 0; i < w->n_ls; i++)
+        if (w->ls[i].lev) {
+            accept_guard_dispose(&w->ls[i].guard);
+            evconnlistener_free(w->ls[i].lev);
+            w->ls[i].lev = NULL;
+        }
 }
 
 static void finish_loop(struct worker *w)
@@ -126,11 +137,7 @@ static void begin_stop(struct worker *w)
     if (w->loop.stopping)
         return;
     w->loop.stopping = true;
-    if (w->listener) {
-        accept_guard_dispose(&w->guard);
-        evconnlistener_free(w->listener);
-        w->listener = NULL;
-    }
+    close_listeners(w);
     client_table_drain(&w->clients);
     uint32_t ms = worker_snapshot(w)->cfg->drain_timeout_ms;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
@@ -190,14 +197,15 @@ int worker_listen_socket(const struct sockaddr *sa, socklen_t len, int backlog)
     return fd;
 }
 
-struct worker *worker_new(int id, int listen_fd)
+struct worker *worker_new(int id, const int *fds, unsigned n)
 {
+    CHECK(n >= 1 && n <= WORKER_MAX_LISTENERS);
     struct worker *w = xcalloc(1, sizeof(*w));
     w->magic = WORKER_MAGIC;
     w->id = id;
-    w->listen_fd = listen_fd;
     if (loop_init(&w->loop, id) < 0) {
-        close(listen_fd);
+        for (unsigned i = 0; i < n; i++)
+            close(fds[i]);
         free(w);
         return NULL;
     }
@@ -205,7 +213,8 @@ struct worker *worker_new(int id, int listen_fd)
     if (w->wake_fd < 0) {
         log_error("worker %d: cannot create event loop: %s", id, strerror(errno));
         loop_dispose(&w->loop);
-        close(listen_fd);
+        for (unsigned i = 0; i < n; i++)
+            close(fds[i]);
         free(w);
         return NULL;
     }
@@ -229,12 +238,18 @@ struct worker *worker_new(int id, int listen_fd)
     event_add(w->tick_ev, &tick);
     /* Backlog 0: the socket already listens with limits.listen_backlog
      * (libevent's -1 would call listen() again with 128: issue 21.6). */
-    w->listener = evconnlistener_new(base, on_accept, w, LEV_OPT_CLOSE_ON_FREE,
-                                     0, listen_fd);
-    evconnlistener_set_error_cb(w->listener, on_accept_error);
-    char what[32];
-    snprintf(what, sizeof(what), "worker %d", id);
-    CHECK(accept_guard_init(&w->guard, base, w->listener, what) == 0);
+    w->n_ls = n;
+    for (unsigned i = 0; i < n; i++) {
+        struct worker_listener *wl = &w->ls[i];
+        wl->w = w;
+        wl->index = i;
+        wl->lev = evconnlistener_new(base, on_accept, wl, LEV_OPT_CLOSE_ON_FREE, 0, fds[i]);
+        CHECK(wl->lev);
+        evconnlistener_set_error_cb(wl->lev, on_accept_error);
+        char what[48];
+        snprintf(what, sizeof(what), i ? "worker %d listener %u" : "worker %d", id, i);
+        CHECK(accept_guard_init(&wl->guard, base, wl->lev, what) == 0);
+    }
     w->snap = snapshot_acquire();
     CHECK(w->snap);
     rearm(w);
@@ -299,9 +314,7 @@ void worker_free(struct worker *w)
     proxy_table_dispose(&w->txns); /* txns reaped here went back to the cache */
     mirror_table_dispose(&w->mirrors);
     upstream_table_dispose(&w->upstreams);
-    accept_guard_dispose(&w->guard);
-    if (w->listener)
-        evconnlistener_free(w->listener);
+    close_listeners(w);
     event_free(w->wake_ev);
     event_free(w->drain_ev);
     event_free(w->tick_ev);

@@ -40,6 +40,16 @@ struct event;
 struct evconnlistener;
 struct snapshot;
 
+#define WORKER_MAX_LISTENERS 16
+
+/* One of the worker's listening sockets: config listener `index`. */
+struct worker_listener {
+    struct worker *w;           /* borrowed: its worker */
+    unsigned index;             /* cfg->listeners[index] */
+    struct evconnlistener *lev; /* owned; NULL once stopping */
+    struct accept_guard guard;  /* its accept backoff */
+};
+
 struct worker {
     uint32_t magic;
     int id; /* 0..workers-1: index of endpoint slots */
@@ -49,10 +59,9 @@ struct worker {
     struct upstream_table upstreams; /* upstream.c's pools and conns */
     struct proxy_table txns;         /* proxy.c's recycled txns */
     struct mirror_table mirrors;     /* mirror.c's live mirrors */
-    struct evconnlistener *listener; /* owned; NULL once stopping */
-    int listen_fd;                   /* borrowed by listener */
-    struct accept_guard guard;       /* the listener's accept backoff */
-    struct snapshot *snap;           /* refcounted: the cached snapshot */
+    struct worker_listener ls[WORKER_MAX_LISTENERS];
+    unsigned n_ls;
+    struct snapshot *snap; /* refcounted: the cached snapshot */
     struct router_state router;
     struct balancer_state balancer;
     int wake_fd;                /* owned eventfd */
@@ -70,7 +79,9 @@ struct worker {
  * Create worker `id` with a listener on fd (already bound and listening;
  * the worker owns it). Returns NULL on failure (logged). Main thread.
  */
-struct worker *worker_new(int id, int listen_fd);
+/* A worker accepting on fds[0..n-1] (owned: closed on failure), the
+ * sockets of config listeners 0..n-1. */
+struct worker *worker_new(int id, const int *fds, unsigned n);
 
 /* Start the thread. Returns 0 or -1. */
 int worker_start(struct worker *w) WUR;

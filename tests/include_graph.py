@@ -26,6 +26,8 @@ ALLOWED = [frozenset({"client", "proxy"})]
 GROUPS = {"config_parse": "config", "config_yaml": "config",
           # a pipe conn is a conn (conn_pipe.h): conn.c hands it its hooks
           "conn_pipe": "conn",
+          # conn_tls is the TLS half of conn (memory BIOs under conn.c's socket I/O)
+          "conn_tls": "conn",
           # an HTTP/2 session and its streams call each other (h2_stream.h)
           "h2_session": "h2", "h2_stream": "h2"}
 # The lowest layer of the data path and what it may include (DESIGN.md §7).

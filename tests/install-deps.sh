@@ -4,10 +4,10 @@
 set -euo pipefail
 # --build-only: just what building and running weir needs (the demo).
 pkgs=(meson ninja-build pkg-config gcc libc6-dev libevent-dev libyaml-dev
-      libjemalloc-dev node-llhttp libnghttp2-dev python3 curl procps)
+      libjemalloc-dev libssl-dev node-llhttp libnghttp2-dev python3 curl procps)
 if [ "${1:-}" != "--build-only" ]; then
-    pkgs+=(iproute2 dnsmasq-base prometheus python3-prometheus-client chromium fonts-liberation nginx-light haproxy wrk
-           nghttp2-client python3-h2  # h2load, nghttp; the h2/gRPC test client
+    pkgs+=(openssl  # test_tls and bench/tls_peer.py make their certificates with it
+           iproute2 dnsmasq-base prometheus python3-prometheus-client chromium fonts-liberation nginx-light haproxy wrk
            clang-14 libclang-rt-14-dev  # clang + libFuzzer: tests/fuzz/run.sh
            clang-format-14              # tests/check-format.sh
            nghttp2-client python3-h2    # test_h2, bench/h2_peer.sh: h2load, raw HTTP/2 frames

@@ -123,7 +123,7 @@ def json_lines_on_stdout():
     FIELDS = ["time", "request_id", "client", "client_port", "method", "host", "target", "protocol",
               "status", "bytes", "bytes_received", "version", "endpoint", "route", "rule", "bucket",
               "upstream_ms", "upstream_connect_ms", "duration_ms", "retries", "user_agent", "referer",
-              "error"]
+              "error", "tls", "sni", "alpn"]
     check(all(x and list(x) == FIELDS for x in recs), "every line has every field, in order: %s" % FIELDS)
 
     by_port = {x["client_port"]: x for x in recs if x}

@@ -149,12 +149,17 @@ else
         mkdir -p "$tmp/cfg-$n"
         # The fleet key is the Secret weir-fleet, mounted at /etc/weir-fleet
         # (mode 0440) in the pod, not a file here: weir -t reads a stand-in
-        # made the same way (openssl rand -hex 32), mode 0440.
+        # made the same way (openssl rand -hex 32), mode 0440. The HTTPS pair
+        # (Secret weir-tls at /etc/weir-tls) likewise: a self-signed stand-in.
         check "weir -t on $n's weir-config weir.yaml" \
             bash -c 'node "$1/bundle.mjs" config "$2" "$3" &&
                      head -c 32 /dev/urandom | od -An -tx1 | tr -d " \n" >"$5/key" &&
                      chmod 0440 "$5/key" &&
                      sed -i "s#key_file: /etc/weir-fleet/key#key_file: $5/key#" "$3" &&
+                     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+                         -keyout "$5/tls.key" -out "$5/tls.crt" -days 1 -subj /CN=my-app \
+                         >/dev/null 2>&1 &&
+                     sed -i "s#/etc/weir-tls/#$5/#" "$3" &&
                      "$4" -t -c "$3"' \
             _ "$here" "$tmp/$n.yaml" "$tmp/cfg-$n/weir.yaml" "$weir" "$tmp/cfg-$n"
     done

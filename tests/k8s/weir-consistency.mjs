@@ -10,7 +10,7 @@
 //  - the config is mounted as a directory from a ConfigMap of the bundle that
 //    has the file; never with subPath (a subPath mount is never updated, so
 //    edits to the ConfigMap would silently never reach weir);
-//  - `listen` is a container port and the Service in front targets it;
+//  - each `listen` address is a container port and the Service in front targets one;
 //  - `admin` is the port the probes (/healthz) and Prometheus annotations use;
 //  - the control socket and state file are on a writable volume (the root
 //    filesystem is read-only);
@@ -118,11 +118,16 @@ export function checkWeir(objs) {
     const ports = containerPorts(c);
     const portNums = new Set(ports.map((p) => p.containerPort));
 
-    // listen: a container port, targeted by a Service that selects this pod.
-    const listen = hostPort(cfg.listen);
-    if (check(listen, cw, `listen ${JSON.stringify(cfg.listen)} is not host:port`)) {
-      check(listen.host === "0.0.0.0" || listen.host === "::", cw, `listen ${cfg.listen} is not reachable from outside the pod (use 0.0.0.0)`);
-      check(portNums.has(listen.port), where, `listen port ${listen.port} is not a containerPort`);
+    // listen: one host:port or a list of them (or {address, tls}): each a
+    // container port, and every Service port that selects this pod targets one.
+    const listenItems = Array.isArray(cfg.listen) ? cfg.listen : [cfg.listen];
+    const listens = listenItems.map((l) => hostPort(isObj(l) ? l.address : l));
+    if (check(listens.length > 0 && listens.every((l) => l), cw, `listen ${JSON.stringify(cfg.listen)} is not host:port (or a list of them)`)) {
+      for (const listen of listens) {
+        check(listen.host === "0.0.0.0" || listen.host === "::", cw, `listen ${listen.host}:${listen.port} is not reachable from outside the pod (use 0.0.0.0)`);
+        check(portNums.has(listen.port), where, `listen port ${listen.port} is not a containerPort`);
+      }
+      const listenPorts = new Set(listens.map((l) => l.port));
       // The fleet's peers Service selects the weir pods too, on the admin port.
       const peersHost = isObj(cfg.fleet) ? hostPort(cfg.fleet.peers)?.host : undefined;
       const isPeers = (s) => typeof peersHost === "string" && peersHost.split(".")[0] === s.metadata?.name;
@@ -133,8 +138,8 @@ export function checkWeir(objs) {
         for (const sp of s.spec?.ports ?? [])
           // A port onto the admin listener (overlays/monitoring's weir-metrics) is not a way in.
           if (resolvePort(sp.targetPort ?? sp.port, ports) !== adminPort || sp.name !== "admin")
-            check(resolvePort(sp.targetPort ?? sp.port, ports) === listen.port, `Service/${s.metadata.name}`,
-              `port ${sp.port} targets ${JSON.stringify(sp.targetPort ?? sp.port)}, not weir's listen port ${listen.port}`);
+            check(listenPorts.has(resolvePort(sp.targetPort ?? sp.port, ports)), `Service/${s.metadata.name}`,
+              `port ${sp.port} targets ${JSON.stringify(sp.targetPort ?? sp.port)}, not one of weir's listen ports ${[...listenPorts].join(", ")}`);
     }
 
     // admin: the probes' and Prometheus' port.

@@ -90,7 +90,7 @@ static void test_json_routed(void)
            "\"version\":\"v1\",\"endpoint\":\"10.0.0.1:8080\",\"route\":\"split\","
            "\"rule\":null,\"bucket\":null,\"upstream_ms\":0.412,\"upstream_connect_ms\":0.120,"
            "\"duration_ms\":0.530,\"retries\":0,\"user_agent\":\"curl/8\","
-           "\"referer\":null,\"error\":null}",
+           "\"referer\":null,\"error\":null,\"tls\":null,\"sni\":null,\"alpn\":null}",
            "JSON line of a routed request (header names case-insensitive)");
 
     e.reason = ROUTE_R_RULE;
@@ -130,7 +130,7 @@ static void test_json_unrouted(void)
            "\"version\":null,\"endpoint\":null,\"route\":null,"
            "\"rule\":null,\"bucket\":null,\"upstream_ms\":null,\"upstream_connect_ms\":null,"
            "\"duration_ms\":0.007,\"retries\":0,\"user_agent\":null,"
-           "\"referer\":null,\"error\":\"bad request\"}",
+           "\"referer\":null,\"error\":\"bad request\",\"tls\":null,\"sni\":null,\"alpn\":null}",
            "JSON line of a request that never parsed: nulls, rule/bucket ignored");
 }
 

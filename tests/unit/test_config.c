@@ -217,9 +217,9 @@ static void test_full(void)
         is_str(c->rules[0].name, "X-Canary", "rule 1 header");
         is_str(c->rules[0].value, "always", "rule 1 value");
         is_str(c->rules[0].version, "canary.v-3_x", "rule 1 version");
-        is_int(c->rules[0].pos.line, 47, "rule 1 position line");
+        is_int(c->rules[0].pos.line, 57, "rule 1 position line");
         is_int(c->rules[0].pos.col, 5, "rule 1 position column");
-        is_int(c->rules[0].version_pos.line, 49, "rule 1 version position");
+        is_int(c->rules[0].version_pos.line, 59, "rule 1 version position");
         is_int(c->rules[1].match, RULE_M_HEADER_PRESENT, "rule 2: header present");
         ok(c->rules[1].value == NULL, "rule 2 has no value");
         is_int(c->rules[2].match, RULE_M_COOKIE_VALUE, "rule 3: cookie value");
