@@ -32,6 +32,7 @@ from weirtest import *  # noqa: E402,F401,F403
 
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
 CURL = shutil.which("curl") or "/usr/bin/curl"
+H2LOAD = shutil.which("h2load") or "/usr/bin/h2load"
 
 
 def sh(argv, inp=None, timeout=20):
@@ -158,7 +159,7 @@ def handshakes(result):
 @case
 def https_basic():
     for ver in ("--tlsv1.3", "--tlsv1.2"):
-        rc, out = curl(URL + "/echo", "--cacert", pki.ca, ver, "--tls-max", ver[5:].replace("v", ""))
+        rc, out = curl(URL + "/echo", "--http1.1", "--cacert", pki.ca, ver, "--tls-max", ver[5:].replace("v", ""))
         check(rc == 0 and out.startswith("GET /echo HTTP/1.1"), "curl %s over HTTPS gets the answer (%s)" % (ver, out[:80]))
         check("x-forwarded-proto: https" in out.lower(), "X-Forwarded-Proto: https on the TLS listener")
     rc, out = curl("http://127.0.0.1:%d/echo" % w.port)
@@ -174,10 +175,29 @@ def https_basic():
     check(plain and plain[-1]["tls"] is None and plain[-1]["sni"] is None and plain[-1]["alpn"] is None,
           "access log: tls, sni, alpn are null on the plain listener")
     # keep-alive: several requests on one TLS connection
-    rc, out = curl(URL + "/", "--cacert", pki.ca, "-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null",
+    rc, out = curl(URL + "/", "--http1.1", "--cacert", pki.ca, "-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null",
                    "-w", "%{num_connects} ", URL + "/", URL + "/")
     check(rc == 0 and out.split() == ["1", "0", "0"], "three requests on one kept-alive TLS connection (%s)" % out)
     check(handshakes("ok") >= 3, "handshakes counted as ok")
+
+
+@case
+def http2_over_tls():
+    """ALPN h2: HTTP/2 streams over TLS are routed, logged with the
+    connection's TLS fields, and forwarded with X-Forwarded-Proto: https."""
+    before = len(access_lines())
+    rc, out = curl(URL + "/echo", "--http2", "--cacert", pki.ca, "-w", "\n%{http_version}")
+    check(rc == 0 and out.rstrip().endswith("\n2"), "curl --http2 over HTTPS speaks HTTP/2 (%s)" % out[-40:])
+    check("x-forwarded-proto: https" in out.lower(), "X-Forwarded-Proto: https on an HTTP/2 stream over TLS")
+    check(out.startswith("GET /echo HTTP/1.1"), "the stream reaches the HTTP/1.1 upstream translated")
+    rc, out = sh([H2LOAD, "-n", "200", "-c", "2", "-m", "10", URL + "/"], timeout=30)
+    check(rc == 0 and "200 succeeded" in out and "Application protocol: h2" in out,
+          "h2load: 200 streams over 2 TLS connections all succeed (%s)" % out[-200:])
+    lines = wait_for(lambda: (lambda ls: ls if len(ls) >= before + 201 else None)(access_lines())) or access_lines()
+    new = [x for x in lines[before:] if x.get("protocol") == "HTTP/2.0"]
+    check(len(new) == 201, "every stream logged once as HTTP/2.0 (%d of 201)" % len(new))
+    check(all(x["tls"] == "TLSv1.3" and x["alpn"] == "h2" and x["sni"] == "localhost" for x in new),
+          "the streams' lines carry the connection's tls, sni and alpn")
 
 
 @case
@@ -193,7 +213,9 @@ def protocol_versions_and_sni():
     check(subject_cn(tls_port, "unknown.example.net") == "localhost", "an unknown SNI gets the default certificate")
     check(subject_cn(tls_port, None, ["-noservername"]) == "localhost", "no SNI gets the default certificate")
     rc, out = sh([OPENSSL, "s_client", "-connect", "127.0.0.1:%d" % tls_port, "-alpn", "h2,http/1.1"], inp=b"")
-    check("ALPN protocol: http/1.1" in out, "ALPN offers http/1.1 (h2 not enabled)")
+    check("ALPN protocol: h2" in out, "ALPN picks h2 when the client offers it first")
+    rc, out = sh([OPENSSL, "s_client", "-connect", "127.0.0.1:%d" % tls_port, "-alpn", "http/1.1"], inp=b"")
+    check("ALPN protocol: http/1.1" in out, "ALPN picks http/1.1 for an HTTP/1.1-only client")
 
 
 @case
