@@ -83,19 +83,35 @@
  *   p0 depends on the data (the baseline's bound shrinks as it grows); the
  * argument needs only p0 >= p_null at every check, which holds whenever the
  * baseline's sequence covers its parameter: P(wrong fail) <= a + a_b.
- * Budget: each fail test gets 0.45 alpha for the canary's e-process and
- * 0.05 alpha for the baseline's bound, spent over epochs of half a window
- * as alpha_k = 0.05 alpha / ((k + 1)(k + 2)) (the baseline's span forgets
- * like the canary's slots; sum over k is 0.05 alpha): P(wrong fail) <=
- * alpha. The baseline has the larger share of the traffic, so its bound is
- * tight at a small level.
+ * Budget (a union bound over the two fail tests, each the union of its
+ * canary e-process and its baseline bound): errors 0.75 alpha for the
+ * e-process and 0.05 alpha for the baseline's bound, latency 0.18 and
+ * 0.02; a baseline's share is spent over epochs of half a window as
+ * alpha_k = share / ((k + 1)(k + 2)) (the baseline's span forgets like the
+ * canary's slots; the sum over k is the share): P(wrong fail) <= alpha.
+ * The baseline has the larger share of the traffic, so its bound is tight
+ * at a small level. The split is uneven because the two tests need very
+ * different evidence: a slow request is log(0.9 / 0.01) = 4.5 nats of
+ * latency evidence, so the latency test's threshold moving up by
+ * log(0.45 / 0.18) = 0.9 nats costs it about one canary request, while
+ * a failed request in a 5 % fault is 1.5 nats less the 0.04 of each good
+ * one, and the error test's threshold coming down by log(0.75 / 0.45) =
+ * 0.5 nats saves it ~15 canary requests (0.3 s at 50 req/s). (With 0.45 /
+ * 0.05 for both: 5.8 s and 14 failed requests below.)
  *   What it buys (test_guard, 1000 req/s, 5 % canary, a fault 10 s into
  * a step, checks every 100 ms): 0 % -> 5 % errors with max_increase 0.2 %
- * fails a median 2.1 s (105 canary requests) after the fault, p90 3.7 s;
- * with the default 1 point, 5.0 s (250): the oracle SPRT that knows the
- * fault's start and size needs ~120 at alpha = 1 % (log 100 over
- * KL(5 % || 1 %) = 0.037 nats a request), the rest is the price of not
- * knowing them. +50 ms on every request: a mean 30 canary requests.
+ * fails a median 2.0 s (100 canary requests) after the fault; with the
+ * default 1 point and weir-pod's exact pattern of 5 % (every 20th request
+ * fails, the benchmark's fault) 5.5 s and 13 failed requests, 4.3-4.9 s
+ * with random errors. The floor at 1 point: the oracle SPRT that knows
+ * the fault's start and size needs log(100) = 4.6 nats, at KL(5 % ||
+ * 1.14 %) = 0.036 nats a request (1.14 %: the margin over a 0 %
+ * baseline's bound after ~10,000 requests) ~128 canary requests, 2.2-2.6 s
+ * with that pattern; this test pays on top log W = 2.1 and 1.6 nats for a
+ * change point 10 s into the step, log 6 = 1.8 for not knowing the size
+ * (6 grid rates above 1 %) and 0.3 for sharing alpha with the latency
+ * test: 10.4 nats, ~290 requests (a random walk crosses a little earlier).
+ * +50 ms on every request: a mean 30 canary requests.
  *
  * Assumptions: within a judgement, the baseline's outcomes are independent
  * with a constant rate, the canary's independent with rates that may change
@@ -314,6 +330,14 @@ static const char *fmt_ms(char *buf, size_t len, double ms)
     return buf;
 }
 
+/* The false-alarm budget in shares of alpha, summing to 1 (the design
+ * comment, "Budget"): each fail test's canary e-process and its baseline
+ * bound. */
+#define GUARD_ERR_CANARY 0.75
+#define GUARD_ERR_BASE 0.05
+#define GUARD_LAT_CANARY 0.18
+#define GUARD_LAT_BASE 0.02
+
 /* The fail tests' alternatives: a 1-2-5 series of rates, equal weights. */
 static const double fail_grid[] = {0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 0.9};
 #define GUARD_TAU_SLOTS 8.0 /* w_j = 1 / (1 + j / tau)^2 */
@@ -413,15 +437,17 @@ void guard_judge(const struct guard_config *cfg, const struct guard_input *in,
     memset(out, 0, sizeof(*out));
     double alpha = (double)cfg->false_alarm_bp / 10000.0;
     double k = (double)in->epoch;
-    double a_base = 0.05 * alpha / ((k + 1.0) * (k + 2.0)); /* a fail test's baseline bound */
-    double a_pass = alpha / 4.0;                            /* each pass bound */
+    double spend = 1.0 / ((k + 1.0) * (k + 2.0)); /* epoch k's share of a baseline's budget */
+    double a_base_err = GUARD_ERR_BASE * alpha * spend, a_base_lat = GUARD_LAT_BASE * alpha * spend;
+    double a_pass = alpha / 4.0; /* each pass bound */
     double q = (double)cfg->quantile_bp / 10000.0;
     double margin = (double)cfg->max_increase_bp / 10000.0;
     double floor_ms = (double)cfg->floor_us / 1000.0;
     char qname[16];
     snprintf(qname, sizeof(qname), "p%g", (double)cfg->quantile_bp / 100.0);
     out->alpha = a_pass;
-    out->fail_threshold = log_total_weight() - log(0.45 * alpha);
+    out->errors_threshold = log_total_weight() - log(GUARD_ERR_CANARY * alpha);
+    out->latency_threshold = log_total_weight() - log(GUARD_LAT_CANARY * alpha);
 
     /* The canary's last window, slot by slot, and its sum. */
     uint64_t s_err[GUARD_SLOTS_MAX], s_req[GUARD_SLOTS_MAX];
@@ -444,7 +470,7 @@ void guard_judge(const struct guard_config *cfg, const struct guard_input *in,
 
     /* Errors, fail: the canary's slots against the baseline's bound. */
     double bl, bh;
-    guard_rate_bounds(base->errors, base->requests, a_base, &bl, &bh);
+    guard_rate_bounds(base->errors, base->requests, a_base_err, &bl, &bh);
     double p0_err = bh + margin;
     unsigned best_err = 0;
     struct alts alt;
@@ -458,7 +484,7 @@ void guard_judge(const struct guard_config *cfg, const struct guard_input *in,
     guard_rate_bounds(in->baseline_all->errors, in->baseline_all->requests, a_pass, &al, &ah);
     out->diff_low = cl - ah;
     out->diff_high = ch - al;
-    if (out->errors_evidence >= out->fail_threshold)
+    if (out->errors_evidence >= out->errors_threshold)
         out->errors_verdict = GUARD_V_FAIL;
     else if (out->diff_high < margin)
         out->errors_verdict = GUARD_V_PASS;
@@ -468,7 +494,7 @@ void guard_judge(const struct guard_config *cfg, const struct guard_input *in,
     /* Latency, fail: canary requests above L0 = ratio x the baseline's
      * upper bound + floor, counted in buckets wholly above L0. */
     double f_lo, f_hi, f_est;
-    quantile_bounds(base, q, a_base, &f_lo, &f_hi, &f_est);
+    quantile_bounds(base, q, a_base_lat, &f_lo, &f_hi, &f_est);
     double l0_us = cfg->max_ratio * f_hi + (double)cfg->floor_us;
     unsigned best_lat = 0;
     out->latency_evidence = -INFINITY;
@@ -504,7 +530,7 @@ void guard_judge(const struct guard_config *cfg, const struct guard_input *in,
     out->baseline_latency_low_ms = b_lo / 1000.0;
     out->baseline_latency_high_ms = b_hi / 1000.0;
     double limit_pass_ms = cfg->max_ratio * out->baseline_latency_low_ms + floor_ms;
-    if (out->latency_evidence >= out->fail_threshold)
+    if (out->latency_evidence >= out->latency_threshold)
         out->latency_verdict = GUARD_V_FAIL;
     else if (!isinf(out->latency_high_ms) && out->latency_high_ms <= limit_pass_ms)
         out->latency_verdict = GUARD_V_PASS;
@@ -534,7 +560,7 @@ void guard_judge(const struct guard_config *cfg, const struct guard_input *in,
                  "allows (evidence e^%.1f > e^%.1f)",
                  pct * rate(fs, fn), pct * out->baseline_error_rate, (unsigned long long)fs,
                  (unsigned long long)fn, out->fail_span_s, pct * bh, pct * margin,
-                 out->errors_evidence, out->fail_threshold);
+                 out->errors_evidence, out->errors_threshold);
     } else if (out->latency_verdict == GUARD_V_FAIL) {
         out->verdict = GUARD_V_FAIL;
         uint64_t fs = 0, fn = 0;
@@ -550,7 +576,7 @@ void guard_judge(const struct guard_config *cfg, const struct guard_input *in,
                  qname, out->latency_ms, out->baseline_latency_ms, (unsigned long long)fs,
                  (unsigned long long)fn, out->fail_span_s, cfg->max_ratio, f_hi / 1000.0,
                  floor_ms, l0_us / 1000.0, 100.0 * (1.0 - q), qname, out->latency_evidence,
-                 out->fail_threshold);
+                 out->latency_threshold);
     } else if (out->errors_verdict == GUARD_V_PASS && out->latency_verdict == GUARD_V_PASS) {
         out->verdict = GUARD_V_PASS;
         snprintf(out->reason, sizeof(out->reason),

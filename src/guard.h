@@ -66,9 +66,10 @@ struct guard_result {
                                                                 (high: INFINITY while unbounded) */
     double baseline_latency_low_ms, baseline_latency_high_ms; /* same, baseline */
     double alpha;                                             /* error probability of each pass bound */
-    double errors_evidence;                                   /* log of the error test's e-value for "fail" (its threshold: */
-    double latency_evidence;                                  /*  log of the latency test's; fail_threshold, both natural logs) */
-    double fail_threshold;
+    double errors_evidence;                                   /* log of the error test's e-value for "fail" */
+    double latency_evidence;                                  /* log of the latency test's (natural logs) */
+    double errors_threshold;                                  /* each fails at or above its threshold */
+    double latency_threshold;
     double fail_span_s;                           /* the span (s) of the canary slots that weigh most in a fail */
     uint64_t requests_all, baseline_requests_all; /* since the judgement began (pass) */
     char reason[GUARD_REASON_MAX];                /* one line, for people: what decided, with numbers */

@@ -60,11 +60,16 @@ struct side {
     struct outcome_sum slots[GUARD_SLOTS_MAX];
     uint64_t slot_tag[GUARD_SLOTS_MAX]; /* slot number + 1 held, 0 = none */
     uint64_t now_ms;                    /* when the next outcomes happen */
+    bool exact;                         /* errors as weir-pod's --error-rate: the k-th request
+                                           fails iff floor(k p) > floor((k - 1) p) */
+    uint64_t k;                         /* requests so far (exact) */
 };
 
 static void side_reset(struct side *s)
 {
+    bool exact = s->exact;
     memset(s, 0, sizeof(*s));
+    s->exact = exact;
 }
 
 /* Entering the next epoch: forget epoch k - 2. */
@@ -126,6 +131,10 @@ static void side_traffic(struct side *s, unsigned n, double p, double scale, uin
         thr = UINT64_MAX;
     for (unsigned i = 0; i < n; i++) {
         bool err = rng_next() < thr;
+        if (s->exact) {
+            s->k++;
+            err = floor((double)s->k * p) > floor((double)(s->k - 1u) * p);
+        }
         uint64_t lat = lat_us[rng_next() % LAT_TABLE];
         side_record(s, err, (uint64_t)((double)lat * scale) + add_us);
     }
@@ -423,6 +432,11 @@ static void test_detect_errors(void)
     ok(mid50 <= p50 + 3000, "a fault 10 s into the step fails within 3 s of one from the start "
                             "(median %.1f vs %.1f s)",
        mid50 / 1000.0, p50 / 1000.0);
+    /* The benchmark's fault: not on a slot boundary (half a slot of good
+     * outcomes in the fault's slot). */
+    uint64_t off50;
+    detect_errors(100, 50, 0.0, 0.05, 10500, &off50, &p90, &max, &missed);
+    is_int(missed, 0, "0 %% -> 5 %% at 10.5 s into the step: every run fails");
     /* The benchmark's settings: a 0.2-point margin. */
     detect_errors(20, 50, 0.0, 0.05, 10000, &p50, &p90, &max, &missed);
     is_int(missed, 0, "margin 0.2 points, 0 %% -> 5 %% at 10 s: every run fails");
@@ -436,6 +450,54 @@ static void test_detect_errors(void)
                      "(%d missed)",
        missed);
     ok(p50 <= 30000, "half of them within 30 s of the fault (%.1f s)", p50 / 1000.0);
+}
+
+/* The benchmark's fault exactly (bench/guard_bench.py --only errors): 1,000
+ * req/s, 5 % canary, v2 from 0 % to weir-pod's exact 5 % pattern 10 s into
+ * the step, at ten offsets within a slot (the benchmark's fault falls
+ * anywhere in one), the default 1-point margin. Random routing, so runs
+ * still differ. Prints the time from the fault to the fail. */
+static void test_detect_pattern(void)
+{
+    enum { RUNS = 50 };
+    struct sim sim = {
+        .cfg = defaults,
+        .base_rps = 950,
+        .canary_rps = 50,
+        .base_err = 0.0,
+        .canary_err = 0.05,
+        .canary_scale = 1.0,
+        .checks = 300,
+        .step_ms = 100,
+    };
+    struct sim_out o;
+    uint64_t at[RUNS], failed[RUNS];
+    int missed = 0;
+    rng_state = 77;
+    canary_side.exact = true;
+    for (int r = 0; r < RUNS; r++) {
+        sim.fault_ms = 10000u + 100u * (unsigned)(r % 10);
+        canary_side.k = 0;
+        sim_run(&sim, &base_side, &canary_side, &o);
+        if (o.first_fail < 0) {
+            missed++;
+            at[r] = failed[r] = UINT64_MAX;
+            continue;
+        }
+        at[r] = o.fail_after_ms;
+        failed[r] = o.canary_seen / 20u; /* every 20th canary request after the fault */
+    }
+    canary_side.exact = false;
+    sort_u64(at, RUNS);
+    sort_u64(failed, RUNS);
+    printf("# the benchmark's fault (0 %% -> exactly 5 %% at 10.0-10.9 s, margin 1 point, 5 %% "
+           "canary of 1000 req/s): fails %.1f / %.1f / %.1f s after the fault (median / p90 / "
+           "max), %llu / %llu failed canary requests (median / max)\n",
+           at[RUNS / 2] / 1000.0, at[RUNS * 9 / 10] / 1000.0, at[RUNS - 1] / 1000.0,
+           (unsigned long long)failed[RUNS / 2], (unsigned long long)failed[RUNS - 1]);
+    is_int(missed, 0, "the benchmark's fault: every run fails");
+    ok(failed[RUNS - 1] < 20, "with fewer than 20 failed canary requests (worst %llu)",
+       (unsigned long long)failed[RUNS - 1]);
 }
 
 /* Canary requests until a latency fail; -1 if none within 60 s. */
@@ -628,6 +690,7 @@ int main(void)
     test_sparse();
     test_forgets();
     test_detect_errors();
+    test_detect_pattern();
     test_detect_latency();
     test_detect_latency_x2();
     test_false_alarms();
