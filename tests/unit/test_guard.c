@@ -168,6 +168,7 @@ struct sim {
     unsigned checks;   /* one per second */
     unsigned step_ms;  /* time between checks */
     uint64_t fault_ms; /* the canary is as the baseline before this instant */
+    uint64_t hold_ms;  /* > 0: a rollout step: it ends at the first pass at or after this */
 };
 
 struct sim_out {
@@ -212,7 +213,8 @@ static void sim_run(const struct sim *sim, struct side *base, struct side *can,
             seen += nc;
         }
         judge_at(&sim->cfg, base, can, epoch, now - 1, &r);
-        if (r.verdict == GUARD_V_PASS && o->first_pass < 0)
+        if (r.verdict == GUARD_V_PASS && o->first_pass < 0 &&
+            (sim->hold_ms == 0 || now >= sim->hold_ms))
             o->first_pass = (int)i;
         if (r.verdict == GUARD_V_PASS &&
             (r.requests < sim->cfg.min_requests || r.baseline_requests < sim->cfg.min_requests))
@@ -237,6 +239,8 @@ static void sim_run(const struct sim *sim, struct side *base, struct side *can,
         }
         if (o->first_fail >= 0)
             break; /* judged: the rest of the run cannot undo it */
+        if (sim->hold_ms && o->first_pass >= 0)
+            break; /* the step is over */
     }
     if (o->first_fail < 0)
         o->last = r;
@@ -349,6 +353,71 @@ static void test_false_alarms(void)
 }
 
 /* Sort runs' numbers ascending (insertion sort: few runs). */
+static void sort_u64(uint64_t *v, int n);
+
+/*
+ * The benchmark's A/A rollouts (bench/guard_bench.py --only aa), many more
+ * of them: 3,000 req/s, steps 1, 5, 25, 50 % (100 ends the rollout), hold
+ * 10 s, checks every 100 ms, the guard's defaults, both versions alike
+ * (no errors, the same latencies). A step is a judgement of its own (the
+ * release restarts it when the share changes); it advances on the first
+ * pass after the hold. Counts the fails over all the judgements and the
+ * time each step took; a step that has not passed in 5 min is a miss.
+ */
+static void test_aa_rollouts(void)
+{
+    enum { ROLLOUTS = 100,
+           STEPS = 4,
+           MAX_CHECKS = 3000 };
+    static const double share[STEPS] = {1, 5, 25, 50};
+    uint64_t took[STEPS][ROLLOUTS];
+    int fails = 0, missed = 0, promoted = 0, judged = 0;
+    for (int st = 0; st < STEPS; st++)
+        for (int r = 0; r < ROLLOUTS; r++)
+            took[st][r] = UINT64_MAX; /* not reached */
+    rng_state = 4242;
+    for (int r = 0; r < ROLLOUTS; r++) {
+        bool ok_all = true;
+        for (int st = 0; st < STEPS; st++) {
+            struct sim sim = {
+                .cfg = defaults,
+                .base_rps = 3000 * (1 - share[st] / 100),
+                .canary_rps = 3000 * share[st] / 100,
+                .canary_scale = 1.0,
+                .checks = MAX_CHECKS,
+                .step_ms = 100,
+                .hold_ms = 10000,
+            };
+            struct sim_out o;
+            sim_run(&sim, &base_side, &canary_side, &o);
+            judged++;
+            if (o.first_fail >= 0) {
+                fails++;
+                ok_all = false;
+                break;
+            }
+            if (o.first_pass < 0) {
+                missed++;
+                ok_all = false;
+                break;
+            }
+            took[st][r] = (uint64_t)(o.first_pass + 1) * sim.step_ms;
+        }
+        promoted += ok_all;
+    }
+    printf("# A/A rollouts 1,5,25,50,100 hold 10 s at 3000 req/s: %d of %d promoted, %d fails in "
+           "%d judgements (bound: 1 %% of each), %d steps not passed in 5 min;",
+           promoted, ROLLOUTS, fails, judged, missed);
+    for (int st = 0; st < STEPS; st++) {
+        sort_u64(took[st], ROLLOUTS);
+        printf(" step %d (%g %%) %.1f / %.1f s", st + 1, share[st],
+               took[st][ROLLOUTS / 2] / 1000.0, took[st][ROLLOUTS - 1] / 1000.0);
+    }
+    printf(" (median / max)\n");
+    ok(fails <= 4, "A/A rollouts: %d false fails in %d rollouts", fails, ROLLOUTS);
+    is_int(promoted, ROLLOUTS, "every A/A rollout promotes");
+}
+
 static void sort_u64(uint64_t *v, int n)
 {
     for (int i = 1; i < n; i++)
@@ -694,5 +763,6 @@ int main(void)
     test_detect_latency();
     test_detect_latency_x2();
     test_false_alarms();
+    test_aa_rollouts();
     return tap_done();
 }
