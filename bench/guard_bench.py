@@ -235,11 +235,27 @@ def e_state(marks, k):
     return None
 
 
-def aa(n, rate, timeout_s):
+class Both:
+    """Two pods as one version's endpoint list."""
+
+    def __init__(self, a, b):
+        self.addr = "%s, %s" % (a.addr, b.addr)
+
+
+def aa(n, rate, timeout_s, shared=False):
+    """n A/A rollouts. shared=False: v1 and v2 are a weir-pod each (the
+    canary's pod then gets 1 % of the requests the baseline's gets, and on a
+    busy machine a pod that sleeps between requests answers its p99 slower:
+    each request pays a wake-up). shared=True: both versions list both pods
+    (each pod serves v1's and v2's requests alike), so only weir's
+    per-version paths differ."""
     jitter = ["--latency-jitter", "2ms", "--threads", "2"]
     v1 = Pod("ga-v1", "v1", extra=jitter)
     v2 = Pod("ga-v2", "v2", extra=jitter)
-    w = Weir(config(v1, v2, "guard: {}"))
+    if shared:
+        w = Weir(config(Both(v1, v2), Both(v1, v2), "guard: {}"))
+    else:
+        w = Weir(config(v1, v2, "guard: {}"))
     runs = []
     for i in range(n):
         la = os.getloadavg()[0]
@@ -249,6 +265,7 @@ def aa(n, rate, timeout_s):
         sys.stderr.write("aa %d/%d: %s in %.1f s, steps %s, trips %d, load %.1f, "
                          "%s requests\n" % (i + 1, n, r["state"], r["total_s"], r["step_s"],
                                             len(r["trips"]), la, r["requests"]))
+        sys.stderr.write("aa-json %s\n" % json.dumps(r))
     for p in (w, v1, v2):
         p.stop()
     return runs
@@ -311,6 +328,8 @@ def main():
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--aa-rollouts", type=int, default=20)
     ap.add_argument("--aa-rate", type=int, default=3000)
+    ap.add_argument("--aa-shared", action="store_true",
+                    help="both versions' endpoints are both pods (see aa())")
     ap.add_argument("--aa-timeout", type=float, default=240.0,
                     help="seconds before an A/A rollout that has not finished is aborted")
     a = ap.parse_args()
@@ -327,7 +346,7 @@ def main():
         if "low" in only:
             out["low_traffic"] = low_traffic()
         if "aa" in only:
-            out["aa"] = aa(a.aa_rollouts, a.aa_rate, a.aa_timeout)
+            out["aa"] = aa(a.aa_rollouts, a.aa_rate, a.aa_timeout, a.aa_shared)
         if "cost" in only:
             out["cost"] = [cost() for _ in range(a.repeats)]
     finally:
