@@ -42,11 +42,17 @@
  * histogram knows each order statistic to its bucket only, so a lower
  * bound takes the bucket's floor and an upper its ceiling: buckets widen
  * the interval, never invalidate it. The four sequences (two per test) get
- * alpha / 4 each, over everything since the judgement began (a step of a
- * rollout): showing that a p99 is within a limit takes some 1,000 canary
- * requests whatever the test (about log(1/alpha) / (1 - q) of them must be
- * seen below it), more than a 1 % step sees in a window, so a pass weighs
- * the whole step while a fail looks at the last window only.
+ * alpha / 2 each, over everything since the judgement began (a step of a
+ * rollout). That bounds a wrong pass by alpha: a canary that breaks a
+ * margin passes only if the test of that margin passes, i.e. one of its
+ * two sequences misses (alpha / 2 + alpha / 2); the other test's
+ * sequences need not be wrong, so they need no share of it. (alpha / 4
+ * each, as a union over all four, was twice as strict as the bound needs:
+ * 70 more canary requests before a p99 can pass.) Showing that a p99 is
+ * within a limit takes some 900 canary requests whatever the test (about
+ * log(1/alpha) / (1 - q) of them must be seen below it), more than a 1 %
+ * step sees in a window, so a pass weighs the whole step while a fail
+ * looks at the last window only.
  *
  * Fail. A confidence interval of the difference reacts slowly: it carries
  * the canary's good outcomes from before a fault, and a two-sided bound
@@ -439,7 +445,7 @@ void guard_judge(const struct guard_config *cfg, const struct guard_input *in,
     double k = (double)in->epoch;
     double spend = 1.0 / ((k + 1.0) * (k + 2.0)); /* epoch k's share of a baseline's budget */
     double a_base_err = GUARD_ERR_BASE * alpha * spend, a_base_lat = GUARD_LAT_BASE * alpha * spend;
-    double a_pass = alpha / 4.0; /* each pass bound */
+    double a_pass = alpha / 2.0; /* each pass bound (the design comment, "Pass") */
     double q = (double)cfg->quantile_bp / 10000.0;
     double margin = (double)cfg->max_increase_bp / 10000.0;
     double floor_ms = (double)cfg->floor_us / 1000.0;

@@ -352,6 +352,48 @@ static void test_false_alarms(void)
     }
 }
 
+/* A canary exactly on a margin (errors: baseline + 1 point; latency: every
+ * request 1.5 x + 5 ms, so its p99 is 1.5 x the baseline's + 5 ms) breaks
+ * it as little as possible: a pass then is a wrong pass, which each test's
+ * two sequences (alpha / 2 each) bound by alpha. 50 % canary, 1000 req/s,
+ * 5 minutes checked every second. */
+static void test_wrong_pass(void)
+{
+    enum { RUNS = 100 };
+    struct sim sim = {
+        .cfg = defaults,
+        .base_rps = 500,
+        .canary_rps = 500,
+        .base_err = 0.01,
+        .canary_err = 0.02,
+        .canary_scale = 1.0,
+        .checks = 300,
+        .step_ms = 1000,
+    };
+    struct sim_out o;
+    int err_pass = 0, lat_pass = 0;
+    rng_state = 31;
+    for (int r = 0; r < RUNS; r++) {
+        sim_run(&sim, &base_side, &canary_side, &o);
+        err_pass += o.first_pass >= 0;
+    }
+    sim.canary_err = 0.01;
+    sim.canary_scale = 1.5;
+    sim.canary_add_us = 5000;
+    for (int r = 0; r < RUNS; r++) {
+        sim_run(&sim, &base_side, &canary_side, &o);
+        lat_pass += o.first_pass >= 0;
+    }
+    double bound = defaults.false_alarm_bp / 10000.0 * RUNS;
+    printf("# on the margin, 50 %% canary, 5 min: %d of %d runs pass on errors + 1 point, %d on "
+           "p99 x 1.5 + 5 ms (bound %.0f each)\n",
+           err_pass, RUNS, lat_pass, bound);
+    ok(err_pass <= 2 * bound, "a canary on the error margin passes in %d of %d runs", err_pass,
+       RUNS);
+    ok(lat_pass <= 2 * bound, "a canary on the latency margin passes in %d of %d runs", lat_pass,
+       RUNS);
+}
+
 /* Sort runs' numbers ascending (insertion sort: few runs). */
 static void sort_u64(uint64_t *v, int n);
 
@@ -764,5 +806,6 @@ int main(void)
     test_detect_latency_x2();
     test_false_alarms();
     test_aa_rollouts();
+    test_wrong_pass();
     return tap_done();
 }
