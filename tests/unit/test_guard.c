@@ -101,7 +101,7 @@ static void side_record(struct side *s, bool err, uint64_t latency_us)
 static void judge_at(const struct guard_config *cfg, struct side *base, struct side *can,
                      unsigned epoch, uint64_t now_ms, struct guard_result *r)
 {
-    static struct outcome_sum slots[GUARD_SLOTS_MAX];
+    static struct outcome_sum slots[GUARD_SLOTS_MAX], base_slots[GUARD_SLOTS_MAX];
     uint64_t first = outcome_window_since_ms(SLOT_MS, now_ms, cfg->window_ms);
     unsigned n = 0;
     for (uint64_t t = first; t <= now_ms; t += SLOT_MS, n++) {
@@ -110,12 +110,17 @@ static void judge_at(const struct guard_config *cfg, struct side *base, struct s
             slots[n] = can->slots[tag % GUARD_SLOTS_MAX];
         else
             outcome_sum_clear(&slots[n]);
+        if (base->slot_tag[tag % GUARD_SLOTS_MAX] == tag)
+            base_slots[n] = base->slots[tag % GUARD_SLOTS_MAX];
+        else
+            outcome_sum_clear(&base_slots[n]);
     }
     struct guard_input in = {
         .baseline_all = &base->all,
         .canary_all = &can->all,
         .baseline_span = &base->total,
         .epoch = epoch,
+        .baseline_slots = base_slots,
         .canary_slots = slots,
         .n_slots = n,
         .first_slot = first / SLOT_MS,
@@ -613,6 +618,37 @@ static void test_detect_pattern(void)
        (unsigned long long)failed[RUNS - 1]);
 }
 
+/* A stall of the host: for the first 200 ms of second 20 every request of
+ * both versions takes +100 ms (a 5 % canary of 1000 req/s, checked every
+ * 100 ms). Seen on the canary alone it fails; seen on both it holds, and
+ * says why. */
+static void test_common_mode(void)
+{
+    for (int both = 0; both <= 1; both++) {
+        struct guard_result r;
+        side_reset(&base_side);
+        side_reset(&canary_side);
+        rng_state = 21;
+        int failed = 0, said = 0;
+        for (unsigned t = 100; t <= 22000; t += 100) {
+            bool stall = t > 20000 && t <= 20200;
+            base_side.now_ms = canary_side.now_ms = t - 1;
+            side_traffic(&base_side, 95, 0.0, 1.0, stall && both ? 100000 : 0);
+            side_traffic(&canary_side, 5, 0.0, 1.0, stall ? 100000 : 0);
+            /* epoch 0 throughout: the baseline span is the whole 22 s run */
+            judge_at(&defaults, &base_side, &canary_side, 0, t - 1, &r);
+            failed |= r.verdict == GUARD_V_FAIL;
+            said |= strstr(r.reason, "baseline as slow then") != NULL;
+        }
+        if (both) {
+            is_int(failed, 0, "a 200 ms stall of both versions: no fail");
+            ok(said, "and the hold says the baseline was as slow");
+        } else {
+            is_int(failed, 1, "the same 200 ms of +100 ms on the canary alone: fail");
+        }
+    }
+}
+
 /* Canary requests until a latency fail; -1 if none within 60 s. */
 static void latency_runs(double canary_rps, double scale, uint64_t add_us, uint64_t fault_ms,
                          int runs,
@@ -804,6 +840,7 @@ int main(void)
     test_forgets();
     test_detect_errors();
     test_detect_pattern();
+    test_common_mode();
     test_detect_latency();
     test_detect_latency_x2();
     test_false_alarms();
