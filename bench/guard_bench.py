@@ -16,10 +16,16 @@ weir-bench in open loop (-R) through weir. Scenarios:
   latency   the same, v2 gets +50 ms on every request (--latency 50ms).
   low       5 req/s, a rollout 1,5,25,50,100 with hold 10s: after 30 s it is
             still on step 1 and `weirctl guard` says why.
+  aa        A/A: v1 and v2 identical weir-pods (--latency-jitter 2ms), the
+            guard's defaults, --aa-rollouts (20) rollouts 1,5,25,50,100 with
+            hold 10s end to end at --aa-rate req/s (weir-bench open loop):
+            per rollout promoted or not, the time on each step, the total,
+            any guard trip (a false alarm), the verdict's reason on leaving
+            each step. Not run by default (~25 min): --only aa.
   cost      two weirs side by side in the same run, one with a guard and a
             judged 5 % canary, one without: CPU time (utime+stime from
             /proc) per request at 1,000 req/s each.
-The A/A false-trip rate is the simulation through the real guard code in
+The A/A false-trip rate over many more judgements is the simulation through the real guard code in
 tests/unit/test_guard.c (unit_guard): it prints its numbers as TAP comments.
 
 Numbers are printed as a table and, with --json, one JSON document. No
@@ -162,6 +168,109 @@ def low_traffic(run_s=30.0):
             "weirctl_guard": text.strip()}
 
 
+def aa_rollout(w, rate, timeout_s, steps="1,5,25,50,100", hold="10s"):
+    """One A/A rollout on a running weir: back to v1 100, start, follow the
+    event stream until promoted or aborted (or timeout_s: aborted by us).
+    weir-bench runs for the rollout only."""
+    ans = json.loads(w.command("split v1=100 v2=0"))
+    assert ans.get("ok"), ans
+    ev = Events(w.control)
+    b = bench(w.port, rate, timeout_s + 5, connections=32)
+    time.sleep(1.0)  # the load is on before the first step
+    t0 = time.monotonic()
+    ans = json.loads(w.command("rollout start v2 steps=%s hold=%s" % (steps, hold)))
+    assert ans.get("ok"), ans
+    reasons = {}  # step -> the guard's reason last seen on it
+    state, step = "running", 1
+    while time.monotonic() - t0 < timeout_s:
+        time.sleep(0.5)
+        try:
+            g = json.loads(w.command("guard"))["guard"]["versions"].get("v2")
+            ro = json.loads(w.command("rollout"))["rollout"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if ro["state"] == "running" and ro["step"] == step and g:
+            reasons[step] = g.get("reason")
+        state, step = ro["state"], ro["step"]
+        if state in ("promoted", "aborted"):
+            break
+    if state not in ("promoted", "aborted"):
+        w.command("rollout abort")
+        state = "timed out (aborted by the bench)"
+    t_end = time.monotonic()
+    b.send_signal(2)  # SIGINT: weir-bench prints its report and exits 130
+    out, err = b.communicate(timeout=30)
+    time.sleep(0.3)
+    ev.close()
+    try:
+        res = json.loads(out.decode())
+    except ValueError:
+        res = {}
+    # Step times from the rollout events: step k began at its event.
+    marks = [(t, e) for t, e in ev.seen if e.get("event") == "rollout"]
+    trips = [e.get("reason") for t, e in ev.seen if e.get("event") == "guard"]
+    began = {}
+    for t, e in marks:
+        try:
+            k = int(e.get("step"))
+        except (TypeError, ValueError):
+            continue
+        began.setdefault(k, t)
+    step_s = {}
+    ks = sorted(began)
+    for i, k in enumerate(ks):
+        if e_state(marks, k) in ("promoted",):
+            continue
+        nxt = began[ks[i + 1]] if i + 1 < len(ks) else t_end
+        step_s[k] = round(nxt - began[k], 1)
+    return {"state": state, "total_s": round(t_end - t0, 1), "step_s": step_s,
+            "trips": trips, "reasons": reasons, "requests": res.get("requests"),
+            "errors": res.get("errors"), "rate": res.get("rate")}
+
+
+def e_state(marks, k):
+    for t, e in marks:
+        if str(e.get("step")) == str(k):
+            return e.get("state")
+    return None
+
+
+class Both:
+    """Two pods as one version's endpoint list."""
+
+    def __init__(self, a, b):
+        self.addr = "%s, %s" % (a.addr, b.addr)
+
+
+def aa(n, rate, timeout_s, shared=False):
+    """n A/A rollouts. shared=False: v1 and v2 are a weir-pod each (the
+    canary's pod then gets 1 % of the requests the baseline's gets, and on a
+    busy machine a pod that sleeps between requests answers its p99 slower:
+    each request pays a wake-up). shared=True: both versions list both pods
+    (each pod serves v1's and v2's requests alike), so only weir's
+    per-version paths differ."""
+    jitter = ["--latency-jitter", "2ms", "--threads", "2"]
+    v1 = Pod("ga-v1", "v1", extra=jitter)
+    v2 = Pod("ga-v2", "v2", extra=jitter)
+    if shared:
+        w = Weir(config(Both(v1, v2), Both(v1, v2), "guard: {}"))
+    else:
+        w = Weir(config(v1, v2, "guard: {}"))
+    runs = []
+    for i in range(n):
+        la = os.getloadavg()[0]
+        r = aa_rollout(w, rate, timeout_s)
+        r["loadavg"] = la
+        runs.append(r)
+        sys.stderr.write("aa %d/%d: %s in %.1f s, steps %s, trips %d, load %.1f, "
+                         "%s requests\n" % (i + 1, n, r["state"], r["total_s"], r["step_s"],
+                                            len(r["trips"]), la, r["requests"]))
+        sys.stderr.write("aa-json %s\n" % json.dumps(r))
+    for p in (w, v1, v2):
+        p.stop()
+    return runs
+
+
 def task_cpu_s(pid, tid):
     with open("/proc/%d/task/%d/stat" % (pid, tid)) as f:
         parts = f.read().rsplit(")", 1)[1].split()
@@ -217,6 +326,12 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--only", default="errors,latency,low,cost")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--aa-rollouts", type=int, default=20)
+    ap.add_argument("--aa-rate", type=int, default=3000)
+    ap.add_argument("--aa-shared", action="store_true",
+                    help="both versions' endpoints are both pods (see aa())")
+    ap.add_argument("--aa-timeout", type=float, default=240.0,
+                    help="seconds before an A/A rollout that has not finished is aborted")
     a = ap.parse_args()
     only = set(a.only.split(","))
     out = {"loadavg": os.getloadavg()[0]}
@@ -230,6 +345,8 @@ def main():
                                    for _ in range(a.repeats)]
         if "low" in only:
             out["low_traffic"] = low_traffic()
+        if "aa" in only:
+            out["aa"] = aa(a.aa_rollouts, a.aa_rate, a.aa_timeout, a.aa_shared)
         if "cost" in only:
             out["cost"] = [cost() for _ in range(a.repeats)]
     finally:
@@ -252,6 +369,20 @@ def main():
         print("low traffic (5 req/s, 30 s): rollout %s at step %s (%s %%)" %
               (lt["state"], lt["step"], lt["percent"]))
         print("    " + lt["weirctl_guard"].replace("\n", "\n    "))
+    if "aa" in out:
+        runs = out["aa"]
+        prom = sum(r["state"] == "promoted" for r in runs)
+        tot = sorted(r["total_s"] for r in runs)
+        print("A/A: %d of %d rollouts promoted, %d guard trips; total time median %s s, "
+              "worst %s s" % (prom, len(runs), sum(len(r["trips"]) for r in runs),
+                              tot[len(tot) // 2], tot[-1]))
+        for k in ("1", "2", "3", "4"):
+            xs = [r["step_s"].get(int(k)) for r in runs]
+            m, wst = summary(xs)
+            print("    step %s: median %s s, worst %s s" % (k, m, wst))
+        for r in runs:
+            if r["state"] != "promoted":
+                print("    not promoted: %s; last reasons %s" % (r["state"], r["reasons"]))
     if "cost" in out:
         r, w = summary([c["ratio"] for c in out["cost"]])
         print("cost: data-path CPU per request guard on / off, same run: median %s, worst %s "

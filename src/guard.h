@@ -29,6 +29,7 @@
 #ifndef WEIR_GUARD_H
 #define WEIR_GUARD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "outcome.h"
@@ -66,11 +67,14 @@ struct guard_result {
                                                                 (high: INFINITY while unbounded) */
     double baseline_latency_low_ms, baseline_latency_high_ms; /* same, baseline */
     double alpha;                                             /* error probability of each pass bound */
-    double errors_evidence;                                   /* log of the error test's e-value for "fail" (its threshold: */
-    double latency_evidence;                                  /*  log of the latency test's; fail_threshold, both natural logs) */
-    double fail_threshold;
+    double errors_evidence;                                   /* log of the error test's e-value for "fail" */
+    double latency_evidence;                                  /* log of the latency test's (natural logs) */
+    double errors_threshold;                                  /* each fails at or above its threshold */
+    double latency_threshold;
     double fail_span_s;                           /* the span (s) of the canary slots that weigh most in a fail */
     uint64_t requests_all, baseline_requests_all; /* since the judgement began (pass) */
+    bool latency_common;                          /* the latency evidence was also on the baseline: no fail */
+    double baseline_slow;                         /* the baseline's share above the fail limit in those slots */
     char reason[GUARD_REASON_MAX];                /* one line, for people: what decided, with numbers */
 };
 
@@ -93,15 +97,17 @@ unsigned guard_epoch(uint32_t window_ms, uint64_t start_ms, uint64_t now_ms, uin
  * since the judgement began.
  */
 struct guard_input {
-    const struct outcome_sum *baseline_all;  /* since the judgement began */
-    const struct outcome_sum *canary_all;    /* since the judgement began */
-    const struct outcome_sum *baseline_span; /* guard_epoch()'s span */
-    unsigned epoch;                          /* guard_epoch()'s epoch */
-    const struct outcome_sum *canary_slots;  /* n_slots time slots, oldest first, the
-                                                newest (partial) one last; at most a window */
-    unsigned n_slots;                        /* 0 .. GUARD_SLOTS_MAX */
-    uint64_t first_slot;                     /* canary_slots[0]'s slot number counted from the judgement's
-                                                first slot (0) */
+    const struct outcome_sum *baseline_all;   /* since the judgement began */
+    const struct outcome_sum *canary_all;     /* since the judgement began */
+    const struct outcome_sum *baseline_span;  /* guard_epoch()'s span */
+    unsigned epoch;                           /* guard_epoch()'s epoch */
+    const struct outcome_sum *baseline_slots; /* the baseline in the same n_slots slots
+                                                 (NULL: no common-mode check, see guard.c) */
+    const struct outcome_sum *canary_slots;   /* n_slots time slots, oldest first, the
+                                                 newest (partial) one last; at most a window */
+    unsigned n_slots;                         /* 0 .. GUARD_SLOTS_MAX */
+    uint64_t first_slot;                      /* canary_slots[0]'s slot number counted from the judgement's
+                                                 first slot (0) */
 };
 
 /*

@@ -526,7 +526,7 @@ static void trip(const struct config *cfg, struct judgement *j, int v, int b)
 static void judge_one(const struct guard_config *gc, struct judgement *j, uint64_t now_ms)
 {
     static struct outcome_sum base_span, base_all, canary_all; /* ~3 KiB each */
-    static struct outcome_sum slots[GUARD_SLOTS_MAX];
+    static struct outcome_sum slots[GUARD_SLOTS_MAX], base_slots[GUARD_SLOTS_MAX];
     const uint64_t slot = OUTCOME_SLOT_MS;
     /* One slot is asked for at its middle: the local windows sum the slot
      * holding it, the fleet's hook each replica's slots whose middle lies
@@ -555,8 +555,10 @@ static void judge_one(const struct guard_config *gc, struct judgement *j, uint64
     if (first < start_slot)
         first = start_slot;
     unsigned n = 0;
-    for (uint64_t t = first; t <= now_slot && n < GUARD_SLOTS_MAX; t += slot, n++)
+    for (uint64_t t = first; t <= now_slot && n < GUARD_SLOTS_MAX; t += slot, n++) {
         sum_version(j->name, t + half, t + half, &slots[n]);
+        sum_version(j->baseline, t + half, t + half, &base_slots[n]);
+    }
 
     uint64_t since = 0;
     unsigned epoch = guard_epoch(gc->window_ms, j->start_ms, now_ms, &since);
@@ -566,6 +568,7 @@ static void judge_one(const struct guard_config *gc, struct judgement *j, uint64
         .canary_all = &canary_all,
         .baseline_span = &base_span,
         .epoch = epoch,
+        .baseline_slots = base_slots,
         .canary_slots = slots,
         .n_slots = n,
         .first_slot = (first - start_slot) / slot,

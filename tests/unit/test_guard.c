@@ -60,11 +60,16 @@ struct side {
     struct outcome_sum slots[GUARD_SLOTS_MAX];
     uint64_t slot_tag[GUARD_SLOTS_MAX]; /* slot number + 1 held, 0 = none */
     uint64_t now_ms;                    /* when the next outcomes happen */
+    bool exact;                         /* errors as weir-pod's --error-rate: the k-th request
+                                           fails iff floor(k p) > floor((k - 1) p) */
+    uint64_t k;                         /* requests so far (exact) */
 };
 
 static void side_reset(struct side *s)
 {
+    bool exact = s->exact;
     memset(s, 0, sizeof(*s));
+    s->exact = exact;
 }
 
 /* Entering the next epoch: forget epoch k - 2. */
@@ -96,7 +101,7 @@ static void side_record(struct side *s, bool err, uint64_t latency_us)
 static void judge_at(const struct guard_config *cfg, struct side *base, struct side *can,
                      unsigned epoch, uint64_t now_ms, struct guard_result *r)
 {
-    static struct outcome_sum slots[GUARD_SLOTS_MAX];
+    static struct outcome_sum slots[GUARD_SLOTS_MAX], base_slots[GUARD_SLOTS_MAX];
     uint64_t first = outcome_window_since_ms(SLOT_MS, now_ms, cfg->window_ms);
     unsigned n = 0;
     for (uint64_t t = first; t <= now_ms; t += SLOT_MS, n++) {
@@ -105,12 +110,17 @@ static void judge_at(const struct guard_config *cfg, struct side *base, struct s
             slots[n] = can->slots[tag % GUARD_SLOTS_MAX];
         else
             outcome_sum_clear(&slots[n]);
+        if (base->slot_tag[tag % GUARD_SLOTS_MAX] == tag)
+            base_slots[n] = base->slots[tag % GUARD_SLOTS_MAX];
+        else
+            outcome_sum_clear(&base_slots[n]);
     }
     struct guard_input in = {
         .baseline_all = &base->all,
         .canary_all = &can->all,
         .baseline_span = &base->total,
         .epoch = epoch,
+        .baseline_slots = base_slots,
         .canary_slots = slots,
         .n_slots = n,
         .first_slot = first / SLOT_MS,
@@ -126,6 +136,10 @@ static void side_traffic(struct side *s, unsigned n, double p, double scale, uin
         thr = UINT64_MAX;
     for (unsigned i = 0; i < n; i++) {
         bool err = rng_next() < thr;
+        if (s->exact) {
+            s->k++;
+            err = floor((double)s->k * p) > floor((double)(s->k - 1u) * p);
+        }
         uint64_t lat = lat_us[rng_next() % LAT_TABLE];
         side_record(s, err, (uint64_t)((double)lat * scale) + add_us);
     }
@@ -159,6 +173,7 @@ struct sim {
     unsigned checks;   /* one per second */
     unsigned step_ms;  /* time between checks */
     uint64_t fault_ms; /* the canary is as the baseline before this instant */
+    uint64_t hold_ms;  /* > 0: a rollout step: it ends at the first pass at or after this */
 };
 
 struct sim_out {
@@ -203,7 +218,8 @@ static void sim_run(const struct sim *sim, struct side *base, struct side *can,
             seen += nc;
         }
         judge_at(&sim->cfg, base, can, epoch, now - 1, &r);
-        if (r.verdict == GUARD_V_PASS && o->first_pass < 0)
+        if (r.verdict == GUARD_V_PASS && o->first_pass < 0 &&
+            (sim->hold_ms == 0 || now >= sim->hold_ms))
             o->first_pass = (int)i;
         if (r.verdict == GUARD_V_PASS &&
             (r.requests < sim->cfg.min_requests || r.baseline_requests < sim->cfg.min_requests))
@@ -228,6 +244,8 @@ static void sim_run(const struct sim *sim, struct side *base, struct side *can,
         }
         if (o->first_fail >= 0)
             break; /* judged: the rest of the run cannot undo it */
+        if (sim->hold_ms && o->first_pass >= 0)
+            break; /* the step is over */
     }
     if (o->first_fail < 0)
         o->last = r;
@@ -339,7 +357,116 @@ static void test_false_alarms(void)
     }
 }
 
+/* A canary exactly on a margin (errors: baseline + 1 point; latency: every
+ * request 1.5 x + 5 ms, so its p99 is 1.5 x the baseline's + 5 ms) breaks
+ * it as little as possible: a pass then is a wrong pass, which each test's
+ * two sequences (alpha / 2 each) bound by alpha. 50 % canary, 1000 req/s,
+ * 5 minutes checked every second, 50 runs each. */
+static void test_wrong_pass(void)
+{
+    enum { RUNS = 50 };
+    struct sim sim = {
+        .cfg = defaults,
+        .base_rps = 500,
+        .canary_rps = 500,
+        .base_err = 0.01,
+        .canary_err = 0.02,
+        .canary_scale = 1.0,
+        .checks = 300,
+        .step_ms = 1000,
+    };
+    struct sim_out o;
+    int err_pass = 0, lat_pass = 0;
+    rng_state = 31;
+    for (int r = 0; r < RUNS; r++) {
+        sim_run(&sim, &base_side, &canary_side, &o);
+        err_pass += o.first_pass >= 0;
+    }
+    sim.canary_err = 0.01;
+    sim.canary_scale = 1.5;
+    sim.canary_add_us = 5000;
+    for (int r = 0; r < RUNS; r++) {
+        sim_run(&sim, &base_side, &canary_side, &o);
+        lat_pass += o.first_pass >= 0;
+    }
+    double bound = defaults.false_alarm_bp / 10000.0 * RUNS;
+    printf("# on the margin, 50 %% canary, 5 min: %d of %d runs pass on errors + 1 point, %d on "
+           "p99 x 1.5 + 5 ms (bound %.1f each)\n",
+           err_pass, RUNS, lat_pass, bound);
+    ok(err_pass <= 2 * bound, "a canary on the error margin passes in %d of %d runs", err_pass,
+       RUNS);
+    ok(lat_pass <= 2 * bound, "a canary on the latency margin passes in %d of %d runs", lat_pass,
+       RUNS);
+}
+
 /* Sort runs' numbers ascending (insertion sort: few runs). */
+static void sort_u64(uint64_t *v, int n);
+
+/*
+ * The benchmark's A/A rollouts (bench/guard_bench.py --only aa), 60 of
+ * them: 3,000 req/s, steps 1, 5, 25, 50 % (100 ends the rollout), hold
+ * 10 s, checks every 100 ms, the guard's defaults, both versions alike
+ * (no errors, the same latencies). A step is a judgement of its own (the
+ * release restarts it when the share changes); it advances on the first
+ * pass after the hold. Counts the fails over all the judgements and the
+ * time each step took; a step that has not passed in 5 min is a miss.
+ */
+static void test_aa_rollouts(void)
+{
+    enum {
+        ROLLOUTS = 60,
+        STEPS = 4,
+        MAX_CHECKS = 3000
+    };
+    static const double share[STEPS] = {1, 5, 25, 50};
+    uint64_t took[STEPS][ROLLOUTS];
+    int fails = 0, missed = 0, promoted = 0, judged = 0;
+    for (int st = 0; st < STEPS; st++)
+        for (int r = 0; r < ROLLOUTS; r++)
+            took[st][r] = UINT64_MAX; /* not reached */
+    rng_state = 4242;
+    for (int r = 0; r < ROLLOUTS; r++) {
+        bool ok_all = true;
+        for (int st = 0; st < STEPS; st++) {
+            struct sim sim = {
+                .cfg = defaults,
+                .base_rps = 3000 * (1 - share[st] / 100),
+                .canary_rps = 3000 * share[st] / 100,
+                .canary_scale = 1.0,
+                .checks = MAX_CHECKS,
+                .step_ms = 100,
+                .hold_ms = 10000,
+            };
+            struct sim_out o;
+            sim_run(&sim, &base_side, &canary_side, &o);
+            judged++;
+            if (o.first_fail >= 0) {
+                fails++;
+                ok_all = false;
+                break;
+            }
+            if (o.first_pass < 0) {
+                missed++;
+                ok_all = false;
+                break;
+            }
+            took[st][r] = (uint64_t)(o.first_pass + 1) * sim.step_ms;
+        }
+        promoted += ok_all;
+    }
+    printf("# A/A rollouts 1,5,25,50,100 hold 10 s at 3000 req/s: %d of %d promoted, %d fails in "
+           "%d judgements (bound: 1 %% of each), %d steps not passed in 5 min;",
+           promoted, ROLLOUTS, fails, judged, missed);
+    for (int st = 0; st < STEPS; st++) {
+        sort_u64(took[st], ROLLOUTS);
+        printf(" step %d (%g %%) %.1f / %.1f s", st + 1, share[st],
+               took[st][ROLLOUTS / 2] / 1000.0, took[st][ROLLOUTS - 1] / 1000.0);
+    }
+    printf(" (median / max)\n");
+    ok(fails <= 4, "A/A rollouts: %d false fails in %d rollouts", fails, ROLLOUTS);
+    is_int(promoted, ROLLOUTS, "every A/A rollout promotes");
+}
+
 static void sort_u64(uint64_t *v, int n)
 {
     for (int i = 1; i < n; i++)
@@ -423,6 +550,11 @@ static void test_detect_errors(void)
     ok(mid50 <= p50 + 3000, "a fault 10 s into the step fails within 3 s of one from the start "
                             "(median %.1f vs %.1f s)",
        mid50 / 1000.0, p50 / 1000.0);
+    /* The benchmark's fault: not on a slot boundary (half a slot of good
+     * outcomes in the fault's slot). */
+    uint64_t off50;
+    detect_errors(100, 50, 0.0, 0.05, 10500, &off50, &p90, &max, &missed);
+    is_int(missed, 0, "0 %% -> 5 %% at 10.5 s into the step: every run fails");
     /* The benchmark's settings: a 0.2-point margin. */
     detect_errors(20, 50, 0.0, 0.05, 10000, &p50, &p90, &max, &missed);
     is_int(missed, 0, "margin 0.2 points, 0 %% -> 5 %% at 10 s: every run fails");
@@ -436,6 +568,85 @@ static void test_detect_errors(void)
                      "(%d missed)",
        missed);
     ok(p50 <= 30000, "half of them within 30 s of the fault (%.1f s)", p50 / 1000.0);
+}
+
+/* The benchmark's fault exactly (bench/guard_bench.py --only errors): 1,000
+ * req/s, 5 % canary, v2 from 0 % to weir-pod's exact 5 % pattern 10 s into
+ * the step, at ten offsets within a slot (the benchmark's fault falls
+ * anywhere in one), the default 1-point margin. Random routing, so runs
+ * still differ. Prints the time from the fault to the fail. */
+static void test_detect_pattern(void)
+{
+    enum { RUNS = 50 };
+    struct sim sim = {
+        .cfg = defaults,
+        .base_rps = 950,
+        .canary_rps = 50,
+        .base_err = 0.0,
+        .canary_err = 0.05,
+        .canary_scale = 1.0,
+        .checks = 300,
+        .step_ms = 100,
+    };
+    struct sim_out o;
+    uint64_t at[RUNS], failed[RUNS];
+    int missed = 0;
+    rng_state = 77;
+    canary_side.exact = true;
+    for (int r = 0; r < RUNS; r++) {
+        sim.fault_ms = 10000u + 100u * (unsigned)(r % 10);
+        canary_side.k = 0;
+        sim_run(&sim, &base_side, &canary_side, &o);
+        if (o.first_fail < 0) {
+            missed++;
+            at[r] = failed[r] = UINT64_MAX;
+            continue;
+        }
+        at[r] = o.fail_after_ms;
+        failed[r] = o.canary_seen / 20u; /* every 20th canary request after the fault */
+    }
+    canary_side.exact = false;
+    sort_u64(at, RUNS);
+    sort_u64(failed, RUNS);
+    printf("# the benchmark's fault (0 %% -> exactly 5 %% at 10.0-10.9 s, margin 1 point, 5 %% "
+           "canary of 1000 req/s): fails %.1f / %.1f / %.1f s after the fault (median / p90 / "
+           "max), %llu / %llu failed canary requests (median / max)\n",
+           at[RUNS / 2] / 1000.0, at[RUNS * 9 / 10] / 1000.0, at[RUNS - 1] / 1000.0,
+           (unsigned long long)failed[RUNS / 2], (unsigned long long)failed[RUNS - 1]);
+    is_int(missed, 0, "the benchmark's fault: every run fails");
+    ok(failed[RUNS - 1] < 20, "with fewer than 20 failed canary requests (worst %llu)",
+       (unsigned long long)failed[RUNS - 1]);
+}
+
+/* A stall of the host: for the first 200 ms of second 20 every request of
+ * both versions takes +100 ms (a 5 % canary of 1000 req/s, checked every
+ * 100 ms). Seen on the canary alone it fails; seen on both it holds, and
+ * says why. */
+static void test_common_mode(void)
+{
+    for (int both = 0; both <= 1; both++) {
+        struct guard_result r;
+        side_reset(&base_side);
+        side_reset(&canary_side);
+        rng_state = 21;
+        int failed = 0, said = 0;
+        for (unsigned t = 100; t <= 22000; t += 100) {
+            bool stall = t > 20000 && t <= 20200;
+            base_side.now_ms = canary_side.now_ms = t - 1;
+            side_traffic(&base_side, 95, 0.0, 1.0, stall && both ? 100000 : 0);
+            side_traffic(&canary_side, 5, 0.0, 1.0, stall ? 100000 : 0);
+            /* epoch 0 throughout: the baseline span is the whole 22 s run */
+            judge_at(&defaults, &base_side, &canary_side, 0, t - 1, &r);
+            failed |= r.verdict == GUARD_V_FAIL;
+            said |= strstr(r.reason, "baseline as slow then") != NULL;
+        }
+        if (both) {
+            is_int(failed, 0, "a 200 ms stall of both versions: no fail");
+            ok(said, "and the hold says the baseline was as slow");
+        } else {
+            is_int(failed, 1, "the same 200 ms of +100 ms on the canary alone: fail");
+        }
+    }
 }
 
 /* Canary requests until a latency fail; -1 if none within 60 s. */
@@ -628,8 +839,12 @@ int main(void)
     test_sparse();
     test_forgets();
     test_detect_errors();
+    test_detect_pattern();
+    test_common_mode();
     test_detect_latency();
     test_detect_latency_x2();
     test_false_alarms();
+    test_aa_rollouts();
+    test_wrong_pass();
     return tap_done();
 }
