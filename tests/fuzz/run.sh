@@ -12,7 +12,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-30}
 [ $# -gt 0 ] && shift
-all=(http1_request http1_response http1_chunked config control state json fleet_msg h2_frames)
+all=(http1_request http1_response http1_chunked config control state json fleet_msg h2_frames tls_hello)
 names=("$@")
 [ ${#names[@]} -eq 0 ] && names=("${all[@]}")
 build=${FUZZ_BUILD:-build-fuzz}
