@@ -192,6 +192,9 @@ struct client *client_new_on(struct client_table *tab, int fd, const struct sock
     if (listener < CONFIG_MAX_LISTENERS)
         atomic_fetch_add_explicit(&open_by_listener[listener], 1, memory_order_relaxed);
     if (ctx) {
+        /* A reload may drop s->tls mid-handshake; the SNI lookup needs it. */
+        tls_set_ref(s->tls);
+        c->tls_set = s->tls;
         c->tls = conn_tls_new_server(tab->loop, ctx, listener, s->cfg->tls_handshake_timeout_ms,
                                      on_tls_timeout, c);
         if (!c->tls)
@@ -300,6 +303,8 @@ void client_close(struct client *c, const char *why)
     }
     conn_tls_free(c->tls);
     c->tls = NULL;
+    tls_set_unref(c->tls_set);
+    c->tls_set = NULL;
     close(c->fd);
     c->fd = -1;
     struct client_table *tab = c->tab;
@@ -480,6 +485,10 @@ static void on_read(struct conn *cn, void *arg)
     struct client *c = arg;
     CHECK(c->magic == CLIENT_MAGIC);
     (void)cn;
+    if (c->tls_set && c->tls->done) {
+        tls_set_unref(c->tls_set);
+        c->tls_set = NULL;
+    }
     switch (c->state) {
     case CL_S_IDLE:
     case CL_S_HEAD:

@@ -41,6 +41,7 @@
 struct txn;
 struct conn;
 struct conn_tls;
+struct tls_set;
 
 /*
  * An owner of a client besides client.c and proxy.c: the HTTP/2 session of
@@ -99,6 +100,8 @@ struct client {
     unsigned listener;    /* cfg->listeners index it was accepted on */
     struct conn_tls *tls; /* owned (conn_tls.h), NULL on a plain listener;
                            * a stream client's is its parent's, borrowed */
+    struct tls_set *tls_set; /* owned ref until the handshake is done: the
+                              * SNI callback's argument lives in it */
 };
 
 /* Reasons for client_close that proxy.c tells apart (compared by pointer):

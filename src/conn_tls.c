@@ -219,7 +219,8 @@ struct conn_tls *conn_tls_new_server(struct loop *l, SSL_CTX *ctx, unsigned list
     return t;
 }
 
-struct conn_tls *conn_tls_new_client(SSL_CTX *ctx, const char *sni, SSL_SESSION *resume)
+struct conn_tls *conn_tls_new_client(SSL_CTX *ctx, const char *sni, const char *ip,
+                                     SSL_SESSION *resume)
 {
     struct conn_tls *t = tls_alloc();
     if (!t)
@@ -229,15 +230,30 @@ struct conn_tls *conn_tls_new_client(SSL_CTX *ctx, const char *sni, SSL_SESSION 
         conn_tls_free(t);
         return NULL;
     }
+    bool verify = SSL_get_verify_mode(t->ssl) & SSL_VERIFY_PEER;
+    bool named = true;
     if (sni) {
-        SSL_set_tlsext_host_name(t->ssl, sni);
-        if (SSL_get_verify_mode(t->ssl) & SSL_VERIFY_PEER)
-            SSL_set1_host(t->ssl, sni);
+        named = SSL_set_tlsext_host_name(t->ssl, sni) == 1 &&
+                (!verify || SSL_set1_host(t->ssl, sni) == 1);
+    } else if (verify) {
+        /* No name to check: the certificate must carry the endpoint's IP
+         * (as nginx checks the address of an IP proxy_pass). */
+        named = ip && X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), ip) == 1;
+    }
+    if (!named) {
+        ERR_clear_error();
+        conn_tls_free(t);
+        return NULL;
     }
     if (resume)
         SSL_set_session(t->ssl, resume);
     SSL_set_connect_state(t->ssl);
     return t;
+}
+
+const SSL_CTX *conn_tls_ctx(const struct conn_tls *t)
+{
+    return t->ssl ? SSL_get_SSL_CTX(t->ssl) : t->ctx;
 }
 
 void conn_tls_free(struct conn_tls *t)

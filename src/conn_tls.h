@@ -86,9 +86,14 @@ struct conn_tls *conn_tls_new_server(struct loop *l, SSL_CTX *ctx, unsigned list
                                      uint32_t timeout_ms, void (*on_timeout)(void *arg),
                                      void *arg);
 
-/* A client side (upstream TLS) sending SNI `sni` (NULL: none) and
- * verifying the peer name against it when ctx verifies. */
-struct conn_tls *conn_tls_new_client(SSL_CTX *ctx, const char *sni, SSL_SESSION *resume);
+/* A client side (upstream TLS) sending SNI `sni` (NULL: none). When ctx
+ * verifies, the certificate must match `sni`, or without one the peer's
+ * address `ip` (text). NULL on failure (also when neither can be set). */
+struct conn_tls *conn_tls_new_client(SSL_CTX *ctx, const char *sni, const char *ip,
+                                     SSL_SESSION *resume);
+
+/* The SSL_CTX the connection runs under (for resumption bookkeeping). */
+const SSL_CTX *conn_tls_ctx(const struct conn_tls *t);
 
 void conn_tls_free(struct conn_tls *t); /* NULL is a no-op */
 

@@ -11,6 +11,7 @@
  */
 #include "upstream.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -56,6 +57,7 @@ void upstream_table_dispose(struct upstream_table *tab)
     for (size_t i = 0; i < tab->n_pools; i++) {
         CHECK(!tab->pools[i].head && tab->pools[i].n_idle == 0);
         SSL_SESSION_free(tab->pools[i].tls_session);
+        SSL_CTX_free(tab->pools[i].tls_session_ctx);
     }
     free(tab->pools);
     tab->pools = NULL;
@@ -152,6 +154,15 @@ static SSL_CTX *version_tls(const struct snapshot *s, const struct endpoint *ep,
     return NULL;
 }
 
+/* ep's IP address as text (for a certificate check without a name). */
+static const char *endpoint_ip(const struct endpoint *ep, char *buf, size_t len)
+{
+    const void *a = ep->sa.ss_family == AF_INET6
+                        ? (const void *)&((const struct sockaddr_in6 *)&ep->sa)->sin6_addr
+                        : (const void *)&((const struct sockaddr_in *)&ep->sa)->sin_addr;
+    return inet_ntop(ep->sa.ss_family, a, buf, (socklen_t)len);
+}
+
 struct upstream_conn *upstream_acquire(struct upstream_table *tab,
                                        struct endpoint *ep,
                                        bool fresh, conn_data_cb readcb,
@@ -159,12 +170,16 @@ struct upstream_conn *upstream_acquire(struct upstream_table *tab,
                                        conn_event_cb eventcb, void *arg)
 {
     struct loop *l = tab->loop;
+    const char *sni = NULL;
+    SSL_CTX *tctx = version_tls(loop_snapshot(l), ep, &sni);
     struct upstream_pool *pool = fresh ? NULL : pool_find(tab, ep);
     struct upstream_conn *uc = pool ? pool->head : NULL;
     /* An idle conn whose socket turned readable in this loop turn (queued
      * for the turn's read batch) has been closed by the peer or sent stray
-     * bytes: evict it rather than lend it to a txn. */
-    while (uc && conn_has_pending_read(uc->cn)) {
+     * bytes: evict it rather than lend it to a txn. So is one made under
+     * TLS settings a reload replaced (or TLS turned on or off since). */
+    while (uc && (conn_has_pending_read(uc->cn) ||
+                  (uc->tls ? conn_tls_ctx(uc->tls) != tctx : tctx != NULL))) {
         upstream_close(uc, UPSTREAM_CLOSE_IDLE);
         uc = pool->head;
     }
@@ -197,11 +212,12 @@ struct upstream_conn *upstream_acquire(struct upstream_table *tab,
     conn_setcb(cn, readcb, writecb, eventcb, arg);
     conn_set_write_low(cn, FLOW_HIGH_WATER / 2);
     conn_set_timeouts(cn, 0, loop_snapshot(l)->cfg->upstream_connect_timeout_ms);
-    const char *sni = NULL;
-    SSL_CTX *tctx = version_tls(loop_snapshot(l), ep, &sni);
     if (tctx) {
         struct upstream_pool *p = pool_find(tab, ep);
-        uc->tls = conn_tls_new_client(tctx, sni, p ? p->tls_session : NULL);
+        bool resume = p && p->tls_session && p->tls_session_ctx == tctx;
+        char ip[INET6_ADDRSTRLEN];
+        uc->tls = conn_tls_new_client(tctx, sni, endpoint_ip(ep, ip, sizeof(ip)),
+                                      resume ? p->tls_session : NULL);
         if (!uc->tls) {
             uc->txn = arg;
             upstream_close(uc, UPSTREAM_CLOSE_ERROR);
@@ -249,6 +265,12 @@ void upstream_release(struct upstream_conn *uc, bool reusable)
             struct upstream_pool *p = pool_get(tab, uc->ep);
             SSL_SESSION_free(p->tls_session);
             p->tls_session = sess;
+            SSL_CTX *ctx = (SSL_CTX *)conn_tls_ctx(uc->tls);
+            if (p->tls_session_ctx != ctx) {
+                SSL_CTX_up_ref(ctx);
+                SSL_CTX_free(p->tls_session_ctx);
+                p->tls_session_ctx = ctx;
+            }
         }
     }
     pool_push(uc);

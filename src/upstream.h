@@ -36,6 +36,8 @@ struct upstream_pool {
     struct upstream_conn *head; /* borrowed links (pool_next/pool_prev) */
     size_t n_idle;
     struct ssl_session_st *tls_session; /* owned: upstream TLS, resumed by the next conn */
+    struct ssl_ctx_st *tls_session_ctx; /* owned ref: the SSL_CTX it was made under
+                                           (a reload's new context starts afresh) */
 };
 
 /* One worker's upstream conns. */

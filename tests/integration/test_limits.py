@@ -38,6 +38,11 @@ versions:
     endpoints: [%s]
 split: {{v1: 100}}
 """ % (pod.addr, v2.addr))
+# Workers open their loops' fds after the listen port is up: count once the
+# control socket has answered and a request went through every worker.
+w.ctl("status")
+for _ in range(8):
+    get(w.port)
 base_fds = fd_count(w.pid)
 idle = []
 for i in range(1000):

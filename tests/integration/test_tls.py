@@ -56,7 +56,8 @@ class Pki:
         crt = os.path.join(self.d, name + ".crt")
         ext = os.path.join(self.d, name + ".ext")
         with open(ext, "w") as f:
-            f.write("subjectAltName=" + ",".join("DNS:" + s for s in sans) + "\n")
+            f.write("subjectAltName=" + ",".join(s if s.startswith("IP:") else "DNS:" + s
+                                                 for s in sans) + "\n")
         sh([OPENSSL, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
             "-keyout", key, "-out", csr, "-subj", "/CN=" + sans[0]])
         rc, out = sh([OPENSSL, "x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", self.ca_key,
@@ -84,7 +85,7 @@ def curl(url, *args):
 
 d = tmpdir()
 pki = Pki(d)
-main_crt, main_key = pki.leaf("main", ["localhost", "weir.test"])
+main_crt, main_key = pki.leaf("main", ["localhost", "weir.test", "IP:127.0.0.1"])
 api_crt, api_key = pki.leaf("api", ["api.example.com"])
 wild_crt, wild_key = pki.leaf("wild", ["*.apps.example.com"])
 # The served pair lives behind a symlink, as in a Kubernetes Secret mount.
@@ -413,6 +414,16 @@ def upstream_tls():
                 % {"tls_port": back_tls, "live": live, "api_crt": api_crt, "api_key": api_key,
                    "wild_crt": wild_crt, "wild_key": wild_key, "v1": v1.addr})
     check(wait_port(back_tls), "a TLS upstream (weir itself)")
+    # back2 presents a certificate without the address 127.0.0.1 in it
+    live2 = os.path.join(d, "live2")
+    os.makedirs(live2, exist_ok=True)
+    shutil.copy(api_crt, os.path.join(live2, "tls.crt"))
+    shutil.copy(api_key, os.path.join(live2, "tls.key"))
+    back2_tls = free_port()
+    back2 = Weir(CONFIG.replace("admin: 127.0.0.1:%(admin)d\n", "")
+                 % {"tls_port": back2_tls, "live": live2, "api_crt": api_crt, "api_key": api_key,
+                    "wild_crt": wild_crt, "wild_key": wild_key, "v1": v1.addr})
+    check(wait_port(back2_tls), "a second TLS upstream")
     front_cfg = """
 listen: {listen}
 control: {control}
@@ -424,10 +435,18 @@ versions:
   v2:
     endpoints: [127.0.0.1:%d]
     tls: {{ca: %s, sni: weir.test}}
+  by-ip:
+    endpoints: [127.0.0.1:%d]
+    tls: {{ca: %s}}
+  wrong-ip:
+    endpoints: [127.0.0.1:%d]
+    tls: {{ca: %s}}
 split: {{v1: 100}}
 rules:
   - {{header: X-Bad-CA, value: "1", version: v2}}
-""" % (back_tls, pki.ca, back_tls, wild_crt)
+  - {{header: X-By-IP, value: "1", version: by-ip}}
+  - {{header: X-Wrong-IP, value: "1", version: wrong-ip}}
+""" % (back_tls, pki.ca, back_tls, wild_crt, back_tls, pki.ca, back2_tls, pki.ca)
     front = Weir(front_cfg)
     for i in range(3):
         rc, out = curl("http://127.0.0.1:%d/echo" % front.port)
@@ -435,6 +454,11 @@ rules:
               "request %d through upstream TLS arrives (the back saw TLS)" % i)
     rc, out = curl("http://127.0.0.1:%d/" % front.port, "-o", "/dev/null", "-w", "%{http_code}", "-H", "X-Bad-CA: 1")
     check(out.strip() == "502", "an upstream whose certificate does not verify: 502 (%s)" % out)
+    rc, out = curl("http://127.0.0.1:%d/" % front.port, "-o", "/dev/null", "-w", "%{http_code}", "-H", "X-By-IP: 1")
+    check(out.strip() == "200", "without sni the certificate is checked for the endpoint's IP: "
+          "it has 127.0.0.1, 200 (%s)" % out)
+    rc, out = curl("http://127.0.0.1:%d/" % front.port, "-o", "/dev/null", "-w", "%{http_code}", "-H", "X-Wrong-IP: 1")
+    check(out.strip() == "502", "a chain that verifies but names neither sni nor the IP: 502 (%s)" % out)
     lines = []
     try:
         with open(os.path.join(back.dir, "access.log")) as f:
@@ -447,6 +471,7 @@ rules:
     check(len(ports) == 1, "upstream TLS connections are pooled and reused (%d connections)" % len(ports))
     front.stop()
     back.stop()
+    back2.stop()
 
 
 run()
