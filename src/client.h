@@ -95,11 +95,11 @@ struct client {
         struct sockaddr sa;
         struct sockaddr_in in4;
         struct sockaddr_in6 in6;
-    } addr;               /* the peer */
-    struct event park_ev; /* socket readable / idle timeout while parked */
-    unsigned listener;    /* cfg->listeners index it was accepted on */
-    struct conn_tls *tls; /* owned (conn_tls.h), NULL on a plain listener;
-                           * a stream client's is its parent's, borrowed */
+    } addr;                  /* the peer */
+    struct event park_ev;    /* socket readable / idle timeout while parked */
+    unsigned listener;       /* cfg->listeners index it was accepted on */
+    struct conn_tls *tls;    /* owned (conn_tls.h), NULL on a plain listener;
+                              * a stream client's is its parent's, borrowed */
     struct tls_set *tls_set; /* owned ref until the handshake is done: the
                               * SNI callback's argument lives in it */
 };
