@@ -327,6 +327,12 @@ void client_close(struct client *c, const char *why)
  * its EOF or after LINGER_MS (RFC 9112 §9.6: avoid a RST eating the answer). */
 static void start_linger(struct client *c)
 {
+    if (c->tls && !c->stream && conn_tls_close_notify(c->tls)) {
+        /* TLS's end of data first (RFC 8446 §6.1); on_write comes back */
+        conn_set_write_low(c->cn, 0);
+        conn_send(c->cn);
+        return;
+    }
     shutdown(c->fd, SHUT_WR);
     conn_read_start(c->cn);
     evtimer_del(c->timer);

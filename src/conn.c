@@ -184,6 +184,8 @@ void conn_read_start(struct conn *cn)
             conn_pipe_read_changed(cn);
         else
             add_rev(cn);
+        if (cn->tls && cn->tls->eof)
+            event_active(&cn->rev, EV_READ, 1); /* the EOF read_done held back */
     }
 }
 
@@ -217,13 +219,16 @@ static void read_done(struct conn *cn, ssize_t n)
         if (evbuffer_get_length(cn->tls->wire_out) && !cn->connecting &&
             !event_pending(&cn->wev, EV_WRITE, NULL))
             queue_send(cn);
-        if (r == CONN_TLS_IN_EOF) {
-            n = 0; /* close_notify: as a socket EOF */
-        } else {
-            if (r == CONN_TLS_IN_DATA && cn->readcb)
-                cn->readcb(cn, cn->arg);
-            return;
+        if (r == CONN_TLS_IN_DATA && cn->readcb) {
+            cn->readcb(cn, cn->arg);
+            if (cn->closed)
+                return;
         }
+        /* close_notify (maybe behind the data): a socket EOF, once the
+         * owner reads again if it stopped (conn_read_start) */
+        if (r == CONN_TLS_IN_NONE || !cn->tls->eof || !cn->reading)
+            return;
+        n = 0;
     } else if (n > 0) {
         cn->loop->n_reads++;
         if (cn->readcb)
@@ -232,6 +237,10 @@ static void read_done(struct conn *cn, ssize_t n)
     }
     if (n == -EAGAIN || n == -EINTR)
         return;
+    /* An upstream's TCP EOF without close_notify may be a truncation (a
+     * response read until close would look whole): an error, not an end. */
+    if (n == 0 && cn->tls && !cn->tls->server && !cn->tls->eof)
+        n = -ECONNRESET;
     conn_read_stop(cn);
     cn->eventcb(cn, (short)(CONN_READING | (n == 0 ? CONN_EOF : CONN_ERROR)), cn->arg);
 }
@@ -306,6 +315,10 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     if (what & EV_TIMEOUT) {
         conn_read_stop(cn);
         cn->eventcb(cn, CONN_READING | CONN_TIMEOUT, cn->arg);
+        return;
+    }
+    if (cn->tls && cn->tls->eof) {
+        read_done(cn, 0); /* close_notify came already: nothing to read */
         return;
     }
     if (cn->loop->iob) {

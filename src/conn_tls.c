@@ -376,6 +376,17 @@ int conn_tls_input(struct conn_tls *t, struct evbuffer *in)
     }
 }
 
+bool conn_tls_close_notify(struct conn_tls *t)
+{
+    if (!t->ssl || !t->done || t->failed || t->notified || !t->wire_out)
+        return false;
+    t->notified = true;
+    size_t before = evbuffer_get_length(t->wire_out);
+    SSL_shutdown(t->ssl); /* 0: sent, the peer's not awaited (we linger) */
+    ERR_clear_error();
+    return evbuffer_get_length(t->wire_out) > before;
+}
+
 void conn_tls_fill(struct conn_tls *t, struct evbuffer *out)
 {
     if (!t->done || t->failed)

@@ -73,6 +73,7 @@ struct conn_tls {
     bool counted;        /* the handshake's result is counted */
     bool eof;            /* close_notify received */
     bool reneg;          /* a renegotiation attempt was refused (closing) */
+    bool notified;       /* our close_notify is queued */
     unsigned listener;   /* server: the listener's index */
     struct event *timer; /* owned: the handshake deadline (server) */
     void (*on_timeout)(void *arg);
@@ -121,6 +122,10 @@ int conn_tls_input(struct conn_tls *t, struct evbuffer *in);
 /* Encrypt from `out` into wire_out (after the handshake), up to
  * CONN_TLS_WIRE_HIGH queued. */
 void conn_tls_fill(struct conn_tls *t, struct evbuffer *out);
+
+/* A graceful close: queue our close_notify in wire_out (once, after all
+ * application data). True when it was queued (send it, then close). */
+bool conn_tls_close_notify(struct conn_tls *t);
 
 /* Start a client handshake (the ClientHello goes to wire_out). */
 void conn_tls_connect(struct conn_tls *t);

@@ -430,6 +430,7 @@ void h2_session_on_drained(struct h2_session *s)
 void h2_session_on_timer(struct h2_session *s)
 {
     CHECK(s->magic == H2_SESSION_MAGIC);
+    struct client *c = s->c; /* the flush may close it and free s: c stays until reaped */
     const struct config *cfg = cur_config(s);
     uint64_t now = util_now_ms();
     if (!s->dead && s->n_streams == 0 && now - s->idle_since_ms >= cfg->client_idle_timeout_ms &&
@@ -448,7 +449,7 @@ void h2_session_on_timer(struct h2_session *s)
         }
     }
     h2_session_flush(s);
-    if (s->c->state == CL_S_H2)
+    if (c->state == CL_S_H2)
         arm_tick(s);
 }
 

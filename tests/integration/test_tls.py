@@ -25,6 +25,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -472,6 +473,82 @@ rules:
     front.stop()
     back.stop()
     back2.stop()
+
+
+def tls_upstream_server(clean):
+    """A one-shot TLS upstream answering with a body read until close; it
+    ends the connection with close_notify (clean) or drops TCP (not)."""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(4)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(main_crt, main_key)
+
+    def serve():
+        try:
+            raw, _ = ls.accept()
+            raw.settimeout(10)
+            s = ctx.wrap_socket(raw, server_side=True)
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                chunk = s.recv(4096)
+                if not chunk:
+                    return
+                buf += chunk
+            s.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"x" * 1000)
+            if clean:
+                s.unwrap()  # close_notify
+            raw.close()  # SSLSocket.close would not send one either
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            ls.close()
+    threading.Thread(target=serve, daemon=True).start()
+    return ls.getsockname()[1]
+
+
+@case
+def close_notify():
+    # weir ends a TLS connection it closes with close_notify: Python's ssl
+    # raises SSLEOFError on a bare TCP EOF.
+    ctx = ssl.create_default_context(cafile=pki.ca)
+    ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF  # Debian's Python sets it
+    raw = socket.create_connection(("127.0.0.1", tls_port), timeout=10)
+    s = ctx.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    data, err = b"", None
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except (OSError, ssl.SSLError) as e:
+        err = e
+    s.close()
+    check(data.startswith(b"HTTP/1.1 200") and err is None,
+          "Connection: close over TLS ends with close_notify (%r)" % err)
+    # an upstream's body read until close: whole only if it ends with close_notify
+    for clean in (True, False):
+        port = tls_upstream_server(clean)
+        front = Weir("""
+listen: {listen}
+control: {control}
+workers: 1
+versions:
+  v1:
+    endpoints: [127.0.0.1:%d]
+    tls: {{ca: %s}}
+split: {{v1: 100}}
+""" % (port, pki.ca))
+        rc, out = curl("http://127.0.0.1:%d/" % front.port, "-o", "/dev/null", "-w", "%{size_download}")
+        if clean:
+            check(rc == 0 and out.strip() == "1000", "a close-delimited TLS body with close_notify "
+                  "arrives whole (curl rc %d, %s bytes)" % (rc, out))
+        else:
+            check(rc != 0, "one cut by a TCP EOF without close_notify is not passed off as whole "
+                  "(curl rc %d, %s bytes)" % (rc, out))
+        front.stop()
 
 
 run()
