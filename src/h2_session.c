@@ -96,16 +96,17 @@ static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void 
             calm(s, H2_GA_EMPTY_FRAMES);
         break;
     case NGHTTP2_HEADERS:
+        /* Until the block's last byte (a frame's payload may trickle too). */
         s->continuations = 0;
-        s->block_since_ms = hd->flags & NGHTTP2_FLAG_END_HEADERS ? 0 : util_now_ms();
+        s->block_since_ms = util_now_ms();
+        s->block_stream = hd->stream_id;
         break;
     case NGHTTP2_CONTINUATION:
         if (++s->continuations > H2_MAX_CONTINUATIONS)
             calm(s, H2_GA_CONTINUATION);
-        if (hd->flags & NGHTTP2_FLAG_END_HEADERS)
-            s->block_since_ms = 0;
         break;
     default:
+        s->block_since_ms = 0; /* any other frame: a block before it is whole */
         break;
     }
     return s->dead ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
@@ -146,6 +147,8 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
 {
     struct h2_session *s = arg;
+    if (frame->hd.type == NGHTTP2_HEADERS)
+        s->block_since_ms = 0; /* the whole block is in */
     if (s->dead)
         return 0;
     struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
@@ -196,7 +199,6 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
 
 static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
 {
-    (void)ng;
     struct h2_session *s = arg;
     if (frame->hd.type == NGHTTP2_GOAWAY) {
         enum h2_goaway_reason r;
@@ -213,8 +215,20 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *
             log_info("%s HTTP/2: protocol error: GOAWAY %s", label,
                      nghttp2_http2_strerror(frame->goaway.error_code));
         }
-    } else if (frame->hd.type == NGHTTP2_RST_STREAM &&
-               frame->rst_stream.error_code == NGHTTP2_REFUSED_STREAM) {
+    } else if (frame->hd.type == NGHTTP2_RST_STREAM && frame->hd.stream_id == s->block_stream) {
+        s->block_since_ms = 0; /* a refused or bad block: nghttp2 is done with it */
+    }
+    if ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) &&
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        /* The response is whole but the request is not: end the stream
+         * (RFC 9113 §8.1) rather than hold it open for the client. */
+        struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
+        if (st && !h2_stream_request_ended(st))
+            nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                      NGHTTP2_NO_ERROR);
+    }
+    if (frame->hd.type == NGHTTP2_RST_STREAM &&
+        frame->rst_stream.error_code == NGHTTP2_REFUSED_STREAM) {
         h2_metrics_refused(H2_RF_MAX_CONCURRENT);
         new_window(s, util_now_ms());
         if (++s->refused > H2_MAX_REFUSED)

@@ -71,6 +71,7 @@ struct h2_session {
     uint32_t resets, settings, pings, empty, refused; /* in this window */
     uint32_t continuations;                           /* in the header block being received */
     uint64_t block_since_ms;                          /* a header block began and is not complete, or 0 */
+    int32_t block_stream;                             /* the stream of that block */
     uint64_t last_rx_ms;                              /* last bytes from the client */
     uint64_t idle_since_ms;                           /* the last stream ended */
 };

@@ -434,6 +434,11 @@ void h2_stream_client_closed(struct h2_stream *st, const char *why)
     h2_session_flush(st->sess);
 }
 
+bool h2_stream_request_ended(const struct h2_stream *st)
+{
+    return st->req_ended;
+}
+
 bool h2_stream_is_blocked(const struct h2_stream *st)
 {
     bool pending = evbuffer_get_length(st->body) > 0 ||

@@ -71,6 +71,9 @@ void h2_stream_client_closed(struct h2_stream *st, const char *why);
 /* Whether response data waits for the client's flow-control window. */
 bool h2_stream_is_blocked(const struct h2_stream *st);
 
+/* The request's END_STREAM arrived. */
+bool h2_stream_request_ended(const struct h2_stream *st);
+
 /* The stream's id and the session's list link. */
 int32_t h2_stream_id(const struct h2_stream *st);
 struct h2_stream **h2_stream_next(struct h2_stream *st);

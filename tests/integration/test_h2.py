@@ -499,6 +499,35 @@ def header_block_timeout():
 
 
 @case
+def header_frame_trickle():
+    # one HEADERS frame with END_HEADERS, its payload never finished
+    w = h2_weir("timeouts: {client_header: 1s}")
+    c = H2(w.port)
+    f = c.frame()
+    while not isinstance(f, SettingsFrame):
+        f = c.frame()
+    c.s.sendall(c.headers(1, "/").serialize()[:-3])
+    expect_calm(w, c, "header_timeout", "a HEADERS frame whose payload stalls")
+
+
+@case
+def response_before_request_end():
+    # the response is whole (weir's own 431), the request never ends: weir
+    # ends the stream rather than keep it open for the client
+    w = h2_weir()
+    c = H2(w.port)
+    c.send(c.headers(1, "/", extra=[("x-big", "a" * 20000)], end_stream=False))
+    r = c.response(1)
+    check(r is not None and r[0] == 431, "the response came (%r)" % (r and r[0]))
+    f = c.frame()
+    while f is not None and not isinstance(f, (RstStreamFrame, GoAwayFrame)):
+        f = c.frame()
+    check(isinstance(f, RstStreamFrame) and f.stream_id == 1 and f.error_code == 0,
+          "then RST_STREAM NO_ERROR for the open request half: %r" % f)
+    c.close()
+
+
+@case
 def idle_goaway():
     w = h2_weir("timeouts: {client_idle: 1s}")
     c = H2(w.port)
