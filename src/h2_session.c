@@ -136,9 +136,10 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
     struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
     if (!st)
         return 0;
-    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0; /* request trailers: HTTP/1.1 upstreams get none */
-    int rv = h2_stream_on_header(st, name, nlen, value, vlen);
+    /* request trailers: HTTP/1.1 upstreams get none, but they count */
+    int rv = frame->headers.cat == NGHTTP2_HCAT_REQUEST
+                 ? h2_stream_on_header(st, name, nlen, value, vlen)
+                 : h2_stream_on_trailer(st, nlen, vlen);
     if (rv == NGHTTP2_ERR_CALLBACK_FAILURE)
         calm(s, H2_GA_HPACK_BOMB);
     return rv;

@@ -129,6 +129,20 @@ static bool name_is(const uint8_t *name, size_t nlen, const char *lit)
     return nlen == l && memcmp(name, lit, l) == 0;
 }
 
+int h2_stream_on_trailer(struct h2_stream *st, size_t nlen, size_t vlen)
+{
+    CHECK(st->magic == H2_STREAM_MAGIC);
+    const struct config *cfg = cur_config(st);
+    /* Dropped (HTTP/1.1 upstreams get none) but decoded: the head's and
+     * the trailers' fields together stay under the bomb bound. */
+    st->hdr_bytes += nlen + vlen + 32;
+    st->hdr_count++;
+    if (st->hdr_bytes > (size_t)cfg->max_header_bytes * HPACK_BOMB_FACTOR ||
+        st->hdr_count > (size_t)cfg->max_header_count * HPACK_BOMB_FACTOR)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    return 0;
+}
+
 int h2_stream_on_header(struct h2_stream *st, const uint8_t *name, size_t nlen,
                         const uint8_t *value, size_t vlen)
 {

@@ -41,6 +41,10 @@ struct client;
 /* A stream the client opened (HEADERS begun). NULL only on a refusal. */
 struct h2_stream *h2_stream_new(struct h2_session *s, int32_t id);
 
+/* One trailer field of the request (name and value lengths): counted
+ * against the header list bounds, kept nowhere. Returns as below. */
+int h2_stream_on_trailer(struct h2_stream *st, size_t nlen, size_t vlen);
+
 /* One request header field. Returns 0, or an nghttp2 error code (the
  * callback's return value). */
 int h2_stream_on_header(struct h2_stream *st, const uint8_t *name, size_t nlen,

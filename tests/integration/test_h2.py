@@ -499,6 +499,21 @@ def header_block_timeout():
 
 
 @case
+def hpack_bomb_in_trailers():
+    # the same bomb as the request's trailers (which weir drops): still counted
+    w = h2_weir()
+    c = H2(w.port)
+    c.send(c.headers(1, "/", method="POST", end_stream=False),
+           DataFrame(1, data=b"x"))
+    t = HeadersFrame(1)
+    t.data = c.enc.encode([("x-bomb", "b" * 4000)] * 100)
+    t.flags.add("END_HEADERS")
+    t.flags.add("END_STREAM")
+    c.send(t)
+    expect_calm(w, c, "hpack_bomb", "HPACK bomb in trailers")
+
+
+@case
 def header_frame_trickle():
     # one HEADERS frame with END_HEADERS, its payload never finished
     w = h2_weir("timeouts: {client_header: 1s}")
