@@ -69,11 +69,16 @@ size_t conn_out_pending(const struct conn *cn)
     return cn->tls ? n + evbuffer_get_length(cn->tls->wire_out) : n;
 }
 
-/* TLS: encrypt what the owner queued, up to the wire's high-water mark. */
+/* TLS: encrypt what the owner queued, up to the wire's high-water mark.
+ * A TLS failure here is told to the owner from the loop (on_readable),
+ * not from inside its own conn_send. */
 static void fill(struct conn *cn)
 {
-    if (cn->tls && evbuffer_get_length(cn->out))
+    if (cn->tls && evbuffer_get_length(cn->out)) {
         conn_tls_fill(cn->tls, cn->out);
+        if (cn->tls->failed)
+            event_active(&cn->rev, EV_READ, 1);
+    }
 }
 
 void conn_set_tls(struct conn *cn, struct conn_tls *t)
@@ -317,6 +322,10 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         cn->eventcb(cn, CONN_READING | CONN_TIMEOUT, cn->arg);
         return;
     }
+    if (cn->tls && cn->tls->failed) {
+        tls_fatal(cn); /* failed while sending (fill, connect) */
+        return;
+    }
     if (cn->tls && cn->tls->eof) {
         read_done(cn, 0); /* close_notify came already: nothing to read */
         return;
@@ -415,7 +424,9 @@ static void connect_done(struct conn *cn)
     if (cn->tls) {
         /* the ClientHello; the owner's request waits for the handshake */
         conn_tls_connect(cn->tls);
-        if (evbuffer_get_length(cn->tls->wire_out))
+        if (cn->tls->failed)
+            event_active(&cn->rev, EV_READ, 1);
+        else if (evbuffer_get_length(cn->tls->wire_out))
             queue_send(cn);
     }
     cn->eventcb(cn, CONN_CONNECTED, cn->arg);
